@@ -1,0 +1,86 @@
+"""Channel attention with a pluggable, fixed filter bank.
+
+squeeze (filter bank) -> excitation (FC-ReLU-FC-sigmoid, no biases) -> rescale.
+OrthoNet, FcaNet and SENet are this layer with different banks (DESIGN.md).
+"""
+from __future__ import annotations
+
+import functools
+from typing import Callable, Optional, Sequence, Union
+
+import paddle
+import paddle.nn as nn
+import paddle.nn.functional as F
+
+from .filter_banks import get_filter_bank
+
+__all__ = ["ChannelAttention", "create_attention"]
+
+
+def _pair(size: Union[int, Sequence[int]]) -> tuple:
+    if isinstance(size, int):
+        return (size, size)
+    h, w = size
+    return (int(h), int(w))
+
+
+class ChannelAttention(nn.Layer):
+    """Squeeze-excitation-rescale attention over ``channels`` channels.
+
+    Args:
+        channels: number of input (and output) channels.
+        size: filter size ``h`` or ``(h, w)``; feature maps of another size are
+            adaptive-average-pooled to it before the squeeze.
+        squeeze: filter bank name: ``ortho``, ``dct``, ``avg`` or ``random``.
+        reduction: the excitation's hidden width is ``round(channels / reduction)``.
+        seed: seed of the random banks (``ortho``, ``random``).
+        freq_sel: DCT frequency selection (``dct`` only), e.g. ``top16``.
+    """
+
+    def __init__(self, channels: int, size: Union[int, Sequence[int]] = 7, squeeze: str = "ortho",
+                 reduction: int = 16, seed: int = 0, freq_sel: str = "top16"):
+        super().__init__()
+        bank_fn = get_filter_bank(squeeze)
+        if reduction <= 0:
+            raise ValueError(f"reduction must be positive, got {reduction}")
+        self.channels = channels
+        self.size = _pair(size)
+        self.squeeze = squeeze
+        hidden = max(1, int(round(channels / reduction)))
+        self.fc1 = nn.Linear(channels, hidden, bias_attr=False)
+        self.fc2 = nn.Linear(hidden, channels, bias_attr=False)
+        if squeeze == "avg":
+            # A constant 1/(h*w) bank is global average pooling; no buffer needed.
+            self.filters = None
+        else:
+            kwargs = {"freq_sel": freq_sel} if squeeze == "dct" else {}
+            bank = bank_fn(channels, *self.size, seed=seed, **kwargs)
+            # Persistable buffer: saved with the model, not trained, not counted.
+            self.register_buffer("filters", paddle.to_tensor(bank), persistable=True)
+
+    def squeeze_features(self, x: paddle.Tensor) -> paddle.Tensor:
+        """The squeeze alone: ``[b, c, h, w] -> [b, c]``."""
+        if self.filters is None:
+            return x.mean(axis=[2, 3])
+        if tuple(x.shape[2:]) != self.size:
+            x = F.adaptive_avg_pool2d(x, self.size)
+        return (x * self.filters).sum(axis=[2, 3])
+
+    def excitation(self, x: paddle.Tensor) -> paddle.Tensor:
+        """Per-channel weights in (0, 1): ``[b, c, h, w] -> [b, c]``."""
+        s = self.squeeze_features(x)
+        return F.sigmoid(self.fc2(F.relu(self.fc1(s))))
+
+    def forward(self, x: paddle.Tensor) -> paddle.Tensor:
+        return x * self.excitation(x).unsqueeze([2, 3])
+
+    def extra_repr(self) -> str:
+        return f"channels={self.channels}, size={self.size}, squeeze={self.squeeze}"
+
+
+def create_attention(squeeze: Optional[str], **kwargs) -> Optional[Callable[..., nn.Layer]]:
+    """A factory ``(channels, size) -> layer`` for blocks, or None when off."""
+    if squeeze in (None, "none"):
+        return None
+    get_filter_bank(squeeze)  # fail early with the list of valid names
+    return functools.partial(ChannelAttention, squeeze=squeeze, **kwargs)

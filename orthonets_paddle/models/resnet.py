@@ -1,0 +1,190 @@
+"""One ResNet family with pluggable channel attention.
+
+ResNet: He et al., "Deep Residual Learning for Image Recognition", arXiv 1512.03385.
+OrthoNet / OrthoNet-MOD: Salman et al., "OrthoNets: Orthogonal Channel Attention
+Networks", arXiv 2311.03071. FcaNet: Qin et al., arXiv 2012.11879. SENet: Hu et
+al., arXiv 1709.01507. Layer names follow ``paddle.vision.models.ResNet``.
+"""
+from __future__ import annotations
+
+import math
+from typing import Callable, List, Optional, Sequence, Type, Union
+
+import paddle
+import paddle.nn as nn
+
+from ..layers import create_attention
+
+__all__ = ["ResNet", "BasicBlock", "Bottleneck", "STEMS", "POSITIONS"]
+
+STEMS = ("imagenet", "cifar")
+POSITIONS = ("post", "mod")
+
+
+def _conv(cin: int, cout: int, k: int, stride: int = 1) -> nn.Conv2D:
+    # He init with fan_out, as the authors' and torchvision's ResNets use.
+    init = nn.initializer.KaimingNormal(fan_in=k * k * cout)
+    return nn.Conv2D(cin, cout, k, stride=stride, padding=k // 2, bias_attr=False,
+                     weight_attr=paddle.ParamAttr(initializer=init))
+
+
+class BasicBlock(nn.Layer):
+    """Two 3x3 convs; attention after the second BN, before the residual add."""
+
+    expansion = 1
+
+    def __init__(self, inplanes: int, planes: int, stride: int = 1,
+                 downsample: Optional[nn.Layer] = None, attn: Optional[Callable] = None,
+                 size: int = 7, position: str = "post"):
+        super().__init__()
+        self.conv1 = _conv(inplanes, planes, 3, stride)
+        self.bn1 = nn.BatchNorm2D(planes)
+        self.relu = nn.ReLU()
+        self.conv2 = _conv(planes, planes, 3)
+        self.bn2 = nn.BatchNorm2D(planes)
+        # BasicBlock has no 'mod' position (DESIGN.md): always post.
+        self.att = attn(planes, size) if attn else None
+        self.downsample = downsample
+
+    def forward(self, x):
+        identity = x if self.downsample is None else self.downsample(x)
+        out = self.relu(self.bn1(self.conv1(x)))
+        out = self.bn2(self.conv2(out))
+        if self.att is not None:
+            out = self.att(out)
+        return self.relu(out + identity)
+
+
+class Bottleneck(nn.Layer):
+    """1x1-3x3-1x1 with stride on the 3x3; attention ``post`` (on the 4x
+    expanded output, before the add) or ``mod`` (on ``planes`` channels after
+    the 3x3's BN, before its ReLU: OrthoNet-MOD)."""
+
+    expansion = 4
+
+    def __init__(self, inplanes: int, planes: int, stride: int = 1,
+                 downsample: Optional[nn.Layer] = None, attn: Optional[Callable] = None,
+                 size: int = 7, position: str = "post"):
+        super().__init__()
+        self.conv1 = _conv(inplanes, planes, 1)
+        self.bn1 = nn.BatchNorm2D(planes)
+        self.conv2 = _conv(planes, planes, 3, stride)
+        self.bn2 = nn.BatchNorm2D(planes)
+        self.conv3 = _conv(planes, planes * 4, 1)
+        self.bn3 = nn.BatchNorm2D(planes * 4)
+        self.relu = nn.ReLU()
+        self.position = position
+        att_channels = planes if position == "mod" else planes * 4
+        self.att = attn(att_channels, size) if attn else None
+        self.downsample = downsample
+
+    def forward(self, x):
+        identity = x if self.downsample is None else self.downsample(x)
+        out = self.relu(self.bn1(self.conv1(x)))
+        out = self.bn2(self.conv2(out))
+        if self.att is not None and self.position == "mod":
+            out = self.att(out)
+        out = self.bn3(self.conv3(self.relu(out)))
+        if self.att is not None and self.position == "post":
+            out = self.att(out)
+        return self.relu(out + identity)
+
+
+def _choice(name: str, value, valid: Sequence) -> None:
+    if value not in valid:
+        raise ValueError(f"unknown {name} {value!r}; valid: {', '.join(map(str, valid))}")
+
+
+class ResNet(nn.Layer):
+    """The ResNet family every model here is a configuration of.
+
+    Args:
+        block: ``BasicBlock`` or ``Bottleneck``.
+        layers: blocks per stage, e.g. ``[2, 2, 2, 2]``.
+        num_classes: classifier outputs.
+        squeeze: attention filter bank (``ortho``, ``dct``, ``avg``, ``random``)
+            or None for a plain ResNet.
+        position: ``post`` or ``mod`` (Bottleneck only; BasicBlock uses post).
+        stem: ``imagenet`` (7x7/2 conv + max pool) or ``cifar`` (3x3/1 conv).
+        input_size: input resolution the filter sizes are made for (stage
+            feature-map sizes); other resolutions still run (pooled to fit).
+        width: base channels (64 is the standard ResNet).
+        in_channels: image channels (3 for RGB, 1 for grayscale).
+        reduction: excitation reduction ratio.
+        seed: seed of the random filter banks; block ``i`` uses ``seed + i``.
+        freq_sel: DCT frequency selection for ``squeeze='dct'``.
+    """
+
+    def __init__(self, block: Type[nn.Layer], layers: Sequence[int], num_classes: int = 1000,
+                 squeeze: Optional[str] = None, position: str = "post", stem: str = "imagenet",
+                 input_size: int = 224, width: int = 64, in_channels: int = 3,
+                 reduction: int = 16, seed: int = 0, freq_sel: str = "top16"):
+        super().__init__()
+        _choice("stem", stem, STEMS)
+        _choice("attention position", position, POSITIONS)
+        for key, val in (("num_classes", num_classes), ("input_size", input_size),
+                         ("width", width), ("in_channels", in_channels)):
+            if not isinstance(val, int) or isinstance(val, bool) or val < 1:
+                raise ValueError(f"{key} must be a positive integer, got {val!r}")
+        self.num_classes = num_classes
+        self.input_size = input_size
+        self.squeeze = squeeze
+        self.position = position if block is Bottleneck else "post"
+        self.stem = stem
+        attn = create_attention(squeeze, reduction=reduction, freq_sel=freq_sel)
+
+        if stem == "imagenet":
+            self.conv1 = _conv(in_channels, width, 7, 2)
+            self.maxpool = nn.MaxPool2D(kernel_size=3, stride=2, padding=1)
+            size = math.ceil(math.ceil(input_size / 2) / 2)
+        else:
+            self.conv1 = _conv(in_channels, width, 3, 1)
+            self.maxpool = None
+            size = input_size
+        self.bn1 = nn.BatchNorm2D(width)
+        self.relu = nn.ReLU()
+
+        self.inplanes = width
+        self._block_index = 0
+        stages = []
+        for i, n in enumerate(layers):
+            stride = 1 if i == 0 else 2
+            if i:
+                size = math.ceil(size / 2)
+            stages.append(self._make_layer(block, width * 2 ** i, n, stride, attn, size,
+                                           position, seed))
+        self.layer1, self.layer2, self.layer3, self.layer4 = stages
+        self.avgpool = nn.AdaptiveAvgPool2D(1)
+        self.fc = nn.Linear(self.inplanes, num_classes)
+
+    def _make_layer(self, block, planes, blocks, stride, attn, size, position, seed):
+        downsample = None
+        if stride != 1 or self.inplanes != planes * block.expansion:
+            downsample = nn.Sequential(
+                _conv(self.inplanes, planes * block.expansion, 1, stride),
+                nn.BatchNorm2D(planes * block.expansion))
+        out = []
+        for j in range(blocks):
+            block_attn = None
+            if attn is not None:
+                # Each block gets its own bank, reproducibly from one seed.
+                block_attn = _with_seed(attn, seed + self._block_index)
+            self._block_index += 1
+            out.append(block(self.inplanes, planes, stride if j == 0 else 1,
+                             downsample if j == 0 else None, block_attn, size, position))
+            self.inplanes = planes * block.expansion
+        return nn.Sequential(*out)
+
+    def forward_features(self, x):
+        x = self.relu(self.bn1(self.conv1(x)))
+        if self.maxpool is not None:
+            x = self.maxpool(x)
+        return self.layer4(self.layer3(self.layer2(self.layer1(x))))
+
+    def forward(self, x):
+        x = self.avgpool(self.forward_features(x))
+        return self.fc(paddle.flatten(x, 1))
+
+
+def _with_seed(attn: Callable, seed: int) -> Callable:
+    return lambda channels, size: attn(channels, size, seed=seed)

@@ -1,0 +1,151 @@
+"""One loader for pretrained weights: local path or URL, mismatches listed."""
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import tempfile
+import urllib.error
+import urllib.parse
+import urllib.request
+from dataclasses import dataclass, field
+from typing import Dict, List, Tuple
+
+import numpy as np
+import paddle
+
+__all__ = ["load_pretrained", "load_state_file", "resolve_weights", "cache_dir", "LoadReport",
+           "WeightsError"]
+
+logger = logging.getLogger("orthonets_paddle")
+
+
+class WeightsError(RuntimeError):
+    """A weights file is missing, unreadable or does not fit the model."""
+
+
+@dataclass
+class LoadReport:
+    """What ``load_pretrained`` did: loaded keys and every mismatch."""
+
+    path: str
+    loaded: List[str] = field(default_factory=list)
+    missing: List[str] = field(default_factory=list)
+    unexpected: List[str] = field(default_factory=list)
+    mismatched: List[Tuple[str, tuple, tuple]] = field(default_factory=list)
+    skipped_classifier: bool = False
+
+    @property
+    def clean(self) -> bool:
+        return not (self.missing or self.unexpected or self.mismatched)
+
+    def summary(self) -> str:
+        lines = [f"loaded {len(self.loaded)} tensors from {self.path}"]
+        if self.skipped_classifier:
+            lines.append("classifier skipped (different number of classes): it keeps its "
+                         "fresh initialisation, as for fine-tuning")
+        if self.mismatched:
+            lines.append("shape mismatches (kept the model's own): " + ", ".join(
+                f"{k} file {list(a)} vs model {list(b)}" for k, a, b in self.mismatched))
+        if self.missing:
+            lines.append(f"missing in file ({len(self.missing)}): " + ", ".join(self.missing[:20])
+                         + (" ..." if len(self.missing) > 20 else ""))
+        if self.unexpected:
+            lines.append(f"unexpected in file ({len(self.unexpected)}): "
+                         + ", ".join(self.unexpected[:20]) + (" ..." if len(self.unexpected) > 20 else ""))
+        return "; ".join(lines)
+
+
+def cache_dir() -> str:
+    """Where downloaded weights are cached (``$ORTHONETS_HOME/weights``)."""
+    home = os.environ.get("ORTHONETS_HOME", os.path.join(os.path.expanduser("~"), ".cache",
+                                                         "orthonets_paddle"))
+    return os.path.join(home, "weights")
+
+
+def _is_url(path: str) -> bool:
+    return urllib.parse.urlparse(str(path)).scheme in ("http", "https")
+
+
+def _download(url: str, timeout: float = 30.0) -> str:
+    name = os.path.basename(urllib.parse.urlparse(url).path) or "weights.pdparams"
+    target = os.path.join(cache_dir(), name)
+    if os.path.isfile(target):
+        return target
+    os.makedirs(cache_dir(), exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=cache_dir(), suffix=".part")
+    try:
+        with os.fdopen(fd, "wb") as out, urllib.request.urlopen(url, timeout=timeout) as resp:
+            shutil.copyfileobj(resp, out)
+        os.replace(tmp, target)
+    except (urllib.error.URLError, OSError, TimeoutError) as exc:
+        raise WeightsError(
+            f"could not download {url} ({exc}). If this machine is offline, download the file "
+            f"elsewhere and place it at {target} (or pass its local path instead).") from None
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+    return target
+
+
+def resolve_weights(path: str) -> str:
+    """A local file for ``path``: a URL is downloaded (cached); ``.pdparams`` optional."""
+    path = str(path)
+    if _is_url(path):
+        return _download(path)
+    for candidate in (path, path + ".pdparams"):
+        if os.path.isfile(candidate):
+            return candidate
+    raise WeightsError(f"weights file not found: {path} (also tried {path}.pdparams); "
+                       "give the path of a .pdparams file or an http(s) URL")
+
+
+def load_state_file(path: str) -> Dict[str, np.ndarray]:
+    """Read a ``.pdparams`` state dict; a clear error for anything else."""
+    try:
+        state = paddle.load(path, return_numpy=True)
+    except Exception as exc:  # paddle raises assorted types for corrupt files
+        raise WeightsError(f"{path} is not a readable Paddle weights file ({type(exc).__name__}: "
+                           f"{exc}). It may be truncated or corrupt; re-download or re-save it.") from None
+    if not isinstance(state, dict) or not state:
+        raise WeightsError(f"{path} does not hold a state dict (got {type(state).__name__})")
+    return state
+
+
+def load_pretrained(model: paddle.nn.Layer, path: str, strict: bool = False,
+                    skip_mismatched_classifier: bool = True, verbose: bool = True) -> LoadReport:
+    """Load weights into ``model`` and report what did not fit.
+
+    Args:
+        model: the model to fill.
+        path: local ``.pdparams`` (suffix optional) or http(s) URL.
+        strict: raise ``WeightsError`` on any missing, unexpected or mismatched key.
+        skip_mismatched_classifier: a classifier (``fc.*``) whose shape differs
+            is skipped with a warning, so fine-tuning on new classes works.
+        verbose: log the report as a warning when it is not clean.
+    """
+    local = resolve_weights(path)
+    state = load_state_file(local)
+    own = model.state_dict()
+    report = LoadReport(path=local)
+    to_set = {}
+    for key, value in state.items():
+        if key not in own:
+            report.unexpected.append(key)
+            continue
+        value = np.asarray(value)
+        if tuple(value.shape) != tuple(own[key].shape):
+            if key.startswith("fc.") and skip_mismatched_classifier and not strict:
+                report.skipped_classifier = True
+            else:
+                report.mismatched.append((key, tuple(value.shape), tuple(own[key].shape)))
+            continue
+        to_set[key] = value
+    report.missing = [k for k in own if k not in state]
+    if strict and not report.clean:
+        raise WeightsError(f"weights do not fit {type(model).__name__} (strict): {report.summary()}")
+    model.set_state_dict(to_set)
+    report.loaded = sorted(to_set)
+    if verbose and (not report.clean or report.skipped_classifier):
+        logger.warning("pretrained weights: %s", report.summary())
+    return report
