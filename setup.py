@@ -8,7 +8,7 @@ setup(
     long_description_content_type="text/markdown",
     packages=find_packages(include=["orthonets_paddle", "orthonets_paddle.*"]),
     python_requires=">=3.9",
-    install_requires=["numpy", "PyYAML", "tqdm", "matplotlib", "pillow"],
+    install_requires=["numpy", "PyYAML", "tqdm", "matplotlib", "pillow", "opencv-python-headless"],
     extras_require={
         "cpu": ["paddlepaddle==3.3.1"],
         "gpu": ["paddlepaddle-gpu==3.3.1"],

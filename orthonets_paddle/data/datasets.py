@@ -1,0 +1,530 @@
+"""Datasets: CIFAR-10/100, Fashion-MNIST, an image folder, and synthetic images.
+
+Every dataset is a ``paddle.io.Dataset`` whose items are ``(image, label)``:
+
+- ``image`` is the uint8 HWC numpy array (RGB, or one channel) passed through the
+  ``transforms`` callable; after ``ToTensor``/``Normalize`` it is a float32 CHW array.
+- ``label`` is a 0-d int64 numpy array (shape ``[]``), as ``paddle.vision.datasets``
+  returns. Paddle's default collate stacks a batch of them into an int64 tensor of shape
+  ``[B]``, which ``F.cross_entropy(logits, label)`` takes directly (reshape to ``[B, 1]``
+  for ``paddle.metric.accuracy``).
+
+``num_samples`` keeps only the first N samples (for quick runs); N larger than the
+dataset keeps all of it.
+"""
+from __future__ import annotations
+
+import difflib
+import gzip
+import hashlib
+import inspect
+import os
+import pickle
+import shutil
+import tarfile
+import urllib.request
+import zlib
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
+
+import numpy as np
+import paddle
+import paddle.dataset.common  # noqa: F401  (DATA_HOME: Paddle's dataset cache)
+from PIL import Image
+
+from .transforms import build_transforms
+
+__all__ = ["DATASETS", "DataFileError", "build_dataset", "dataset_params", "Cifar10",
+           "Cifar100", "FashionMNIST", "ImageFolder", "Synthetic", "download"]
+
+CIFAR10_CLASSES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse",
+                   "ship", "truck"]
+CIFAR100_CLASSES = (
+    "apple aquarium_fish baby bear beaver bed bee beetle bicycle bottle bowl boy bridge bus "
+    "butterfly camel can castle caterpillar cattle chair chimpanzee clock cloud cockroach "
+    "couch crab crocodile cup dinosaur dolphin elephant flatfish forest fox girl hamster "
+    "house kangaroo keyboard lamp lawn_mower leopard lion lizard lobster man maple_tree "
+    "motorcycle mountain mouse mushroom oak_tree orange orchid otter palm_tree pear "
+    "pickup_truck pine_tree plain plate poppy porcupine possum rabbit raccoon ray road "
+    "rocket rose sea seal shark shrew skunk skyscraper snail snake spider squirrel "
+    "streetcar sunflower sweet_pepper table tank telephone television tiger tractor train "
+    "trout tulip turtle wardrobe whale willow_tree wolf woman worm").split()
+FASHION_MNIST_CLASSES = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal",
+                         "Shirt", "Sneaker", "Bag", "Ankle boot"]
+
+# Paddle's own mirror and checksums (paddle.vision.datasets.cifar), so a file already
+# in Paddle's cache is reused.
+CIFAR_URL_PREFIX = "https://dataset.bj.bcebos.com/cifar/"
+CIFAR10_MD5 = "c58f30108f718f92721af3b95e74349a"
+CIFAR100_MD5 = "eb9058c3a382ffc7106e4002c42a8d85"
+DOWNLOAD_TIMEOUT = 60.0  # seconds per network operation
+FASHION_MNIST_DIR = "/usr/share/datasets/fashion-mnist"  # Debian: dataset-fashion-mnist
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".ppm", ".pgm", ".tif", ".tiff", ".webp")
+
+
+class DataFileError(ValueError):
+    """A dataset file is missing, unreadable or not in the expected format."""
+
+
+# ----------------------------------------------------------------------------- helpers
+def _check_num_samples(num_samples: Optional[int], owner: str) -> Optional[int]:
+    if num_samples is None:
+        return None
+    if isinstance(num_samples, bool) or not isinstance(num_samples, (int, np.integer)) \
+            or num_samples < 1:
+        raise ValueError(f"{owner}: num_samples must be a positive integer or null (all "
+                         f"samples), got {num_samples!r}")
+    return int(num_samples)
+
+
+def _check_mode(mode: str, owner: str, eval_name: str = "test") -> str:
+    """Map ``train`` / ``val`` / ``test`` / ``eval`` (any case) to ``train`` or ``eval_name``."""
+    m = str(mode).lower()
+    if m == "train":
+        return "train"
+    if m in ("test", "val", "eval"):
+        return eval_name
+    raise ValueError(f"{owner}: unknown mode {mode!r}; use 'train' or '{eval_name}' "
+                     f"('val'/'test' are aliases)")
+
+
+class _ArrayDataset(paddle.io.Dataset):
+    """Images held in memory as uint8 ``[N, H, W, C]`` with int64 labels ``[N]``."""
+
+    images: np.ndarray
+    labels: np.ndarray
+    class_names: Optional[List[str]] = None
+    num_classes: Optional[int] = None
+
+    def __init__(self, transforms: Optional[Callable], num_samples: Optional[int]):
+        super().__init__()
+        self.transforms = transforms
+        self.num_samples = _check_num_samples(num_samples, type(self).__name__)
+
+    def _set_arrays(self, images: np.ndarray, labels: np.ndarray) -> None:
+        if self.num_samples is not None:
+            images, labels = images[:self.num_samples], labels[:self.num_samples]
+        self.images = np.ascontiguousarray(images, dtype=np.uint8)
+        self.labels = np.asarray(labels, dtype=np.int64)
+
+    def _image(self, idx: int) -> Any:
+        return self.images[idx]
+
+    def __getitem__(self, idx: int) -> Tuple[Any, np.ndarray]:
+        img = self._image(idx)
+        if self.transforms is not None:
+            img = self.transforms(img)
+        return img, np.array(self.labels[idx], dtype=np.int64)
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+
+# ----------------------------------------------------------------------------- download
+def _urlopen(url: str, timeout: float):
+    """Open ``url`` (a separate function so tests can simulate being offline)."""
+    return urllib.request.urlopen(url, timeout=timeout)
+
+
+def _md5(path: str) -> str:
+    h = hashlib.md5()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def download(url: str, path: str, md5: Optional[str] = None, timeout: float = DOWNLOAD_TIMEOUT,
+             hint: str = "") -> str:
+    """Download ``url`` to ``path`` (via a temporary file), checking ``md5``.
+
+    Raises:
+        ConnectionError: the download failed (the message says where to put the file by
+            hand; ``hint`` is appended).
+        DataFileError: the downloaded file has the wrong checksum.
+    """
+    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+    tmp = path + ".part"
+    print(f"Downloading {url} to {path}", flush=True)
+    try:
+        with _urlopen(url, timeout) as response, open(tmp, "wb") as out:
+            shutil.copyfileobj(response, out, 1 << 20)
+    except Exception as err:  # URLError, timeout, HTTP errors: all mean "no file"
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        raise ConnectionError(
+            f"could not download {url} ({type(err).__name__}: {err}); this machine seems to be "
+            f"offline. Download the file elsewhere and put it at {path}{hint}") from None
+    if md5 is not None and _md5(tmp) != md5:
+        os.remove(tmp)
+        raise DataFileError(f"downloaded {url} but its md5 is not {md5} (truncated or changed "
+                            f"file); try again, or put a good copy at {path}{hint}")
+    os.replace(tmp, path)
+    return path
+
+
+# ----------------------------------------------------------------------------- CIFAR
+class Cifar10(_ArrayDataset):
+    """CIFAR-10 from the python-version archive ``cifar-10-python.tar.gz``.
+
+    Args:
+        data_file: path of the archive. ``None`` uses Paddle's dataset cache
+            (``paddle.dataset.common.DATA_HOME/cifar/``, the file ``paddle.vision.datasets``
+            uses), downloading it from Paddle's mirror if absent and ``download`` is true.
+        mode: ``train`` (50,000 images) or ``test`` (10,000; ``val`` is an alias).
+        transforms: callable applied to each uint8 HWC RGB image.
+        num_samples: keep only the first N samples.
+        download: allow downloading into the cache when ``data_file`` is None.
+        backend: ``"cv2"`` (default; images are numpy arrays) or ``"pil"`` (PIL images,
+            for ``paddle.vision.transforms`` pipelines with the PIL backend).
+
+    Raises:
+        DataFileError: the archive is missing, not a tar file, or lacks the CIFAR members.
+        ConnectionError: the archive had to be downloaded and the download failed.
+    """
+
+    archive = "cifar-10-python.tar.gz"
+    md5 = CIFAR10_MD5
+    members = {"train": [f"cifar-10-batches-py/data_batch_{i}" for i in range(1, 6)],
+               "test": ["cifar-10-batches-py/test_batch"]}
+    label_key = b"labels"
+    class_names = CIFAR10_CLASSES
+    num_classes = 10
+
+    def __init__(self, data_file: Optional[str] = None, mode: str = "train",
+                 transforms: Optional[Callable] = None, num_samples: Optional[int] = None,
+                 download: bool = True, backend: Optional[str] = None):
+        super().__init__(transforms, num_samples)
+        name = type(self).__name__
+        self.mode = _check_mode(mode, name)
+        if backend not in (None, "cv2", "pil"):
+            raise ValueError(f"{name}: unknown backend {backend!r}; use 'cv2' or 'pil'")
+        self.backend = backend or "cv2"
+        self.data_file = self._locate(data_file, download)
+        self._set_arrays(*self._read(self.data_file))
+
+    def _locate(self, data_file: Optional[str], allow_download: bool) -> str:
+        name = type(self).__name__
+        if data_file is not None:
+            data_file = os.path.expanduser(str(data_file))
+            if not os.path.isfile(data_file):
+                raise DataFileError(
+                    f"{name}: data_file {data_file} does not exist; give the path of the "
+                    f"python-version archive {self.archive} (from "
+                    f"{CIFAR_URL_PREFIX}{self.archive}), or data_file: null to use Paddle's "
+                    f"cache")
+            return data_file
+        cached = os.path.join(paddle.dataset.common.DATA_HOME, "cifar", self.archive)
+        if os.path.isfile(cached):
+            return cached
+        hint = (f", or set the dataset's data_file config key (e.g. -o "
+                f"DataLoader.Train.dataset.data_file=/path/to/{self.archive})")
+        if not allow_download:
+            raise DataFileError(f"{name}: {cached} does not exist and download is false; put "
+                                f"{self.archive} there{hint}")
+        return download(CIFAR_URL_PREFIX + self.archive, cached, self.md5, hint=hint)
+
+    def _read(self, path: str) -> Tuple[np.ndarray, np.ndarray]:
+        name = type(self).__name__
+        wanted = self.members[self.mode]
+        fix = f"provide the python-version archive {self.archive} (data_file key)"
+        batches: Dict[str, dict] = {}
+        try:
+            with tarfile.open(path, "r:*") as tar:
+                for member in tar:
+                    if member.name in wanted:
+                        batches[member.name] = pickle.load(tar.extractfile(member),
+                                                           encoding="bytes")
+        except (tarfile.TarError, EOFError, OSError, zlib.error, pickle.UnpicklingError,
+                ValueError) as err:
+            raise DataFileError(f"{name}: cannot read {path} as a CIFAR tar archive "
+                                f"({type(err).__name__}: {err}); {fix}") from None
+        missing = [m for m in wanted if m not in batches]
+        if missing:
+            raise DataFileError(f"{name}: {path} has no member(s) {missing}; is it the right "
+                                f"dataset? {fix}")
+        images, labels = [], []
+        for member in wanted:  # data_batch_1..5 in order, whatever the tar order
+            batch = batches[member]
+            if b"data" not in batch or self.label_key not in batch:
+                raise DataFileError(f"{name}: member {member} of {path} lacks b'data' or "
+                                    f"{self.label_key!r}; {fix}")
+            images.append(np.asarray(batch[b"data"], dtype=np.uint8).reshape(-1, 3, 32, 32))
+            labels.append(np.asarray(batch[self.label_key], dtype=np.int64))
+        return np.concatenate(images).transpose(0, 2, 3, 1), np.concatenate(labels)
+
+    def _image(self, idx: int) -> Any:
+        img = self.images[idx]
+        return Image.fromarray(img) if self.backend == "pil" else img
+
+
+class Cifar100(Cifar10):
+    """CIFAR-100 (fine labels) from ``cifar-100-python.tar.gz``; arguments as ``Cifar10``."""
+
+    archive = "cifar-100-python.tar.gz"
+    md5 = CIFAR100_MD5
+    members = {"train": ["cifar-100-python/train"], "test": ["cifar-100-python/test"]}
+    label_key = b"fine_labels"
+    class_names = CIFAR100_CLASSES
+    num_classes = 100
+
+
+# ----------------------------------------------------------------------------- Fashion-MNIST
+def _read_idx(path: str, magic: int, owner: str) -> np.ndarray:
+    """Read an IDX file (gzipped or not) with the given magic number as a uint8 array."""
+    try:
+        with open(path, "rb") as f:
+            raw = f.read()
+        if raw[:2] == b"\x1f\x8b":
+            raw = gzip.decompress(raw)
+    except (OSError, EOFError, zlib.error) as err:
+        raise DataFileError(f"{owner}: cannot read IDX file {path} ({err}); give a "
+                            f"Fashion-MNIST IDX file (.gz or not)") from None
+    ndim = magic & 0xFF
+    header = 4 + 4 * ndim
+    found = int.from_bytes(raw[:4], "big") if len(raw) >= 4 else None
+    if found != magic:
+        kind = "images (idx3)" if magic == 2051 else "labels (idx1)"
+        raise DataFileError(f"{owner}: {path} has magic number {found}, expected {magic} for "
+                            f"{kind}; check that image_path and label_path point to the right "
+                            f"files")
+    dims = [int.from_bytes(raw[4 + 4 * i:8 + 4 * i], "big") for i in range(ndim)]
+    expected = int(np.prod(dims))
+    if len(raw) - header != expected:
+        raise DataFileError(f"{owner}: {path} holds {len(raw) - header} data bytes but its "
+                            f"header says {dims} ({expected}); the file is truncated or corrupt")
+    return np.frombuffer(raw, dtype=np.uint8, offset=header).reshape(dims)
+
+
+class FashionMNIST(_ArrayDataset):
+    """Fashion-MNIST from the standard IDX files (gzipped or not).
+
+    Images are 28x28 grayscale. With ``channels=3`` (default) the gray image is
+    replicated to three identical channels, so the 3-channel models, the CIFAR
+    transforms and 3-value ``Normalize`` work unchanged. ``channels=1`` keeps one
+    channel: use it with ``Arch.in_channels: 1`` and a 1-value ``Normalize``.
+
+    Args:
+        image_path: ``*-images-idx3-ubyte[.gz]``. ``None`` uses
+            ``/usr/share/datasets/fashion-mnist/{train|t10k}-images-idx3-ubyte.gz``
+            (Debian package ``dataset-fashion-mnist``) according to ``mode``.
+        label_path: ``*-labels-idx1-ubyte[.gz]``; ``None`` as for ``image_path``.
+        mode: ``train`` (60,000) or ``test`` (10,000; ``val`` is an alias).
+        transforms: callable applied to each uint8 HWC image.
+        num_samples: keep only the first N samples.
+        channels: 3 (replicated gray) or 1.
+
+    Raises:
+        DataFileError: a file is missing, has the wrong magic number or size, or the
+            image and label counts differ.
+    """
+
+    class_names = FASHION_MNIST_CLASSES
+    num_classes = 10
+
+    def __init__(self, image_path: Optional[str] = None, label_path: Optional[str] = None,
+                 mode: str = "train", transforms: Optional[Callable] = None,
+                 num_samples: Optional[int] = None, channels: int = 3):
+        super().__init__(transforms, num_samples)
+        self.mode = _check_mode(mode, "FashionMNIST")
+        if channels not in (1, 3):
+            raise ValueError(f"FashionMNIST: channels must be 1 or 3, got {channels!r}")
+        self.channels = channels
+        prefix = "train" if self.mode == "train" else "t10k"
+        self.image_path = self._path(image_path, f"{prefix}-images-idx3-ubyte", "image_path")
+        self.label_path = self._path(label_path, f"{prefix}-labels-idx1-ubyte", "label_path")
+        images = _read_idx(self.image_path, 2051, "FashionMNIST")
+        labels = _read_idx(self.label_path, 2049, "FashionMNIST")
+        if len(images) != len(labels):
+            raise DataFileError(f"FashionMNIST: {self.image_path} has {len(images)} images but "
+                                f"{self.label_path} has {len(labels)} labels; give matching "
+                                f"files (both train or both t10k)")
+        if labels.size and labels.max() >= 10:
+            raise DataFileError(f"FashionMNIST: {self.label_path} has label {labels.max()}, "
+                                f"expected 0..9; is it a Fashion-MNIST label file?")
+        self._set_arrays(images[:, :, :, None], labels)
+
+    @staticmethod
+    def _path(path: Optional[str], stem: str, key: str) -> str:
+        if path is not None:
+            path = os.path.expanduser(str(path))
+            if not os.path.isfile(path):
+                raise DataFileError(f"FashionMNIST: {key} {path} does not exist; give the path "
+                                    f"of {stem}.gz (or unzipped)")
+            return path
+        for candidate in (os.path.join(FASHION_MNIST_DIR, stem + ".gz"),
+                          os.path.join(FASHION_MNIST_DIR, stem)):
+            if os.path.isfile(candidate):
+                return candidate
+        raise DataFileError(f"FashionMNIST: {FASHION_MNIST_DIR}/{stem}.gz not found; install "
+                            f"it with `apt-get install dataset-fashion-mnist`, or set the "
+                            f"dataset's {key} to your copy of {stem}.gz")
+
+    def _image(self, idx: int) -> np.ndarray:
+        img = self.images[idx]
+        return np.repeat(img, 3, axis=2) if self.channels == 3 else img
+
+
+# ----------------------------------------------------------------------------- image folder
+class ImageFolder(paddle.io.Dataset):
+    """Images in class folders: ``root/<mode>/<class>/*.jpg`` (ImageNet style, modes
+    ``train``/``val``) or, if ``root`` has no ``train``/``val`` folders, ``root/<class>/*``.
+
+    Classes are the sorted sub-folder names (label = index); files are found recursively
+    and filtered by extension (case-insensitive); they are decoded lazily as RGB.
+
+    Args:
+        root: dataset folder.
+        mode: ``train`` or ``val`` (``test`` is an alias); ignored without split folders.
+        transforms: callable applied to each uint8 HWC RGB image.
+        num_samples: keep only the first N samples (in class, then file-name order).
+        extensions: file-name endings to include.
+
+    Raises:
+        DataFileError: ``root`` or the split folder is missing or holds no images; an image
+            cannot be decoded (raised when it is loaded, naming the file).
+    """
+
+    def __init__(self, root: str, mode: str = "train", transforms: Optional[Callable] = None,
+                 num_samples: Optional[int] = None,
+                 extensions: Sequence[str] = IMAGE_EXTENSIONS):
+        super().__init__()
+        self.transforms = transforms
+        self.num_samples = _check_num_samples(num_samples, "ImageFolder")
+        self.mode = _check_mode(mode, "ImageFolder", eval_name="val")
+        root = os.path.expanduser(str(root))
+        if not os.path.isdir(root):
+            raise DataFileError(f"ImageFolder: root {root} is not a folder; give a folder with "
+                                f"train/<class>/ and val/<class>/ (or <class>/) sub-folders")
+        split = os.path.join(root, self.mode)
+        has_splits = any(os.path.isdir(os.path.join(root, s)) for s in ("train", "val"))
+        if has_splits and not os.path.isdir(split):
+            raise DataFileError(f"ImageFolder: {root} has split folders but no {split}; create "
+                                f"it or use mode 'train'/'val' accordingly")
+        self.root = split if has_splits else root
+        self.extensions = tuple(e.lower() for e in extensions)
+        self.class_names = sorted(d.name for d in os.scandir(self.root) if d.is_dir())
+        self.num_classes = len(self.class_names)
+        samples: List[Tuple[str, int]] = []
+        for label, cls in enumerate(self.class_names):
+            for dirpath, dirnames, filenames in sorted(os.walk(os.path.join(self.root, cls))):
+                dirnames.sort()
+                samples += [(os.path.join(dirpath, f), label) for f in sorted(filenames)
+                            if f.lower().endswith(self.extensions)]
+        if not samples:
+            raise DataFileError(f"ImageFolder: no images with extensions {list(self.extensions)} "
+                                f"in class sub-folders of {self.root}")
+        self.samples = samples[:self.num_samples] if self.num_samples else samples
+        self.labels = np.array([s[1] for s in self.samples], dtype=np.int64)
+
+    def __getitem__(self, idx: int) -> Tuple[Any, np.ndarray]:
+        path, label = self.samples[idx]
+        try:
+            with Image.open(path) as im:
+                img = np.asarray(im.convert("RGB"))
+        except (OSError, ValueError, Image.DecompressionBombError) as err:
+            raise DataFileError(f"ImageFolder: cannot read image {path} ({err}); delete or "
+                                f"replace the file") from None
+        if self.transforms is not None:
+            img = self.transforms(img)
+        return img, np.array(label, dtype=np.int64)
+
+    def __len__(self) -> int:
+        return len(self.samples)
+
+
+# ----------------------------------------------------------------------------- synthetic
+class Synthetic(_ArrayDataset):
+    """Random uint8 images with random labels, deterministic from ``seed`` (train and
+    test draw from different streams), for smoke tests without any files.
+
+    Args:
+        num_samples: number of images (``None``: 64).
+        image_size: side of the square images.
+        num_classes: labels are drawn from ``0 .. num_classes - 1``.
+        channels: image channels.
+        mode: ``train`` or ``test`` (``val`` is an alias).
+        transforms: callable applied to each uint8 HWC image.
+        seed: random seed.
+    """
+
+    def __init__(self, num_samples: Optional[int] = 64, image_size: int = 32,
+                 num_classes: int = 10, channels: int = 3, mode: str = "train",
+                 transforms: Optional[Callable] = None, seed: int = 0):
+        # null in a config (as for the file datasets) means the default size.
+        super().__init__(transforms, 64 if num_samples is None else num_samples)
+        for key, v in (("image_size", image_size), ("num_classes", num_classes),
+                       ("channels", channels)):
+            if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
+                raise ValueError(f"Synthetic: {key} must be a positive integer, got {v!r}")
+        self.mode = _check_mode(mode, "Synthetic")
+        self.num_classes = int(num_classes)
+        self.class_names = [str(i) for i in range(self.num_classes)]
+        rng = np.random.default_rng([int(seed), 0 if self.mode == "train" else 1])
+        n = self.num_samples
+        self._set_arrays(rng.integers(0, 256, (n, image_size, image_size, channels), np.uint8),
+                         rng.integers(0, num_classes, n))
+
+
+# ----------------------------------------------------------------------------- registry
+DATASETS: Dict[str, type] = {"Cifar10": Cifar10, "Cifar100": Cifar100,
+                             "FashionMNIST": FashionMNIST, "ImageFolder": ImageFolder,
+                             "Synthetic": Synthetic}
+
+
+def _nearest(name: str, valid: Sequence[str]) -> str:
+    near = difflib.get_close_matches(str(name), list(valid), n=1, cutoff=0.4)
+    return f"did you mean {near[0]!r}? " if near else ""
+
+
+def dataset_params(name: str) -> List[str]:
+    """Valid config keywords of dataset ``name`` (constructor arguments but ``transforms``).
+
+    Raises:
+        ValueError: ``name`` is not a registered dataset.
+    """
+    if name not in DATASETS:
+        raise ValueError(f"unknown dataset {name!r}; {_nearest(name, DATASETS)}valid datasets: "
+                         f"{sorted(DATASETS)}")
+    params = inspect.signature(DATASETS[name].__init__).parameters
+    return [p for p in params if p not in ("self", "transforms")]
+
+
+def build_dataset(cfg: Dict[str, Any], transforms: Optional[Callable] = None
+                  ) -> paddle.io.Dataset:
+    """Build a dataset from a config mapping such as
+    ``{"name": "Cifar10", "data_file": "...", "mode": "train", "num_samples": 100}``.
+
+    A ``transforms`` key holding a config list is built with ``build_transforms`` (then the
+    ``transforms`` argument must be None).
+
+    Args:
+        cfg: ``name`` plus keyword arguments of that dataset.
+        transforms: callable applied to each image.
+
+    Raises:
+        ValueError: unknown dataset name or keyword (the message names the nearest valid one).
+    """
+    if not isinstance(cfg, dict) or "name" not in cfg:
+        raise ValueError(f"dataset config must be a mapping with a 'name' key (one of "
+                         f"{sorted(DATASETS)}), got {cfg!r}")
+    kwargs = dict(cfg)
+    name = kwargs.pop("name")
+    valid = dataset_params(name)
+    if "transforms" in kwargs:
+        ops = kwargs.pop("transforms")
+        if ops and transforms is not None:
+            raise ValueError("build_dataset got transforms both in the config and as an "
+                             "argument; give only one")
+        if ops:
+            transforms = build_transforms(ops, backend=kwargs.get("backend"))
+    for key in kwargs:
+        if key not in valid:
+            raise ValueError(f"dataset {name}: unknown keyword {key!r}; {_nearest(key, valid)}"
+                             f"valid keywords of {name}: {valid}")
+    params = inspect.signature(DATASETS[name].__init__).parameters
+    missing = [k for k in valid if params[k].default is inspect.Parameter.empty
+               and k not in kwargs]
+    if missing:
+        raise ValueError(f"dataset {name}: missing required keyword(s) {missing}; valid "
+                         f"keywords of {name}: {valid}")
+    return DATASETS[name](transforms=transforms, **kwargs)

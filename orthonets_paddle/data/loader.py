@@ -1,0 +1,189 @@
+"""DataLoader construction from a ``DataLoader.Train`` / ``DataLoader.Eval`` config section.
+
+Shuffling is reproducible: the order of epoch ``e`` is
+``numpy.random.default_rng(seed + e).permutation(n)`` in both the single-process and
+the distributed sampler, so resuming at epoch k (``loader.batch_sampler.set_epoch(k)``)
+replays epoch k's order, and one rank of a distributed run sees the single-process order.
+"""
+from __future__ import annotations
+
+import difflib
+from typing import Any, Dict, Iterator, List, Optional
+
+import numpy as np
+from paddle.io import BatchSampler, DataLoader, DistributedBatchSampler, Sampler
+
+from .datasets import build_dataset, dataset_params
+from .transforms import build_transforms
+
+__all__ = ["build_dataloader", "loader_params", "set_epoch", "EpochSampler",
+           "EpochBatchSampler", "SeededDistributedBatchSampler"]
+
+_LOADER_KEYS = {"dataset": None, "batch_size": None, "shuffle": None, "drop_last": False,
+                "num_workers": 0, "use_shared_memory": True}
+_MODES = {"train": "train", "eval": "eval", "val": "eval", "test": "eval", "infer": "eval"}
+
+
+def loader_params() -> List[str]:
+    """Valid keys of a ``DataLoader.Train`` / ``DataLoader.Eval`` config section."""
+    return list(_LOADER_KEYS)
+
+
+def _permutation(n: int, shuffle: bool, seed: int, epoch: int) -> np.ndarray:
+    if not shuffle:
+        return np.arange(n)
+    return np.random.default_rng(seed + epoch).permutation(n)
+
+
+class EpochSampler(Sampler):
+    """Indices ``0..n-1``, shuffled by ``default_rng(seed + epoch)`` when ``shuffle``.
+
+    The epoch advances by one after each pass, so a loop that never calls ``set_epoch``
+    still gets a new order every epoch; ``set_epoch(k)`` makes the next pass epoch k's.
+    """
+
+    def __init__(self, data_source: Any, shuffle: bool = True, seed: int = 0):
+        super().__init__(data_source)
+        self.data_source, self.shuffle, self.seed = data_source, shuffle, int(seed)
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = int(epoch)
+
+    def __iter__(self) -> Iterator[int]:
+        order = _permutation(len(self.data_source), self.shuffle, self.seed, self.epoch)
+        self.epoch += 1
+        return iter(order.tolist())
+
+    def __len__(self) -> int:
+        return len(self.data_source)
+
+
+class EpochBatchSampler(BatchSampler):
+    """``paddle.io.BatchSampler`` over an ``EpochSampler``, with ``set_epoch``."""
+
+    def __init__(self, dataset: Any, batch_size: int, shuffle: bool = True,
+                 drop_last: bool = False, seed: int = 0):
+        super().__init__(sampler=EpochSampler(dataset, shuffle, seed), batch_size=batch_size,
+                         drop_last=drop_last)
+
+    def set_epoch(self, epoch: int) -> None:
+        self.sampler.set_epoch(epoch)
+
+
+class SeededDistributedBatchSampler(DistributedBatchSampler):
+    """``paddle.io.DistributedBatchSampler`` whose order is ``default_rng(seed + epoch)``
+    (Paddle's depends on the epoch only). The permutation is padded by wrapping to a
+    multiple of the number of ranks and rank r takes every nranks-th index from r.
+    Works in a single process (one rank).
+    """
+
+    def __init__(self, dataset: Any, batch_size: int, shuffle: bool = False,
+                 drop_last: bool = False, seed: int = 0, num_replicas: Optional[int] = None,
+                 rank: Optional[int] = None):
+        super().__init__(dataset, batch_size, num_replicas=num_replicas, rank=rank,
+                         shuffle=shuffle, drop_last=drop_last)
+        self.seed = int(seed)
+
+    def __iter__(self) -> Iterator[List[int]]:
+        order = _permutation(len(self.dataset), self.shuffle, self.seed, self.epoch)
+        if self.shuffle:
+            self.epoch += 1
+        order = np.resize(order, self.total_size)[self.local_rank::self.nranks].tolist()
+        step = self.batch_size * self._acc_steps
+        for start in range(0, len(order), step):
+            batch = order[start:start + step]
+            if len(batch) == step or not self.drop_last:
+                yield batch
+
+
+def set_epoch(loader: DataLoader, epoch: int) -> None:
+    """Make the next pass over ``loader`` use epoch ``epoch``'s shuffling order."""
+    loader.batch_sampler.set_epoch(epoch)
+
+
+def _near(key: str, valid: List[str]) -> str:
+    near = difflib.get_close_matches(str(key), valid, n=1, cutoff=0.4)
+    return f"did you mean {near[0]!r}? " if near else ""
+
+
+def build_dataloader(loader_cfg: Dict[str, Any], mode: str, seed: int = 0,
+                     distributed: bool = False) -> DataLoader:
+    """Build a ``paddle.io.DataLoader`` from a config section such as::
+
+        dataset: {name: Cifar10, data_file: ..., mode: train, transforms: [...]}
+        batch_size: 256
+        shuffle: true
+        drop_last: true
+        num_workers: 0
+
+    The ``transforms`` list inside ``dataset`` is built with ``build_transforms``
+    (with the dataset's ``backend`` if it has one). A dataset without ``mode`` gets
+    ``train`` for a train loader and ``test`` otherwise. ``shuffle`` defaults to true for
+    ``mode='train'``, ``drop_last`` to false, ``num_workers`` to 0.
+
+    ``num_workers: 0`` loads in the main process. With worker processes Paddle passes
+    batches through shared memory; if that crashes (e.g. "Bus error" or DataLoader
+    worker killed, because ``/dev/shm`` is small in containers), set ``num_workers: 0``
+    (or ``use_shared_memory: false``).
+
+    Args:
+        loader_cfg: the config section (keys: see ``loader_params()``).
+        mode: ``train`` or ``eval`` (``Train``/``Eval``/``val``/``test`` accepted).
+        seed: shuffling seed; epoch e uses ``default_rng(seed + e)``.
+        distributed: use ``SeededDistributedBatchSampler`` (one shard per rank).
+
+    Returns:
+        The loader; ``loader.batch_sampler.set_epoch(e)`` (or ``set_epoch(loader, e)``)
+        selects epoch e's order.
+
+    Raises:
+        ValueError: unknown or invalid keys (naming the nearest valid key), or a dataset
+            too small for one batch with ``drop_last``.
+    """
+    if not isinstance(loader_cfg, dict):
+        raise ValueError(f"DataLoader config must be a mapping with keys {loader_params()}, "
+                         f"got {loader_cfg!r}")
+    kind = _MODES.get(str(mode).lower())
+    if kind is None:
+        raise ValueError(f"build_dataloader: unknown mode {mode!r}; use 'train' or 'eval'")
+    valid = loader_params()
+    for key in loader_cfg:
+        if key not in _LOADER_KEYS:
+            raise ValueError(f"DataLoader: unknown key {key!r}; {_near(key, valid)}valid keys: "
+                             f"{valid}")
+    cfg = dict(_LOADER_KEYS, shuffle=kind == "train")
+    cfg.update({k: v for k, v in loader_cfg.items() if v is not None})
+    if not isinstance(cfg["dataset"], dict):
+        raise ValueError("DataLoader: 'dataset' must be a mapping like {name: Cifar10, "
+                         "transforms: [...]}")
+    batch_size = cfg["batch_size"]
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise ValueError(f"DataLoader: batch_size must be a positive integer, got {batch_size!r}")
+    for key in ("shuffle", "drop_last", "use_shared_memory"):
+        if not isinstance(cfg[key], bool):
+            raise ValueError(f"DataLoader: {key} must be true or false, got {cfg[key]!r}")
+    workers = cfg["num_workers"]
+    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 0:
+        raise ValueError(f"DataLoader: num_workers must be an integer >= 0, got {workers!r}")
+
+    ds_cfg = dict(cfg["dataset"])
+    transforms = build_transforms(ds_cfg.pop("transforms", None), backend=ds_cfg.get("backend"))
+    if "mode" not in ds_cfg and "name" in ds_cfg and "mode" in dataset_params(ds_cfg["name"]):
+        ds_cfg["mode"] = "train" if kind == "train" else "test"
+    dataset = build_dataset(ds_cfg, transforms=transforms)
+
+    if distributed:
+        sampler = SeededDistributedBatchSampler(dataset, batch_size, shuffle=cfg["shuffle"],
+                                                drop_last=cfg["drop_last"], seed=seed)
+        per_rank = sampler.num_samples
+    else:
+        sampler = EpochBatchSampler(dataset, batch_size, shuffle=cfg["shuffle"],
+                                    drop_last=cfg["drop_last"], seed=seed)
+        per_rank = len(dataset)
+    if cfg["drop_last"] and per_rank < batch_size:
+        raise ValueError(f"DataLoader: {per_rank} samples per process is fewer than batch_size "
+                         f"{batch_size} with drop_last true, so there would be no batches; lower "
+                         f"batch_size, raise dataset.num_samples, or set drop_last: false")
+    return DataLoader(dataset, batch_sampler=sampler, num_workers=workers,
+                      use_shared_memory=cfg["use_shared_memory"], return_list=True)

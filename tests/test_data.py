@@ -1,0 +1,388 @@
+"""Datasets, transforms and loaders on generated files (and the real Fashion-MNIST)."""
+import gzip
+import io
+import os
+import random
+import tarfile
+import urllib.error
+
+import numpy as np
+import paddle
+import paddle.nn.functional as F
+import pytest
+
+from orthonets_paddle.data import (DATASETS, Cifar10, Cifar100, DataFileError, FashionMNIST,
+                                   ImageFolder, Synthetic, build_dataloader, build_dataset,
+                                   build_transforms, dataset_params, loader_params,
+                                   measure_transform_throughput, set_epoch, transform_params)
+from orthonets_paddle.data import datasets as datasets_mod
+
+try:
+    from data_files import (cifar_arrays, idx_arrays, make_cifar_archive, make_idx_files,
+                            make_image_folder)
+except ImportError:  # tests/ imported as a package
+    from tests.data_files import (cifar_arrays, idx_arrays, make_cifar_archive, make_idx_files,
+                                  make_image_folder)
+
+SEED_TRAIN_OPS = [
+    {"RandomCrop": {"size": 32, "padding": 4}},
+    {"ColorJitter": {"brightness": 0.2, "contrast": 0.2, "saturation": 0.2}},
+    {"RandomHorizontalFlip": {"prob": 0.5}},
+    {"RandomRotation": {"degrees": 20}},
+    {"ToTensor": {}},
+    {"Normalize": {"mean": [0.5, 0.5, 0.5], "std": [0.5, 0.5, 0.5]}},
+]
+REAL_FMNIST = "/usr/share/datasets/fashion-mnist"
+
+
+@pytest.fixture(scope="module")
+def cifar10_file(tmp_path_factory):
+    return make_cifar_archive(tmp_path_factory.mktemp("c10"), num_classes=10, n_train=50,
+                              n_test=20)
+
+
+@pytest.fixture(scope="module")
+def cifar100_file(tmp_path_factory):
+    return make_cifar_archive(tmp_path_factory.mktemp("c100"), num_classes=100, n_train=30,
+                              n_test=10)
+
+
+# ----------------------------------------------------------------------------- CIFAR
+def test_cifar10_reads_generated_archive(cifar10_file):
+    train = Cifar10(cifar10_file, mode="train")
+    test = Cifar10(cifar10_file, mode="test")
+    assert (len(train), len(test)) == (50, 20)
+    img, label = train[3]
+    assert img.shape == (32, 32, 3) and img.dtype == np.uint8
+    assert label.dtype == np.int64 and label.shape == ()
+    # Pixels and labels round-trip through the archive's CHW row layout and batch order.
+    want_x, want_y = cifar_arrays(10, 50, 0, "train")
+    np.testing.assert_array_equal(train.images, want_x)
+    np.testing.assert_array_equal(train.labels, want_y)
+    assert train.num_classes == 10 and train.class_names[0] == "airplane"
+    assert train.class_names[-1] == "truck"
+    assert len(Cifar10(cifar10_file, mode="val")) == 20  # alias of test
+
+
+def test_cifar_num_samples_and_modes(cifar10_file):
+    full = Cifar10(cifar10_file)
+    part = Cifar10(cifar10_file, num_samples=7)
+    assert len(part) == 7
+    np.testing.assert_array_equal(part.labels, full.labels[:7])
+    assert len(Cifar10(cifar10_file, num_samples=1000)) == 50
+    for bad in (0, -3):
+        with pytest.raises(ValueError, match="num_samples"):
+            Cifar10(cifar10_file, num_samples=bad)
+    with pytest.raises(ValueError, match="mode"):
+        Cifar10(cifar10_file, mode="training")
+
+
+def test_cifar_pil_backend_gives_pil_images(cifar10_file):
+    img, _ = Cifar10(cifar10_file, backend="pil")[0]
+    assert img.size == (32, 32) and img.mode == "RGB"
+
+
+def test_cifar100_fine_labels(cifar100_file):
+    ds = Cifar100(cifar100_file, mode="train")
+    assert len(ds) == 30 and len(Cifar100(cifar100_file, mode="test")) == 10
+    np.testing.assert_array_equal(ds.labels, cifar_arrays(100, 30, 0, "train")[1])
+    assert ds.num_classes == 100 and len(ds.class_names) == 100
+    assert len(set(ds.class_names)) == 100
+
+
+def test_cifar_missing_and_corrupt_files(tmp_path, cifar10_file):
+    missing = tmp_path / "nope.tar.gz"
+    with pytest.raises(DataFileError, match="nope.tar.gz.*does not exist"):
+        Cifar10(str(missing))
+    not_tar = tmp_path / "cifar-10-python.tar.gz"
+    not_tar.write_bytes(b"this is not a tar archive" * 10)
+    with pytest.raises(DataFileError, match=f"cannot read {not_tar}"):
+        Cifar10(str(not_tar))
+    # A valid tar of the wrong dataset: CIFAR-100 members asked of a CIFAR-10 archive.
+    with pytest.raises(DataFileError, match="no member.*cifar-100-python/train"):
+        Cifar100(cifar10_file)
+    empty = tmp_path / "empty.tar"
+    with tarfile.open(empty, "w"):
+        pass
+    with pytest.raises(DataFileError, match="data_batch_1"):
+        Cifar10(str(empty))
+
+
+def test_cifar_offline_download_error_names_target(tmp_path, monkeypatch):
+    monkeypatch.setattr(paddle.dataset.common, "DATA_HOME", str(tmp_path))
+
+    def offline(url, timeout):
+        assert timeout > 0  # a download without a timeout could hang forever
+        raise urllib.error.URLError("[Errno -3] Temporary failure in name resolution")
+
+    monkeypatch.setattr(datasets_mod, "_urlopen", offline)
+    target = os.path.join(str(tmp_path), "cifar", "cifar-10-python.tar.gz")
+    with pytest.raises(ConnectionError) as info:
+        Cifar10(mode="test")
+    msg = str(info.value)
+    assert "offline" in msg and target in msg and "data_file" in msg
+    assert not os.path.exists(target) and not os.path.exists(target + ".part")
+    with pytest.raises(DataFileError, match="download is false"):
+        Cifar10(mode="test", download=False)
+
+
+def test_cifar_cache_and_download(tmp_path, monkeypatch, cifar10_file):
+    monkeypatch.setattr(paddle.dataset.common, "DATA_HOME", str(tmp_path))
+    payload = open(cifar10_file, "rb").read()
+    calls = []
+
+    def fake_urlopen(url, timeout):
+        calls.append(url)
+        return io.BytesIO(payload)
+
+    monkeypatch.setattr(datasets_mod, "_urlopen", fake_urlopen)
+    # Paddle's md5 is for the real archive, so the fake one is rejected and removed.
+    with pytest.raises(DataFileError, match="md5"):
+        Cifar10(mode="test")
+    assert calls == ["https://dataset.bj.bcebos.com/cifar/cifar-10-python.tar.gz"]
+    monkeypatch.setattr(Cifar10, "md5", datasets_mod._md5(cifar10_file))
+    assert len(Cifar10(mode="test")) == 20
+    assert len(calls) == 2
+    assert len(Cifar10(mode="train")) == 50  # now read from the cache, no new download
+    assert len(calls) == 2
+
+
+# ----------------------------------------------------------------------------- Fashion-MNIST
+@pytest.mark.parametrize("gz", [True, False])
+def test_fashion_mnist_idx(tmp_path, gz):
+    p = make_idx_files(tmp_path, n=30, gz=gz)
+    ds = FashionMNIST(p["train_images"], p["train_labels"])
+    assert len(ds) == 30
+    img, label = ds[0]
+    assert img.shape == (28, 28, 3) and img.dtype == np.uint8
+    assert np.array_equal(img[..., 0], img[..., 2])  # gray replicated
+    want_x, want_y = idx_arrays(30, "train")
+    np.testing.assert_array_equal(img[..., 0], want_x[0])
+    np.testing.assert_array_equal(ds.labels, want_y)
+    assert label.dtype == np.int64
+    one = FashionMNIST(p["test_images"], p["test_labels"], mode="test", channels=1,
+                       num_samples=5)
+    assert len(one) == 5 and one[0][0].shape == (28, 28, 1)
+    assert one.class_names[0] == "T-shirt/top" and one.class_names[9] == "Ankle boot"
+
+
+def test_fashion_mnist_bad_files(tmp_path):
+    p = make_idx_files(tmp_path, n=10, gz=True)
+    with pytest.raises(DataFileError, match="magic number 2049, expected 2051"):
+        FashionMNIST(p["train_labels"], p["train_labels"])  # labels given as images
+    raw = gzip.decompress(open(p["train_images"], "rb").read())
+    trunc = tmp_path / "trunc-idx3-ubyte"
+    trunc.write_bytes(raw[:-100])
+    with pytest.raises(DataFileError, match="truncated"):
+        FashionMNIST(str(trunc), p["train_labels"])
+    other = make_idx_files(tmp_path / "other", n=12, gz=False)
+    with pytest.raises(DataFileError, match="10 images but .* 12 labels"):
+        FashionMNIST(p["train_images"], other["train_labels"])
+    with pytest.raises(DataFileError, match="does not exist"):
+        FashionMNIST(str(tmp_path / "missing.gz"), p["train_labels"])
+    with pytest.raises(ValueError, match="channels"):
+        FashionMNIST(p["train_images"], p["train_labels"], channels=2)
+
+
+def test_fashion_mnist_default_path_hint(monkeypatch, tmp_path):
+    monkeypatch.setattr(datasets_mod, "FASHION_MNIST_DIR", str(tmp_path / "absent"))
+    with pytest.raises(DataFileError, match="apt-get install dataset-fashion-mnist"):
+        FashionMNIST()
+
+
+@pytest.mark.skipif(not os.path.isdir(REAL_FMNIST),
+                    reason="Debian package dataset-fashion-mnist not installed")
+def test_real_fashion_mnist():
+    train = FashionMNIST(mode="train")
+    test = FashionMNIST(mode="test", channels=1)
+    assert (len(train), len(test)) == (60000, 10000)
+    assert np.bincount(train.labels).tolist() == [6000] * 10
+    assert np.bincount(test.labels).tolist() == [1000] * 10
+    img, _ = train[0]
+    assert img.shape == (28, 28, 3) and img.dtype == np.uint8 and img.max() > 0
+    x, y = build_transforms(["ToTensor", {"Normalize": {"mean": [0.5], "std": [0.5]}}])(
+        test[0][0]), test[0][1]
+    assert x.shape == (1, 28, 28) and -1.0 <= x.min() and x.max() <= 1.0 and 0 <= y < 10
+
+
+# ----------------------------------------------------------------------------- ImageFolder
+def test_image_folder_flat_and_split(tmp_path):
+    flat = ImageFolder(make_image_folder(tmp_path / "flat", classes=3, per_class=4))
+    assert len(flat) == 12 and flat.class_names == ["class_0", "class_1", "class_2"]
+    assert flat.num_classes == 3
+    assert flat.labels.tolist() == [0] * 4 + [1] * 4 + [2] * 4
+    img, label = flat[5]
+    assert img.shape == (40, 36, 3) and img.dtype == np.uint8 and int(label) == 1
+    root = make_image_folder(tmp_path / "split", classes=2, per_class=3, splits=True)
+    val = ImageFolder(root, mode="val", num_samples=4,
+                      transforms=build_transforms([{"Resize": {"size": [16, 20]}}, "ToTensor"]))
+    assert len(val) == 4 and val.root.endswith("val")
+    x, _ = val[0]
+    assert x.shape == (3, 16, 20) and x.dtype == np.float32
+    assert len(ImageFolder(root, mode="test")) == 6  # test is an alias of val
+
+
+def test_image_folder_errors(tmp_path):
+    root = make_image_folder(tmp_path / "f", classes=2, per_class=2)
+    (tmp_path / "f" / "class_0" / "notes.txt").write_text("ignored: not an image extension")
+    bad = tmp_path / "f" / "class_1" / "zz_broken.png"
+    bad.write_text("not really a png")
+    ds = ImageFolder(root)
+    assert len(ds) == 5  # the .txt is skipped, the broken .png is listed
+    with pytest.raises(DataFileError, match="zz_broken.png"):
+        ds[4]
+    with pytest.raises(DataFileError, match="is not a folder"):
+        ImageFolder(str(tmp_path / "missing"))
+    (tmp_path / "empty" / "a").mkdir(parents=True)
+    with pytest.raises(DataFileError, match="no images"):
+        ImageFolder(str(tmp_path / "empty"))
+
+
+# ----------------------------------------------------------------------------- Synthetic
+def test_synthetic_is_deterministic():
+    a, b = Synthetic(num_samples=8, seed=3), Synthetic(num_samples=8, seed=3)
+    np.testing.assert_array_equal(a.images, b.images)
+    np.testing.assert_array_equal(a.labels, b.labels)
+    t = Synthetic(num_samples=8, seed=3, mode="test")
+    assert not np.array_equal(a.images, t.images)
+    img, label = Synthetic(num_samples=2, image_size=16, channels=1, num_classes=4)[1]
+    assert img.shape == (16, 16, 1) and 0 <= int(label) < 4
+    with pytest.raises(ValueError, match="num_samples"):
+        Synthetic(num_samples=0)
+
+
+# ----------------------------------------------------------------------------- registry
+def test_build_dataset_and_errors(cifar10_file):
+    ds = build_dataset({"name": "Cifar10", "data_file": cifar10_file, "mode": "test",
+                        "num_samples": 5, "transforms": ["ToTensor"]})
+    x, _ = ds[0]
+    assert len(ds) == 5 and x.shape == (3, 32, 32) and x.dtype == np.float32
+    assert set(DATASETS) == {"Cifar10", "Cifar100", "FashionMNIST", "ImageFolder", "Synthetic"}
+    with pytest.raises(ValueError, match="did you mean 'Cifar10'.*valid datasets"):
+        build_dataset({"name": "cifar10"})
+    with pytest.raises(ValueError, match="unknown keyword 'data_fle'; did you mean 'data_file'"):
+        build_dataset({"name": "Cifar10", "data_fle": cifar10_file})
+    with pytest.raises(ValueError, match="missing required keyword.*root"):
+        build_dataset({"name": "ImageFolder"})
+    assert dataset_params("FashionMNIST") == ["image_path", "label_path", "mode", "num_samples",
+                                              "channels"]
+    assert "transforms" not in dataset_params("Synthetic")
+
+
+# ----------------------------------------------------------------------------- transforms
+@pytest.mark.parametrize("backend", ["cv2", "pil"])
+def test_seed_train_pipeline(backend):
+    pipe = build_transforms(SEED_TRAIN_OPS, backend=backend)
+    img = np.random.default_rng(0).integers(0, 256, (32, 32, 3), dtype=np.uint8)
+    random.seed(1)
+    x = pipe(img)
+    assert isinstance(x, np.ndarray) and x.shape == (3, 32, 32) and x.dtype == np.float32
+    assert -1.0 <= x.min() < -0.5 and 0.5 < x.max() <= 1.0
+    random.seed(1)
+    np.testing.assert_array_equal(pipe(img), x)  # reproducible from Python's random seed
+    assert not np.array_equal(pipe(img), x)  # ... and random
+
+
+def test_backends_agree():
+    img = np.random.default_rng(2).integers(0, 256, (40, 48, 3), dtype=np.uint8)
+    deterministic = [{"CenterCrop": {"size": 30}}, "ToTensor"]
+    a = build_transforms(deterministic, backend="cv2")(img)
+    b = build_transforms(deterministic, backend="pil")(img)
+    np.testing.assert_array_equal(a, b)
+    assert a.dtype == np.float32 and 0.0 <= a.min() and a.max() <= 1.0
+    outs = []
+    for backend in ("cv2", "pil"):  # same seed -> same random parameters on both
+        random.seed(5)
+        outs.append(build_transforms(SEED_TRAIN_OPS, backend=backend)(img[:32, :32]))
+    assert np.mean(np.abs(outs[0] - outs[1])) < 0.05
+
+
+def test_transform_ops_shapes():
+    img = np.random.default_rng(0).integers(0, 256, (40, 60, 3), dtype=np.uint8)
+    assert build_transforms([{"Resize": {"size": 20}}])(img).shape == (20, 30, 3)
+    assert build_transforms([{"Resize": {"size": [10, 12]}}])(img).shape == (10, 12, 3)
+    assert build_transforms([{"CenterCrop": {"size": 24}}])(img).shape == (24, 24, 3)
+    rrc = build_transforms([{"RandomResizedCrop": {"size": 16, "scale": [0.1, 1.0],
+                                                   "ratio": [0.8, 1.25]}}])
+    assert rrc(img).shape == (16, 16, 3)
+    assert build_transforms([{"ColorJitter": {"hue": 0.1}}])(img).dtype == np.uint8
+    gray = img[:, :, :1]
+    out = build_transforms(SEED_TRAIN_OPS[:4] + ["ToTensor"])(gray[:32, :32])
+    assert out.shape == (1, 32, 32)
+    # `- ToTensor`, `- ToTensor: null` and `- ToTensor: {}` are the same op.
+    for entry in ("ToTensor", {"ToTensor": None}, {"ToTensor": {}}):
+        assert build_transforms([entry])(img).shape == (3, 40, 60)
+    assert build_transforms([]) is None
+
+
+def test_transform_errors():
+    with pytest.raises(ValueError, match="did you mean 'RandomCrop'.*valid transforms"):
+        build_transforms([{"RandomCrp": {"size": 32}}])
+    with pytest.raises(ValueError, match="RandomCrop: unknown parameter 'paddding'; did you "
+                                         "mean 'padding'"):
+        build_transforms([{"RandomCrop": {"size": 32, "paddding": 4}}])
+    with pytest.raises(ValueError, match="Resize.*valid parameters"):
+        build_transforms([{"Resize": {}}])
+    with pytest.raises(ValueError, match="put ToTensor before Normalize"):
+        build_transforms([{"Normalize": {"mean": [0.5], "std": [0.5]}}])(
+            np.zeros((4, 4, 3), np.uint8))
+    with pytest.raises(ValueError, match="3 channels"):
+        build_transforms(["ToTensor", {"Normalize": {"mean": [0.5, 0.5], "std": [1, 1]}}])(
+            np.zeros((4, 4, 3), np.uint8))
+    assert transform_params("RandomCrop")[:2] == ["size", "padding"]
+    assert transform_params("ColorJitter") == ["brightness", "contrast", "saturation", "hue"]
+
+
+def test_measure_transform_throughput():
+    rate = measure_transform_throughput(SEED_TRAIN_OPS, "cv2", n=100)
+    assert rate > 100
+
+
+# ----------------------------------------------------------------------------- loader
+def _loader_cfg(path, **over):
+    cfg = {"dataset": {"name": "Cifar10", "data_file": path, "mode": "train",
+                       "transforms": SEED_TRAIN_OPS},
+           "batch_size": 8, "shuffle": True, "drop_last": True, "num_workers": 0}
+    cfg.update(over)
+    return cfg
+
+
+def _epoch_labels(loader, epoch):
+    set_epoch(loader, epoch)
+    return np.concatenate([y.numpy() for _, y in loader])
+
+
+def test_loader_batches_and_reproducible_order(cifar10_file):
+    loader = build_dataloader(_loader_cfg(cifar10_file), "train", seed=7)
+    x, y = next(iter(loader))
+    assert x.shape == [8, 3, 32, 32] and x.dtype == paddle.float32
+    assert y.shape == [8] and y.dtype == paddle.int64
+    loss = F.cross_entropy(paddle.zeros([8, 10]), y)  # labels fit cross_entropy as is
+    assert abs(float(loss) - np.log(10)) < 1e-5
+    assert len(loader) == 6  # 50 // 8 with drop_last
+    again = build_dataloader(_loader_cfg(cifar10_file), "train", seed=7)
+    e3 = _epoch_labels(loader, 3)
+    np.testing.assert_array_equal(e3, _epoch_labels(again, 3))
+    assert not np.array_equal(e3, _epoch_labels(again, 4))
+    other_seed = build_dataloader(_loader_cfg(cifar10_file), "train", seed=8)
+    assert not np.array_equal(e3, _epoch_labels(other_seed, 3))
+    # One rank of the distributed sampler sees the single-process order.
+    dist = build_dataloader(_loader_cfg(cifar10_file), "train", seed=7, distributed=True)
+    np.testing.assert_array_equal(e3, _epoch_labels(dist, 3))
+
+
+def test_loader_eval_defaults_and_errors(cifar10_file):
+    cfg = {"dataset": {"name": "Cifar10", "data_file": cifar10_file,
+                       "transforms": ["ToTensor"]}, "batch_size": 6}
+    loader = build_dataloader(cfg, "Eval")
+    assert len(loader.dataset) == 20  # mode defaults to test for an eval loader
+    labels = np.concatenate([y.numpy() for _, y in loader])
+    np.testing.assert_array_equal(labels, cifar_arrays(10, 20, 0, "test")[1])  # no shuffle
+    with pytest.raises(ValueError, match="unknown key 'batchsize'; did you mean 'batch_size'"):
+        build_dataloader({"dataset": cfg["dataset"], "batchsize": 4}, "train")
+    with pytest.raises(ValueError, match="fewer than batch_size"):
+        build_dataloader(_loader_cfg(cifar10_file, batch_size=64), "train")
+    with pytest.raises(ValueError, match="batch_size"):
+        build_dataloader({"dataset": cfg["dataset"]}, "train")
+    assert loader_params() == ["dataset", "batch_size", "shuffle", "drop_last", "num_workers",
+                               "use_shared_memory"]
