@@ -75,21 +75,27 @@ class SeededDistributedBatchSampler(DistributedBatchSampler):
     """``paddle.io.DistributedBatchSampler`` whose order is ``default_rng(seed + epoch)``
     (Paddle's depends on the epoch only). The permutation is padded by wrapping to a
     multiple of the number of ranks and rank r takes every nranks-th index from r.
-    Works in a single process (one rank).
+    With ``pad=False`` (evaluation) nothing is repeated, so metrics summed over
+    ranks count every sample once. Works in a single process (one rank).
     """
 
     def __init__(self, dataset: Any, batch_size: int, shuffle: bool = False,
                  drop_last: bool = False, seed: int = 0, num_replicas: Optional[int] = None,
-                 rank: Optional[int] = None):
+                 rank: Optional[int] = None, pad: bool = True):
         super().__init__(dataset, batch_size, num_replicas=num_replicas, rank=rank,
                          shuffle=shuffle, drop_last=drop_last)
         self.seed = int(seed)
+        self.pad = pad
+        if not pad:
+            self.num_samples = len(range(self.local_rank, len(dataset), self.nranks))
 
     def __iter__(self) -> Iterator[List[int]]:
         order = _permutation(len(self.dataset), self.shuffle, self.seed, self.epoch)
         if self.shuffle:
             self.epoch += 1
-        order = np.resize(order, self.total_size)[self.local_rank::self.nranks].tolist()
+        if self.pad:
+            order = np.resize(order, self.total_size)
+        order = order[self.local_rank::self.nranks].tolist()
         step = self.batch_size * self._acc_steps
         for start in range(0, len(order), step):
             batch = order[start:start + step]
@@ -175,7 +181,8 @@ def build_dataloader(loader_cfg: Dict[str, Any], mode: str, seed: int = 0,
 
     if distributed:
         sampler = SeededDistributedBatchSampler(dataset, batch_size, shuffle=cfg["shuffle"],
-                                                drop_last=cfg["drop_last"], seed=seed)
+                                                drop_last=cfg["drop_last"], seed=seed,
+                                                pad=kind == "train")
         per_rank = sampler.num_samples
     else:
         sampler = EpochBatchSampler(dataset, batch_size, shuffle=cfg["shuffle"],

@@ -1,0 +1,292 @@
+"""PaddleClas-style YAML configs: load, ``-o Section.key=value`` overrides, validation.
+
+Every key is checked against what the code accepts; a misspelt key, in the
+file or in an override, is an error naming the nearest valid keys. Nothing is
+silently added.
+"""
+from __future__ import annotations
+
+import argparse
+import ast
+import copy
+import difflib
+import inspect
+import os
+import re
+from typing import Any, Dict, Iterable, List, Optional, Sequence
+
+import yaml
+
+__all__ = ["ConfigError", "DEFAULTS", "load_config", "apply_override", "parse_value",
+           "validate_config", "save_config", "dump_config", "get_parser", "parse_args"]
+
+
+class ConfigError(ValueError):
+    """A config file or override names a key or value the code does not accept."""
+
+
+# Keys every config has; files fill in what they need. Comments say why.
+DEFAULTS: Dict[str, Any] = {
+    "Global": {
+        "output_dir": "./output",
+        "device": "auto",            # auto | cpu | gpu
+        "seed": 42,
+        "epochs": 100,
+        "eval_interval": 1,          # evaluate every N epochs (and at the last)
+        "save_interval": 0,          # also keep epoch_N.* every N epochs; 0 = off
+        "print_batch_step": 10,      # record train loss every N iterations (the seed's)
+        "pretrained_model": None,    # path or URL: initialise from weights
+        "checkpoints": None,         # output dir or checkpoint prefix: resume
+        "use_visualdl": True,
+        "save_inference_dir": "./inference",
+        "image_shape": [3, 32, 32],  # export / benchmark input (C, H, W)
+        "plot": True,                # loss.png / acc.png at the end
+        "progress_bar": True,
+    },
+    "AMP": {
+        "enable": False,             # GPU only; refused on CPU
+        "level": "O1",
+        "init_loss_scaling": 1024.0,
+        "use_dynamic_loss_scaling": True,
+    },
+    "Arch": {"name": "orthonet18", "class_num": 10},
+    "Loss": {"name": "CELoss", "epsilon": 0.1},
+    "Optimizer": {"name": "Momentum", "momentum": 0.9, "weight_decay": 5e-4,
+                  "lr": {"name": "Constant", "learning_rate": 0.1}},
+    "DataLoader": {},
+    "Infer": {
+        "infer_imgs": None,
+        "batch_size": 8,
+        "topk": 5,
+        "transforms": None,          # defaults to DataLoader.Eval's transforms
+        "class_names": None,         # list, or a text file with one name per line
+    },
+}
+_SECTIONS = list(DEFAULTS)
+_INDEX = re.compile(r"^(.*?)\[(\d+)\]$")
+
+
+def _near(key: str, valid: Iterable[str]) -> str:
+    valid = [str(v) for v in valid]
+    near = difflib.get_close_matches(str(key), valid, n=3, cutoff=0.5)
+    hint = f"did you mean {' or '.join(near)}? " if near else ""
+    return f"{hint}valid keys: {', '.join(valid)}"
+
+
+def parse_value(text: str) -> Any:
+    """Typed override values: ints, floats (``5e-4`` too), bools, lists, null/None."""
+    text = text.strip()
+    if text in ("None", "none", "null", "Null", "~", ""):
+        return None
+    try:
+        value = yaml.safe_load(text)
+    except yaml.YAMLError:
+        return text
+    if isinstance(value, str):
+        for conv in (int, float, ast.literal_eval):
+            try:
+                return conv(value)
+            except (ValueError, SyntaxError, TypeError):
+                pass
+    return value
+
+
+def _split_key(key: str) -> List[Any]:
+    parts: List[Any] = []
+    for part in key.split("."):
+        m = _INDEX.match(part)
+        indices = []
+        while m:  # a[0][1]
+            indices.insert(0, int(m.group(2)))
+            part = m.group(1)
+            m = _INDEX.match(part)
+        if part:
+            parts.append(int(part) if part.isdigit() else part)
+        parts.extend(indices)
+    return parts
+
+
+def apply_override(cfg: Dict[str, Any], override: str) -> None:
+    """Apply ``Section.key=value`` (list items as ``key[0]`` or ``key.0``) in place.
+
+    The key is created only when it is valid at that place; ``validate_config``
+    then checks it, so a misspelt key never lands silently.
+    """
+    if "=" not in override:
+        raise ConfigError(f"override {override!r} must look like Section.key=value, "
+                          "e.g. -o Global.epochs=1")
+    key, text = override.split("=", 1)
+    parts = _split_key(key.strip())
+    if not parts or parts[0] not in _SECTIONS:
+        raise ConfigError(f"override {key!r}: unknown section {parts[0] if parts else ''!r}; "
+                          + _near(parts[0] if parts else "", _SECTIONS))
+    node: Any = cfg
+    for depth, part in enumerate(parts[:-1]):
+        where = ".".join(map(str, parts[:depth + 1]))
+        if isinstance(node, list):
+            if not isinstance(part, int) or part >= len(node):
+                raise ConfigError(f"override {key!r}: {where} is not an index of a list "
+                                  f"of {len(node)} items")
+            node = node[part]
+        else:
+            if part not in node or node[part] is None:
+                node[part] = {}
+            node = node[part]
+            if not isinstance(node, (dict, list)):
+                raise ConfigError(f"override {key!r}: {where} holds a value, not a section")
+    last = parts[-1]
+    if isinstance(node, list):
+        if not isinstance(last, int) or last >= len(node):
+            raise ConfigError(f"override {key!r}: index {last} out of range for a list of "
+                              f"{len(node)} items")
+    node[last] = parse_value(text)
+
+
+def _merge(base: Dict[str, Any], new: Dict[str, Any]) -> Dict[str, Any]:
+    out = copy.deepcopy(base)
+    for k, v in (new or {}).items():
+        if isinstance(v, dict) and isinstance(out.get(k), dict) and k in ("Global", "AMP", "Infer"):
+            out[k] = _merge(out[k], v)
+        else:
+            out[k] = copy.deepcopy(v)
+    return out
+
+
+def load_config(path: Optional[str], overrides: Sequence[str] = ()) -> Dict[str, Any]:
+    """Read a YAML config, fill defaults, apply overrides, validate."""
+    data: Dict[str, Any] = {}
+    if path:
+        if not os.path.isfile(path):
+            raise ConfigError(f"config file not found: {path} (configs live in configs/, e.g. "
+                              "-c configs/orthonet18_cifar10.yaml)")
+        with open(path, encoding="utf-8") as f:
+            try:
+                data = yaml.safe_load(f) or {}
+            except yaml.YAMLError as exc:
+                raise ConfigError(f"{path} is not valid YAML: {exc}") from None
+        if not isinstance(data, dict):
+            raise ConfigError(f"{path} must hold a mapping of sections ({', '.join(_SECTIONS)})")
+        for section in data:
+            if section not in _SECTIONS:
+                raise ConfigError(f"{path}: unknown section {section!r}; " + _near(section, _SECTIONS))
+    cfg = _merge(DEFAULTS, data)
+    for override in overrides or ():
+        apply_override(cfg, override)
+    validate_config(cfg)
+    return cfg
+
+
+def _check_keys(section: Dict[str, Any], valid: Iterable[str], where: str) -> None:
+    if not isinstance(section, dict):
+        raise ConfigError(f"{where} must be a mapping, got {section!r}")
+    valid = list(valid)
+    for key in section:
+        if key not in valid:
+            raise ConfigError(f"{where}.{key}: unknown key; " + _near(key, valid))
+
+
+def _arch_params() -> List[str]:
+    from .models import ResNet
+    skip = {"self", "block", "layers", "num_classes"}
+    return ["name", "class_num", *[p for p in inspect.signature(ResNet.__init__).parameters
+                                   if p not in skip]]
+
+
+def validate_config(cfg: Dict[str, Any]) -> None:
+    """Check every key against what the code accepts; raise ``ConfigError``."""
+    from .data import dataset_params, loader_params, transform_params
+    from .engine.losses import LOSSES
+    from .engine.optim import lr_params, optimizer_params
+    from .models import list_models
+
+    _check_keys(cfg, _SECTIONS, "config")
+    for section in ("Global", "AMP", "Infer"):
+        _check_keys(cfg[section], DEFAULTS[section], section)
+    g = cfg["Global"]
+    if g["device"] not in ("auto", "cpu", "gpu"):
+        raise ConfigError(f"Global.device: {g['device']!r}; valid: auto, cpu, gpu")
+    for key in ("epochs", "eval_interval", "print_batch_step"):
+        if not isinstance(g[key], int) or isinstance(g[key], bool) or g[key] < 1:
+            raise ConfigError(f"Global.{key} must be a positive integer, got {g[key]!r}")
+
+    arch = cfg["Arch"]
+    _check_keys(arch, _arch_params(), "Arch")
+    if arch.get("name") not in list_models():
+        raise ConfigError(f"Arch.name: unknown model {arch.get('name')!r}; "
+                          + _near(arch.get("name"), list_models()))
+
+    loss = cfg["Loss"]
+    if loss.get("name") not in LOSSES:
+        raise ConfigError(f"Loss.name: {loss.get('name')!r}; valid: {', '.join(LOSSES)}")
+    _check_keys(loss, ["name", "epsilon"], "Loss")
+
+    opt = cfg["Optimizer"]
+    _wrap(lambda: _check_keys(opt, optimizer_params(opt.get("name")), "Optimizer"), "Optimizer.name")
+    lr = opt.get("lr")
+    if not isinstance(lr, dict) or "learning_rate" not in lr:
+        raise ConfigError("Optimizer.lr must be a mapping with name and learning_rate")
+    _wrap(lambda: _check_keys(lr, lr_params(lr.get("name", "Constant")), "Optimizer.lr"),
+          "Optimizer.lr.name")
+
+    _check_keys(cfg["DataLoader"], ["Train", "Eval"], "DataLoader")
+    for mode, loader in cfg["DataLoader"].items():
+        where = f"DataLoader.{mode}"
+        _check_keys(loader, loader_params(), where)
+        ds = loader.get("dataset")
+        if not isinstance(ds, dict) or "name" not in ds:
+            raise ConfigError(f"{where}.dataset must be a mapping with a name, e.g. "
+                              "{name: Cifar10, data_file: ...}")
+        _wrap(lambda: _check_keys(ds, ["name", "transforms", *dataset_params(ds["name"])],
+                                  f"{where}.dataset"), f"{where}.dataset.name")
+        _check_transforms(ds.get("transforms"), f"{where}.dataset.transforms", transform_params)
+    _check_transforms(cfg["Infer"].get("transforms"), "Infer.transforms", transform_params)
+
+
+def _check_transforms(ops, where: str, transform_params) -> None:
+    if ops is None:
+        return
+    if not isinstance(ops, list):
+        raise ConfigError(f"{where} must be a list of ops like '- ToTensor: {{}}'")
+    for i, entry in enumerate(ops):
+        name, params = (entry, {}) if isinstance(entry, str) else next(iter(entry.items()))
+        _wrap(lambda: _check_keys(params or {}, transform_params(name), f"{where}[{i}].{name}"),
+              f"{where}[{i}]")
+
+
+def _wrap(check, where: str) -> None:
+    try:
+        check()
+    except ConfigError:
+        raise
+    except ValueError as exc:  # registries raise ValueError naming the valid names
+        raise ConfigError(f"{where}: {exc}") from None
+
+
+def dump_config(cfg: Dict[str, Any]) -> str:
+    return yaml.safe_dump(cfg, sort_keys=False, default_flow_style=None)
+
+
+def save_config(cfg: Dict[str, Any], path: str) -> None:
+    """Write the resolved config (atomically) so a run records what it ran."""
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    tmp = path + ".tmp"
+    with open(tmp, "w", encoding="utf-8") as f:
+        f.write(dump_config(cfg))
+    os.replace(tmp, path)
+
+
+def get_parser(description: str) -> argparse.ArgumentParser:
+    """The tools' shared ``-c`` / ``-o`` arguments."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("-c", "--config", help="YAML config, e.g. configs/orthonet18_cifar10.yaml")
+    parser.add_argument("-o", "--override", action="append", default=[], metavar="KEY=VALUE",
+                        help="override a config key, e.g. -o Global.epochs=1 (repeatable)")
+    return parser
+
+
+def parse_args(description: str, argv: Optional[Sequence[str]] = None, require_config: bool = True):
+    parser = get_parser(description)
+    args = parser.parse_args(argv)
+    if require_config and not args.config:
+        parser.error("-c/--config is required (e.g. -c configs/orthonet18_cifar10.yaml)")
+    return args

@@ -1,0 +1,71 @@
+"""Device, threads, seeds and the distributed environment."""
+from __future__ import annotations
+
+import os
+import random
+from dataclasses import dataclass
+from typing import Any, Dict
+
+import numpy as np
+import paddle
+
+__all__ = ["RunEnv", "setup_env", "seed_everything", "rng_state", "set_rng_state"]
+
+
+@dataclass
+class RunEnv:
+    device: str
+    rank: int = 0
+    world_size: int = 1
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+    @property
+    def distributed(self) -> bool:
+        return self.world_size > 1
+
+
+def _gpu_available() -> bool:
+    return paddle.is_compiled_with_cuda() and paddle.device.cuda.device_count() > 0
+
+
+def setup_env(device: str = "auto") -> RunEnv:
+    """Pick the device and start Paddle's collective engine when launched by
+    ``python -m paddle.distributed.launch`` (gloo on CPU, NCCL on GPU)."""
+    if device == "gpu" and not _gpu_available():
+        raise RuntimeError("Global.device is gpu but no CUDA GPU is visible to Paddle; install "
+                           "paddlepaddle-gpu and check nvidia-smi, or set -o Global.device=cpu")
+    use_gpu = device == "gpu" or (device == "auto" and _gpu_available())
+    world = int(os.environ.get("PADDLE_TRAINERS_NUM", "1"))
+    if use_gpu:
+        paddle.set_device(f"gpu:{int(os.environ.get('FLAGS_selected_gpus', '0').split(',')[0])}"
+                          if world > 1 else "gpu")
+    else:
+        paddle.set_device("cpu")
+        if "OMP_NUM_THREADS" not in os.environ:
+            # Paddle uses one CPU thread unless told otherwise; share the cores among ranks.
+            paddle.base.core.set_num_threads(max(1, (os.cpu_count() or 1) // world))
+    if world > 1:
+        paddle.distributed.init_parallel_env()
+    return RunEnv(device="gpu" if use_gpu else "cpu", rank=paddle.distributed.get_rank(),
+                  world_size=paddle.distributed.get_world_size())
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    paddle.seed(seed)
+
+
+def rng_state() -> Dict[str, Any]:
+    """Python, numpy and Paddle RNG states, saved with each checkpoint."""
+    return {"python": random.getstate(), "numpy": np.random.get_state(),
+            "paddle": [s for s in paddle.get_rng_state()]}
+
+
+def set_rng_state(state: Dict[str, Any]) -> None:
+    random.setstate(state["python"])
+    np.random.set_state(state["numpy"])
+    paddle.set_rng_state(state["paddle"])

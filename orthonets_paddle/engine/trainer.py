@@ -1,0 +1,266 @@
+"""The training loop: ``train(cfg)`` is what ``tools/train.py`` and the notebook run.
+
+Plain functions in the torchvision-reference style: ``train_one_epoch``,
+``evaluate``, ``train``. Outputs use the seed notebook's names.
+"""
+from __future__ import annotations
+
+import math
+import os
+import time
+from typing import Any, Dict, Optional
+
+import numpy as np
+import paddle
+import paddle.nn.functional as F
+
+from ..config import dump_config, save_config
+from ..data import build_dataloader, set_epoch
+from ..models import build_model
+from ..pretrained import load_pretrained
+from .checkpoint import atomic_save, load_checkpoint, save_checkpoint
+from .env import RunEnv, rng_state, seed_everything, set_rng_state, setup_env
+from .logger import VisualDLWriter, get_logger, new_records, progress, write_json
+from .losses import build_loss
+from .optim import build_optimizer
+
+__all__ = ["train", "train_one_epoch", "evaluate", "build_model_from_config",
+           "NonFiniteLossError"]
+
+
+class NonFiniteLossError(RuntimeError):
+    """The loss became NaN or infinite; the run stops with its last good checkpoint."""
+
+
+def build_model_from_config(arch: Dict[str, Any]) -> paddle.nn.Layer:
+    """``Arch`` section -> model (``class_num`` is ``num_classes``; the rest are
+    ``ResNet`` options such as ``stem``, ``width``, ``squeeze``)."""
+    opts = {k: v for k, v in arch.items() if k not in ("name", "class_num")}
+    return build_model(arch["name"], num_classes=arch["class_num"], **opts)
+
+
+def _all_reduce(values: np.ndarray, env: RunEnv) -> np.ndarray:
+    if not env.distributed:
+        return values
+    t = paddle.to_tensor(values.astype("float64"))
+    paddle.distributed.all_reduce(t)
+    return t.numpy()
+
+
+def _correct(logits: paddle.Tensor, label: paddle.Tensor, k: int = 1) -> int:
+    k = min(k, logits.shape[-1])
+    top = paddle.topk(logits, k, axis=-1)[1]
+    return int((top == label.reshape([-1, 1]).astype(top.dtype)).any(axis=-1).astype("int64").sum())
+
+
+def train_one_epoch(model, loader, loss_fn, optimizer, scheduler, epoch: int, env: RunEnv,
+                    records: Dict[str, Any], state: Dict[str, Any], cfg: Dict[str, Any],
+                    vdl: VisualDLWriter, scaler=None) -> Dict[str, float]:
+    """One pass over ``loader``; returns mean train loss and accuracy (all ranks)."""
+    g = cfg["Global"]
+    model.train()
+    total_loss = total_correct = total_seen = 0.0
+    start = time.perf_counter()
+    bar = progress(loader, len(loader), f"epoch {epoch + 1}/{g['epochs']}",
+                   g["progress_bar"] and env.is_main)
+    for images, labels in bar:
+        labels = labels.reshape([-1]).astype("int64")
+        if scaler is not None:
+            with paddle.amp.auto_cast(level=cfg["AMP"]["level"]):
+                logits = model(images)
+                loss = loss_fn(logits, labels)
+        else:
+            logits = model(images)
+            loss = loss_fn(logits, labels)
+        loss_value = float(_all_reduce(np.array([float(loss)]), env)[0]) / env.world_size
+        if not math.isfinite(loss_value):
+            raise NonFiniteLossError(
+                f"loss is {loss_value} at epoch {epoch + 1}, iteration {state['global_step'] + 1}; "
+                f"stopped. The last good checkpoint is {os.path.join(g['output_dir'], 'latest')}.* "
+                "(resume with -o Global.checkpoints=<output_dir>). Lower "
+                "Optimizer.lr.learning_rate, or check the data for NaN/inf values")
+        if scaler is not None:
+            scaler.scale(loss).backward()
+            scaler.minimize(optimizer, loss)
+        else:
+            loss.backward()
+            optimizer.step()
+        optimizer.clear_grad()
+        scheduler.step()
+        state["global_step"] += 1
+
+        n = labels.shape[0]
+        total_loss += loss_value * n
+        total_correct += _correct(logits.detach(), labels)
+        total_seen += n
+        if state["global_step"] % g["print_batch_step"] == 0:
+            records["loss_record"]["train"]["loss"].append(loss_value)
+            records["loss_record"]["train"]["iter"].append(state["global_step"])
+            vdl.add_scalar("train/loss", loss_value, state["global_step"])
+            vdl.add_scalar("train/lr", optimizer.get_lr(), state["global_step"])
+        if bar is not loader:
+            ips = total_seen * env.world_size / max(time.perf_counter() - start, 1e-9)
+            bar.set_postfix(loss=f"{loss_value:.4f}", acc=f"{total_correct / total_seen:.4f}",
+                            lr=f"{optimizer.get_lr():.2e}", ips=f"{ips:.0f} img/s", refresh=False)
+    sums = _all_reduce(np.array([total_loss, total_correct, total_seen]), env)
+    elapsed = time.perf_counter() - start
+    return {"loss": sums[0] / max(sums[2], 1), "acc": sums[1] / max(sums[2], 1),
+            "images_per_sec": sums[2] / max(elapsed, 1e-9)}
+
+
+@paddle.no_grad()
+def evaluate(model, loader, loss_fn, env: Optional[RunEnv] = None,
+             show_progress: bool = False) -> Dict[str, float]:
+    """Top-1, top-5 and mean loss over ``loader`` (summed over ranks when distributed)."""
+    env = env or RunEnv(device=paddle.get_device())
+    model.eval()
+    sums = np.zeros(4)
+    for images, labels in progress(loader, len(loader), "eval", show_progress and env.is_main):
+        labels = labels.reshape([-1]).astype("int64")
+        logits = model(images)
+        n = labels.shape[0]
+        sums += [float(loss_fn(logits, labels)) * n, _correct(logits, labels, 1),
+                 _correct(logits, labels, 5), n]
+    sums = _all_reduce(sums, env)
+    n = max(sums[3], 1)
+    return {"loss": sums[0] / n, "acc": sums[1] / n, "top5": sums[2] / n, "samples": int(sums[3])}
+
+
+def _states(epoch: int, state: Dict[str, Any], records, scheduler) -> Dict[str, Any]:
+    return {"epoch": epoch, "best_acc": state["best_acc"], "best_epoch": state["best_epoch"],
+            "global_step": state["global_step"], "lr_scheduler": scheduler.state_dict(),
+            "rng": rng_state(), "records": records}
+
+
+def train(cfg: Dict[str, Any]) -> Dict[str, Any]:
+    """Train as the config says; returns best/final accuracy and the records."""
+    g = cfg["Global"]
+    env = setup_env(g["device"])
+    log = get_logger(quiet=not env.is_main)
+    if cfg["AMP"]["enable"] and env.device != "gpu":
+        raise RuntimeError("AMP.enable needs a GPU (float16 autocast); this run is on the CPU. "
+                           "Set -o AMP.enable=False, or -o Global.device=gpu on a GPU machine")
+    out_dir = g["output_dir"]
+    if env.is_main:
+        os.makedirs(out_dir, exist_ok=True)
+        save_config(cfg, os.path.join(out_dir, "config.yaml"))
+        log.info("config (saved to %s):\n%s", os.path.join(out_dir, "config.yaml"), dump_config(cfg))
+    seed_everything(g["seed"])
+
+    loaders = cfg["DataLoader"]
+    if "Train" not in loaders:
+        raise ValueError("config has no DataLoader.Train section; see configs/ for examples")
+    train_loader = build_dataloader(loaders["Train"], "train", seed=g["seed"],
+                                    distributed=env.distributed)
+    eval_loader = (build_dataloader(loaders["Eval"], "eval", seed=g["seed"],
+                                    distributed=env.distributed) if "Eval" in loaders else None)
+
+    model = build_model_from_config(cfg["Arch"])
+    if g["pretrained_model"]:
+        report = load_pretrained(model, g["pretrained_model"], verbose=False)
+        log.info("pretrained: %s", report.summary())
+        if not report.clean or report.skipped_classifier:
+            log.warning("WARNING pretrained weights did not fully fit: %s", report.summary())
+    loss_fn = build_loss(cfg["Loss"])
+    optimizer, scheduler = build_optimizer(cfg["Optimizer"], model.parameters(),
+                                           len(train_loader), g["epochs"])
+    scaler = None
+    if cfg["AMP"]["enable"]:
+        scaler = paddle.amp.GradScaler(init_loss_scaling=cfg["AMP"]["init_loss_scaling"],
+                                       use_dynamic_loss_scaling=cfg["AMP"]["use_dynamic_loss_scaling"])
+        if cfg["AMP"]["level"] == "O2":
+            model, optimizer = paddle.amp.decorate(model, optimizer, level="O2")
+
+    records = new_records()
+    state = {"best_acc": -1.0, "best_epoch": -1, "global_step": 0}
+    start_epoch = 0
+    if g["checkpoints"]:
+        ckpt = load_checkpoint(g["checkpoints"])
+        model.set_state_dict(ckpt["model"])
+        optimizer.set_state_dict(ckpt["optimizer"])
+        st = ckpt["states"]
+        scheduler.set_state_dict(st["lr_scheduler"])
+        set_rng_state(st["rng"])
+        records = st["records"]
+        state.update(best_acc=st["best_acc"], best_epoch=st["best_epoch"],
+                     global_step=st["global_step"])
+        start_epoch = st["epoch"] + 1
+        log.info("resumed from %s: epoch %d done, best acc %.4f (epoch %d); continuing at epoch %d",
+                 ckpt["prefix"], start_epoch, state["best_acc"], state["best_epoch"] + 1,
+                 start_epoch + 1)
+
+    net = paddle.DataParallel(model) if env.distributed else model
+    vdl = VisualDLWriter(os.path.join(out_dir, "vdl") if g["use_visualdl"] and env.is_main else None)
+    main = env.is_main
+    last_eval = None
+    try:
+        for epoch in range(start_epoch, g["epochs"]):
+            set_epoch(train_loader, epoch)
+            tr = train_one_epoch(net, train_loader, loss_fn, optimizer, scheduler, epoch, env,
+                                 records, state, cfg, vdl, scaler)
+            row = {"epoch": epoch + 1, "lr": optimizer.get_lr(), "train_loss": tr["loss"],
+                   "train_acc": tr["acc"], "train_images_per_sec": tr["images_per_sec"]}
+            step = state["global_step"]
+            records["acc_record"]["train"]["acc"].append(tr["acc"])
+            records["acc_record"]["train"]["iter"].append(step)
+            do_eval = eval_loader is not None and (
+                (epoch + 1) % g["eval_interval"] == 0 or epoch + 1 == g["epochs"])
+            if do_eval:
+                last_eval = evaluate(net, eval_loader, loss_fn, env)
+                row.update(val_loss=last_eval["loss"], val_acc=last_eval["acc"],
+                           val_top5=last_eval["top5"])
+                for key, rec in (("loss", "loss_record"), ("acc", "acc_record")):
+                    records[rec]["val"][key].append(last_eval[key])
+                    records[rec]["val"]["iter"].append(step)
+            records["epochs"].append(row)
+            metric = last_eval["acc"] if do_eval else (tr["acc"] if eval_loader is None else None)
+            improved = metric is not None and metric > state["best_acc"]
+            if improved:
+                state.update(best_acc=metric, best_epoch=epoch)
+            if main:
+                for k, v in row.items():
+                    if k != "epoch":
+                        vdl.add_scalar(f"epoch/{k}", v, epoch + 1)
+                if improved:
+                    save_checkpoint(os.path.join(out_dir, "best_model"), model)
+                    _save_optimizer(os.path.join(out_dir, "best_optimizer.pdopt"), optimizer)
+                states = _states(epoch, state, records, scheduler)
+                save_checkpoint(os.path.join(out_dir, "latest"), model, optimizer, states)
+                if g["save_interval"] and (epoch + 1) % g["save_interval"] == 0:
+                    save_checkpoint(os.path.join(out_dir, f"epoch_{epoch + 1}"), model, optimizer,
+                                    states)
+                write_json(_metrics(records, state, cfg), os.path.join(out_dir, "metrics.json"))
+            summary = (f"epoch {epoch + 1}/{g['epochs']}  lr {row['lr']:.4g}  train loss "
+                       f"{tr['loss']:.4f} acc {tr['acc']:.4f}  {tr['images_per_sec']:.0f} img/s")
+            if do_eval:
+                summary += f"  val loss {last_eval['loss']:.4f} acc {last_eval['acc']:.4f}"
+            log.info(summary + ("  (best)" if improved else ""))
+    finally:
+        vdl.close()
+
+    if main:
+        save_checkpoint(os.path.join(out_dir, "final_model"), model)
+        _save_optimizer(os.path.join(out_dir, "final_optimizer.pdopt"), optimizer)
+        if g["plot"]:
+            _plot(records, out_dir)
+        log.info("done: best val acc %.4f at epoch %d; outputs in %s", state["best_acc"],
+                 state["best_epoch"] + 1, out_dir)
+    return {"best_acc": state["best_acc"], "best_epoch": state["best_epoch"] + 1,
+            "final": last_eval, "records": records, "output_dir": out_dir, "model": model}
+
+
+def _save_optimizer(path: str, optimizer) -> None:
+    atomic_save(optimizer.state_dict(), path)
+
+
+def _metrics(records, state, cfg) -> Dict[str, Any]:
+    return {"arch": cfg["Arch"]["name"], "best_acc": state["best_acc"],
+            "best_epoch": state["best_epoch"] + 1, **records}
+
+
+def _plot(records, out_dir: str) -> None:
+    from ..plotting import plot_learning_curve
+    plot_learning_curve(records["loss_record"], title="loss", ylabel="CE Loss",
+                        save_path=os.path.join(out_dir, "loss.png"))
+    plot_learning_curve(records["acc_record"], title="acc", ylabel="Accuracy",
+                        save_path=os.path.join(out_dir, "acc.png"))
