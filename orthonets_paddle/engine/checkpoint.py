@@ -2,29 +2,67 @@
 from __future__ import annotations
 
 import os
+import pickle
 from typing import Any, Dict, Optional
 
 import paddle
 
-__all__ = ["atomic_save", "save_checkpoint", "resolve_checkpoint", "load_checkpoint",
-           "CheckpointError"]
+__all__ = ["atomic_save", "save_checkpoint", "optimizer_state", "load_optimizer_state", "resolve_checkpoint", "load_checkpoint",
+           "load_states", "CheckpointError"]
 
 
 class CheckpointError(RuntimeError):
     """A resume checkpoint is missing or unreadable."""
 
 
-def atomic_save(obj: Any, path: str) -> None:
-    """``paddle.save`` to a temporary file, then rename: a crash never leaves a
-    half-written file in place of a good one."""
+def _pickle(obj: Any, path: str) -> None:
+    with open(path, "wb") as f:
+        pickle.dump(obj, f, protocol=4)
+
+
+def atomic_save(obj: Any, path: str, writer=None) -> None:
+    """``paddle.save`` (or ``writer``) to a temporary file, then rename: a crash
+    never leaves a half-written file in place of a good one."""
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     tmp = f"{path}.tmp{os.getpid()}"
     try:
-        paddle.save(obj, tmp)
+        (writer or paddle.save)(obj, tmp)
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):
             os.remove(tmp)
+
+
+def _rename(state: Dict[str, Any], mapping: Dict[str, str]) -> Dict[str, Any]:
+    out = {}
+    for key, value in state.items():
+        for old, new in mapping.items():
+            if isinstance(key, str) and key.startswith(old + "_"):
+                key = new + key[len(old):]
+                break
+        out[key] = value
+    return out
+
+
+def optimizer_state(model: paddle.nn.Layer, optimizer) -> Dict[str, Any]:
+    """The optimizer's state keyed by structured parameter names (``layer1.0.conv1.weight``)
+    instead of Paddle's global counters (``conv2d_80.w_0``), which differ between
+    processes: the saved state then loads into any freshly built copy of the model."""
+    names = {p.name: n for n, p in model.named_parameters()}
+    state = optimizer.state_dict()
+    if "master_weights" in state:
+        state["master_weights"] = {names.get(k, k): v for k, v in state["master_weights"].items()}
+    return _rename(state, names)
+
+
+def load_optimizer_state(model: paddle.nn.Layer, optimizer, state: Dict[str, Any]) -> None:
+    """Inverse of ``optimizer_state``."""
+    names = {n: p.name for n, p in model.named_parameters()}
+    state = dict(state)
+    if "master_weights" in state:
+        state["master_weights"] = {names.get(k, k): v for k, v in state["master_weights"].items()}
+    # Longest first so 'layer1.0.conv1.weight' is not matched by a shorter name's prefix.
+    optimizer.set_state_dict(_rename(state, dict(sorted(names.items(), key=lambda kv: -len(kv[0])))))
 
 
 def save_checkpoint(prefix: str, model: paddle.nn.Layer, optimizer=None,
@@ -33,9 +71,16 @@ def save_checkpoint(prefix: str, model: paddle.nn.Layer, optimizer=None,
     written last, so a resume reads it only when the weights before it are complete."""
     atomic_save(model.state_dict(), prefix + ".pdparams")
     if optimizer is not None:
-        atomic_save(optimizer.state_dict(), prefix + ".pdopt")
+        atomic_save(optimizer_state(model, optimizer), prefix + ".pdopt")
     if states is not None:
-        atomic_save(states, prefix + ".pdstates")
+        # Plain pickle: RNG states hold arrays (uint32) that paddle.save cannot store.
+        atomic_save(states, prefix + ".pdstates", writer=_pickle)
+
+
+def load_states(path: str) -> Dict[str, Any]:
+    """Read a ``.pdstates`` file (epoch, best metric, scheduler, RNG states, records)."""
+    with open(path, "rb") as f:
+        return pickle.load(f)
 
 
 def resolve_checkpoint(path: str) -> str:
@@ -63,7 +108,7 @@ def load_checkpoint(path: str) -> Dict[str, Any]:
     out = {"prefix": prefix}
     for key, suffix in (("model", ".pdparams"), ("optimizer", ".pdopt"), ("states", ".pdstates")):
         try:
-            out[key] = paddle.load(prefix + suffix)
+            out[key] = (load_states if key == "states" else paddle.load)(prefix + suffix)
         except Exception as exc:
             raise CheckpointError(f"cannot read {prefix + suffix} ({type(exc).__name__}: {exc}); "
                                   "it may be truncated: resume from an epoch_N checkpoint "

@@ -18,7 +18,8 @@ from ..config import dump_config, save_config
 from ..data import build_dataloader, set_epoch
 from ..models import build_model
 from ..pretrained import load_pretrained
-from .checkpoint import atomic_save, load_checkpoint, save_checkpoint
+from .checkpoint import (atomic_save, load_checkpoint, load_optimizer_state, optimizer_state,
+                         save_checkpoint)
 from .env import RunEnv, rng_state, seed_everything, set_rng_state, setup_env
 from .logger import VisualDLWriter, get_logger, new_records, progress, write_json
 from .losses import build_loss
@@ -37,6 +38,13 @@ def build_model_from_config(arch: Dict[str, Any]) -> paddle.nn.Layer:
     ``ResNet`` options such as ``stem``, ``width``, ``squeeze``)."""
     opts = {k: v for k, v in arch.items() if k not in ("name", "class_num")}
     return build_model(arch["name"], num_classes=arch["class_num"], **opts)
+
+
+def _nonfinite_message(what: str, g: Dict[str, Any]) -> str:
+    return (f"{what}; stopped. The last good checkpoint is "
+            f"{os.path.join(g['output_dir'], 'latest')}.* (resume with -o Global.checkpoints="
+            f"{g['output_dir']}). Lower Optimizer.lr.learning_rate, or check the data for "
+            "NaN/inf values")
 
 
 def _all_reduce(values: np.ndarray, env: RunEnv) -> np.ndarray:
@@ -74,11 +82,8 @@ def train_one_epoch(model, loader, loss_fn, optimizer, scheduler, epoch: int, en
             loss = loss_fn(logits, labels)
         loss_value = float(_all_reduce(np.array([float(loss)]), env)[0]) / env.world_size
         if not math.isfinite(loss_value):
-            raise NonFiniteLossError(
-                f"loss is {loss_value} at epoch {epoch + 1}, iteration {state['global_step'] + 1}; "
-                f"stopped. The last good checkpoint is {os.path.join(g['output_dir'], 'latest')}.* "
-                "(resume with -o Global.checkpoints=<output_dir>). Lower "
-                "Optimizer.lr.learning_rate, or check the data for NaN/inf values")
+            raise NonFiniteLossError(_nonfinite_message(
+                f"loss is {loss_value} at epoch {epoch + 1}, iteration {state['global_step'] + 1}", g))
         if scaler is not None:
             scaler.scale(loss).backward()
             scaler.minimize(optimizer, loss)
@@ -177,7 +182,7 @@ def train(cfg: Dict[str, Any]) -> Dict[str, Any]:
     if g["checkpoints"]:
         ckpt = load_checkpoint(g["checkpoints"])
         model.set_state_dict(ckpt["model"])
-        optimizer.set_state_dict(ckpt["optimizer"])
+        load_optimizer_state(model, optimizer, ckpt["optimizer"])
         st = ckpt["states"]
         scheduler.set_state_dict(st["lr_scheduler"])
         set_rng_state(st["rng"])
@@ -207,6 +212,9 @@ def train(cfg: Dict[str, Any]) -> Dict[str, Any]:
                 (epoch + 1) % g["eval_interval"] == 0 or epoch + 1 == g["epochs"])
             if do_eval:
                 last_eval = evaluate(net, eval_loader, loss_fn, env)
+                if not math.isfinite(last_eval["loss"]):
+                    raise NonFiniteLossError(_nonfinite_message(
+                        f"validation loss is {last_eval['loss']} after epoch {epoch + 1}", g))
                 row.update(val_loss=last_eval["loss"], val_acc=last_eval["acc"],
                            val_top5=last_eval["top5"])
                 for key, rec in (("loss", "loss_record"), ("acc", "acc_record")):
@@ -223,7 +231,8 @@ def train(cfg: Dict[str, Any]) -> Dict[str, Any]:
                         vdl.add_scalar(f"epoch/{k}", v, epoch + 1)
                 if improved:
                     save_checkpoint(os.path.join(out_dir, "best_model"), model)
-                    _save_optimizer(os.path.join(out_dir, "best_optimizer.pdopt"), optimizer)
+                    atomic_save(optimizer_state(model, optimizer),
+                                os.path.join(out_dir, "best_optimizer.pdopt"))
                 states = _states(epoch, state, records, scheduler)
                 save_checkpoint(os.path.join(out_dir, "latest"), model, optimizer, states)
                 if g["save_interval"] and (epoch + 1) % g["save_interval"] == 0:
@@ -240,17 +249,13 @@ def train(cfg: Dict[str, Any]) -> Dict[str, Any]:
 
     if main:
         save_checkpoint(os.path.join(out_dir, "final_model"), model)
-        _save_optimizer(os.path.join(out_dir, "final_optimizer.pdopt"), optimizer)
+        atomic_save(optimizer_state(model, optimizer), os.path.join(out_dir, "final_optimizer.pdopt"))
         if g["plot"]:
             _plot(records, out_dir)
         log.info("done: best val acc %.4f at epoch %d; outputs in %s", state["best_acc"],
                  state["best_epoch"] + 1, out_dir)
     return {"best_acc": state["best_acc"], "best_epoch": state["best_epoch"] + 1,
             "final": last_eval, "records": records, "output_dir": out_dir, "model": model}
-
-
-def _save_optimizer(path: str, optimizer) -> None:
-    atomic_save(optimizer.state_dict(), path)
 
 
 def _metrics(records, state, cfg) -> Dict[str, Any]:

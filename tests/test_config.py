@@ -1,0 +1,89 @@
+import pytest
+
+from orthonets_paddle.config import ConfigError, apply_override, load_config, parse_value
+
+CFG = "configs/orthonet18_cifar10.yaml"
+
+
+@pytest.mark.parametrize("text,value", [
+    ("1", 1), ("0.5", 0.5), ("5e-4", 5e-4), ("1.0e-4", 1e-4), ("true", True), ("False", False),
+    ("None", None), ("null", None), ("[30, 60, 90]", [30, 60, 90]), ("./out/run", "./out/run"),
+    ("[0.5,0.5]", [0.5, 0.5]), ("O1", "O1")])
+def test_override_values_are_typed(text, value):
+    assert parse_value(text) == value and type(parse_value(text)) is type(value)
+
+
+def test_overrides_reach_nested_keys_and_list_items():
+    cfg = load_config(CFG, ["Global.epochs=3", "DataLoader.Train.batch_size=8",
+                            "DataLoader.Train.dataset.num_samples=40",
+                            "DataLoader.Train.dataset.transforms[0].RandomCrop.padding=2",
+                            "DataLoader.Eval.dataset.transforms.1.ToTensor=null",
+                            "Optimizer.lr.milestones=[1,2]", "Global.pretrained_model=None",
+                            "Arch.width=8"])
+    assert cfg["Global"]["epochs"] == 3
+    assert cfg["DataLoader"]["Train"]["batch_size"] == 8
+    assert cfg["DataLoader"]["Train"]["dataset"]["num_samples"] == 40
+    assert cfg["DataLoader"]["Train"]["dataset"]["transforms"][0] == {"RandomCrop": {"size": 32, "padding": 2}}
+    assert cfg["DataLoader"]["Eval"]["dataset"]["transforms"][1] == {"ToTensor": None}
+    assert cfg["Optimizer"]["lr"]["milestones"] == [1, 2]
+    assert cfg["Arch"]["width"] == 8
+
+
+def test_seed_recipe_is_in_the_config():
+    cfg = load_config(CFG)
+    t = cfg["DataLoader"]["Train"]
+    assert (t["batch_size"], t["drop_last"], cfg["Global"]["epochs"], cfg["Global"]["seed"]) == (256, True, 100, 42)
+    assert cfg["Optimizer"] == {"name": "Momentum", "momentum": 0.9, "weight_decay": 5e-4,
+                                "lr": {"name": "MultiStepDecay", "learning_rate": 0.1,
+                                       "milestones": [30, 60, 90], "gamma": 0.1}}
+    assert cfg["Loss"] == {"name": "CELoss", "epsilon": 0.1}
+    assert [list(op)[0] for op in t["dataset"]["transforms"]] == [
+        "RandomCrop", "ColorJitter", "RandomHorizontalFlip", "RandomRotation", "ToTensor", "Normalize"]
+
+
+@pytest.mark.parametrize("override,message", [
+    ("Global.epoch=1", "Global.epoch: unknown key; did you mean epochs"),
+    ("Globals.epochs=1", "unknown section 'Globals'; did you mean Global"),
+    ("DataLoader.Train.dataset.num_sampels=4", "did you mean num_samples"),
+    ("DataLoader.Train.batchsize=4", "did you mean batch_size"),
+    ("Optimizer.lr.milestone=[1]", "did you mean milestones"),
+    ("Arch.widht=8", "did you mean width"),
+    ("Arch.name=orthonet19", "did you mean orthonet18"),
+    ("DataLoader.Train.dataset.transforms[0].RandomCrop.sizes=3", "did you mean size"),
+    ("DataLoader.Train.dataset.transforms[9].RandomCrop.size=3", "list of 6 items"),
+    ("Global.epochs", "must look like Section.key=value"),
+    ("Global.device=tpu", "valid: auto, cpu, gpu"),
+    ("Global.epochs=0", "positive integer"),
+])
+def test_bad_overrides_name_the_nearest_key(override, message):
+    with pytest.raises(ConfigError, match=message.replace("[", r"\[").replace("(", r"\(")):
+        load_config(CFG, [override])
+
+
+def test_unknown_key_in_file_is_an_error(tmp_path):
+    text = open(CFG).read().replace("  print_batch_step: 10", "  print_batch_stpe: 10")
+    path = tmp_path / "bad.yaml"
+    path.write_text(text)
+    with pytest.raises(ConfigError, match="print_batch_stpe: unknown key; did you mean print_batch_step"):
+        load_config(str(path))
+    path.write_text("Globl: {epochs: 1}\n")
+    with pytest.raises(ConfigError, match="unknown section 'Globl'"):
+        load_config(str(path))
+    with pytest.raises(ConfigError, match="config file not found"):
+        load_config(str(tmp_path / "missing.yaml"))
+
+
+def test_every_shipped_config_is_valid():
+    import glob
+    paths = sorted(glob.glob("configs/*.yaml"))
+    assert len(paths) >= 7
+    for path in paths:
+        assert load_config(path)["Arch"]["name"]
+
+
+def test_apply_override_does_not_create_keys_silently():
+    cfg = load_config(CFG)
+    apply_override(cfg, "Global.new_key=1")  # lands, then validation refuses it
+    from orthonets_paddle.config import validate_config
+    with pytest.raises(ConfigError, match="new_key"):
+        validate_config(cfg)

@@ -1,0 +1,202 @@
+"""The training loop on generated CIFAR-format data with a tiny model."""
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import paddle
+import pytest
+
+from data_files import make_cifar_archive
+from orthonets_paddle.config import load_config
+from orthonets_paddle.engine import NonFiniteLossError, atomic_save, load_states, train
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+CFG = os.path.join(ROOT, "configs", "orthonet18_cifar10.yaml")
+PLAIN = "[{Resize: {size: 32}}, {ToTensor: {}}, {Normalize: {mean: [0.5,0.5,0.5], std: [0.5,0.5,0.5]}}]"
+
+
+@pytest.fixture(scope="module")
+def archive(tmp_path_factory):
+    return make_cifar_archive(str(tmp_path_factory.mktemp("cifar") / "cifar-10-python.tar.gz"),
+                              n_train=48, n_test=24)
+
+
+def tiny(archive, out, *extra, epochs=2):
+    return [f"Global.output_dir={out}", f"Global.epochs={epochs}", "Global.progress_bar=False",
+            f"DataLoader.Train.dataset.data_file={archive}",
+            f"DataLoader.Eval.dataset.data_file={archive}",
+            "DataLoader.Train.batch_size=16", "DataLoader.Eval.batch_size=16",
+            "DataLoader.Train.num_workers=0", "DataLoader.Eval.num_workers=0",
+            "Arch.width=4", "Optimizer.lr.milestones=[1]", *extra]
+
+
+def test_one_run_writes_every_output(archive, tmp_path):
+    out = tmp_path / "run"
+    res = train(load_config(CFG, tiny(archive, out, "Global.save_interval=1")))
+    names = set(os.listdir(out))
+    for name in ("best_model.pdparams", "best_optimizer.pdopt", "final_model.pdparams",
+                 "final_optimizer.pdopt", "latest.pdparams", "latest.pdopt", "latest.pdstates",
+                 "epoch_1.pdparams", "epoch_2.pdstates", "metrics.json", "config.yaml",
+                 "loss.png", "acc.png", "vdl"):
+        assert name in names, name
+    assert not [n for n in names if ".tmp" in n]
+    assert os.listdir(out / "vdl")
+    metrics = json.load(open(out / "metrics.json"))
+    assert metrics["acc_record"]["val"]["iter"] == [3, 6]  # 48 samples / 16 = 3 iterations
+    assert len(metrics["epochs"]) == 2 and 0.0 <= metrics["epochs"][1]["val_acc"] <= 1.0
+    assert metrics["epochs"][1]["lr"] == pytest.approx(0.01)  # MultiStepDecay at epoch 1
+    assert metrics["best_acc"] == max(e["val_acc"] for e in metrics["epochs"]) == res["best_acc"]
+    # The resolved config is saved and loads back as the same run.
+    assert load_config(str(out / "config.yaml"))["Global"]["output_dir"] == str(out)
+    # best_model holds the best epoch's weights: evaluating them reproduces best_acc.
+    from orthonets_paddle.data import build_dataloader
+    from orthonets_paddle.engine import build_loss, build_model_from_config, evaluate
+    cfg = load_config(str(out / "config.yaml"))
+    model = build_model_from_config(cfg["Arch"])
+    model.set_state_dict(paddle.load(str(out / "best_model.pdparams")))
+    got = evaluate(model, build_dataloader(cfg["DataLoader"]["Eval"], "eval"), build_loss(cfg["Loss"]))
+    assert got["acc"] == pytest.approx(res["best_acc"])
+    assert got["samples"] == 24
+
+
+def test_train_loss_recorded_every_print_batch_step(archive, tmp_path):
+    res = train(load_config(CFG, tiny(archive, tmp_path / "r", "Global.print_batch_step=2",
+                                      "Global.use_visualdl=False", "Global.plot=False")))
+    assert res["records"]["loss_record"]["train"]["iter"] == [2, 4, 6]
+
+
+_KILLER = """
+import os, signal, sys
+sys.path.insert(0, {root!r})
+from orthonets_paddle.data import datasets
+from orthonets_paddle.config import load_config
+from orthonets_paddle.engine import train
+orig = datasets.Cifar10.__getitem__
+count = [0]
+def dying(self, i):
+    count[0] += 1
+    if self.mode == "train" and count[0] == {kill_at}:
+        os.kill(os.getpid(), signal.SIGKILL)  # no cleanup, like a power cut
+    return orig(self, i)
+datasets.Cifar10.__getitem__ = dying
+train(load_config({cfg!r}, {overrides!r}))
+"""
+
+
+def test_resume_after_sigkill_matches_uninterrupted_run(archive, tmp_path):
+    # The seed's random augmentations stay on: resume must restore the RNG states too.
+    over = lambda out, *e: tiny(archive, out, "Global.use_visualdl=False", "Global.plot=False",
+                                "Global.print_batch_step=2", *e, epochs=3)
+    full = train(load_config(CFG, over(tmp_path / "full")))
+
+    killed = tmp_path / "killed"
+    # 48 train + 24 eval samples per epoch: sample 100 is in the middle of epoch 2's training.
+    script = _KILLER.format(root=ROOT, kill_at=100, cfg=CFG, overrides=over(killed))
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    assert proc.returncode == -9, proc.stderr[-2000:]
+    states = load_states(str(killed / "latest.pdstates"))
+    assert states["epoch"] == 0 and not (killed / "final_model.pdparams").exists()
+
+    resumed = train(load_config(CFG, over(killed, f"Global.checkpoints={killed}")))
+    assert resumed["best_acc"] == full["best_acc"] and resumed["best_epoch"] == full["best_epoch"]
+    a = paddle.load(str(tmp_path / "full" / "final_model.pdparams"))
+    b = paddle.load(str(killed / "final_model.pdparams"))
+    assert list(a) == list(b)
+    for k in a:
+        np.testing.assert_allclose(b[k].numpy(), a[k].numpy(), rtol=1e-6, atol=1e-7, err_msg=k)
+    ra, rb = json.load(open(tmp_path / "full" / "metrics.json")), json.load(open(killed / "metrics.json"))
+    assert len(rb["epochs"]) == 3
+    for split in ("train", "val"):
+        assert rb["loss_record"][split]["iter"] == ra["loss_record"][split]["iter"]
+        np.testing.assert_allclose(rb["loss_record"][split]["loss"], ra["loss_record"][split]["loss"],
+                                   rtol=1e-5)
+    assert len(ra["loss_record"]["train"]["iter"]) == 4  # every 2nd of 9 iterations
+
+
+def test_resume_keeps_best_metric(archive, tmp_path):
+    out = tmp_path / "r"
+    first = train(load_config(CFG, tiny(archive, out, epochs=1)))
+    best_before = first["best_acc"]
+    res = train(load_config(CFG, tiny(archive, out, f"Global.checkpoints={out}/latest.pdparams",
+                                      "Global.plot=False", epochs=2)))
+    assert res["best_acc"] >= best_before
+    assert len(res["records"]["epochs"]) == 2  # history carried over, not reset
+
+
+def test_resume_from_missing_checkpoint_says_which_key(archive, tmp_path):
+    with pytest.raises(RuntimeError, match="Global.checkpoints takes a run's output directory"):
+        train(load_config(CFG, tiny(archive, tmp_path / "r", f"Global.checkpoints={tmp_path}/nope")))
+
+
+def test_crash_during_save_keeps_previous_checkpoint(tmp_path, monkeypatch):
+    path = str(tmp_path / "latest.pdparams")
+    good = {"w": paddle.ones([3])}
+    atomic_save(good, path)
+
+    def broken_save(obj, target, *a, **k):
+        with open(target, "wb") as f:
+            f.write(b"\x80\x04partial")  # a half-written file, then the crash
+        raise OSError("disk full")
+
+    monkeypatch.setattr(paddle, "save", broken_save)
+    with pytest.raises(OSError, match="disk full"):
+        atomic_save({"w": paddle.zeros([3])}, path)
+    monkeypatch.undo()
+    np.testing.assert_array_equal(paddle.load(path)["w"].numpy(), np.ones(3))
+    assert os.listdir(tmp_path) == ["latest.pdparams"]
+
+
+def test_pretrained_with_other_class_count_skips_classifier(archive, tmp_path, caplog):
+    from orthonets_paddle.engine import build_model_from_config
+    src = build_model_from_config({"name": "orthonet18", "class_num": 100, "stem": "cifar", "width": 4})
+    path = str(tmp_path / "pre.pdparams")
+    paddle.save(src.state_dict(), path)
+    res = train(load_config(CFG, tiny(archive, tmp_path / "ft", f"Global.pretrained_model={path[:-9]}",
+                                      "Global.plot=False", "Optimizer.lr.learning_rate=0.0", epochs=1)))
+    model = res["model"]
+    assert model.fc.weight.shape == [32, 10]
+    np.testing.assert_array_equal(model.layer1[0].conv1.weight.numpy(), src.layer1[0].conv1.weight.numpy())
+    np.testing.assert_array_equal(model.layer2[1].att.filters.numpy(), src.layer2[1].att.filters.numpy())
+
+
+def test_non_finite_loss_stops_and_keeps_last_good_checkpoint(archive, tmp_path):
+    out = tmp_path / "nan"
+    train(load_config(CFG, tiny(archive, out, "Global.plot=False", epochs=1)))
+    before = open(out / "latest.pdparams", "rb").read()
+    diverge = "Optimizer.lr.learning_rate=1e30"  # weights overflow within a few steps
+    with pytest.raises(NonFiniteLossError, match="loss is (nan|inf) (at|after) epoch 2.*latest"):
+        train(load_config(CFG, tiny(archive, out, f"Global.checkpoints={out}", diverge)))
+    assert open(out / "latest.pdparams", "rb").read() == before
+    assert load_states(str(out / "latest.pdstates"))["epoch"] == 0
+
+
+def test_amp_is_refused_on_cpu(archive, tmp_path):
+    with pytest.raises(RuntimeError, match="AMP.enable needs a GPU"):
+        train(load_config(CFG, tiny(archive, tmp_path / "amp", "AMP.enable=True", "Global.device=cpu")))
+
+
+def test_cli_rejects_misspelt_override_before_doing_anything(tmp_path):
+    out = tmp_path / "never"
+    proc = subprocess.run([sys.executable, os.path.join(ROOT, "tools", "train.py"), "-c", CFG,
+                           "-o", f"Global.output_dir={out}", "-o", "Global.epoch=1"],
+                          capture_output=True, text=True)
+    assert proc.returncode == 2
+    assert "did you mean epochs" in proc.stderr and "Traceback" not in proc.stderr
+    assert not out.exists()
+
+
+def test_cli_trains_one_epoch(archive, tmp_path):
+    out = tmp_path / "cli"
+    args = [a for o in tiny(archive, out, epochs=1) for a in ("-o", o)]
+    proc = subprocess.run([sys.executable, os.path.join(ROOT, "tools", "train.py"), "-c", CFG, *args],
+                          capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "epoch 1/1" in proc.stdout and "best val acc" in proc.stdout
+    assert (out / "final_model.pdparams").exists()
+
+
+def test_missing_cifar_archive_is_one_clear_error(tmp_path):
+    with pytest.raises(ValueError, match="nothere"):
+        train(load_config(CFG, tiny(str(tmp_path / "nothere.tar.gz"), tmp_path / "x")))
