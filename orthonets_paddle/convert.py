@@ -1,0 +1,382 @@
+"""PyTorch checkpoints -> Paddle ``.pdparams`` for the models of this package.
+
+Converts the authors' OrthoNet / OrthoNet-MOD checkpoints (``_process``,
+``_preprocess``, ``_scale``, ``_excitation``, ``F_C_A.constant_filter`` names),
+FcaNet's (torchvision names plus ``att.dct_layer`` / ``att.fc``), torchvision
+ResNets and SE-ResNets with senet.pytorch's ``se.fc`` names. The filter banks
+are copied from the checkpoint, never regenerated, so the converted model
+computes exactly what the original did. torch is only needed to read ``.pth``
+files (``convert_checkpoint``); ``convert_state_dict`` takes any arrays.
+"""
+from __future__ import annotations
+
+import os
+import re
+import zipfile
+from dataclasses import dataclass, field
+from typing import Any, Dict, List, Mapping, Optional, Tuple
+
+import numpy as np
+import paddle
+
+from .models.registry import _DEPTHS, build_model, list_models
+
+__all__ = ["convert_state_dict", "convert_checkpoint", "convertible_archs", "guess_arch",
+           "ConversionError", "ConversionReport"]
+
+
+class ConversionError(ValueError):
+    """A checkpoint cannot be read or does not fit the requested architecture."""
+
+
+# Leaf renames shared by every family: PyTorch BN buffers -> Paddle's names.
+_LEAVES = {"running_mean": "_mean", "running_var": "_variance"}
+_DROPPED_LEAVES = ("num_batches_tracked",)  # Paddle BN has no step counter
+
+# Per-family renames of a block's sub-modules (the part after ``layerK.i.``).
+# The authors' Sequential indices skip the ReLUs, hence 0, 1, 3, 4, 6, 7.
+_ORTHONET_BLOCK = {
+    "_process.0": "conv1", "_process.1": "bn1", "_process.3": "conv2", "_process.4": "bn2",
+    "_process.6": "conv3", "_process.7": "bn3",
+    "_preprocess.0": "conv1", "_preprocess.1": "bn1", "_preprocess.3": "conv2",
+    "_preprocess.4": "bn2", "_scale.1": "conv3", "_scale.2": "bn3",
+    "_excitation.0": "att.fc1", "_excitation.2": "att.fc2",
+    "F_C_A.constant_filter": "att.filters",
+}
+_FCANET_BLOCK = {"att.fc.0": "att.fc1", "att.fc.2": "att.fc2",
+                 "att.dct_layer.weight": "att.filters"}
+_SE_BLOCK = {"se.fc.0": "att.fc1", "se.fc.2": "att.fc2"}
+
+# family -> (arch name pattern, block renames, marker of its checkpoints' keys)
+_FAMILIES: Dict[str, Tuple[str, Dict[str, str], Optional[str]]] = {
+    "orthonet_mod": ("orthonet_mod_{d}", _ORTHONET_BLOCK, "._preprocess."),
+    "orthonet": ("orthonet{d}", _ORTHONET_BLOCK, ".F_C_A."),
+    "fcanet": ("fcanet{d}", _FCANET_BLOCK, ".att.dct_layer."),
+    "se_resnet": ("se_resnet{d}", _SE_BLOCK, ".se.fc."),
+    "resnet": ("resnet{d}", {}, None),
+}
+_BLOCK_KEY = re.compile(r"^(layer\d+\.\d+)\.(.+)$")
+
+
+@dataclass
+class ConversionReport:
+    """What ``convert_checkpoint`` wrote."""
+
+    src: str
+    dst: str
+    arch: str
+    num_classes: int
+    stem: str
+    input_size: Optional[int]
+    tensors: int = 0
+    renamed: int = 0
+    transposed: List[str] = field(default_factory=list)
+    dropped: List[str] = field(default_factory=list)
+
+    def summary(self) -> str:
+        """One line for logs and the command line."""
+        return (f"converted {self.src} -> {self.dst}: {self.arch} (num_classes={self.num_classes}, "
+                f"stem={self.stem}, input_size={self.input_size}); {self.tensors} tensors, "
+                f"{self.renamed} renamed, {len(self.transposed)} Linear weights transposed, "
+                f"{len(self.dropped)} dropped (BN num_batches_tracked)")
+
+
+def _family(arch: str) -> Optional[str]:
+    for name, (pattern, _, _) in _FAMILIES.items():
+        if re.fullmatch(pattern.format(d=r"\d+"), arch):
+            return name
+    return None
+
+
+def convertible_archs() -> List[str]:
+    """Registered model names a PyTorch checkpoint can be converted to."""
+    return [name for name in list_models() if _family(name)]
+
+
+def _check_arch(arch: str) -> str:
+    family = _family(arch)
+    if family is None or arch not in list_models():
+        raise ConversionError(f"cannot convert to arch {arch!r}; convertible archs: "
+                              f"{', '.join(convertible_archs())}")
+    return family
+
+
+def _to_numpy(value: Any) -> np.ndarray:
+    if type(value).__module__.startswith("torch"):  # without importing torch
+        value = value.detach().cpu()
+        if value.is_floating_point():
+            value = value.float()  # numpy has no bfloat16
+        return value.numpy()
+    if hasattr(value, "numpy"):
+        return np.asarray(value.numpy())
+    return np.asarray(value)
+
+
+def _strip_prefix(key: str) -> str:
+    # DistributedDataParallel / DataParallel save every key under ``module.``.
+    while key.startswith("module."):
+        key = key[len("module."):]
+    return key
+
+
+def _rename(key: str, block_map: Dict[str, str]) -> Optional[str]:
+    """Our name for a PyTorch key (prefix already stripped); None = drop it."""
+    if key.rpartition(".")[2] in _DROPPED_LEAVES:
+        return None
+    match = _BLOCK_KEY.match(key)
+    if match:
+        prefix, rest = match.groups()
+        for old in sorted(block_map, key=len, reverse=True):  # longest match first
+            if rest == old or rest.startswith(old + "."):
+                rest = block_map[old] + rest[len(old):]
+                break
+        key = f"{prefix}.{rest}"
+    head, _, leaf = key.rpartition(".")
+    leaf = _LEAVES.get(leaf, leaf)
+    return f"{head}.{leaf}" if head else leaf
+
+
+def _rename_all(state: Mapping[str, Any], family: str):
+    """-> (renamed arrays, our key -> original key, dropped original keys)."""
+    block_map = _FAMILIES[family][1]
+    out: Dict[str, np.ndarray] = {}
+    sources: Dict[str, str] = {}
+    dropped: List[str] = []
+    for original, value in state.items():
+        new = _rename(_strip_prefix(str(original)), block_map)
+        if new is None:
+            dropped.append(str(original))
+            continue
+        if new in out:
+            raise ConversionError(f"checkpoint keys {sources[new]!r} and {original!r} both map to "
+                                  f"{new!r}; the checkpoint holds two copies of the model")
+        out[new] = _to_numpy(value)
+        sources[new] = str(original)
+    return out, sources, dropped
+
+
+def guess_arch(torch_state: Mapping[str, Any]) -> Optional[str]:
+    """The registered arch a PyTorch state dict most likely belongs to, or None."""
+    keys = [_strip_prefix(str(k)) for k in torch_state]
+    family = next((name for name, (_, _, marker) in _FAMILIES.items()
+                   if marker and any(marker in "." + k for k in keys)), "resnet")
+    renamed = {_rename(k, _FAMILIES[family][1]) for k in keys}
+    counts = [0, 0, 0, 0]
+    for key in renamed:
+        match = re.match(r"^layer([1-4])\.(\d+)\.", key or "")
+        if match:
+            stage = int(match.group(1)) - 1
+            counts[stage] = max(counts[stage], int(match.group(2)) + 1)
+    bottleneck = "layer1.0.conv3.weight" in renamed
+    for depth, (block, layers) in _DEPTHS.items():
+        if list(layers) == counts and (block.__name__ == "Bottleneck") == bottleneck:
+            name = _FAMILIES[family][0].format(d=depth)
+            return name if name in list_models() else None
+    return None
+
+
+def _infer_input_size(state: Mapping[str, np.ndarray], stem: str) -> Optional[int]:
+    """The training size the checkpoint's layer1 filters were made for."""
+    bank = state.get("layer1.0.att.filters")
+    if bank is None or bank.ndim != 3 or bank.shape[1] != bank.shape[2]:
+        return None  # no banks (ResNet, SE-ResNet): the registry default is right
+    # layer1 runs at input/4 after the ImageNet stem's two stride-2 steps.
+    return int(bank.shape[1]) * (4 if stem == "imagenet" else 1)
+
+
+def _mismatch_message(arch: str, settings: str, torch_state: Mapping[str, Any],
+                      sources: Dict[str, str], missing: List[str], unexpected: List[str],
+                      mismatched: List[Tuple[str, tuple, tuple]]) -> str:
+    lines = [f"checkpoint does not fit {arch} ({settings}):"]
+    if missing:
+        lines.append(f"{len(missing)} missing (in the model, not in the checkpoint):")
+        lines += [f"  {k}" for k in missing]
+    if unexpected:
+        lines.append(f"{len(unexpected)} unexpected (in the checkpoint, not in the model):")
+        lines += [f"  {k}" + (f" (from {sources[k]})" if sources[k] != k else "")
+                  for k in unexpected]
+    if mismatched:
+        lines.append(f"{len(mismatched)} shape mismatches:")
+        lines += [f"  {k}: checkpoint {list(a)} vs model {list(b)}" for k, a, b in mismatched]
+    guess = guess_arch(torch_state)
+    if guess and guess != arch:
+        lines.append(f"The checkpoint looks like {guess}: convert with arch={guess!r} "
+                     f"(--arch {guess}).")
+    elif any(k == "conv1.weight" for k, _, _ in mismatched):
+        lines.append("conv1's kernel differs: pass the stem the checkpoint was trained with "
+                     "(stem='cifar' for a 3x3 conv1, 'imagenet' for 7x7).")
+    elif any(k.endswith("att.filters") for k, _, _ in mismatched):
+        lines.append("The filter sizes differ: pass the input_size the checkpoint was trained at.")
+    return "\n".join(lines)
+
+
+def _convert(torch_state: Mapping[str, Any], arch: str, num_classes: Optional[int], stem: str,
+             input_size: Optional[int], model: Optional[paddle.nn.Layer]
+             ) -> Tuple[Dict[str, np.ndarray], Dict[str, Any]]:
+    """``convert_state_dict`` plus what the report needs (classes, size, counts)."""
+    family = _check_arch(arch)
+    if not isinstance(torch_state, Mapping) or not torch_state:
+        raise ConversionError(f"expected a non-empty state dict (name -> tensor), got "
+                              f"{type(torch_state).__name__}")
+    state, sources, dropped = _rename_all(torch_state, family)
+    if model is None:
+        if num_classes is None:
+            if "fc.weight" not in state:
+                raise ConversionError("cannot infer num_classes: the checkpoint has no fc.weight; "
+                                      "pass num_classes (--num-classes)")
+            num_classes = int(state["fc.weight"].shape[0])  # PyTorch [out, in]
+        if input_size is None:
+            input_size = _infer_input_size(state, stem)
+        options = {"stem": stem, "input_size": input_size}
+        conv1 = state.get("conv1.weight")
+        if conv1 is not None and conv1.ndim == 4:
+            options["in_channels"] = int(conv1.shape[1])  # e.g. 1 for grayscale models
+        model = build_model(arch, num_classes=num_classes, **options)
+    # PyTorch Linear stores [out, in]; Paddle's Linear computes x @ W with W [in, out].
+    linear = {f"{name}.weight" for name, layer in model.named_sublayers()
+              if isinstance(layer, paddle.nn.Linear)}
+    transposed = [k for k in state if k in linear and state[k].ndim == 2]
+    for key in transposed:
+        state[key] = np.ascontiguousarray(state[key].T)
+
+    own = model.state_dict()
+    missing = [k for k in own if k not in state]
+    unexpected = [k for k in state if k not in own]
+    mismatched = [(k, tuple(state[k].shape), tuple(own[k].shape)) for k in own
+                  if k in state and tuple(state[k].shape) != tuple(own[k].shape)]
+    settings = (f"stem={getattr(model, 'stem', stem)}, "
+                f"input_size={getattr(model, 'input_size', input_size)}, "
+                f"num_classes={getattr(model, 'num_classes', num_classes)}")
+    if missing or unexpected or mismatched:
+        raise ConversionError(_mismatch_message(arch, settings, torch_state, sources, missing,
+                                                unexpected, mismatched))
+    out = {}
+    for key in own:  # the model's order, float32 like the model
+        value = state[key]
+        out[key] = value.astype(np.float32) if np.issubdtype(value.dtype, np.floating) else value
+    info = {"num_classes": getattr(model, "num_classes", num_classes),
+            "input_size": getattr(model, "input_size", input_size),
+            "renamed": sum(1 for k, src in sources.items() if k != _strip_prefix(src)),
+            "transposed": transposed, "dropped": dropped}
+    return out, info
+
+
+def convert_state_dict(torch_state: Mapping[str, Any], arch: str,
+                       num_classes: Optional[int] = None, stem: str = "imagenet",
+                       input_size: Optional[int] = None, *,
+                       model: Optional[paddle.nn.Layer] = None) -> Dict[str, np.ndarray]:
+    """Map a PyTorch state dict onto ``build_model(arch, ...)``'s keys.
+
+    Args:
+        torch_state: PyTorch key -> tensor (or any array); ``module.`` prefixes
+            are stripped.
+        arch: target model name, one of ``convertible_archs()``.
+        num_classes: classifier outputs; inferred from ``fc.weight`` if None.
+        stem: ``imagenet`` or ``cifar``, as the checkpoint was trained.
+        input_size: training size the filter banks were made for; inferred
+            from layer1's bank if None (64 -> 256, 56 -> 224 for the ImageNet stem).
+        model: validate against this model instead of building one (then
+            ``num_classes``, ``stem`` and ``input_size`` are not used).
+
+    Returns:
+        Paddle key -> float32 array, loadable with ``model.set_state_dict``.
+
+    Raises:
+        ConversionError: unknown arch, or keys missing, unexpected or of another
+            shape (all of them are listed).
+    """
+    return _convert(torch_state, arch, num_classes, stem, input_size, model)[0]
+
+
+def _extract_state_dict(obj: Any, src: str) -> Mapping[str, Any]:
+    """The state dict inside a loaded checkpoint: bare, or under state_dict / model."""
+    if hasattr(obj, "state_dict") and callable(obj.state_dict):  # a pickled nn.Module
+        return obj.state_dict()
+    if isinstance(obj, Mapping):
+        for wrapper in ("state_dict", "model"):
+            if wrapper in obj and (isinstance(obj[wrapper], Mapping)
+                                   or hasattr(obj[wrapper], "state_dict")):
+                return _extract_state_dict(obj[wrapper], src)
+        if obj and all(hasattr(v, "shape") for v in obj.values()):
+            return obj
+        keys = ", ".join(map(str, list(obj)[:10]))
+        raise ConversionError(f"{src} holds a dict without a state dict (top-level keys: {keys}); "
+                              "expected a state dict or a dict with 'state_dict' or 'model'")
+    raise ConversionError(f"{src} holds a {type(obj).__name__}, not a state dict")
+
+
+def _load_torch(src: str, trust_pickle: bool) -> Any:
+    try:
+        import torch
+    except ImportError:
+        raise ImportError("reading PyTorch checkpoints needs torch: pip install torch==2.13.0 "
+                          "(or pip install 'orthonets-paddle[torch]')") from None
+    if not os.path.isfile(src):
+        raise ConversionError(f"checkpoint not found: {src}")
+    not_checkpoint = (f"{src} is not a PyTorch checkpoint (or is truncated); give a .pth / "
+                      ".pth.tar file saved with torch.save")
+    # torch.save writes a zip archive (legacy: a protocol-2 pickle, first byte
+    # 0x80); checking first keeps text files from looking like unsafe pickles.
+    with open(src, "rb") as f:
+        is_zip = zipfile.is_zipfile(f)
+        f.seek(0)
+        is_pickle = f.read(1) == b"\x80"
+    if not (is_zip or is_pickle):
+        raise ConversionError(not_checkpoint)
+    try:
+        return torch.load(src, map_location="cpu", weights_only=not trust_pickle)
+    except Exception as exc:  # torch raises assorted types for non-checkpoints
+        if "Weights only load failed" in str(exc) and not trust_pickle:
+            raise ConversionError(
+                f"{src} pickles Python objects besides tensors, which are not loaded by default "
+                "because unpickling can run code. If you trust the file, pass trust_pickle=True "
+                "(--trust-pickle).") from None
+        first_line = str(exc).splitlines()[0] if str(exc) else ""
+        raise ConversionError(f"{not_checkpoint} (torch.load: {type(exc).__name__}: "
+                              f"{first_line})") from None
+
+
+def convert_checkpoint(src_path: str, dst_path: str, arch: str, num_classes: Optional[int] = None,
+                       stem: str = "imagenet", *, input_size: Optional[int] = None,
+                       trust_pickle: bool = False) -> ConversionReport:
+    """Convert a PyTorch ``.pth`` / ``.pth.tar`` checkpoint to a ``.pdparams`` file.
+
+    The destination is written atomically (``dst + '.tmp'`` then rename), and
+    only after the whole checkpoint has been converted and checked, so a
+    failure never leaves a partial file or replaces a good one.
+
+    Args:
+        src_path: PyTorch checkpoint: a state dict, or a dict holding one under
+            ``state_dict`` or ``model``.
+        dst_path: the ``.pdparams`` file to write.
+        arch: target model name, one of ``convertible_archs()``.
+        num_classes: classifier outputs; inferred from ``fc.weight`` if None.
+        stem: ``imagenet`` or ``cifar``.
+        input_size: training size; inferred from the filter banks if None.
+        trust_pickle: allow checkpoints that pickle arbitrary Python objects
+            (only for files you trust: unpickling can run code).
+
+    Returns:
+        A ``ConversionReport`` (``.summary()`` for one line).
+
+    Raises:
+        ConversionError: unknown arch, unreadable file, or weights that do not fit.
+        ImportError: torch is not installed.
+    """
+    _check_arch(arch)  # before the (slow) load
+    src_path, dst_path = os.fspath(src_path), os.fspath(dst_path)
+    torch_state = _extract_state_dict(_load_torch(src_path, trust_pickle), src_path)
+    state, info = _convert(torch_state, arch, num_classes, stem, input_size, None)
+
+    os.makedirs(os.path.dirname(os.path.abspath(dst_path)), exist_ok=True)
+    tmp = dst_path + ".tmp"
+    try:
+        paddle.save({k: paddle.to_tensor(v) for k, v in state.items()}, tmp)
+        os.replace(tmp, dst_path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+    return ConversionReport(src=src_path, dst=dst_path, arch=arch, num_classes=info["num_classes"],
+                            stem=stem, input_size=info["input_size"], tensors=len(state),
+                            renamed=info["renamed"], transposed=info["transposed"],
+                            dropped=info["dropped"])
