@@ -1,0 +1,226 @@
+"""Export a model for deployment: Paddle Inference (``paddle.jit.save``) and ONNX.
+
+``export_model`` writes ``<save_dir>/inference.json`` + ``inference.pdiparams`` (Paddle 3's
+PIR program format) with a dynamic batch axis, and optionally ``inference.onnx`` through
+paddle2onnx. Everything is written into a temporary folder next to ``save_dir`` and
+checked against the dygraph model before it is moved into place, so a failed export
+never leaves half-written or mismatched files behind.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from typing import Any, Dict, Optional, Sequence
+
+import numpy as np
+import paddle
+
+from .predictors import OnnxPredictor, PaddlePredictor, inference_files, load_model
+
+__all__ = ["ExportError", "export_model", "export_onnx", "export_from_config", "verify_export",
+           "check_image_shape", "DEFAULT_OPSET"]
+
+DEFAULT_OPSET = 13  # the lowest opset paddle2onnx 2.1 picks for these models anyway
+TOLERANCE = 1e-4
+
+
+class ExportError(RuntimeError):
+    """An export failed, or the exported model disagrees with the dygraph one."""
+
+
+def check_image_shape(image_shape: Any) -> list:
+    """``Global.image_shape`` as ``[C, H, W]`` positive ints; an error says how to fix it."""
+    if (not isinstance(image_shape, (list, tuple)) or len(image_shape) != 3
+            or any(isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1
+                   for v in image_shape)):
+        raise ValueError(f"Global.image_shape must be [channels, height, width] of positive "
+                         f"integers, got {image_shape!r}; e.g. -o Global.image_shape=[3,32,32]")
+    return [int(v) for v in image_shape]
+
+
+def export_onnx(model_file: str, params_file: str, save_file: str,
+                opset_version: int = DEFAULT_OPSET) -> str:
+    """Convert an exported Paddle model (``.json`` + ``.pdiparams``) to ONNX with paddle2onnx.
+
+    Args:
+        model_file: the ``.json`` program from ``paddle.jit.save``.
+        params_file: its ``.pdiparams``.
+        save_file: where to write the ``.onnx`` (written whole, via a temporary file).
+        opset_version: ONNX opset; paddle2onnx raises it when an op needs a newer one.
+
+    Returns:
+        ``save_file``.
+
+    Raises:
+        ExportError: paddle2onnx is missing or the conversion failed.
+    """
+    try:
+        import paddle2onnx
+    except ImportError:
+        raise ExportError("--onnx needs paddle2onnx: pip install paddle2onnx (or the package's "
+                          "onnx extra)") from None
+    try:
+        # save_file=None returns the bytes; optimize_tool="" skips the Polygraphy pass,
+        # which tries to pip-install its dependencies (fails offline) and changes nothing here.
+        data = paddle2onnx.export(model_file, params_file, None, opset_version=opset_version,
+                                  enable_onnx_checker=True, optimize_tool="")
+    except Exception as exc:  # paddle2onnx logs the cause and then fails on its own variable
+        raise ExportError(f"paddle2onnx could not convert {model_file} to ONNX opset "
+                          f"{opset_version} ({type(exc).__name__}: {exc}); see the "
+                          "[Paddle2ONNX] log above, or try another --opset (13 to 17)") from None
+    if not data:
+        raise ExportError(f"paddle2onnx returned an empty model for {model_file}; see its log "
+                          "above, or try another --opset (13 to 17)")
+    tmp = save_file + ".tmp"
+    with open(tmp, "wb") as f:
+        f.write(data)
+    os.replace(tmp, save_file)
+    return save_file
+
+
+def _max_error(out: np.ndarray, ref: np.ndarray) -> float:
+    if out.shape != ref.shape:
+        return float("inf")
+    return float(np.abs(out.astype(np.float64) - ref).max())
+
+
+def verify_export(model: paddle.nn.Layer, save_dir: str, image_shape: Sequence[int],
+                  batch_sizes: Sequence[int] = (1, 3), onnx: Optional[bool] = None,
+                  tolerance: float = TOLERANCE, threads: Optional[int] = None,
+                  seed: int = 0) -> Dict[str, Any]:
+    """Run the exported model(s) and the dygraph model on the same random batches.
+
+    Each batch size runs through one predictor (checking the batch axis is dynamic). The
+    error allowed is ``tolerance * max(1, max|dygraph output|)``: absolute for logits of
+    order one, relative for larger ones.
+
+    Args:
+        model: the dygraph model that was exported.
+        save_dir: the folder holding ``inference.*``.
+        image_shape: ``[C, H, W]``.
+        batch_sizes: batch sizes to try.
+        onnx: also check ``inference.onnx``; ``None``: when the file exists.
+        tolerance: allowed error (see above).
+        threads: CPU threads of the predictors.
+        seed: seed of the random inputs.
+
+    Returns:
+        ``{"max_abs_diff": {"paddle": x, "onnx": y}, "output_scale": s, "tolerance": t,
+        "batch_sizes": [...], "ok": bool}``.
+    """
+    files = inference_files(save_dir)
+    if onnx is None:
+        onnx = os.path.isfile(files["onnx"])
+    predictors = {"paddle": PaddlePredictor(files["model"], files["params"], threads)}
+    if onnx:
+        predictors["onnx"] = OnnxPredictor(files["onnx"], threads)
+    rng = np.random.default_rng(seed)
+    model.eval()
+    diffs = {name: 0.0 for name in predictors}
+    scale = 0.0
+    for n in batch_sizes:
+        batch = rng.standard_normal((int(n), *image_shape)).astype(np.float32)
+        with paddle.no_grad():
+            ref = model(paddle.to_tensor(batch)).numpy().astype(np.float64)
+        scale = max(scale, float(np.abs(ref).max()))
+        for name, predictor in predictors.items():
+            diffs[name] = max(diffs[name], _max_error(predictor.predict(batch), ref))
+    allowed = tolerance * max(1.0, scale)
+    return {"max_abs_diff": diffs, "output_scale": scale, "tolerance": allowed,
+            "batch_sizes": [int(n) for n in batch_sizes],
+            "ok": all(d <= allowed for d in diffs.values())}
+
+
+def _size_hint(model: paddle.nn.Layer, image_shape: Sequence[int]) -> str:
+    size = getattr(model, "input_size", None)
+    if size is None or list(image_shape[1:]) == [size, size]:
+        return ""
+    # Filters made for a larger input than the exported one make the attention upsample
+    # with adaptive pooling, which ONNX's fixed-stride AveragePool cannot express.
+    return (f". The model's filters are made for {size}x{size} inputs (Arch.input_size) but "
+            f"Global.image_shape is {list(image_shape)}; export at the model's size (-o "
+            f"Global.image_shape=[{image_shape[0]},{size},{size}]) or build it for this size "
+            f"(-o Arch.input_size={image_shape[1]}, which changes the filters: retrain or "
+            "convert weights made for it)")
+
+
+def export_model(model: paddle.nn.Layer, save_dir: str, image_shape: Sequence[int],
+                 onnx: bool = False, opset_version: int = DEFAULT_OPSET, check: bool = True,
+                 check_batch_sizes: Sequence[int] = (1, 3), prefix: str = "inference"
+                 ) -> Dict[str, Any]:
+    """Export ``model`` with a dynamic batch axis, check it, then move it into ``save_dir``.
+
+    Args:
+        model: the model (switched to eval mode).
+        save_dir: output folder; ``<prefix>.json``, ``.pdiparams`` (and ``.onnx``) are
+            replaced. Without ``onnx`` an old ``<prefix>.onnx`` there is removed, since it
+            would no longer match the new weights.
+        image_shape: ``[C, H, W]`` of the input.
+        onnx: also write ``<prefix>.onnx``.
+        opset_version: ONNX opset.
+        check: compare the exported outputs with dygraph's (``verify_export``) first.
+        check_batch_sizes: batch sizes of the check.
+        prefix: file-name prefix.
+
+    Returns:
+        ``{"files": {"model", "params"[, "onnx"]}, "check": verify_export's result or None}``.
+
+    Raises:
+        ExportError: the export or the ONNX conversion failed, or the check found outputs
+            outside the tolerance (nothing is written to ``save_dir`` then).
+    """
+    image_shape = check_image_shape(image_shape)
+    save_dir = os.path.abspath(save_dir)
+    parent = os.path.dirname(save_dir)
+    os.makedirs(parent, exist_ok=True)
+    # Same filesystem as save_dir, so the final moves are renames.
+    tmp = tempfile.mkdtemp(prefix=f".{os.path.basename(save_dir)}.export-", dir=parent)
+    try:
+        model.eval()
+        spec = paddle.static.InputSpec([None, *image_shape], "float32", name="x")
+        try:
+            paddle.jit.save(model, os.path.join(tmp, prefix), input_spec=[spec])
+        except Exception as exc:  # to_static raises many types; the cause is in the message
+            shape = ", ".join(map(str, image_shape))
+            raise ExportError(f"paddle.jit.save failed for input [N, {shape}] "
+                              f"({type(exc).__name__}: {exc}); check Global.image_shape") from None
+        files = inference_files(tmp, prefix)
+        if not (os.path.isfile(files["model"]) and os.path.isfile(files["params"])):
+            raise ExportError(f"paddle.jit.save wrote {sorted(os.listdir(tmp))}, not "
+                              f"{prefix}.json + {prefix}.pdiparams; this needs Paddle 3's PIR "
+                              "program format (paddlepaddle >= 3.0)")
+        if onnx:
+            export_onnx(files["model"], files["params"], files["onnx"], opset_version)
+        report = None
+        if check:
+            try:
+                report = verify_export(model, tmp, image_shape, check_batch_sizes, onnx=onnx)
+            except RuntimeError as exc:
+                raise ExportError(f"the exported model does not run: {exc}"
+                                  f"{_size_hint(model, image_shape)}") from None
+            if not report["ok"]:
+                raise ExportError(f"exported outputs differ from dygraph's: max abs diff "
+                                  f"{report['max_abs_diff']} > {report['tolerance']:.3g}; nothing "
+                                  f"was written to {save_dir}")
+        os.makedirs(save_dir, exist_ok=True)
+        final = inference_files(save_dir, prefix)
+        kinds = ["model", "params"] + (["onnx"] if onnx else [])
+        for kind in kinds:
+            os.replace(files[kind], final[kind])
+        if not onnx and os.path.isfile(final["onnx"]):
+            os.remove(final["onnx"])
+        return {"files": {k: final[k] for k in kinds}, "check": report}
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def export_from_config(cfg: Dict[str, Any], onnx: bool = False,
+                       opset_version: int = DEFAULT_OPSET, check: bool = True) -> Dict[str, Any]:
+    """``tools/export_model.py``: build ``Arch``, load ``Global.pretrained_model`` strictly,
+    export to ``Global.save_inference_dir`` with input ``[N, *Global.image_shape]``."""
+    g = cfg["Global"]
+    check_image_shape(g["image_shape"])  # before the (slow) model build
+    model = load_model(cfg)
+    return export_model(model, g["save_inference_dir"], g["image_shape"], onnx=onnx,
+                        opset_version=opset_version, check=check)

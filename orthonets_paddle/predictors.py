@@ -1,0 +1,259 @@
+"""One ``predict(batch) -> logits`` interface over three runtimes.
+
+- ``DygraphPredictor``: the ``paddle.nn.Layer`` itself (eager mode).
+- ``PaddlePredictor``: Paddle Inference on an exported ``inference.json`` +
+  ``inference.pdiparams`` (``tools/export_model.py``), with oneDNN when Paddle has it.
+- ``OnnxPredictor``: ONNX Runtime on an exported ``inference.onnx``.
+
+``infer`` and ``benchmark`` use the same predictors, so the figures a benchmark
+reports are for the code path that inference runs. ``load_model`` builds a model
+from a config's ``Arch`` and loads ``Global.pretrained_model`` strictly.
+"""
+from __future__ import annotations
+
+import os
+from typing import Any, Dict, Optional
+
+import numpy as np
+import paddle
+
+__all__ = ["Predictor", "DygraphPredictor", "PaddlePredictor", "OnnxPredictor", "BACKENDS",
+           "create_predictor", "inference_files", "load_model", "set_dygraph_threads",
+           "default_threads"]
+
+BACKENDS = ("dygraph", "paddle", "onnx")
+
+
+def default_threads() -> int:
+    """CPU threads the tools use unless told otherwise (``OMP_NUM_THREADS``, else all cores)."""
+    try:
+        return max(1, int(os.environ.get("OMP_NUM_THREADS", "")))
+    except ValueError:
+        return max(1, os.cpu_count() or 1)
+
+
+def set_dygraph_threads(threads: Optional[int]) -> None:
+    """Threads of Paddle's CPU math library (dygraph); ``None`` keeps the current setting."""
+    if threads is not None:
+        paddle.base.core.set_num_threads(_check_threads(threads))
+
+
+def _check_threads(threads: Any) -> int:
+    if isinstance(threads, bool) or not isinstance(threads, (int, np.integer)) or threads < 1:
+        raise ValueError(f"threads must be a positive integer, got {threads!r}")
+    return int(threads)
+
+
+def _as_batch(batch: Any) -> np.ndarray:
+    arr = np.ascontiguousarray(batch, dtype=np.float32)
+    if arr.ndim != 4:
+        raise ValueError(f"predict() takes a batch of images shaped [N, C, H, W], got shape "
+                         f"{arr.shape}; add a batch axis with batch[None] for one image")
+    return arr
+
+
+class Predictor:
+    """Base of the predictors: ``predict(float32 [N, C, H, W]) -> float32 [N, classes]``."""
+
+    backend = "base"
+
+    def predict(self, batch: np.ndarray) -> np.ndarray:  # pragma: no cover - interface
+        raise NotImplementedError
+
+    def __call__(self, batch: np.ndarray) -> np.ndarray:
+        return self.predict(batch)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(backend={self.backend!r})"
+
+
+class DygraphPredictor(Predictor):
+    """The model in eager mode (``model.eval()``, no gradients).
+
+    Args:
+        model: the model; it is switched to eval mode.
+        threads: CPU math-library threads (process-wide in Paddle); ``None`` keeps them.
+    """
+
+    backend = "dygraph"
+
+    def __init__(self, model: paddle.nn.Layer, threads: Optional[int] = None):
+        self.model = model
+        self.threads = threads
+        set_dygraph_threads(threads)
+
+    def predict(self, batch: np.ndarray) -> np.ndarray:
+        self.model.eval()
+        with paddle.no_grad():
+            return self.model(paddle.to_tensor(_as_batch(batch))).numpy()
+
+
+class PaddlePredictor(Predictor):
+    """Paddle Inference on an exported model.
+
+    Args:
+        model_file: the exported program (``inference.json``; Paddle 3's PIR format).
+        params_file: its weights (``inference.pdiparams``).
+        threads: CPU math-library threads; ``None`` uses ``default_threads()``.
+        mkldnn: use oneDNN kernels; ``None`` turns them on when Paddle is built with them
+            (about 3x faster than the plain CPU kernels for OrthoNet-18 on CIFAR images).
+
+    Raises:
+        FileNotFoundError: a file is missing (the message names the export command).
+    """
+
+    backend = "paddle"
+
+    def __init__(self, model_file: str, params_file: str, threads: Optional[int] = None,
+                 mkldnn: Optional[bool] = None):
+        from paddle import inference as pi
+
+        for path in (model_file, params_file):
+            if not os.path.isfile(path):
+                raise FileNotFoundError(f"exported model file {path} not found; export the model "
+                                        "first: python tools/export_model.py -c CONFIG -o "
+                                        "Global.pretrained_model=WEIGHTS")
+        self.threads = _check_threads(threads if threads is not None else default_threads())
+        config = pi.Config(model_file, params_file)
+        config.disable_gpu()
+        config.disable_glog_info()  # the pass log drowns the tools' own output
+        config.set_cpu_math_library_num_threads(self.threads)
+        if mkldnn is None:
+            mkldnn = paddle.base.core.is_compiled_with_mkldnn()
+        self.mkldnn = bool(mkldnn)
+        if self.mkldnn:
+            config.enable_mkldnn()
+        else:
+            config.disable_mkldnn()
+        self._predictor = pi.create_predictor(config)
+        self._input = self._predictor.get_input_handle(self._predictor.get_input_names()[0])
+        self._output = self._predictor.get_output_handle(self._predictor.get_output_names()[0])
+
+    def predict(self, batch: np.ndarray) -> np.ndarray:
+        batch = _as_batch(batch)
+        try:
+            self._input.reshape(list(batch.shape))
+            self._input.copy_from_cpu(batch)
+            self._predictor.run()
+        except Exception as exc:  # Paddle raises assorted C++ error types
+            raise RuntimeError(f"Paddle Inference could not run a batch of shape "
+                               f"{list(batch.shape)} ({type(exc).__name__}: {exc}); the input "
+                               "must be [N, *Global.image_shape] as exported") from None
+        return self._output.copy_to_cpu()
+
+
+class OnnxPredictor(Predictor):
+    """ONNX Runtime on an exported ``inference.onnx`` (CPU execution provider).
+
+    Args:
+        onnx_file: the ONNX model.
+        threads: intra-op threads; ``None`` uses ``default_threads()``.
+
+    Raises:
+        FileNotFoundError: the file is missing (the message names the export command).
+        RuntimeError: onnxruntime is not installed, or cannot load the file.
+    """
+
+    backend = "onnx"
+
+    def __init__(self, onnx_file: str, threads: Optional[int] = None):
+        try:
+            import onnxruntime as ort
+        except ImportError:
+            # RuntimeError, so the tools report it in one line (cli.USER_ERRORS).
+            raise RuntimeError("the onnx backend needs onnxruntime: pip install onnxruntime "
+                               "(or the package's onnx extra)") from None
+        if not os.path.isfile(onnx_file):
+            raise FileNotFoundError(f"ONNX model {onnx_file} not found; export it first: python "
+                                    "tools/export_model.py -c CONFIG -o "
+                                    "Global.pretrained_model=WEIGHTS --onnx")
+        self.threads = _check_threads(threads if threads is not None else default_threads())
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = self.threads
+        options.inter_op_num_threads = 1
+        options.log_severity_level = 3  # paddle2onnx leaves unused initializers; ORT warns per one
+        try:
+            self._session = ort.InferenceSession(onnx_file, options,
+                                                 providers=["CPUExecutionProvider"])
+        except Exception as exc:  # onnxruntime's errors are its own types
+            raise RuntimeError(f"ONNX Runtime cannot load {onnx_file} ({type(exc).__name__}: "
+                               f"{exc}); re-export it with tools/export_model.py --onnx") from None
+        self._input_name = self._session.get_inputs()[0].name
+        self.input_shape = self._session.get_inputs()[0].shape
+
+    def predict(self, batch: np.ndarray) -> np.ndarray:
+        batch = _as_batch(batch)
+        try:
+            return self._session.run(None, {self._input_name: batch})[0]
+        except Exception as exc:  # onnxruntime's errors are its own types
+            raise RuntimeError(f"ONNX Runtime could not run a batch of shape {list(batch.shape)} "
+                               f"({type(exc).__name__}: {exc}); the model takes "
+                               f"{self.input_shape}") from None
+
+
+def inference_files(save_dir: str, prefix: str = "inference") -> Dict[str, str]:
+    """Paths of an exported model: ``{"model": .json, "params": .pdiparams, "onnx": .onnx}``."""
+    base = os.path.join(save_dir, prefix)
+    return {"model": base + ".json", "params": base + ".pdiparams", "onnx": base + ".onnx"}
+
+
+def create_predictor(backend: str, model: Optional[paddle.nn.Layer] = None,
+                     save_dir: Optional[str] = None, threads: Optional[int] = None,
+                     prefix: str = "inference") -> Predictor:
+    """A predictor for ``backend``.
+
+    Args:
+        backend: ``dygraph`` (needs ``model``), ``paddle`` or ``onnx`` (need ``save_dir``,
+            the folder ``tools/export_model.py`` wrote).
+        model: the model, for ``dygraph``.
+        save_dir: the exported model's folder, for ``paddle`` and ``onnx``.
+        threads: CPU threads.
+        prefix: file-name prefix of the exported model.
+
+    Raises:
+        ValueError: unknown backend, or the argument it needs is missing.
+    """
+    if backend not in BACKENDS:
+        raise ValueError(f"unknown backend {backend!r}; valid: {', '.join(BACKENDS)}")
+    if backend == "dygraph":
+        if model is None:
+            raise ValueError("the dygraph backend needs the model (model=...)")
+        return DygraphPredictor(model, threads)
+    if save_dir is None:
+        raise ValueError(f"the {backend} backend needs the exported model's folder (save_dir=..., "
+                         "Global.save_inference_dir)")
+    files = inference_files(save_dir, prefix)
+    if backend == "paddle":
+        return PaddlePredictor(files["model"], files["params"], threads)
+    return OnnxPredictor(files["onnx"], threads)
+
+
+def load_model(cfg: Dict[str, Any], require_weights: bool = True,
+               example: str = "output/orthonet18_cifar10/best_model.pdparams") -> paddle.nn.Layer:
+    """Build ``cfg["Arch"]`` and load ``Global.pretrained_model`` strictly, in eval mode.
+
+    Strict: weights for another architecture fail, listing the mismatched keys, rather than
+    evaluating or exporting a half-initialised model.
+
+    Args:
+        cfg: a config from ``load_config``.
+        require_weights: raise when ``Global.pretrained_model`` is not set (otherwise the
+            model keeps its random initialisation, which is fine for timing).
+        example: weights path shown in the error message.
+
+    Raises:
+        ValueError: no ``Global.pretrained_model`` while ``require_weights``.
+        WeightsError: the file is missing, unreadable or does not fit the model.
+    """
+    from .engine.trainer import build_model_from_config
+    from .pretrained import load_pretrained
+
+    weights = cfg["Global"].get("pretrained_model")
+    if require_weights and not weights:
+        raise ValueError("Global.pretrained_model is not set; give the trained weights, e.g. "
+                         f"-o Global.pretrained_model={example}")
+    model = build_model_from_config(cfg["Arch"])
+    if weights:
+        load_pretrained(model, weights, strict=True, verbose=False)
+    model.eval()
+    return model

@@ -1,0 +1,299 @@
+"""The command-line tools (eval, export_model, infer, benchmark, compare) and the package
+code behind them, on tiny generated data and width-8 models."""
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import paddle
+import pytest
+import yaml
+
+from data_files import make_cifar_archive, make_image_folder
+from orthonets_paddle.benchmark import latency_stats, measure_inference, measure_training
+from orthonets_paddle.config import load_config
+from orthonets_paddle.data import build_dataloader
+from orthonets_paddle.engine.losses import build_loss
+from orthonets_paddle.engine.trainer import build_model_from_config, evaluate
+from orthonets_paddle.evaluation import (confusion_matrix, evaluate_from_config,
+                                         per_class_accuracy)
+from orthonets_paddle.export import ExportError, export_from_config
+from orthonets_paddle.inference import InferError, infer_from_config, list_images
+from orthonets_paddle.predictors import DygraphPredictor, create_predictor, load_model
+from orthonets_paddle.pretrained import WeightsError
+from orthonets_paddle.runs import compare_runs, count_parameters
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+CFG = os.path.join(ROOT, "configs", "orthonet18_cifar10.yaml")
+RESNET_CFG = os.path.join(ROOT, "configs", "resnet18_cifar10.yaml")
+NORM = "{Normalize: {mean: [0.5, 0.5, 0.5], std: [0.5, 0.5, 0.5]}}"
+INFER_TRANSFORMS = f"Infer.transforms=[{{Resize: {{size: [32, 32]}}}}, ToTensor, {NORM}]"
+
+
+def run_tool(name, *args, timeout=240):
+    env = dict(os.environ, MPLBACKEND="Agg")
+    env.pop("ORTHONETS_DEBUG", None)
+    return subprocess.run([sys.executable, os.path.join(ROOT, "tools", name), *map(str, args)],
+                          capture_output=True, text=True, cwd=ROOT, env=env, timeout=timeout)
+
+
+@pytest.fixture(scope="module")
+def work(tmp_path_factory):
+    """A CIFAR archive, width-8 orthonet18 weights and the overrides that use them."""
+    root = tmp_path_factory.mktemp("tools")
+    archive = make_cifar_archive(root / "data", n_train=10, n_test=30)
+    overrides = [f"DataLoader.Eval.dataset.data_file={archive}", "DataLoader.Eval.num_workers=0",
+                 "DataLoader.Eval.batch_size=16", "Arch.width=8", "Global.progress_bar=False",
+                 f"Global.save_inference_dir={root / 'inference'}"]
+    model = build_model_from_config(load_config(CFG, overrides)["Arch"])
+    weights = str(root / "orthonet18_w8.pdparams")
+    paddle.save(model.state_dict(), weights)
+    return {"root": root, "archive": archive, "overrides": overrides, "weights": weights}
+
+
+def cfg_for(work, out_dir, *extra, path=CFG, weights=True):
+    ov = [*work["overrides"], f"Global.output_dir={out_dir}", *extra]
+    if weights:
+        ov.append(f"Global.pretrained_model={work['weights']}")
+    return load_config(path, ov)
+
+
+def o_args(work, out_dir, *extra, weights=True):
+    ov = [*work["overrides"], f"Global.output_dir={out_dir}", *extra]
+    if weights:
+        ov.append(f"Global.pretrained_model={work['weights']}")
+    return [a for o in ov for a in ("-o", o)]
+
+
+# ----------------------------------------------------------------------------- eval
+def test_eval_tool_matches_evaluate(work, tmp_path):
+    png = tmp_path / "cm.png"
+    proc = run_tool("eval.py", "-c", CFG, *o_args(work, tmp_path), "--per-class",
+                    "--confusion", png)
+    assert proc.returncode == 0, proc.stderr
+    assert "top-1" in proc.stdout and "airplane" in proc.stdout
+    with open(tmp_path / "eval_results.json") as f:
+        saved = json.load(f)
+    assert 0.0 <= saved["top1"] <= 1.0 and saved["top1"] <= saved["top5"] <= 1.0
+    assert saved["samples"] == 30 and len(saved["per_class"]) == 10
+    assert sum(r["samples"] for r in saved["per_class"]) == 30
+    assert png.is_file() and png.stat().st_size > 0
+
+    cfg = cfg_for(work, tmp_path)
+    direct = evaluate(load_model(cfg), build_dataloader(cfg["DataLoader"]["Eval"], "eval"),
+                      build_loss(cfg["Loss"]))
+    assert saved["top1"] == pytest.approx(direct["acc"])
+    assert saved["top5"] == pytest.approx(direct["top5"])
+    assert saved["loss"] == pytest.approx(direct["loss"], rel=1e-5)
+    # Per-class accuracies weighted by their counts give top-1 back.
+    acc = sum(r["acc"] * r["samples"] for r in saved["per_class"]) / 30
+    assert acc == pytest.approx(saved["top1"])
+
+
+def test_eval_other_arch_lists_mismatches(work, tmp_path):
+    cfg = cfg_for(work, tmp_path, path=RESNET_CFG)
+    with pytest.raises(WeightsError, match=r"strict.*unexpected in file.*att\.filters"):
+        evaluate_from_config(cfg)
+    assert not (tmp_path / "eval_results.json").exists()
+
+
+def test_eval_corrupt_weights_overwrites_nothing(work, tmp_path):
+    bad = tmp_path / "bad.pdparams"
+    with open(work["weights"], "rb") as f:
+        bad.write_bytes(f.read()[:2000])
+    results = tmp_path / "eval_results.json"
+    results.write_text('{"top1": 0.5}')
+    cfg = cfg_for(work, tmp_path, f"Global.pretrained_model={bad}", weights=False)
+    with pytest.raises(WeightsError, match="truncated or corrupt"):
+        evaluate_from_config(cfg)
+    assert results.read_text() == '{"top1": 0.5}'
+
+
+def test_eval_without_weights_is_an_error(work, tmp_path):
+    proc = run_tool("eval.py", "-c", CFG, *o_args(work, tmp_path, weights=False))
+    assert proc.returncode == 2
+    assert "Global.pretrained_model is not set" in proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+def test_confusion_matrix_and_per_class():
+    cm = confusion_matrix([0, 0, 1, 2, 2, 2], [0, 1, 1, 2, 2, 0], 4)
+    assert cm.tolist() == [[1, 1, 0, 0], [0, 1, 0, 0], [1, 0, 2, 0], [0, 0, 0, 0]]
+    acc = per_class_accuracy(cm)
+    assert acc[:3] == pytest.approx([0.5, 1.0, 2 / 3]) and np.isnan(acc[3])
+    with pytest.raises(ValueError, match="class_num"):
+        confusion_matrix([0, 5], [0, 1], 4)
+
+
+# ----------------------------------------------------------------------------- export + infer
+@pytest.fixture(scope="module")
+def images(tmp_path_factory):
+    return make_image_folder(tmp_path_factory.mktemp("imgs"), classes=3, per_class=2)
+
+
+def test_export_tool_and_infer_backends(work, images, tmp_path):
+    proc = run_tool("export_model.py", "-c", CFG, *o_args(work, tmp_path), "--onnx")
+    assert proc.returncode == 0, proc.stderr
+    inf = work["root"] / "inference"
+    assert sorted(os.listdir(inf)) == ["inference.json", "inference.onnx", "inference.pdiparams"]
+    assert "max abs diff" in proc.stdout
+    # No temporary export folders left next to the output.
+    assert not [p for p in os.listdir(work["root"]) if ".export-" in p]
+
+    scores = {}
+    for backend in ("dygraph", "paddle", "onnx"):
+        cfg = cfg_for(work, tmp_path / backend, f"Infer.infer_imgs={images}", INFER_TRANSFORMS,
+                      "Infer.topk=3")
+        out = infer_from_config(cfg, backend=backend)
+        assert len(out["results"]) == 6
+        scores[backend] = np.array([[t["score"] for t in r["topk"]] for r in out["results"]])
+        assert os.path.isfile(out["results_file"])
+    np.testing.assert_allclose(scores["paddle"], scores["dygraph"], atol=1e-4)
+    np.testing.assert_allclose(scores["onnx"], scores["dygraph"], atol=1e-4)
+
+
+def test_export_failure_leaves_nothing(work, tmp_path, monkeypatch):
+    import orthonets_paddle.export as export_mod
+
+    def broken(*args, **kwargs):
+        raise ExportError("simulated paddle2onnx failure")
+
+    monkeypatch.setattr(export_mod, "export_onnx", broken)
+    target = tmp_path / "inference_out"
+    cfg = cfg_for(work, tmp_path, f"Global.save_inference_dir={target}")
+    with pytest.raises(ExportError, match="simulated"):
+        export_from_config(cfg, onnx=True)
+    assert not target.exists()
+    assert os.listdir(tmp_path) == []
+
+
+def test_infer_tool_topk_json(work, images, tmp_path):
+    names = tmp_path / "names.txt"
+    names.write_text("\n".join(f"label_{i}" for i in range(10)) + "\n")
+    proc = run_tool("infer.py", "-c", CFG,
+                    *o_args(work, tmp_path, f"Infer.infer_imgs={images}", INFER_TRANSFORMS,
+                            f"Infer.class_names={names}", "Infer.batch_size=4"))
+    assert proc.returncode == 0, proc.stderr
+    assert "class_0/img_0.png: label_" in proc.stdout
+    with open(tmp_path / "infer_results.json") as f:
+        saved = json.load(f)
+    assert saved["backend"] == "dygraph" and len(saved["results"]) == 6
+    for row in saved["results"]:
+        top = row["topk"]
+        assert len(top) == 5
+        assert all(t["class_name"] == f"label_{t['class_id']}" for t in top)
+        s = [t["score"] for t in top]
+        assert s == sorted(s, reverse=True) and 0 < sum(s) <= 1 + 1e-9
+
+
+def test_infer_errors_name_the_file(work, images, tmp_path):
+    missing = tmp_path / "nope.png"
+    cfg = cfg_for(work, tmp_path, f"Infer.infer_imgs={missing}")
+    with pytest.raises(FileNotFoundError, match="nope.png"):
+        infer_from_config(cfg)
+    text = tmp_path / "notes.png"
+    text.write_text("not an image")
+    cfg = cfg_for(work, tmp_path, f"Infer.infer_imgs={text}")
+    with pytest.raises(InferError, match="notes.png is not a readable image"):
+        infer_from_config(cfg)
+    proc = run_tool("infer.py", "-c", CFG, *o_args(work, tmp_path, f"Infer.infer_imgs={text}"))
+    assert proc.returncode == 2 and "notes.png" in proc.stderr and "Traceback" not in proc.stderr
+    # A folder: non-image extensions are skipped.
+    (tmp_path / "folder").mkdir()
+    (tmp_path / "folder" / "readme.txt").write_text("x")
+    with pytest.raises(InferError, match="no image files"):
+        list_images(str(tmp_path / "folder"))
+    cfg = cfg_for(work, tmp_path, f"Infer.infer_imgs={images}", "Infer.class_names=[a, b]")
+    with pytest.raises(InferError, match="2 names but the model has 10 classes"):
+        infer_from_config(cfg)
+
+
+def test_static_backend_without_export_is_an_error(work, tmp_path):
+    with pytest.raises(FileNotFoundError, match="export_model.py"):
+        create_predictor("paddle", save_dir=str(tmp_path))
+    with pytest.raises(ValueError, match="valid: dygraph, paddle, onnx"):
+        create_predictor("tensorrt")
+
+
+# ----------------------------------------------------------------------------- benchmark
+def test_benchmark_tool_compare(tmp_path):
+    out = tmp_path / "bench.json"
+    proc = run_tool("benchmark.py", "--arch", "orthonet18", "--num-classes", 10, "--stem", "cifar",
+                    "--width", 8, "--batch-size", 2, "--warmup", 1, "--repeats", 2, "--threads", 1,
+                    "--compare", "resnet18", "--train", "--json", out)
+    assert proc.returncode == 0, proc.stderr
+    assert "1 CPU threads" in proc.stdout
+    for text in ("orthonet18", "resnet18", "Paddle Inference", "ONNX Runtime", "training",
+                 "throughput ratio orthonet18 / resnet18"):
+        assert text in proc.stdout
+    with open(out) as f:
+        saved = json.load(f)
+    assert set(saved["models"]) == {"orthonet18", "resnet18"}
+    assert set(saved["ratios"]) == {"dygraph", "paddle", "onnx", "train"}
+
+
+def test_measure_functions():
+    batch = np.zeros((4, 3, 8, 8), np.float32)
+    stats = measure_inference(lambda b: b.sum(), batch, warmup=1, repeats=5)
+    assert stats["batch_size"] == 4 and stats["repeats"] == 5 and stats["images_per_sec"] > 0
+    lat = stats["latency_ms"]
+    assert lat["min"] <= lat["p50"] <= lat["p90"] <= lat["p99"]
+    assert latency_stats([0.5, 0.5], 10)["images_per_sec"] == pytest.approx(20.0)
+
+    model = build_model_from_config({"name": "resnet18", "class_num": 3, "stem": "cifar",
+                                     "width": 4})
+    before = {k: v.numpy().copy() for k, v in model.state_dict().items()}
+    stats = measure_training(model, batch, warmup=1, repeats=2)
+    assert stats["images_per_sec"] > 0
+    # Training runs on a copy: the caller's model is unchanged.
+    assert all(np.array_equal(before[k], v.numpy()) for k, v in model.state_dict().items())
+    pred = DygraphPredictor(model)
+    assert pred.predict(batch).shape == (4, 3)
+    with pytest.raises(ValueError, match=r"\[N, C, H, W\]"):
+        pred.predict(batch[0])
+
+
+# ----------------------------------------------------------------------------- compare
+def _fake_run(path, arch, accs, throughput=None):
+    """A finished run folder as train() leaves it (config.yaml + metrics.json)."""
+    os.makedirs(path)
+    cfg = load_config(CFG, [f"Arch.name={arch}", "Arch.width=8"])
+    with open(os.path.join(path, "config.yaml"), "w") as f:
+        yaml.safe_dump(cfg, f)
+    steps = [10 * (i + 1) for i in range(len(accs))]
+    metrics = {"arch": arch, "best_acc": max(accs), "best_epoch": int(np.argmax(accs)) + 1,
+               "loss_record": {"train": {"loss": [2.0, 1.5], "iter": [5, 10]},
+                               "val": {"loss": [1.0 / a for a in accs], "iter": steps}},
+               "acc_record": {"train": {"acc": accs, "iter": steps},
+                              "val": {"acc": accs, "iter": steps}},
+               "epochs": [{"epoch": i + 1, "val_acc": a} for i, a in enumerate(accs)]}
+    with open(os.path.join(path, "metrics.json"), "w") as f:
+        json.dump(metrics, f)
+    if throughput is not None:
+        with open(os.path.join(path, "benchmark.json"), "w") as f:
+            json.dump({"models": {arch: {"dygraph": {"images_per_sec": throughput}}}}, f)
+    return cfg
+
+
+def test_compare_tool(tmp_path):
+    cfg_a = _fake_run(tmp_path / "orthonet_run", "orthonet18", [0.3, 0.5, 0.6], throughput=123.4)
+    _fake_run(tmp_path / "resnet_run", "resnet18", [0.2, 0.55, 0.58])
+    out = tmp_path / "cmp"
+    proc = run_tool("compare.py", tmp_path / "orthonet_run", tmp_path / "resnet_run", "--out", out)
+    assert proc.returncode == 0, proc.stderr
+    table = (out / "comparison.md").read_text()
+    assert table.strip() in proc.stdout
+    lines = {line.split("|")[1].strip(): line for line in table.splitlines()[2:]}
+    assert set(lines) == {"orthonet18", "resnet18"}
+    params = count_parameters(build_model_from_config(cfg_a["Arch"]))
+    assert f"{params:,}" in lines["orthonet18"] and "0.6000" in lines["orthonet18"]
+    assert "123.4" in lines["orthonet18"] and lines["resnet18"].rstrip().endswith("| - |")
+    assert (out / "learning_curves.png").stat().st_size > 0
+
+
+def test_compare_needs_run_folders(tmp_path):
+    with pytest.raises(ValueError, match="no metrics.json"):
+        compare_runs([str(tmp_path)])
+    proc = run_tool("compare.py", tmp_path / "missing")
+    assert proc.returncode == 2 and "does not exist" in proc.stderr

@@ -1,0 +1,47 @@
+"""Inference throughput and latency (dygraph, Paddle Inference, ONNX Runtime), training speed,
+and the ratio against a second model.
+
+python tools/benchmark.py -c configs/orthonet18_cifar10.yaml --compare resnet18 --train
+python tools/benchmark.py --arch orthonet18 --num-classes 10 --stem cifar --image-size 32
+"""
+import _bootstrap  # noqa: F401  (sys.path, CPU threads)
+
+from orthonets_paddle.benchmark import benchmark, benchmark_models, format_benchmark, save_benchmark
+from orthonets_paddle.cli import run
+from orthonets_paddle.config import get_parser, load_config
+
+
+def main(args) -> None:
+    cfg = load_config(args.config, args.override) if args.config else None
+    models, shape = benchmark_models(cfg, args.arch, args.num_classes, args.stem, args.image_size,
+                                     args.width, args.compare)
+    backends = [b.strip() for b in args.backends.split(",") if b.strip()]
+    result = benchmark(models, shape, args.batch_size, args.warmup, args.repeats, args.threads,
+                       backends, train=args.train, log=lambda m: print(m, flush=True))
+    print(format_benchmark(result))
+    if args.json:
+        print(f"saved: {save_benchmark(result, args.json)}")
+
+
+if __name__ == "__main__":
+    parser = get_parser(__doc__)
+    parser.add_argument("--arch", help="model name instead of -c, e.g. orthonet18")
+    parser.add_argument("--num-classes", type=int, default=1000, help="classes (--arch only)")
+    parser.add_argument("--stem", choices=["imagenet", "cifar"], default="imagenet",
+                        help="stem (--arch only)")
+    parser.add_argument("--image-size", type=int, default=None,
+                        help="input side (default: the config's image_shape, or the model's input_size)")
+    parser.add_argument("--width", type=int, default=None, help="base channels (--arch only; default 64)")
+    parser.add_argument("--batch-size", type=int, default=128)
+    parser.add_argument("--warmup", type=int, default=5)
+    parser.add_argument("--repeats", type=int, default=20)
+    parser.add_argument("--threads", type=int, default=None, help="CPU threads (default: all cores)")
+    parser.add_argument("--backends", default="dygraph,paddle,onnx")
+    parser.add_argument("--train", action="store_true", help="also time training steps")
+    parser.add_argument("--compare", metavar="ARCH", help="second model, e.g. resnet18")
+    parser.add_argument("--json", metavar="PATH",
+                        help="save the figures as JSON (RUN_DIR/benchmark.json feeds tools/compare.py)")
+    args = parser.parse_args()
+    if bool(args.config) == bool(args.arch):
+        parser.error("give either -c CONFIG or --arch NAME")
+    run(lambda: main(args))

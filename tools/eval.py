@@ -1,0 +1,26 @@
+"""Evaluate trained weights on DataLoader.Eval: top-1, top-5, loss (and per-class accuracy).
+
+python tools/eval.py -c configs/orthonet18_cifar10.yaml \
+    -o Global.pretrained_model=output/orthonet18_cifar10/best_model.pdparams [--per-class] [--confusion cm.png]
+"""
+import _bootstrap  # noqa: F401  (sys.path, CPU threads)
+
+from orthonets_paddle.cli import run
+from orthonets_paddle.config import get_parser, load_config
+from orthonets_paddle.evaluation import evaluate_from_config, format_eval
+
+
+def main(args) -> None:
+    cfg = load_config(args.config, args.override)
+    print(format_eval(evaluate_from_config(cfg, per_class=args.per_class,
+                                           confusion_path=args.confusion)))
+
+
+if __name__ == "__main__":
+    parser = get_parser(__doc__)
+    parser.add_argument("--per-class", action="store_true", help="also report each class's accuracy")
+    parser.add_argument("--confusion", metavar="PNG", help="save a confusion-matrix plot there")
+    args = parser.parse_args()
+    if not args.config:
+        parser.error("-c/--config is required (e.g. -c configs/orthonet18_cifar10.yaml)")
+    run(lambda: main(args))
