@@ -132,19 +132,6 @@ def verify_export(model: paddle.nn.Layer, save_dir: str, image_shape: Sequence[i
             "ok": all(d <= allowed for d in diffs.values())}
 
 
-def _size_hint(model: paddle.nn.Layer, image_shape: Sequence[int]) -> str:
-    size = getattr(model, "input_size", None)
-    if size is None or list(image_shape[1:]) == [size, size]:
-        return ""
-    # Filters made for a larger input than the exported one make the attention upsample
-    # with adaptive pooling, which ONNX's fixed-stride AveragePool cannot express.
-    return (f". The model's filters are made for {size}x{size} inputs (Arch.input_size) but "
-            f"Global.image_shape is {list(image_shape)}; export at the model's size (-o "
-            f"Global.image_shape=[{image_shape[0]},{size},{size}]) or build it for this size "
-            f"(-o Arch.input_size={image_shape[1]}, which changes the filters: retrain or "
-            "convert weights made for it)")
-
-
 def export_model(model: paddle.nn.Layer, save_dir: str, image_shape: Sequence[int],
                  onnx: bool = False, opset_version: int = DEFAULT_OPSET, check: bool = True,
                  check_batch_sizes: Sequence[int] = (1, 3), prefix: str = "inference"
@@ -197,8 +184,7 @@ def export_model(model: paddle.nn.Layer, save_dir: str, image_shape: Sequence[in
             try:
                 report = verify_export(model, tmp, image_shape, check_batch_sizes, onnx=onnx)
             except RuntimeError as exc:
-                raise ExportError(f"the exported model does not run: {exc}"
-                                  f"{_size_hint(model, image_shape)}") from None
+                raise ExportError(f"the exported model does not run: {exc}") from None
             if not report["ok"]:
                 raise ExportError(f"exported outputs differ from dygraph's: max abs diff "
                                   f"{report['max_abs_diff']} > {report['tolerance']:.3g}; nothing "

@@ -114,12 +114,14 @@ class TestChannelAttention:
         e = 1 / (1 + np.exp(-(h @ att.fc2.weight.numpy())))
         np.testing.assert_allclose(att(x).numpy(), x.numpy() * e[:, :, None, None], rtol=1e-5, atol=1e-6)
 
-    def test_other_feature_size_is_pooled_first(self):
-        att = ChannelAttention(16, 4, squeeze="ortho")
-        x = paddle.randn([2, 16, 8, 8])
-        pooled = paddle.nn.functional.adaptive_avg_pool2d(x, 4)
+    @pytest.mark.parametrize("size,shape", [(4, (8, 8)), (64, (56, 56)), (7, (10, 13)), (8, (5, 9))])
+    def test_other_feature_size_is_pooled_first(self, size, shape):
+        # Shrinking, enlarging (the authors' 256-px models at 224) and uneven bins.
+        att = ChannelAttention(16, size, squeeze="ortho")
+        x = paddle.randn([2, 16, *shape])
+        pooled = paddle.nn.functional.adaptive_avg_pool2d(x, size)
         np.testing.assert_allclose(att.squeeze_features(x).numpy(),
-                                   att.squeeze_features(pooled).numpy(), rtol=1e-5, atol=1e-6)
+                                   att.squeeze_features(pooled).numpy(), rtol=1e-4, atol=1e-5)
 
     def test_avg_is_global_average_pooling(self):
         att = ChannelAttention(16, 4, squeeze="avg")

@@ -18,6 +18,15 @@ from .filter_banks import get_filter_bank
 __all__ = ["ChannelAttention", "create_attention"]
 
 
+def _pool_matrix(n_in: int, n_out: int) -> np.ndarray:
+    """``[n_out, n_in]`` weights of 1-D adaptive average pooling (Paddle's bins)."""
+    m = np.zeros((n_out, n_in), dtype=np.float32)
+    for i in range(n_out):
+        start, end = (i * n_in) // n_out, -((-(i + 1) * n_in) // n_out)
+        m[i, start:end] = 1.0 / (end - start)
+    return m
+
+
 def _pair(size: Union[int, Sequence[int]]) -> tuple:
     if isinstance(size, int):
         return (size, size)
@@ -70,13 +79,23 @@ class ChannelAttention(nn.Layer):
         """The squeeze alone: ``[b, c, h, w] -> [b, c]``."""
         if self.filters is None:
             return x.mean(axis=[2, 3])
-        if tuple(x.shape[2:]) != self.size:
-            x = F.adaptive_avg_pool2d(x, self.size)
+        h, w = x.shape[2], x.shape[3]
+        bank = self.filters
+        if (h, w) != self.size:
+            if not (isinstance(h, int) and isinstance(w, int) and h > 0 and w > 0):
+                # Size unknown until run time (a static graph with dynamic H, W).
+                x, (h, w) = F.adaptive_avg_pool2d(x, self.size), self.size
+            else:
+                # Adaptive average pooling is linear, pooled = Ph x Pw^T, so squeezing the
+                # pooled map with K equals squeezing x with Ph^T K Pw: no pooling op (which
+                # ONNX cannot express when it enlarges), and a small [c, h, w] product.
+                ph = paddle.to_tensor(_pool_matrix(h, self.size[0]))
+                pw = paddle.to_tensor(_pool_matrix(w, self.size[1]))
+                bank = paddle.matmul(paddle.matmul(ph, bank, transpose_x=True), pw)
         # A broadcast batched matmul [b, c, 1, hw] @ [c, hw, 1]: no full-size x * K
         # temporary, and 5x faster forward and backward than multiply-then-sum on CPU.
-        hw = self.size[0] * self.size[1]
-        s = paddle.matmul(x.reshape([-1, self.channels, 1, hw]),
-                          self.filters.reshape([self.channels, hw, 1]))
+        s = paddle.matmul(x.reshape([-1, self.channels, 1, h * w]),
+                          bank.reshape([self.channels, h * w, 1]))
         return s.reshape([-1, self.channels])
 
     def excitation(self, x: paddle.Tensor) -> paddle.Tensor:
