@@ -118,7 +118,7 @@ def measure_training(model: paddle.nn.Layer, batch: np.ndarray,
 
 def _predictors(backend: str, models: Mapping[str, paddle.nn.Layer], image_shape: Sequence[int],
                 threads: int, workdir: str, opset: int) -> Dict[str, Callable]:
-    from .export import _size_hint, export_model
+    from .export import export_model
 
     out = {}
     for name, model in models.items():
@@ -135,7 +135,7 @@ def _predictors(backend: str, models: Mapping[str, paddle.nn.Layer], image_shape
             out[name] = (PaddlePredictor(files["model"], files["params"], threads)
                          if backend == "paddle" else OnnxPredictor(files["onnx"], threads))
         except RuntimeError as exc:
-            raise RuntimeError(f"{name}: {exc}{_size_hint(model, image_shape)}") from None
+            raise RuntimeError(f"{name}: {exc}") from None
     return out
 
 

@@ -3,6 +3,8 @@ and the ratio against a second model.
 
 python tools/benchmark.py -c configs/orthonet18_cifar10.yaml --compare resnet18 --train
 python tools/benchmark.py --arch orthonet18 --num-classes 10 --stem cifar --image-size 32
+python tools/benchmark.py --suite     # every performance target, as ratios (docs/PERFORMANCE.md)
+python tools/benchmark.py --data      # images/s of the seed's CIFAR transforms, per backend
 """
 import _bootstrap  # noqa: F401  (sys.path, CPU threads)
 
@@ -12,6 +14,17 @@ from orthonets_paddle.config import get_parser, load_config
 
 
 def main(args) -> None:
+    if args.suite or args.data:
+        from orthonets_paddle import perf
+        if args.data:
+            for backend, ips in perf.data_throughput().items():
+                print(f"seed CIFAR train transforms, {backend}: {ips:.0f} images/s (one process)")
+            return
+        result = perf.run_suite(quick=args.quick, log=lambda m: print(m, flush=True))
+        print(perf.format_suite(result))
+        if args.json:
+            print(f"saved: {save_benchmark(result, args.json)}")
+        return
     cfg = load_config(args.config, args.override) if args.config else None
     models, shape = benchmark_models(cfg, args.arch, args.num_classes, args.stem, args.image_size,
                                      args.width, args.compare)
@@ -41,7 +54,11 @@ if __name__ == "__main__":
     parser.add_argument("--compare", metavar="ARCH", help="second model, e.g. resnet18")
     parser.add_argument("--json", metavar="PATH",
                         help="save the figures as JSON (RUN_DIR/benchmark.json feeds tools/compare.py)")
+    parser.add_argument("--suite", action="store_true",
+                        help="run every performance target of docs/PERFORMANCE.md in one run")
+    parser.add_argument("--quick", action="store_true", help="fewer repeats (with --suite)")
+    parser.add_argument("--data", action="store_true", help="data pipeline throughput only")
     args = parser.parse_args()
-    if bool(args.config) == bool(args.arch):
+    if not (args.suite or args.data) and bool(args.config) == bool(args.arch):
         parser.error("give either -c CONFIG or --arch NAME")
     run(lambda: main(args))
