@@ -107,8 +107,6 @@ def _check_model(name, stem, sizes, tmp_path):
     assert not missing, f"no gradient for {missing[:5]}"
 
     model.eval()
-    with paddle.no_grad():
-        ref = {s: model(paddle.randn([1, 3, s, s])) for s in sizes}
     path = str(tmp_path / "m.pdparams")
     paddle.save(model.state_dict(), path)
     clone = build_model(name, num_classes=5, stem=stem, seed=123, **SMALL)  # other filters
@@ -141,3 +139,32 @@ def test_banks_built_in_parallel_equal_the_per_block_banks():
     for k in (0, 4, 9, len(blocks) - 1):
         att = blocks[k].att
         np.testing.assert_array_equal(att.filters.numpy(), orthogonal(att.channels, *att.size, seed=7 + k))
+
+
+@pytest.mark.parametrize("name,size", [("orthonet18", 32), ("orthonet_mod_50", 32),
+                                       ("orthonet50", 40), ("se_resnet18", 32), ("fcanet18", 24)])
+def test_lean_backward_gives_the_plain_gradients(name, size, monkeypatch):
+    # The memory-lean training path (layers/fused.py) must not change any gradient.
+    import orthonets_paddle.layers.attention as attention
+
+    def grads(lean):
+        monkeypatch.setattr(attention.ChannelAttention, "_lean",
+                            (lambda self, x: not x.stop_gradient) if lean else (lambda self, x: False))
+        paddle.seed(0)
+        model = build_model(name, num_classes=5, stem="cifar", **SMALL)
+        model.train()
+        x = paddle.to_tensor(np.random.default_rng(1).standard_normal((4, 3, size, size)).astype("float32"))
+        x.stop_gradient = False
+        out = model(x)
+        (out * paddle.to_tensor(np.arange(5, dtype="float32"))).sum().backward()
+        return out.numpy(), x.grad.numpy(), {n: p.grad.numpy() for n, p in model.named_parameters()
+                                             if not p.stop_gradient}
+
+    out_a, gx_a, ga = grads(False)
+    out_b, gx_b, gb = grads(True)
+    np.testing.assert_allclose(out_b, out_a, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(gx_b, gx_a, rtol=1e-3, atol=1e-5)
+    assert ga.keys() == gb.keys()
+    for key in ga:
+        scale = max(float(np.abs(ga[key]).max()), 1e-6)
+        assert float(np.abs(gb[key] - ga[key]).max()) <= 1e-3 * scale + 1e-6, key

@@ -14,6 +14,7 @@ import paddle.nn as nn
 import paddle.nn.functional as F
 
 from .filter_banks import get_filter_bank
+from .fused import rescale_add_relu_lean, squeeze_lean
 
 __all__ = ["ChannelAttention", "create_attention"]
 
@@ -75,6 +76,11 @@ class ChannelAttention(nn.Layer):
             # Persistable buffer: saved with the model, not trained, not counted.
             self.register_buffer("filters", paddle.to_tensor(bank), persistable=True)
 
+    def _lean(self, x: paddle.Tensor) -> bool:
+        # The memory-lean backward (layers/fused.py) while training in dygraph, float32.
+        return (not x.stop_gradient and paddle.in_dynamic_mode()
+                and x.dtype == paddle.float32)
+
     def squeeze_features(self, x: paddle.Tensor) -> paddle.Tensor:
         """The squeeze alone: ``[b, c, h, w] -> [b, c]``."""
         if self.filters is None:
@@ -92,6 +98,8 @@ class ChannelAttention(nn.Layer):
                 ph = paddle.to_tensor(_pool_matrix(h, self.size[0]))
                 pw = paddle.to_tensor(_pool_matrix(w, self.size[1]))
                 bank = paddle.matmul(paddle.matmul(ph, bank, transpose_x=True), pw)
+        if self._lean(x):
+            return squeeze_lean(x, bank)
         # A broadcast batched matmul [b, c, 1, hw] @ [c, hw, 1]: no full-size x * K
         # temporary, and 5x faster forward and backward than multiply-then-sum on CPU.
         s = paddle.matmul(x.reshape([-1, self.channels, 1, h * w]),
@@ -103,8 +111,20 @@ class ChannelAttention(nn.Layer):
         s = self.squeeze_features(x)
         return F.sigmoid(self.fc2(F.relu(self.fc1(s))))
 
-    def forward(self, x: paddle.Tensor) -> paddle.Tensor:
-        return x * self.excitation(x).unsqueeze([2, 3])
+    def forward(self, x: paddle.Tensor, identity: Optional[paddle.Tensor] = None,
+                activate: bool = False) -> paddle.Tensor:
+        """``x * excitation``; blocks call ``att(x, identity, activate=True)`` for
+        ``relu(x * excitation + identity)``, the end of a residual block (``identity``
+        None for OrthoNet-MOD). Same values as the plain ops; when training, a
+        backward that keeps no extra feature map (layers/fused.py)."""
+        e = self.excitation(x)
+        if not activate:
+            out = x * e.unsqueeze([2, 3])
+            return out if identity is None else out + identity
+        if self._lean(x):
+            return rescale_add_relu_lean(x, e, identity)
+        out = x * e.unsqueeze([2, 3])
+        return F.relu(out if identity is None else out + identity)
 
     def extra_repr(self) -> str:
         return f"channels={self.channels}, size={self.size}, squeeze={self.squeeze}"

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import functools
 import math
-from typing import Callable, List, Optional, Sequence, Type, Union
+from typing import Callable, List, Optional, Sequence, Type
 
 import paddle
 import paddle.nn as nn
@@ -53,7 +53,7 @@ class BasicBlock(nn.Layer):
         out = self.relu(self.bn1(self.conv1(x)))
         out = self.bn2(self.conv2(out))
         if self.att is not None:
-            out = self.att(out)
+            return self.att(out, identity, activate=True)
         return self.relu(out + identity)
 
 
@@ -85,10 +85,12 @@ class Bottleneck(nn.Layer):
         out = self.relu(self.bn1(self.conv1(x)))
         out = self.bn2(self.conv2(out))
         if self.att is not None and self.position == "mod":
-            out = self.att(out)
-        out = self.bn3(self.conv3(self.relu(out)))
+            out = self.att(out, activate=True)  # relu(att(out))
+        else:
+            out = self.relu(out)
+        out = self.bn3(self.conv3(out))
         if self.att is not None and self.position == "post":
-            out = self.att(out)
+            return self.att(out, identity, activate=True)
         return self.relu(out + identity)
 
 
