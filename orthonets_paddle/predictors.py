@@ -17,6 +17,8 @@ from typing import Any, Dict, Optional
 import numpy as np
 import paddle
 
+from ._threads import cpu_threads
+
 __all__ = ["Predictor", "DygraphPredictor", "PaddlePredictor", "OnnxPredictor", "BACKENDS",
            "create_predictor", "inference_files", "load_model", "set_dygraph_threads",
            "default_threads"]
@@ -26,10 +28,7 @@ BACKENDS = ("dygraph", "paddle", "onnx")
 
 def default_threads() -> int:
     """CPU threads the tools use unless told otherwise (``OMP_NUM_THREADS``, else all cores)."""
-    try:
-        return max(1, int(os.environ.get("OMP_NUM_THREADS", "")))
-    except ValueError:
-        return max(1, os.cpu_count() or 1)
+    return cpu_threads()
 
 
 def set_dygraph_threads(threads: Optional[int]) -> None:

@@ -9,6 +9,8 @@ from typing import Any, Dict
 import numpy as np
 import paddle
 
+from .._threads import cpu_threads
+
 __all__ = ["RunEnv", "setup_env", "seed_everything", "rng_state", "set_rng_state"]
 
 
@@ -44,9 +46,9 @@ def setup_env(device: str = "auto") -> RunEnv:
                           if world > 1 else "gpu")
     else:
         paddle.set_device("cpu")
-        if "OMP_NUM_THREADS" not in os.environ:
-            # Paddle uses one CPU thread unless told otherwise; share the cores among ranks.
-            paddle.base.core.set_num_threads(max(1, (os.cpu_count() or 1) // world))
+        # Paddle uses one CPU thread unless told otherwise: use the user's OMP_NUM_THREADS,
+        # else share the cores among ranks.
+        paddle.base.core.set_num_threads(cpu_threads(world))
     if world > 1:
         paddle.distributed.init_parallel_env()
     return RunEnv(device="gpu" if use_gpu else "cpu", rank=paddle.distributed.get_rank(),
