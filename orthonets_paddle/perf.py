@@ -177,7 +177,7 @@ def format_suite(res: Dict[str, Any]) -> str:
                  f"{mm['orthonet18']:.0f} vs {mm['resnet18']:.0f} MB | {res['memory_ratio']:.3f} | "
                  f"{_verdict('memory_ratio', res['memory_ratio'])} |")
     d = res["data"]
-    lines.append(f"| seed CIFAR train transforms, one process | "
+    lines.append("| seed CIFAR train transforms, one process | "
                  + " vs ".join(f"{b} {v:.0f}" for b, v in d.items()) + " img/s | "
                  f"{res['data_backend']} fastest | "
                  f"{_verdict('data_images_per_sec', res['data_images_per_sec'])} |")

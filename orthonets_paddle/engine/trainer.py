@@ -12,7 +12,6 @@ from typing import Any, Dict, Optional
 
 import numpy as np
 import paddle
-import paddle.nn.functional as F
 
 from ..config import dump_config, save_config
 from ..data import build_dataloader, set_epoch
@@ -264,8 +263,10 @@ def _metrics(records, state, cfg) -> Dict[str, Any]:
 
 
 def _plot(records, out_dir: str) -> None:
+    import matplotlib.pyplot as plt
+
     from ..plotting import plot_learning_curve
-    plot_learning_curve(records["loss_record"], title="loss", ylabel="CE Loss",
-                        save_path=os.path.join(out_dir, "loss.png"))
-    plot_learning_curve(records["acc_record"], title="acc", ylabel="Accuracy",
-                        save_path=os.path.join(out_dir, "acc.png"))
+    for rec, title, ylabel in (("loss_record", "loss", "CE Loss"), ("acc_record", "acc", "Accuracy")):
+        fig = plot_learning_curve(records[rec], title=title, ylabel=ylabel,
+                                  save_path=os.path.join(out_dir, f"{title}.png"))
+        plt.close(fig)  # only the files are wanted; in Jupyter it would show in the cell
