@@ -1,0 +1,101 @@
+"""The walkthrough notebook runs top to bottom (QUICK mode, real Fashion-MNIST) and shows
+what it promises: the model summaries, the figures, the comparison table and the runs' files.
+
+The executed copy goes to a temporary folder; the committed notebook is only read.
+"""
+import os
+
+import pytest
+
+nbformat = pytest.importorskip("nbformat")
+nbclient = pytest.importorskip("nbclient")
+pytest.importorskip("ipykernel")
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+NB_DIR = os.path.join(ROOT, "notebooks")
+NOTEBOOK = os.path.join(NB_DIR, "orthonets_walkthrough.ipynb")
+FASHION_MNIST = "/usr/share/datasets/fashion-mnist"  # Debian package dataset-fashion-mnist
+MIN_FIGURES = 7  # augmentations, 2 filter banks, Gram matrices, curves x2, attention
+RUNS = ("orthonet18", "resnet18")
+
+
+def _read():
+    return nbformat.read(NOTEBOOK, as_version=4)
+
+
+def _text(cell):
+    """All text a code cell printed or displayed (stream, markdown, plain reprs, errors)."""
+    parts = []
+    for out in cell.get("outputs", []):
+        if out.output_type == "stream":
+            parts.append(out.text)
+        elif out.output_type == "error":
+            parts.append("\n".join(out.traceback))
+        else:
+            data = out.get("data", {})
+            parts += [data[k] for k in ("text/markdown", "text/plain") if k in data]
+    return "\n".join(parts)
+
+
+def _python3_kernel(folder):
+    """A kernelspec named python3 that runs this interpreter, first on JUPYTER_PATH.
+
+    A fresh `pip install ipykernel` already provides python3 (and jupyter_client maps its
+    `python` to sys.executable), but a user-level python3 kernel pointing at another Python
+    would take precedence; this one cannot be shadowed and installs nothing outside `folder`.
+    """
+    from ipykernel.kernelspec import write_kernel_spec
+
+    write_kernel_spec(os.path.join(folder, "kernels", "python3"))
+    return folder
+
+
+def test_committed_without_outputs():
+    nb = _read()
+    stale = [i for i, c in enumerate(nb.cells) if c.cell_type == "code"
+             and (c.outputs or c.execution_count is not None)]
+    assert not stale, f"clear the outputs of cells {stale} before committing the notebook"
+    assert any("parameters" in c.metadata.get("tags", []) for c in nb.cells)
+
+
+@pytest.mark.skipif(not os.path.isdir(FASHION_MNIST),
+                    reason="needs the Debian package dataset-fashion-mnist")
+def test_walkthrough_runs(tmp_path, monkeypatch):
+    out_root = tmp_path / "output"
+    monkeypatch.setenv("ORTHONETS_DATA", "fashion-mnist")  # even if a CIFAR-10 archive is around
+    monkeypatch.setenv("ORTHONETS_OUTPUT", str(out_root))
+    monkeypatch.setenv("JUPYTER_PATH", _python3_kernel(str(tmp_path / "jupyter")))
+    monkeypatch.delenv("MPLBACKEND", raising=False)  # conftest's Agg would hide the figures
+    # Width-8 models gain nothing from more threads, and on a busy 2-core runner they lose.
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    # The kernel is a separate process: let it import the checkout even without `pip install -e`.
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(filter(None, [ROOT, os.environ.get("PYTHONPATH")])))
+
+    nb = _read()
+    client = nbclient.NotebookClient(nb, timeout=600, kernel_name="python3",
+                                     resources={"metadata": {"path": NB_DIR}})
+    try:
+        client.execute()
+    finally:
+        nbformat.write(nb, str(tmp_path / "executed.ipynb"))  # for inspection on failure
+
+    code = [c for c in nb.cells if c.cell_type == "code"]
+    errors = [o for c in code for o in c.outputs if o.output_type == "error"]
+    assert not errors, f"{errors[0].ename}: {errors[0].evalue}"
+    text = "\n".join(_text(c) for c in code)
+    assert "Data: Fashion-MNIST" in text
+    assert "Total params: 11,270,602" in text  # OrthoNet-18, full width, CIFAR stem
+    assert "Total params: 11,183,562" in text  # ResNet-18
+    tables = [o.data["text/markdown"] for c in code for o in c.outputs
+              if "text/markdown" in o.get("data", {}) and "| Model |" in o.data["text/markdown"]]
+    assert tables, "the comparison table was not displayed"
+    assert all(s in tables[0] for s in ("orthonet18", "resnet18", "0.9406", "0.9409", "2214"))
+    figures = sum("image/png" in o.get("data", {}) for c in code for o in c.outputs)
+    assert figures >= MIN_FIGURES, f"{figures} figures shown, expected at least {MIN_FIGURES}"
+    for run in RUNS:
+        files = os.listdir(out_root / run)
+        for name in ("best_model.pdparams", "final_model.pdparams", "metrics.json",
+                     "benchmark.json"):
+            assert name in files, f"{run}: {name} missing"
+    # The committed notebook was not overwritten by the executed one.
+    assert not any(c.outputs for c in _read().cells if c.cell_type == "code")
