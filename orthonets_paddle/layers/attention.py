@@ -14,7 +14,7 @@ import paddle.nn as nn
 import paddle.nn.functional as F
 
 from .filter_banks import get_filter_bank
-from .fused import rescale_add_relu_lean, squeeze_lean
+from .fused import rescale_add_relu_lean, scale_channels, squeeze_lean
 
 __all__ = ["ChannelAttention", "create_attention"]
 
@@ -118,13 +118,12 @@ class ChannelAttention(nn.Layer):
         None for OrthoNet-MOD). Same values as the plain ops; when training, a
         backward that keeps no extra feature map (layers/fused.py)."""
         e = self.excitation(x)
-        if not activate:
-            out = x * e.unsqueeze([2, 3])
-            return out if identity is None else out + identity
-        if self._lean(x):
+        if activate and self._lean(x):
             return rescale_add_relu_lean(x, e, identity)
-        out = x * e.unsqueeze([2, 3])
-        return F.relu(out if identity is None else out + identity)
+        out = scale_channels(x, e)
+        if identity is not None:
+            out = out + identity
+        return F.relu(out) if activate else out
 
     def extra_repr(self) -> str:
         return f"channels={self.channels}, size={self.size}, squeeze={self.squeeze}"
