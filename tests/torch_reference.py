@@ -112,11 +112,7 @@ class OrthoBottleneck(nn.Module, _OrthoAttentionMixin):
         self.F_C_A = FCA(out_c, size)
         self.relu = nn.ReLU(inplace=True)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        residual = x if self.downsample is None else self.downsample(x)
-        out = self._attend(self._process(x))
-        out += residual
-        return self.relu(out)
+    forward = OrthoBasicBlock.forward  # attention after the last BN, before the residual add
 
 
 class OrthoModBottleneck(nn.Module, _OrthoAttentionMixin):
