@@ -11,6 +11,7 @@ from a config's ``Arch`` and loads ``Global.pretrained_model`` strictly.
 """
 from __future__ import annotations
 
+import abc
 import os
 from typing import Any, Dict, Optional
 
@@ -51,13 +52,14 @@ def _as_batch(batch: Any) -> np.ndarray:
     return arr
 
 
-class Predictor:
+class Predictor(abc.ABC):
     """Base of the predictors: ``predict(float32 [N, C, H, W]) -> float32 [N, classes]``."""
 
     backend = "base"
 
-    def predict(self, batch: np.ndarray) -> np.ndarray:  # pragma: no cover - interface
-        raise NotImplementedError
+    @abc.abstractmethod
+    def predict(self, batch: np.ndarray) -> np.ndarray:
+        """Logits for a batch."""
 
     def __call__(self, batch: np.ndarray) -> np.ndarray:
         return self.predict(batch)

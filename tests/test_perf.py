@@ -9,8 +9,9 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def test_data_throughput_measures_both_backends_on_the_seed_transforms():
-    assert [list(op)[0] for op in perf._seed_train_transforms()] == [
-        "RandomCrop", "ColorJitter", "RandomHorizontalFlip", "RandomRotation", "ToTensor", "Normalize"]
+    from orthonets_paddle.config import load_config
+    cfg = load_config(os.path.join(ROOT, "configs", "orthonet18_cifar10.yaml"))
+    assert perf.SEED_TRAIN_TRANSFORMS == cfg["DataLoader"]["Train"]["dataset"]["transforms"]
     figures = perf.data_throughput(n=50)
     assert set(figures) == {"cv2", "pil"} and all(v > 0 for v in figures.values())
 

@@ -14,7 +14,6 @@ dataset keeps all of it.
 """
 from __future__ import annotations
 
-import difflib
 import gzip
 import hashlib
 import inspect
@@ -31,6 +30,7 @@ import paddle
 import paddle.dataset.common  # noqa: F401  (DATA_HOME: Paddle's dataset cache)
 from PIL import Image
 
+from ._hints import did_you_mean
 from .transforms import build_transforms
 
 __all__ = ["DATASETS", "DataFileError", "build_dataset", "dataset_params", "Cifar10",
@@ -471,11 +471,6 @@ DATASETS: Dict[str, type] = {"Cifar10": Cifar10, "Cifar100": Cifar100,
                              "Synthetic": Synthetic}
 
 
-def _nearest(name: str, valid: Sequence[str]) -> str:
-    near = difflib.get_close_matches(str(name), list(valid), n=1, cutoff=0.4)
-    return f"did you mean {near[0]!r}? " if near else ""
-
-
 def dataset_params(name: str) -> List[str]:
     """Valid config keywords of dataset ``name`` (constructor arguments but ``transforms``).
 
@@ -483,7 +478,7 @@ def dataset_params(name: str) -> List[str]:
         ValueError: ``name`` is not a registered dataset.
     """
     if name not in DATASETS:
-        raise ValueError(f"unknown dataset {name!r}; {_nearest(name, DATASETS)}valid datasets: "
+        raise ValueError(f"unknown dataset {name!r}; {did_you_mean(name, DATASETS)}valid datasets: "
                          f"{sorted(DATASETS)}")
     params = inspect.signature(DATASETS[name].__init__).parameters
     return [p for p in params if p not in ("self", "transforms")]
@@ -519,7 +514,7 @@ def build_dataset(cfg: Dict[str, Any], transforms: Optional[Callable] = None
             transforms = build_transforms(ops, backend=kwargs.get("backend"))
     for key in kwargs:
         if key not in valid:
-            raise ValueError(f"dataset {name}: unknown keyword {key!r}; {_nearest(key, valid)}"
+            raise ValueError(f"dataset {name}: unknown keyword {key!r}; {did_you_mean(key, valid)}"
                              f"valid keywords of {name}: {valid}")
     params = inspect.signature(DATASETS[name].__init__).parameters
     missing = [k for k in valid if params[k].default is inspect.Parameter.empty

@@ -7,12 +7,12 @@ replays epoch k's order, and one rank of a distributed run sees the single-proce
 """
 from __future__ import annotations
 
-import difflib
 from typing import Any, Dict, Iterator, List, Optional
 
 import numpy as np
 from paddle.io import BatchSampler, DataLoader, DistributedBatchSampler, Sampler
 
+from ._hints import did_you_mean
 from .datasets import build_dataset, dataset_params
 from .transforms import build_transforms
 
@@ -108,11 +108,6 @@ def set_epoch(loader: DataLoader, epoch: int) -> None:
     loader.batch_sampler.set_epoch(epoch)
 
 
-def _near(key: str, valid: List[str]) -> str:
-    near = difflib.get_close_matches(str(key), valid, n=1, cutoff=0.4)
-    return f"did you mean {near[0]!r}? " if near else ""
-
-
 def build_dataloader(loader_cfg: Dict[str, Any], mode: str, seed: int = 0,
                      distributed: bool = False) -> DataLoader:
     """Build a ``paddle.io.DataLoader`` from a config section such as::
@@ -156,7 +151,7 @@ def build_dataloader(loader_cfg: Dict[str, Any], mode: str, seed: int = 0,
     valid = loader_params()
     for key in loader_cfg:
         if key not in _LOADER_KEYS:
-            raise ValueError(f"DataLoader: unknown key {key!r}; {_near(key, valid)}valid keys: "
+            raise ValueError(f"DataLoader: unknown key {key!r}; {did_you_mean(key, valid)}valid keys: "
                              f"{valid}")
     cfg = dict(_LOADER_KEYS, shuffle=kind == "train")
     cfg.update({k: v for k, v in loader_cfg.items() if v is not None})

@@ -14,7 +14,6 @@ that when the machine is busy) -> ``cv2`` (numpy arrays) is the default backend.
 """
 from __future__ import annotations
 
-import difflib
 import inspect
 import math
 import numbers
@@ -29,6 +28,8 @@ try:  # opencv-python-headless is optional: without it the PIL backend is used
     import cv2
 except ImportError:  # pragma: no cover - exercised only where OpenCV is missing
     cv2 = None
+
+from ._hints import did_you_mean  # noqa: E402
 
 __all__ = ["TRANSFORMS", "BACKENDS", "DEFAULT_BACKEND", "Compose", "build_transforms",
            "transform_params", "measure_transform_throughput", "RandomCrop", "ColorJitter",
@@ -459,9 +460,8 @@ def transform_params(name: str) -> List[str]:
 
 def _lookup(name: str) -> type:
     if name not in TRANSFORMS:
-        near = difflib.get_close_matches(str(name), list(TRANSFORMS), n=1, cutoff=0.4)
-        hint = f"did you mean {near[0]!r}? " if near else ""
-        raise ValueError(f"unknown transform {name!r}; {hint}valid transforms: {sorted(TRANSFORMS)}")
+        raise ValueError(f"unknown transform {name!r}; {did_you_mean(name, TRANSFORMS)}valid "
+                         f"transforms: {sorted(TRANSFORMS)}")
     return TRANSFORMS[name]
 
 
@@ -507,9 +507,8 @@ def build_transforms(ops: Optional[Sequence[Any]], backend: Optional[str] = None
         valid = transform_params(name)
         for key in params:
             if key not in valid:
-                near = difflib.get_close_matches(str(key), valid, n=1, cutoff=0.4)
-                hint = f"did you mean {near[0]!r}? " if near else ""
-                raise ValueError(f"transform {name}: unknown parameter {key!r}; {hint}"
+                raise ValueError(f"transform {name}: unknown parameter {key!r}; "
+                                 f"{did_you_mean(key, valid)}"
                                  f"valid parameters of {name}: {valid}")
         try:
             built.append(cls(**params))
