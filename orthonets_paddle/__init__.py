@@ -1,8 +1,8 @@
 """orthonets-paddle: OrthoNets (orthogonal channel attention) in PaddlePaddle."""
-from . import _threads  # noqa: F401  (first: reads OMP_NUM_THREADS before paddle sets it)
+from .utils import threads as _threads  # noqa: F401  (first: reads OMP_NUM_THREADS before paddle sets it)
 from .layers import ChannelAttention, create_attention
 from .models import MODEL_FACTORIES, BasicBlock, Bottleneck, ResNet, build_model, list_models
-from .pretrained import load_pretrained
+from .models.pretrained import load_pretrained
 
 globals().update(MODEL_FACTORIES)
 

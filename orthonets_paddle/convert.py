@@ -19,6 +19,7 @@ from typing import Any, Dict, List, Mapping, Optional, Tuple
 import numpy as np
 import paddle
 
+from .utils.io import atomic_write
 from .models.registry import _DEPTHS, build_model, list_models
 
 __all__ = ["convert_state_dict", "convert_checkpoint", "convertible_archs", "guess_arch",
@@ -368,14 +369,7 @@ def convert_checkpoint(src_path: str, dst_path: str, arch: str, num_classes: Opt
     torch_state = _extract_state_dict(_load_torch(src_path, trust_pickle), src_path)
     state, info = _convert(torch_state, arch, num_classes, stem, input_size, None)
 
-    os.makedirs(os.path.dirname(os.path.abspath(dst_path)), exist_ok=True)
-    tmp = dst_path + ".tmp"
-    try:
-        paddle.save({k: paddle.to_tensor(v) for k, v in state.items()}, tmp)
-        os.replace(tmp, dst_path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
+    atomic_write(dst_path, lambda tmp: paddle.save({k: paddle.to_tensor(v) for k, v in state.items()}, tmp))
     return ConversionReport(src=src_path, dst=dst_path, arch=arch, num_classes=info["num_classes"],
                             stem=stem, input_size=info["input_size"], tensors=len(state),
                             renamed=info["renamed"], transposed=info["transposed"],

@@ -1,6 +1,6 @@
 import pytest
 
-from orthonets_paddle.config import ConfigError, apply_override, load_config, parse_value
+from orthonets_paddle.engine.config import ConfigError, apply_override, load_config, parse_value
 
 CFG = "configs/orthonet18_cifar10.yaml"
 
@@ -84,6 +84,6 @@ def test_every_shipped_config_is_valid():
 def test_apply_override_does_not_create_keys_silently():
     cfg = load_config(CFG)
     apply_override(cfg, "Global.new_key=1")  # lands, then validation refuses it
-    from orthonets_paddle.config import validate_config
+    from orthonets_paddle.engine.config import validate_config
     with pytest.raises(ConfigError, match="new_key"):
         validate_config(cfg)

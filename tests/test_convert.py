@@ -15,7 +15,7 @@ import torch
 import orthonets_paddle as op
 from orthonets_paddle.convert import (ConversionError, convert_checkpoint, convert_state_dict,
                                       convertible_archs, guess_arch)
-from orthonets_paddle.pretrained import load_pretrained
+from orthonets_paddle.models.pretrained import load_pretrained
 
 import torch_reference as ref
 

@@ -5,9 +5,9 @@ import numpy as np
 import paddle
 import pytest
 
-from orthonets_paddle.export import export_model, verify_export
+from orthonets_paddle.deploy.export import export_model, verify_export
 from orthonets_paddle.models import build_model
-from orthonets_paddle.predictors import OnnxPredictor, PaddlePredictor, inference_files
+from orthonets_paddle.deploy.predictors import OnnxPredictor, PaddlePredictor, inference_files
 
 
 def _round_trip(model, tmp_path, image_shape, batch_sizes):

@@ -3,13 +3,13 @@ import os
 import subprocess
 import sys
 
-from orthonets_paddle import perf
-
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+from benchmarks import suite as perf  # noqa: E402  (the project's suite, not installed)
 
 
 def test_data_throughput_measures_both_backends_on_the_seed_transforms():
-    from orthonets_paddle.config import load_config
+    from orthonets_paddle.engine.config import load_config
     cfg = load_config(os.path.join(ROOT, "configs", "orthonet18_cifar10.yaml"))
     assert perf.SEED_TRAIN_TRANSFORMS == cfg["DataLoader"]["Train"]["dataset"]["transforms"]
     figures = perf.data_throughput(n=50)

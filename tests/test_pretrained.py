@@ -9,7 +9,7 @@ import paddle
 import pytest
 
 from orthonets_paddle import build_model, load_pretrained
-from orthonets_paddle.pretrained import WeightsError, cache_dir
+from orthonets_paddle.models.pretrained import WeightsError, cache_dir
 
 SMALL = dict(stem="cifar", width=4)
 

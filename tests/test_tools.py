@@ -11,18 +11,20 @@ import pytest
 import yaml
 
 from data_files import make_cifar_archive, make_image_folder
-from orthonets_paddle.benchmark import latency_stats, measure_inference, measure_training
-from orthonets_paddle.config import load_config
+from orthonets_paddle.deploy.benchmark import latency_stats, measure_inference, measure_training
+from orthonets_paddle.engine.config import load_config
 from orthonets_paddle.data import build_dataloader
 from orthonets_paddle.engine.losses import build_loss
-from orthonets_paddle.engine.trainer import build_model_from_config, evaluate
-from orthonets_paddle.evaluation import (confusion_matrix, evaluate_from_config,
+from orthonets_paddle.engine.trainer import evaluate
+from orthonets_paddle.models import build_model_from_config
+from orthonets_paddle.engine.metrics import (confusion_matrix, evaluate_from_config,
                                          per_class_accuracy)
-from orthonets_paddle.export import ExportError, export_from_config
-from orthonets_paddle.inference import InferError, infer_from_config, list_images
-from orthonets_paddle.predictors import DygraphPredictor, create_predictor, load_model
-from orthonets_paddle.pretrained import WeightsError
-from orthonets_paddle.runs import compare_runs, count_parameters
+from orthonets_paddle.deploy.export import ExportError, export_from_config
+from orthonets_paddle.deploy.infer import InferError, infer_from_config, list_images
+from orthonets_paddle.deploy.predictors import DygraphPredictor, create_predictor
+from orthonets_paddle.models import load_model
+from orthonets_paddle.models.pretrained import WeightsError
+from orthonets_paddle.engine.runs import compare_runs, count_parameters
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CFG = os.path.join(ROOT, "configs", "orthonet18_cifar10.yaml")
@@ -154,7 +156,7 @@ def test_export_tool_and_infer_backends(work, images, tmp_path):
 
 
 def test_export_failure_leaves_nothing(work, tmp_path, monkeypatch):
-    import orthonets_paddle.export as export_mod
+    import orthonets_paddle.deploy.export as export_mod
 
     def broken(*args, **kwargs):
         raise ExportError("simulated paddle2onnx failure")

@@ -9,7 +9,7 @@ import paddle
 import pytest
 
 from data_files import make_cifar_archive
-from orthonets_paddle.config import load_config
+from orthonets_paddle.engine.config import load_config
 from orthonets_paddle.engine import NonFiniteLossError, atomic_save, load_states, train
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -52,7 +52,8 @@ def test_one_run_writes_every_output(archive, tmp_path):
     assert load_config(str(out / "config.yaml"))["Global"]["output_dir"] == str(out)
     # best_model holds the best epoch's weights: evaluating them reproduces best_acc.
     from orthonets_paddle.data import build_dataloader
-    from orthonets_paddle.engine import build_loss, build_model_from_config, evaluate
+    from orthonets_paddle.engine import build_loss, evaluate
+    from orthonets_paddle.models import build_model_from_config
     cfg = load_config(str(out / "config.yaml"))
     model = build_model_from_config(cfg["Arch"])
     model.set_state_dict(paddle.load(str(out / "best_model.pdparams")))
@@ -71,7 +72,7 @@ _KILLER = """
 import os, signal, sys
 sys.path.insert(0, {root!r})
 from orthonets_paddle.data import datasets
-from orthonets_paddle.config import load_config
+from orthonets_paddle.engine.config import load_config
 from orthonets_paddle.engine import train
 orig = datasets.Cifar10.__getitem__
 count = [0]
@@ -159,7 +160,7 @@ def test_crash_during_save_keeps_previous_checkpoint(tmp_path, monkeypatch):
 
 
 def test_pretrained_with_other_class_count_skips_classifier(archive, tmp_path, caplog):
-    from orthonets_paddle.engine import build_model_from_config
+    from orthonets_paddle.models import build_model_from_config
     src = build_model_from_config({"name": "orthonet18", "class_num": 100, "stem": "cifar", "width": 4})
     path = str(tmp_path / "pre.pdparams")
     paddle.save(src.state_dict(), path)

@@ -3,19 +3,19 @@ and the ratio against a second model.
 
 python tools/benchmark.py -c configs/orthonet18_cifar10.yaml --compare resnet18 --train
 python tools/benchmark.py --arch orthonet18 --num-classes 10 --stem cifar --image-size 32
-python tools/benchmark.py --suite     # every performance target, as ratios (docs/PERFORMANCE.md)
+python tools/benchmark.py --suite     # benchmarks/suite.py: every performance target, as ratios
 python tools/benchmark.py --data      # images/s of the seed's CIFAR transforms, per backend
 """
 import _bootstrap  # noqa: F401  (sys.path, CPU threads)
 
-from orthonets_paddle.benchmark import benchmark, benchmark_models, format_benchmark, save_benchmark
-from orthonets_paddle.cli import run
-from orthonets_paddle.config import get_parser, load_config
+from orthonets_paddle.deploy.benchmark import benchmark, benchmark_models, format_benchmark, save_benchmark
+from orthonets_paddle.utils.cli import run
+from orthonets_paddle.engine.config import get_parser, load_config
 
 
 def main(args) -> None:
     if args.suite or args.data:
-        from orthonets_paddle import perf
+        from benchmarks import suite as perf  # the project's suite, not installed
         if args.data:
             for backend, ips in perf.data_throughput().items():
                 print(f"seed CIFAR train transforms, {backend}: {ips:.0f} images/s (one process)")

@@ -7,8 +7,8 @@ import _bootstrap  # noqa: F401  (sys.path, CPU threads)
 
 import argparse
 
-from orthonets_paddle.cli import run
-from orthonets_paddle.runs import compare_runs
+from orthonets_paddle.utils.cli import run
+from orthonets_paddle.engine.runs import compare_runs
 
 
 def main(args) -> None:

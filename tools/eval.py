@@ -5,9 +5,9 @@ python tools/eval.py -c configs/orthonet18_cifar10.yaml \
 """
 import _bootstrap  # noqa: F401  (sys.path, CPU threads)
 
-from orthonets_paddle.cli import run
-from orthonets_paddle.config import get_parser, load_config
-from orthonets_paddle.evaluation import evaluate_from_config, format_eval
+from orthonets_paddle.utils.cli import run
+from orthonets_paddle.engine.config import get_parser, load_config
+from orthonets_paddle.engine.metrics import evaluate_from_config, format_eval
 
 
 def main(args) -> None:

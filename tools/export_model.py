@@ -6,9 +6,9 @@ python tools/export_model.py -c configs/orthonet18_cifar10.yaml \
 """
 import _bootstrap  # noqa: F401  (sys.path, CPU threads)
 
-from orthonets_paddle.cli import run
-from orthonets_paddle.config import get_parser, load_config
-from orthonets_paddle.export import DEFAULT_OPSET, export_from_config
+from orthonets_paddle.utils.cli import run
+from orthonets_paddle.engine.config import get_parser, load_config
+from orthonets_paddle.deploy.export import DEFAULT_OPSET, export_from_config
 
 
 def main(args) -> None:

@@ -6,10 +6,10 @@ python tools/infer.py -c configs/orthonet18_cifar10.yaml -o Infer.infer_imgs=IMA
 """
 import _bootstrap  # noqa: F401  (sys.path, CPU threads)
 
-from orthonets_paddle.cli import run
-from orthonets_paddle.config import get_parser, load_config
-from orthonets_paddle.inference import format_predictions, infer_from_config
-from orthonets_paddle.predictors import BACKENDS
+from orthonets_paddle.utils.cli import run
+from orthonets_paddle.engine.config import get_parser, load_config
+from orthonets_paddle.deploy.infer import format_predictions, infer_from_config
+from orthonets_paddle.deploy.predictors import BACKENDS
 
 
 def main(args) -> None:

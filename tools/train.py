@@ -1,8 +1,8 @@
 """Train a model: python tools/train.py -c configs/orthonet18_cifar10.yaml [-o Key=value ...]"""
 import _bootstrap  # noqa: F401  (sys.path, CPU threads)
 
-from orthonets_paddle.cli import run
-from orthonets_paddle.config import load_config, parse_args
+from orthonets_paddle.utils.cli import run
+from orthonets_paddle.engine.config import load_config, parse_args
 from orthonets_paddle.engine import train
 
 if __name__ == "__main__":

@@ -30,7 +30,7 @@ import paddle
 import paddle.dataset.common  # noqa: F401  (DATA_HOME: Paddle's dataset cache)
 from PIL import Image
 
-from ._hints import did_you_mean
+from ..utils.hints import did_you_mean
 from .transforms import build_transforms
 
 __all__ = ["DATASETS", "DataFileError", "build_dataset", "dataset_params", "Cifar10",

@@ -12,7 +12,7 @@ from typing import Any, Dict, Iterator, List, Optional
 import numpy as np
 from paddle.io import BatchSampler, DataLoader, DistributedBatchSampler, Sampler
 
-from ._hints import did_you_mean
+from ..utils.hints import did_you_mean
 from .datasets import build_dataset, dataset_params
 from .transforms import build_transforms
 

@@ -29,7 +29,7 @@ try:  # opencv-python-headless is optional: without it the PIL backend is used
 except ImportError:  # pragma: no cover - exercised only where OpenCV is missing
     cv2 = None
 
-from ._hints import did_you_mean  # noqa: E402
+from ..utils.hints import did_you_mean  # noqa: E402
 
 __all__ = ["TRANSFORMS", "BACKENDS", "DEFAULT_BACKEND", "Compose", "build_transforms",
            "transform_params", "measure_transform_throughput", "RandomCrop", "ColorJitter",

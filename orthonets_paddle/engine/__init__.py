@@ -2,8 +2,8 @@
 from .checkpoint import CheckpointError, atomic_save, load_checkpoint, load_states, save_checkpoint
 from .losses import LabelSmoothingCrossEntropy, build_loss
 from .optim import EpochSchedule, build_optimizer
-from .trainer import NonFiniteLossError, build_model_from_config, evaluate, train, train_one_epoch
+from .trainer import NonFiniteLossError, evaluate, train, train_one_epoch
 
 __all__ = ["CheckpointError", "atomic_save", "load_checkpoint", "load_states", "save_checkpoint",
            "LabelSmoothingCrossEntropy", "build_loss", "EpochSchedule", "build_optimizer",
-           "NonFiniteLossError", "build_model_from_config", "evaluate", "train", "train_one_epoch"]
+           "NonFiniteLossError", "evaluate", "train", "train_one_epoch"]

@@ -7,6 +7,8 @@ from typing import Any, Dict, Optional
 
 import paddle
 
+from ..utils.io import atomic_write
+
 __all__ = ["atomic_save", "save_checkpoint", "optimizer_state", "load_optimizer_state", "resolve_checkpoint", "load_checkpoint",
            "load_states", "CheckpointError"]
 
@@ -21,16 +23,8 @@ def _pickle(obj: Any, path: str) -> None:
 
 
 def atomic_save(obj: Any, path: str, writer=None) -> None:
-    """``paddle.save`` (or ``writer``) to a temporary file, then rename: a crash
-    never leaves a half-written file in place of a good one."""
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    tmp = f"{path}.tmp{os.getpid()}"
-    try:
-        (writer or paddle.save)(obj, tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
+    """``paddle.save`` (or ``writer(obj, path)``) through ``utils.io.atomic_write``."""
+    atomic_write(path, lambda tmp: (writer or paddle.save)(obj, tmp))
 
 
 def _rename(state: Dict[str, Any], mapping: Dict[str, str]) -> Dict[str, Any]:

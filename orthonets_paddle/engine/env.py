@@ -9,7 +9,7 @@ from typing import Any, Dict
 import numpy as np
 import paddle
 
-from .._threads import cpu_threads
+from ..utils.threads import cpu_threads
 
 __all__ = ["RunEnv", "setup_env", "seed_everything", "rng_state", "set_rng_state"]
 

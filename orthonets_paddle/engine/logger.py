@@ -1,11 +1,11 @@
 """Run records (the seed's shape), metrics.json, VisualDL and the progress bar."""
 from __future__ import annotations
 
-import json
 import logging
-import os
 import sys
 from typing import Any, Dict, Optional
+
+from ..utils.io import write_json  # noqa: F401  (re-exported)
 
 __all__ = ["get_logger", "new_records", "VisualDLWriter", "write_json", "progress"]
 
@@ -29,13 +29,6 @@ def new_records() -> Dict[str, Any]:
         "acc_record": {"train": {"acc": [], "iter": []}, "val": {"acc": [], "iter": []}},
         "epochs": [],
     }
-
-
-def write_json(obj: Any, path: str) -> None:
-    tmp = path + ".tmp"
-    with open(tmp, "w", encoding="utf-8") as f:
-        json.dump(obj, f, indent=1)
-    os.replace(tmp, path)
 
 
 class VisualDLWriter:

@@ -13,10 +13,10 @@ from typing import Any, Dict, Optional
 import numpy as np
 import paddle
 
-from ..config import dump_config, save_config
+from .config import dump_config, save_config
 from ..data import build_dataloader, set_epoch
-from ..models import build_model
-from ..pretrained import load_pretrained
+from ..models import build_model_from_config
+from ..models.pretrained import load_pretrained
 from .checkpoint import (atomic_save, load_checkpoint, load_optimizer_state, optimizer_state,
                          save_checkpoint)
 from .env import RunEnv, rng_state, seed_everything, set_rng_state, setup_env
@@ -24,19 +24,12 @@ from .logger import VisualDLWriter, get_logger, new_records, progress, write_jso
 from .losses import build_loss
 from .optim import build_optimizer
 
-__all__ = ["train", "train_one_epoch", "evaluate", "build_model_from_config",
+__all__ = ["train", "train_one_epoch", "evaluate",
            "NonFiniteLossError"]
 
 
 class NonFiniteLossError(RuntimeError):
     """The loss became NaN or infinite; the run stops with its last good checkpoint."""
-
-
-def build_model_from_config(arch: Dict[str, Any]) -> paddle.nn.Layer:
-    """``Arch`` section -> model (``class_num`` is ``num_classes``; the rest are
-    ``ResNet`` options such as ``stem``, ``width``, ``squeeze``)."""
-    opts = {k: v for k, v in arch.items() if k not in ("name", "class_num")}
-    return build_model(arch["name"], num_classes=arch["class_num"], **opts)
 
 
 def _nonfinite_message(what: str, g: Dict[str, Any]) -> str:

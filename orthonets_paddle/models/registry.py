@@ -2,11 +2,11 @@
 from __future__ import annotations
 
 import difflib
-from typing import Callable, Dict, List, Optional
+from typing import Any, Callable, Dict, List, Optional
 
 from .resnet import BasicBlock, Bottleneck, ResNet
 
-__all__ = ["build_model", "list_models", "register_model", "MODEL_FACTORIES"]
+__all__ = ["build_model", "build_model_from_config", "list_models", "register_model", "MODEL_FACTORIES"]
 
 MODEL_FACTORIES: Dict[str, Callable[..., ResNet]] = {}
 
@@ -49,7 +49,7 @@ def _make_factory(name: str, depth: int, family_opts: dict, default_size: int, p
         model = ResNet(block, layers, num_classes=num_classes, **opts)
         model.arch = name
         if pretrained:
-            from ..pretrained import load_pretrained
+            from .pretrained import load_pretrained
             load_pretrained(model, pretrained)
         return model
 
@@ -82,3 +82,10 @@ def build_model(name: str, num_classes: int = 1000, **options) -> ResNet:
         hint = f" Did you mean {', '.join(near)}?" if near else ""
         raise ValueError(f"unknown model {name!r}.{hint} Valid: {', '.join(MODEL_FACTORIES)}") from None
     return factory(num_classes, **options)
+
+
+def build_model_from_config(arch: Dict[str, Any]) -> ResNet:
+    """``Arch`` section -> model (``class_num`` is ``num_classes``; the rest are
+    ``ResNet`` options such as ``stem``, ``width``, ``squeeze``)."""
+    opts = {k: v for k, v in arch.items() if k not in ("name", "class_num")}
+    return build_model(arch["name"], num_classes=arch["class_num"], **opts)

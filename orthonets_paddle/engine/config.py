@@ -17,6 +17,8 @@ from typing import Any, Dict, Iterable, List, Optional, Sequence
 
 import yaml
 
+from ..utils.io import write_text
+
 __all__ = ["ConfigError", "DEFAULTS", "load_config", "apply_override", "parse_value",
            "validate_config", "save_config", "dump_config", "get_parser", "parse_args"]
 
@@ -186,7 +188,7 @@ def _check_keys(section: Dict[str, Any], valid: Iterable[str], where: str) -> No
 
 
 def _arch_params() -> List[str]:
-    from .models import ResNet
+    from ..models import ResNet
     skip = {"self", "block", "layers", "num_classes"}
     return ["name", "class_num", *[p for p in inspect.signature(ResNet.__init__).parameters
                                    if p not in skip]]
@@ -194,10 +196,10 @@ def _arch_params() -> List[str]:
 
 def validate_config(cfg: Dict[str, Any]) -> None:
     """Check every key against what the code accepts; raise ``ConfigError``."""
-    from .data import dataset_params, loader_params, transform_params
-    from .engine.losses import LOSSES
-    from .engine.optim import lr_params, optimizer_params
-    from .models import list_models
+    from ..data import dataset_params, loader_params, transform_params
+    from .losses import LOSSES
+    from .optim import lr_params, optimizer_params
+    from ..models import list_models
 
     _check_keys(cfg, _SECTIONS, "config")
     for section in ("Global", "AMP", "Infer"):
@@ -268,11 +270,7 @@ def dump_config(cfg: Dict[str, Any]) -> str:
 
 def save_config(cfg: Dict[str, Any], path: str) -> None:
     """Write the resolved config (atomically) so a run records what it ran."""
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    tmp = path + ".tmp"
-    with open(tmp, "w", encoding="utf-8") as f:
-        f.write(dump_config(cfg))
-    os.replace(tmp, path)
+    write_text(dump_config(cfg), path)
 
 
 def get_parser(description: str) -> argparse.ArgumentParser:

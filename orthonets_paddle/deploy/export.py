@@ -16,7 +16,9 @@ from typing import Any, Dict, Optional, Sequence
 import numpy as np
 import paddle
 
-from .predictors import OnnxPredictor, PaddlePredictor, inference_files, load_model
+from ..models import load_model
+from ..utils.io import write_bytes
+from .predictors import OnnxPredictor, PaddlePredictor, inference_files
 
 __all__ = ["ExportError", "export_model", "export_onnx", "export_from_config", "verify_export",
            "check_image_shape", "DEFAULT_OPSET"]
@@ -72,11 +74,7 @@ def export_onnx(model_file: str, params_file: str, save_file: str,
     if not data:
         raise ExportError(f"paddle2onnx returned an empty model for {model_file}; see its log "
                           "above, or try another --opset (13 to 17)")
-    tmp = save_file + ".tmp"
-    with open(tmp, "wb") as f:
-        f.write(data)
-    os.replace(tmp, save_file)
-    return save_file
+    return write_bytes(data, save_file)
 
 
 def _max_error(out: np.ndarray, ref: np.ndarray) -> float:

@@ -9,7 +9,7 @@ import urllib.error
 import urllib.parse
 import urllib.request
 from dataclasses import dataclass, field
-from typing import Dict, List, Tuple
+from typing import Any, Dict, List, Tuple
 
 import numpy as np
 import paddle
@@ -149,3 +149,33 @@ def load_pretrained(model: paddle.nn.Layer, path: str, strict: bool = False,
     if verbose and (not report.clean or report.skipped_classifier):
         logger.warning("pretrained weights: %s", report.summary())
     return report
+
+
+def load_model(cfg: Dict[str, Any], require_weights: bool = True,
+               example: str = "output/orthonet18_cifar10/best_model.pdparams") -> paddle.nn.Layer:
+    """Build ``cfg["Arch"]`` and load ``Global.pretrained_model`` strictly, in eval mode.
+
+    Strict: weights for another architecture fail, listing the mismatched keys, rather than
+    evaluating or exporting a half-initialised model.
+
+    Args:
+        cfg: a config from ``load_config``.
+        require_weights: raise when ``Global.pretrained_model`` is not set (otherwise the
+            model keeps its random initialisation, which is fine for timing).
+        example: weights path shown in the error message.
+
+    Raises:
+        ValueError: no ``Global.pretrained_model`` while ``require_weights``.
+        WeightsError: the file is missing, unreadable or does not fit the model.
+    """
+    from .registry import build_model_from_config
+
+    weights = cfg["Global"].get("pretrained_model")
+    if require_weights and not weights:
+        raise ValueError("Global.pretrained_model is not set; give the trained weights, e.g. "
+                         f"-o Global.pretrained_model={example}")
+    model = build_model_from_config(cfg["Arch"])
+    if weights:
+        load_pretrained(model, weights, strict=True, verbose=False)
+    model.eval()
+    return model

@@ -12,8 +12,8 @@ from typing import Any, Callable, Dict, List, Optional, Sequence
 import numpy as np
 from PIL import Image
 
-from .data.datasets import IMAGE_EXTENSIONS
-from .data.transforms import build_transforms
+from ..data.datasets import IMAGE_EXTENSIONS
+from ..data.transforms import build_transforms
 from .predictors import Predictor
 
 __all__ = ["InferError", "list_images", "read_image", "load_class_names", "softmax",
@@ -209,9 +209,10 @@ def infer_from_config(cfg: Dict[str, Any], backend: str = "dygraph",
         FileNotFoundError: a missing image path, class-name file or exported model.
         InferError: a file that is not an image, or shapes that do not fit.
     """
-    from .engine.logger import write_json
+    from ..utils.io import write_json
     from .export import check_image_shape
-    from .predictors import BACKENDS, create_predictor, load_model
+    from ..models import load_model
+    from .predictors import BACKENDS, create_predictor
 
     if backend not in BACKENDS:
         raise ValueError(f"unknown backend {backend!r}; valid: {', '.join(BACKENDS)}")

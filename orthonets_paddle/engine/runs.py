@@ -12,6 +12,8 @@ from typing import Any, Dict, List, Optional, Sequence
 
 import paddle
 
+from ..utils.io import write_text
+
 __all__ = ["RunError", "count_parameters", "load_run", "run_throughput", "compare_runs"]
 
 
@@ -65,7 +67,7 @@ def load_run(run_dir: str) -> Dict[str, Any]:
     """
     import yaml
 
-    from .engine.trainer import build_model_from_config
+    from ..models import build_model_from_config
 
     if not os.path.isdir(run_dir):
         raise RunError(f"run directory {run_dir} does not exist; give training output folders "
@@ -122,7 +124,7 @@ def compare_runs(run_dirs: Sequence[str], out_dir: Optional[str] = None,
     """
     import matplotlib.pyplot as plt
 
-    from .plotting import comparison_table, plot_curves_together
+    from ..plotting import comparison_table, plot_curves_together
 
     if not run_dirs:
         raise RunError("give at least one run directory")
@@ -136,9 +138,7 @@ def compare_runs(run_dirs: Sequence[str], out_dir: Optional[str] = None,
         return out
     os.makedirs(out_dir, exist_ok=True)
     md_path = os.path.join(out_dir, "comparison.md")
-    with open(md_path + ".tmp", "w", encoding="utf-8") as f:
-        f.write(markdown + "\n")
-    os.replace(md_path + ".tmp", md_path)
+    write_text(markdown + "\n", md_path)
     out["markdown_file"] = md_path
 
     fig, axes = plt.subplots(1, 2, figsize=(14, 5))

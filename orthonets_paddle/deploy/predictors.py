@@ -18,10 +18,10 @@ from typing import Any, Dict, Optional
 import numpy as np
 import paddle
 
-from ._threads import cpu_threads
+from ..utils.threads import cpu_threads
 
 __all__ = ["Predictor", "DygraphPredictor", "PaddlePredictor", "OnnxPredictor", "BACKENDS",
-           "create_predictor", "inference_files", "load_model", "set_dygraph_threads",
+           "create_predictor", "inference_files", "set_dygraph_threads",
            "default_threads"]
 
 BACKENDS = ("dygraph", "paddle", "onnx")
@@ -227,34 +227,3 @@ def create_predictor(backend: str, model: Optional[paddle.nn.Layer] = None,
     if backend == "paddle":
         return PaddlePredictor(files["model"], files["params"], threads)
     return OnnxPredictor(files["onnx"], threads)
-
-
-def load_model(cfg: Dict[str, Any], require_weights: bool = True,
-               example: str = "output/orthonet18_cifar10/best_model.pdparams") -> paddle.nn.Layer:
-    """Build ``cfg["Arch"]`` and load ``Global.pretrained_model`` strictly, in eval mode.
-
-    Strict: weights for another architecture fail, listing the mismatched keys, rather than
-    evaluating or exporting a half-initialised model.
-
-    Args:
-        cfg: a config from ``load_config``.
-        require_weights: raise when ``Global.pretrained_model`` is not set (otherwise the
-            model keeps its random initialisation, which is fine for timing).
-        example: weights path shown in the error message.
-
-    Raises:
-        ValueError: no ``Global.pretrained_model`` while ``require_weights``.
-        WeightsError: the file is missing, unreadable or does not fit the model.
-    """
-    from .engine.trainer import build_model_from_config
-    from .pretrained import load_pretrained
-
-    weights = cfg["Global"].get("pretrained_model")
-    if require_weights and not weights:
-        raise ValueError("Global.pretrained_model is not set; give the trained weights, e.g. "
-                         f"-o Global.pretrained_model={example}")
-    model = build_model_from_config(cfg["Arch"])
-    if weights:
-        load_pretrained(model, weights, strict=True, verbose=False)
-    model.eval()
-    return model

@@ -127,7 +127,7 @@ def evaluate_with_predictions(model: paddle.nn.Layer, loader, loss_fn,
         ``evaluate``'s dict (``loss``, ``acc``, ``top5``, ``samples``) with ``preds`` and
         ``labels`` (int64 arrays).
     """
-    from .engine.trainer import evaluate
+    from .trainer import evaluate
 
     recorder = _RecordingLoss(loss_fn)
     result = dict(evaluate(model, loader, recorder, show_progress=show_progress))
@@ -164,11 +164,11 @@ def evaluate_from_config(cfg: Dict[str, Any], per_class: bool = False,
         ValueError: no ``Global.pretrained_model`` or no ``DataLoader.Eval``.
         WeightsError: unreadable weights, or weights for another architecture.
     """
-    from .data import build_dataloader
-    from .engine.env import setup_env
-    from .engine.logger import write_json
-    from .engine.losses import build_loss
-    from .predictors import load_model
+    from ..data import build_dataloader
+    from .env import setup_env
+    from .logger import write_json
+    from .losses import build_loss
+    from ..models import load_model
 
     g = cfg["Global"]
     if "Eval" not in cfg["DataLoader"]:

@@ -1,4 +1,5 @@
-"""The performance suite behind ``tools/benchmark.py --suite``: every target of the
+"""The project's performance suite (``python benchmarks/suite.py`` or
+``tools/benchmark.py --suite``): every target of the
 attention-overhead, deployment, construction, memory and data checks, each a ratio
 measured side by side in one run (this machine is shared and noisy)."""
 from __future__ import annotations
@@ -10,7 +11,7 @@ from typing import Any, Callable, Dict
 
 import numpy as np
 
-from .benchmark import benchmark, time_interleaved
+from orthonets_paddle.deploy.benchmark import benchmark, time_interleaved
 
 __all__ = ["SEED_TRAIN_TRANSFORMS", "construction_times", "peak_memory", "data_throughput",
            "run_suite", "format_suite", "TARGETS"]
@@ -37,7 +38,7 @@ SEED_TRAIN_TRANSFORMS = [
 def construction_times(a: str = "orthonet152", b: str = "resnet152", repeats: int = 3
                        ) -> Dict[str, float]:
     """Median seconds to build each model (1000 classes, ImageNet stem), interleaved."""
-    from .models import build_model
+    from orthonets_paddle.models import build_model
     build_model("resnet18")  # first-call costs (imports, allocator) out of the timing
     times = time_interleaved({a: lambda: build_model(a), b: lambda: build_model(b)},
                              warmup=0, repeats=repeats)
@@ -80,13 +81,13 @@ def peak_memory(arch: str, batch: int = 128, classes: int = 10, stem: str = "cif
 
 def data_throughput(n: int = 3000) -> Dict[str, float]:
     """Images/s of the seed's CIFAR training transforms in one process, per backend."""
-    from .data import BACKENDS, measure_transform_throughput
+    from orthonets_paddle.data import BACKENDS, measure_transform_throughput
     return {b: measure_transform_throughput(SEED_TRAIN_TRANSFORMS, b, n=n) for b in BACKENDS}
 
 
 def run_suite(quick: bool = False, log: Callable[[str], None] = print) -> Dict[str, Any]:
     """Every figure of the performance targets, measured in this one run."""
-    from .models import build_model
+    from orthonets_paddle.models import build_model
     reps = 3 if quick else 10
     out: Dict[str, Any] = {"quick": quick}
 
@@ -183,3 +184,18 @@ def format_suite(res: Dict[str, Any]) -> str:
                  f"{res['data_backend']} fastest | "
                  f"{_verdict('data_images_per_sec', res['data_images_per_sec'])} |")
     return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    import argparse
+    import os
+    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--quick", action="store_true", help="fewer repeats")
+    parser.add_argument("--json", metavar="PATH", help="save the figures as JSON")
+    args = parser.parse_args()
+    result = run_suite(quick=args.quick, log=lambda m: print(m, flush=True))
+    print(format_suite(result))
+    if args.json:
+        with open(args.json, "w", encoding="utf-8") as f:
+            json.dump(result, f, indent=2, default=float)

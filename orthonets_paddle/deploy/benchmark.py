@@ -9,7 +9,6 @@ Figures are wall-clock: a busy machine gives lower throughput for all.
 from __future__ import annotations
 
 import copy
-import json
 import os
 import tempfile
 import time
@@ -19,6 +18,7 @@ import numpy as np
 import paddle
 import paddle.nn.functional as F
 
+from ..utils.io import write_json
 from .predictors import (BACKENDS, DygraphPredictor, OnnxPredictor, PaddlePredictor,
                          default_threads, inference_files, set_dygraph_threads)
 
@@ -246,12 +246,7 @@ def format_benchmark(result: Dict[str, Any]) -> str:
 def save_benchmark(result: Dict[str, Any], path: str) -> str:
     """Write ``benchmark``'s result as JSON (atomically). Saved as ``RUN_DIR/benchmark.json``
     it fills the throughput column of ``tools/compare.py``."""
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    tmp = f"{path}.tmp{os.getpid()}"
-    with open(tmp, "w", encoding="utf-8") as f:
-        json.dump(result, f, indent=1)
-    os.replace(tmp, path)
-    return path
+    return write_json(result, path)
 
 
 def benchmark_models(cfg: Optional[Dict[str, Any]] = None, arch: Optional[str] = None,
@@ -268,7 +263,7 @@ def benchmark_models(cfg: Optional[Dict[str, Any]] = None, arch: Optional[str] =
     Raises:
         ValueError: neither or both of ``cfg`` and ``arch``; ``compare`` equal to the model.
     """
-    from .engine.trainer import build_model_from_config
+    from ..models import build_model_from_config
 
     if (cfg is None) == (arch is None):
         raise ValueError("give either a config (-c CONFIG) or a model name (--arch NAME), "
