@@ -17,10 +17,21 @@ import paddle.nn as nn
 from ..layers import create_attention
 from ..layers.filter_banks import make_banks
 
-__all__ = ["ResNet", "BasicBlock", "Bottleneck", "STEMS", "POSITIONS"]
+__all__ = ["ResNet", "BasicBlock", "Bottleneck", "STEMS", "POSITIONS", "NORMS"]
 
 STEMS = ("imagenet", "cifar")
 POSITIONS = ("post", "mod")
+# bn: BatchNorm2D. frozen_bn: running statistics in training too (the output does not
+# depend on the batch; detection's usual setting). sync_bn: statistics across GPUs.
+NORMS = ("bn", "frozen_bn", "sync_bn")
+
+
+def _norm_layer(kind: str) -> Callable[[int], nn.Layer]:
+    if kind == "frozen_bn":
+        return functools.partial(nn.BatchNorm2D, use_global_stats=True)
+    if kind == "sync_bn":
+        return nn.SyncBatchNorm
+    return nn.BatchNorm2D
 
 
 def _conv(cin: int, cout: int, k: int, stride: int = 1) -> nn.Conv2D:
@@ -37,13 +48,13 @@ class BasicBlock(nn.Layer):
 
     def __init__(self, inplanes: int, planes: int, stride: int = 1,
                  downsample: Optional[nn.Layer] = None, attn: Optional[Callable] = None,
-                 size: int = 7, position: str = "post"):
+                 size: int = 7, position: str = "post", norm: Callable = nn.BatchNorm2D):
         super().__init__()
         self.conv1 = _conv(inplanes, planes, 3, stride)
-        self.bn1 = nn.BatchNorm2D(planes)
+        self.bn1 = norm(planes)
         self.relu = nn.ReLU()
         self.conv2 = _conv(planes, planes, 3)
-        self.bn2 = nn.BatchNorm2D(planes)
+        self.bn2 = norm(planes)
         # BasicBlock has no 'mod' position (DESIGN.md): always post.
         self.att = attn(planes, size) if attn else None
         self.downsample = downsample
@@ -66,14 +77,14 @@ class Bottleneck(nn.Layer):
 
     def __init__(self, inplanes: int, planes: int, stride: int = 1,
                  downsample: Optional[nn.Layer] = None, attn: Optional[Callable] = None,
-                 size: int = 7, position: str = "post"):
+                 size: int = 7, position: str = "post", norm: Callable = nn.BatchNorm2D):
         super().__init__()
         self.conv1 = _conv(inplanes, planes, 1)
-        self.bn1 = nn.BatchNorm2D(planes)
+        self.bn1 = norm(planes)
         self.conv2 = _conv(planes, planes, 3, stride)
-        self.bn2 = nn.BatchNorm2D(planes)
+        self.bn2 = norm(planes)
         self.conv3 = _conv(planes, planes * 4, 1)
-        self.bn3 = nn.BatchNorm2D(planes * 4)
+        self.bn3 = norm(planes * 4)
         self.relu = nn.ReLU()
         self.position = position
         att_channels = planes if position == "mod" else planes * 4
@@ -117,15 +128,24 @@ class ResNet(nn.Layer):
         reduction: excitation reduction ratio.
         seed: seed of the random filter banks; block ``i`` uses ``seed + i``.
         freq_sel: DCT frequency selection for ``squeeze='dct'``.
+        norm: ``bn``, ``frozen_bn`` (running statistics also in training) or ``sync_bn``.
+        features_only: ``forward`` returns the stage feature maps of ``out_indices``
+            (no pooling, no classifier); ``feature_info`` describes them.
+        out_indices: stages (0-3) returned with ``features_only``.
     """
 
     def __init__(self, block: Type[nn.Layer], layers: Sequence[int], num_classes: int = 1000,
                  squeeze: Optional[str] = None, position: str = "post", stem: str = "imagenet",
                  input_size: int = 224, width: int = 64, in_channels: int = 3,
-                 reduction: int = 16, seed: int = 0, freq_sel: str = "top16"):
+                 reduction: int = 16, seed: int = 0, freq_sel: str = "top16", norm: str = "bn",
+                 features_only: bool = False, out_indices: Sequence[int] = (0, 1, 2, 3)):
         super().__init__()
         _choice("stem", stem, STEMS)
         _choice("attention position", position, POSITIONS)
+        _choice("norm", norm, NORMS)
+        out_indices = tuple(out_indices)
+        if not out_indices or any(i not in (0, 1, 2, 3) for i in out_indices):
+            raise ValueError(f"out_indices must be stage numbers among 0, 1, 2, 3, got {out_indices!r}")
         for key, val in (("num_classes", num_classes), ("input_size", input_size),
                          ("width", width), ("in_channels", in_channels)):
             if not isinstance(val, int) or isinstance(val, bool) or val < 1:
@@ -135,6 +155,11 @@ class ResNet(nn.Layer):
         self.squeeze = squeeze
         self.position = position if block is Bottleneck else "post"
         self.stem = stem
+        self.norm = norm
+        self.features_only = features_only
+        self.out_indices = out_indices
+        norm_layer = _norm_layer(norm)
+        self._norm_layer = norm_layer
         if stem == "imagenet":
             self.conv1 = _conv(in_channels, width, 7, 2)
             self.maxpool = nn.MaxPool2D(kernel_size=3, stride=2, padding=1)
@@ -143,7 +168,7 @@ class ResNet(nn.Layer):
             self.conv1 = _conv(in_channels, width, 3, 1)
             self.maxpool = None
             size = input_size
-        self.bn1 = nn.BatchNorm2D(width)
+        self.bn1 = norm_layer(width)
         self.relu = nn.ReLU()
 
         self.inplanes = width
@@ -157,8 +182,17 @@ class ResNet(nn.Layer):
             stages.append(self._make_layer(block, width * 2 ** i, n, 1 if i == 0 else 2,
                                            att_factories, stage_size, position))
         self.layer1, self.layer2, self.layer3, self.layer4 = stages
+        stem_reduction = 4 if stem == "imagenet" else 1
+        self.feature_info = [
+            {"num_chs": width * 2 ** i * block.expansion, "reduction": stem_reduction * 2 ** i,
+             "module": f"layer{i + 1}"} for i in range(4)]
+        self.num_features = self.inplanes
         self.avgpool = nn.AdaptiveAvgPool2D(1)
         self.fc = nn.Linear(self.inplanes, num_classes)
+        if features_only:
+            self.feature_info = [self.feature_info[i] for i in out_indices]
+            del self.fc  # no classifier: its weights are not part of a backbone
+            self.fc = None
 
     @staticmethod
     def _attention_factories(block, layers, width, sizes, squeeze, position, seed, reduction,
@@ -183,21 +217,45 @@ class ResNet(nn.Layer):
         if stride != 1 or self.inplanes != planes * block.expansion:
             downsample = nn.Sequential(
                 _conv(self.inplanes, planes * block.expansion, 1, stride),
-                nn.BatchNorm2D(planes * block.expansion))
+                self._norm_layer(planes * block.expansion))
         out = []
         for j in range(blocks):
             block_attn = att_factories.pop(0)
             out.append(block(self.inplanes, planes, stride if j == 0 else 1,
-                             downsample if j == 0 else None, block_attn, size, position))
+                             downsample if j == 0 else None, block_attn, size, position,
+                             self._norm_layer))
             self.inplanes = planes * block.expansion
         return nn.Sequential(*out)
 
-    def forward_features(self, x):
+    def _stem(self, x):
         x = self.relu(self.bn1(self.conv1(x)))
-        if self.maxpool is not None:
-            x = self.maxpool(x)
+        return x if self.maxpool is None else self.maxpool(x)
+
+    def forward_features(self, x):
+        """The last stage's feature map ``[b, num_features, h/32, w/32]`` (h/8 with the cifar stem)."""
+        x = self._stem(x)
         return self.layer4(self.layer3(self.layer2(self.layer1(x))))
 
+    def forward_head(self, x, pre_logits: bool = False):
+        """Global average pooling and the classifier (``pre_logits``: the pooled features)."""
+        x = paddle.flatten(self.avgpool(x), 1)
+        return x if pre_logits or self.fc is None else self.fc(x)
+
+    def reset_classifier(self, num_classes: int) -> None:
+        """A new, freshly initialised classifier with ``num_classes`` outputs."""
+        if not isinstance(num_classes, int) or isinstance(num_classes, bool) or num_classes < 1:
+            raise ValueError(f"num_classes must be a positive integer, got {num_classes!r}")
+        self.num_classes = num_classes
+        self.fc = nn.Linear(self.num_features, num_classes)
+
     def forward(self, x):
-        x = self.avgpool(self.forward_features(x))
-        return self.fc(paddle.flatten(x, 1))
+        if self.features_only:
+            x, outs = self._stem(x), []
+            for i, stage in enumerate((self.layer1, self.layer2, self.layer3, self.layer4)):
+                x = stage(x)
+                if i in self.out_indices:
+                    outs.append(x)
+                if i == max(self.out_indices):
+                    break
+            return outs
+        return self.forward_head(self.forward_features(x))
