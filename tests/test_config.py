@@ -52,8 +52,8 @@ def test_seed_recipe_is_in_the_config():
     ("DataLoader.Train.dataset.transforms[0].RandomCrop.sizes=3", "did you mean size"),
     ("DataLoader.Train.dataset.transforms[9].RandomCrop.size=3", "list of 6 items"),
     ("Global.epochs", "must look like Section.key=value"),
-    ("Global.device=tpu", "valid: auto, cpu, gpu"),
-    ("Global.epochs=0", "positive integer"),
+    ("Global.device=tpu", "Global.device must be one of auto, cpu, gpu, got 'tpu'"),
+    ("Global.epochs=0", "Global.epochs must be an integer >= 1, got 0"),
 ])
 def test_bad_overrides_name_the_nearest_key(override, message):
     with pytest.raises(ConfigError, match=message.replace("[", r"\[").replace("(", r"\(")):
@@ -87,3 +87,76 @@ def test_apply_override_does_not_create_keys_silently():
     from orthonets_paddle.engine.config import validate_config
     with pytest.raises(ConfigError, match="new_key"):
         validate_config(cfg)
+
+
+# Each mistyped value of the issue: one ConfigError naming the full key and what is allowed.
+@pytest.mark.parametrize("override,message", [
+    ("Optimizer.momentum=abc", "Optimizer.momentum must be a number >= 0 and <= 1, got 'abc'"),
+    ("Optimizer.momentum=1.5", "Optimizer.momentum must be a number >= 0 and <= 1, got 1.5"),
+    ("Optimizer.weight_decay=abc", "Optimizer.weight_decay must be a number >= 0 or null"),
+    ("Optimizer.lr.learning_rate=abc", "Optimizer.lr.learning_rate must be a number >= 0, got 'abc'"),
+    ("Optimizer.lr.milestones=[1,x]", "Optimizer.lr.milestones[1] must be an integer >= 0"),
+    ("Global.seed=abc", "Global.seed must be an integer >= 0, got 'abc'"),
+    ("Loss.epsilon=abc", "Loss.epsilon must be a number >= 0 and < 1, got 'abc'"),
+    ("Loss.epsilon=1", "Loss.epsilon must be a number >= 0 and < 1, got 1"),
+    ("Global.save_interval=abc", "Global.save_interval must be an integer >= 0, got 'abc'"),
+    ("Global.save_interval=-1", "Global.save_interval must be an integer >= 0, got -1"),
+    ("Global.use_visualdl=maybe", "Global.use_visualdl must be true or false, got 'maybe'"),
+    ("Global.overwrite=yes please", "Global.overwrite must be true or false"),
+    ("Global.image_shape=[3,32]", "Global.image_shape must be a list of 3 items, each an integer >= 1"),
+    ("DataLoader.Train.batch_size=0", "DataLoader.Train.batch_size must be an integer >= 1, got 0"),
+    ("DataLoader.Eval.num_workers=-2", "DataLoader.Eval.num_workers must be an integer >= 0"),
+    ("DataLoader.Train.dataset.num_samples=abc", "DataLoader.Train.dataset.num_samples must be"),
+    ("Arch.class_num=ten", "Arch.class_num must be an integer >= 1, got 'ten'"),
+    ("AMP.level=O3", "AMP.level must be one of O1, O2"),
+])
+def test_mistyped_values_are_one_error_naming_the_key(override, message):
+    with pytest.raises(ConfigError) as info:
+        load_config(CFG, [override])
+    assert message in str(info.value)
+
+
+def test_numbers_written_as_text_in_yaml_are_numbers(tmp_path):
+    # PyYAML reads 5e-4 (no dot) as a string; the schema accepts it as the number it is.
+    text = open(CFG).read().replace("weight_decay: 5.0e-4", "weight_decay: 5e-4")
+    path = tmp_path / "c.yaml"
+    path.write_text(text)
+    cfg = load_config(str(path))
+    assert cfg["Optimizer"]["weight_decay"] == 5e-4 and isinstance(cfg["Optimizer"]["weight_decay"], float)
+
+
+def test_missing_arch_is_an_error(tmp_path):
+    text = open(CFG).read()
+    start = text.index("Arch:")
+    end = text.index("Loss:")
+    path = tmp_path / "noarch.yaml"
+    path.write_text(text[:start] + text[end:])
+    with pytest.raises(ConfigError, match="has no Arch section"):
+        load_config(str(path))
+
+
+def test_non_utf8_config_names_the_file(tmp_path):
+    path = tmp_path / "latin1.yaml"
+    path.write_bytes(open(CFG, "rb").read().replace(b"# OrthoNet-18", b"# Orthon\xe9t-18"))
+    with pytest.raises(ConfigError, match="latin1.yaml is not UTF-8"):
+        load_config(str(path))
+
+
+def test_mistyped_value_leaves_the_run_folder_untouched(tmp_path):
+    """The CLI stops before anything is written: an existing run's files keep their bytes."""
+    import os
+    import subprocess
+    import sys
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    out = tmp_path / "run"
+    out.mkdir()
+    (out / "config.yaml").write_text("previous run\n")
+    (out / "latest.pdparams").write_bytes(b"weights")
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    proc = subprocess.run([sys.executable, os.path.join(root, "tools", "train.py"), "-c", CFG,
+                           "-o", f"Global.output_dir={out}", "-o", "Optimizer.momentum=abc"],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2
+    assert "Optimizer.momentum must be a number" in proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before

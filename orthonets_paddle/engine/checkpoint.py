@@ -1,20 +1,45 @@
-"""Atomic checkpoints with the seed's file names, and resuming."""
+"""Checkpoints: atomic as a set, verified before use, read without running code; and the
+run folder's ownership (one run, one process).
+
+Every save writes its files (e.g. ``latest.pdparams/.pdopt/.pdstates``) through
+``utils.io.atomic_write_set`` and records each file's sha256 in ``<prefix>.manifest.json``,
+so a resume can tell a whole set from parts of two saves. The new manifest is staged as
+``<prefix>.manifest-next.json`` before the first rename and moved over the old one after
+the last, so whichever moment a save is interrupted, the files on disk match one of the
+two manifests or the set is reported as mixed.
+"""
 from __future__ import annotations
 
+import glob
+import inspect
+import json
 import os
 import pickle
-from typing import Any, Dict, Optional
+import socket
+from typing import Any, Dict, List, Optional, Tuple
 
+import numpy as np
 import paddle
 
-from ..utils.io import atomic_write
+from ..utils.io import (UnsafePickleError, atomic_write, atomic_write_set, load_paddle_file,
+                        remove_stale_tmp, safe_load, sha256_file, write_json)
 
-__all__ = ["atomic_save", "save_checkpoint", "optimizer_state", "load_optimizer_state", "resolve_checkpoint", "load_checkpoint",
-           "load_states", "CheckpointError"]
+__all__ = ["atomic_save", "save_checkpoint", "save_set", "optimizer_state",
+           "load_optimizer_state", "resolve_checkpoint", "load_checkpoint", "load_states",
+           "verify_set", "consistent_sets", "CheckpointError", "RunFolderError",
+           "arch_identity", "identity_diff", "holds_run", "RunLock", "MANIFEST"]
+
+MANIFEST = ".manifest.json"
+_NEXT = ".manifest-next.json"
+_PARTS = (".pdparams", ".pdopt", ".pdstates")
 
 
 class CheckpointError(RuntimeError):
-    """A resume checkpoint is missing or unreadable."""
+    """A resume checkpoint is missing, unreadable, mixed or from another model."""
+
+
+class RunFolderError(RuntimeError):
+    """The output folder belongs to another run or another process."""
 
 
 def _pickle(obj: Any, path: str) -> None:
@@ -49,32 +74,139 @@ def optimizer_state(model: paddle.nn.Layer, optimizer) -> Dict[str, Any]:
     return _rename(state, names)
 
 
+def _tensors(obj: Any) -> Any:
+    """numpy arrays (as the safe reader returns them) -> tensors, through containers."""
+    if isinstance(obj, np.ndarray):
+        return paddle.to_tensor(obj)
+    if isinstance(obj, dict):
+        return {k: _tensors(v) for k, v in obj.items()}
+    return obj
+
+
 def load_optimizer_state(model: paddle.nn.Layer, optimizer, state: Dict[str, Any]) -> None:
     """Inverse of ``optimizer_state``."""
     names = {n: p.name for n, p in model.named_parameters()}
-    state = dict(state)
+    state = _tensors(dict(state))
     if "master_weights" in state:
         state["master_weights"] = {names.get(k, k): v for k, v in state["master_weights"].items()}
     # Longest first so 'layer1.0.conv1.weight' is not matched by a shorter name's prefix.
     optimizer.set_state_dict(_rename(state, dict(sorted(names.items(), key=lambda kv: -len(kv[0])))))
 
 
-def save_checkpoint(prefix: str, model: paddle.nn.Layer, optimizer=None,
-                    states: Optional[Dict[str, Any]] = None) -> None:
-    """Write ``prefix.pdparams`` (+ ``.pdopt``, ``.pdstates``). The states file is
-    written last, so a resume reads it only when the weights before it are complete."""
-    atomic_save(model.state_dict(), prefix + ".pdparams")
-    if optimizer is not None:
-        atomic_save(optimizer_state(model, optimizer), prefix + ".pdopt")
-    if states is not None:
-        # Plain pickle: RNG states hold arrays (uint32) that paddle.save cannot store.
-        atomic_save(states, prefix + ".pdstates", writer=_pickle)
+# ----------------------------------------------------------------------------- states
+def _plain_states(states: Dict[str, Any]) -> Dict[str, Any]:
+    """Paddle's RNG states are pybind objects: store their plain ``__getstate__`` tuples so
+    the states file holds only what the safe unpickler admits."""
+    rng = states.get("rng")
+    if isinstance(rng, dict) and rng.get("paddle") is not None:
+        rng = dict(rng, paddle=[s.__getstate__() if hasattr(s, "current_seed") else s
+                                for s in rng["paddle"]])
+        states = dict(states, rng=rng)
+    return states
+
+
+def _paddle_rng(plain: List[Any]) -> List[Any]:
+    out = []
+    for s in plain:
+        if isinstance(s, tuple):
+            cls = paddle.base.libpaddle.GeneratorState
+            g = cls.__new__(cls)
+            g.__setstate__(s)
+            s = g
+        out.append(s)
+    return out
 
 
 def load_states(path: str) -> Dict[str, Any]:
-    """Read a ``.pdstates`` file (epoch, best metric, scheduler, RNG states, records)."""
-    with open(path, "rb") as f:
-        return pickle.load(f)
+    """Read a ``.pdstates`` file (epoch, best metric, scheduler, RNG states, records) with
+    the safe unpickler."""
+    states = safe_load(path)
+    rng = states.get("rng") if isinstance(states, dict) else None
+    if isinstance(rng, dict) and rng.get("paddle") is not None:
+        states["rng"] = dict(rng, paddle=_paddle_rng(rng["paddle"]))
+    return states
+
+
+# ----------------------------------------------------------------------------- sets
+def save_set(files: Dict[str, Tuple[Any, Any]], manifest_prefix: str,
+             meta: Optional[Dict[str, Any]] = None) -> None:
+    """Write ``{path: (obj, writer)}`` as one set with the manifest ``manifest_prefix +
+    '.manifest.json'`` (``writer`` None means ``paddle.save``)."""
+    manifest, pending = manifest_prefix + MANIFEST, manifest_prefix + _NEXT
+
+    def record(staged: Dict[str, str]) -> None:
+        entries = {os.path.basename(p): {"sha256": sha256_file(t), "bytes": os.path.getsize(t)}
+                   for p, t in staged.items()}
+        write_json({"format": 1, **(meta or {}), "files": entries}, pending)
+
+    atomic_write_set({path: (lambda tmp, o=obj, w=writer: (w or paddle.save)(o, tmp))
+                      for path, (obj, writer) in files.items()}, before_commit=record)
+    os.replace(pending, manifest)
+
+
+def save_checkpoint(prefix: str, model: paddle.nn.Layer, optimizer=None,
+                    states: Optional[Dict[str, Any]] = None,
+                    meta: Optional[Dict[str, Any]] = None) -> None:
+    """Write ``prefix.pdparams`` (+ ``.pdopt``, ``.pdstates``) and ``prefix.manifest.json``
+    as one set. ``meta`` (epoch, global step, model identity) goes into the manifest."""
+    files = {prefix + ".pdparams": (model.state_dict(), None)}
+    if optimizer is not None:
+        files[prefix + ".pdopt"] = (optimizer_state(model, optimizer), None)
+    if states is not None:
+        # Plain pickle: RNG states hold arrays (uint32) that paddle.save cannot store.
+        files[prefix + ".pdstates"] = (_plain_states(states), _pickle)
+    save_set(files, prefix, meta)
+
+
+def _read_manifest(path: str) -> Optional[Dict[str, Any]]:
+    try:
+        with open(path, encoding="utf-8") as f:
+            data = json.load(f)
+        return data if isinstance(data, dict) and isinstance(data.get("files"), dict) else None
+    except (OSError, ValueError):
+        return None
+
+
+def _matches(manifest: Dict[str, Any], folder: str) -> bool:
+    for name, entry in manifest["files"].items():
+        path = os.path.join(folder, name)
+        if not os.path.isfile(path) or os.path.getsize(path) != entry.get("bytes") \
+                or sha256_file(path) != entry.get("sha256"):
+            return False
+    return True
+
+
+def verify_set(prefix: str) -> Optional[Dict[str, Any]]:
+    """The manifest that ``prefix``'s files match as a whole, or None (mixed, missing
+    or unrecorded)."""
+    folder = os.path.dirname(os.path.abspath(prefix))
+    for candidate in (prefix + MANIFEST, prefix + _NEXT):
+        manifest = _read_manifest(candidate)
+        if manifest is not None and _matches(manifest, folder):
+            return manifest
+    return None
+
+
+def consistent_sets(folder: str, resumable: bool = True) -> List[str]:
+    """Prefixes in ``folder`` whose files match their manifest (with ``resumable``: only
+    sets holding weights, optimizer and states)."""
+    out = []
+    for path in sorted(glob.glob(os.path.join(glob.escape(folder), "*" + MANIFEST))):
+        prefix = path[: -len(MANIFEST)]
+        if resumable and not all(os.path.isfile(prefix + s) for s in _PARTS):
+            continue
+        if verify_set(prefix) is not None:
+            out.append(prefix)
+    return out
+
+
+def _alternatives(folder: str, exclude: str = "") -> str:
+    sets = [p for p in consistent_sets(folder) if p != exclude]
+    if sets:
+        return "consistent checkpoints here: " + ", ".join(sets) + " (resume with -o " \
+               f"Global.checkpoints={sets[-1]})"
+    return ("no consistent checkpoint set exists in " + folder + "; start a new run (its "
+            "weights can still seed one: -o Global.pretrained_model=<prefix>.pdparams)")
 
 
 def resolve_checkpoint(path: str) -> str:
@@ -83,10 +215,10 @@ def resolve_checkpoint(path: str) -> str:
     path = str(path)
     if os.path.isdir(path):
         path = os.path.join(path, "latest")
-    for suffix in (".pdparams", ".pdstates", ".pdopt"):
+    for suffix in (*_PARTS, MANIFEST):
         if path.endswith(suffix):
             path = path[: -len(suffix)]
-    needed = [path + s for s in (".pdparams", ".pdopt", ".pdstates")]
+    needed = [path + s for s in _PARTS]
     missing = [p for p in needed if not os.path.isfile(p)]
     if missing:
         raise CheckpointError(
@@ -97,14 +229,140 @@ def resolve_checkpoint(path: str) -> str:
 
 
 def load_checkpoint(path: str) -> Dict[str, Any]:
-    """Read a resume checkpoint: ``{'model', 'optimizer', 'states', 'prefix'}``."""
+    """Read a verified resume checkpoint: ``{'model', 'optimizer', 'states', 'prefix',
+    'manifest'}`` (arrays as numpy).
+
+    Raises:
+        CheckpointError: missing parts, parts of different saves (the message names the
+            consistent sets that exist), an unreadable or unsafe file.
+    """
     prefix = resolve_checkpoint(path)
-    out = {"prefix": prefix}
+    folder = os.path.dirname(os.path.abspath(prefix))
+    manifest = verify_set(prefix)
+    if manifest is None:
+        if not os.path.isfile(prefix + MANIFEST):
+            why = (f"{prefix}.* has no manifest ({os.path.basename(prefix)}{MANIFEST}), so its "
+                   "parts cannot be shown to come from one save (written by hand or by an older "
+                   "version)")
+        else:
+            why = (f"{prefix}.pdparams/.pdopt/.pdstates do not all match "
+                   f"{os.path.basename(prefix)}{MANIFEST}: they are parts of different saves "
+                   "(interrupted save or files copied in by hand), and resuming would mix them")
+        raise CheckpointError(f"refusing to resume: {why}; {_alternatives(folder, prefix)}")
+    out: Dict[str, Any] = {"prefix": prefix, "manifest": manifest}
     for key, suffix in (("model", ".pdparams"), ("optimizer", ".pdopt"), ("states", ".pdstates")):
         try:
-            out[key] = (load_states if key == "states" else paddle.load)(prefix + suffix)
+            out[key] = (load_states if key == "states" else load_paddle_file)(prefix + suffix)
+        except UnsafePickleError as exc:
+            raise CheckpointError(f"refusing {prefix + suffix}: {exc}") from None
         except Exception as exc:
             raise CheckpointError(f"cannot read {prefix + suffix} ({type(exc).__name__}: {exc}); "
-                                  "it may be truncated: resume from an epoch_N checkpoint "
-                                  "instead") from None
+                                  f"{_alternatives(folder, prefix)}") from None
+    if not isinstance(out["states"], dict) or "epoch" not in out["states"]:
+        raise CheckpointError(f"{prefix}.pdstates holds no training state; "
+                              f"{_alternatives(folder, prefix)}")
     return out
+
+
+# ----------------------------------------------------------------------------- identity
+_IDENTITY_SKIP = ("features_only", "out_indices")  # views of the same weights
+
+
+def arch_identity(arch: Dict[str, Any]) -> Dict[str, Any]:
+    """The ``Arch`` section with the model's defaults filled in: what must stay the same
+    for a checkpoint to be resumed (architecture, options, class count, input channels)."""
+    from ..models import ResNet
+    params = inspect.signature(ResNet.__init__).parameters
+    out = {k: params[k].default for k in params
+           if k not in ("self", "block", "layers", "num_classes", "input_size", *_IDENTITY_SKIP)
+           and params[k].default is not inspect.Parameter.empty}
+    out.update({k: v for k, v in arch.items() if k not in _IDENTITY_SKIP})
+    return json.loads(json.dumps(out, default=str))  # plain, as stored in the manifest
+
+
+def identity_diff(saved: Dict[str, Any], now: Dict[str, Any]) -> List[str]:
+    """``Arch.key: saved X, now Y`` for each key that differs."""
+    keys = sorted(set(saved) | set(now))
+    return [f"Arch.{k}: checkpoint {saved.get(k)!r}, this run {now.get(k)!r}"
+            for k in keys if saved.get(k) != now.get(k)]
+
+
+# ----------------------------------------------------------------------------- run folder
+def holds_run(folder: str) -> List[str]:
+    """Checkpoint files of some run in ``folder`` (empty if none)."""
+    if not os.path.isdir(folder):
+        return []
+    return sorted(n for n in os.listdir(folder)
+                  if n.endswith((*_PARTS, MANIFEST)) and os.path.isfile(os.path.join(folder, n)))
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+class RunLock:
+    """``folder/run.lock`` holding the owner's pid and host: one writing process per run
+    folder. A lock left by a dead process on this host is taken over (``note`` says so)."""
+
+    NAME = "run.lock"
+
+    def __init__(self, folder: str):
+        self.path = os.path.join(folder, self.NAME)
+        self.note = ""
+        self.held = False
+
+    def _create(self) -> bool:
+        try:
+            fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+        except FileExistsError:
+            return False
+        with os.fdopen(fd, "w") as f:
+            json.dump({"pid": os.getpid(), "host": socket.gethostname()}, f)
+        return True
+
+    def acquire(self) -> "RunLock":
+        os.makedirs(os.path.dirname(self.path), exist_ok=True)
+        if not self._create():
+            try:
+                with open(self.path, encoding="utf-8") as f:
+                    owner = json.load(f)
+                pid, host = int(owner["pid"]), str(owner.get("host", ""))
+            except (OSError, ValueError, KeyError, TypeError):
+                pid, host = None, ""
+            same_host = host == socket.gethostname()
+            if pid is not None and (not same_host or _alive(pid)):
+                raise RunFolderError(
+                    f"{os.path.dirname(self.path)} is in use by another run (pid {pid} on "
+                    f"{host or 'this host'}, lock file {self.path}); wait for it to finish or "
+                    "choose another Global.output_dir. If that process is gone, delete the lock "
+                    "file")
+            os.remove(self.path)
+            if not self._create():
+                raise RunFolderError(f"{os.path.dirname(self.path)} was just taken by another "
+                                     "run; choose another Global.output_dir")
+            self.note = (f"took over the lock of a process that no longer runs (pid {pid}); its "
+                         "unfinished temporary files are removed")
+        self.held = True
+        return self
+
+    def release(self) -> None:
+        if not self.held:
+            return
+        self.held = False
+        try:
+            with open(self.path, encoding="utf-8") as f:
+                mine = json.load(f).get("pid") == os.getpid()
+        except (OSError, ValueError):
+            mine = False
+        if mine:
+            os.remove(self.path)
+
+    def clean(self) -> List[str]:
+        """Remove temporary files of crashed writes (only while holding the lock)."""
+        return remove_stale_tmp(os.path.dirname(self.path)) if self.held else []

@@ -18,6 +18,7 @@ from typing import Any, Dict, Iterable, List, Optional, Sequence
 import yaml
 
 from ..utils.io import write_text
+from ..utils.schema import BOOL, NON_NEGATIVE_INT, POSITIVE_INT, SchemaError, Typed
 
 __all__ = ["ConfigError", "DEFAULTS", "load_config", "apply_override", "parse_value",
            "validate_config", "save_config", "dump_config", "get_parser", "parse_args"]
@@ -44,6 +45,7 @@ DEFAULTS: Dict[str, Any] = {
         "image_shape": [3, 32, 32],  # export / benchmark input (C, H, W)
         "plot": True,                # loss.png / acc.png at the end
         "progress_bar": True,
+        "overwrite": False,          # a new run may replace the checkpoints in output_dir
     },
     "AMP": {
         "enable": False,             # GPU only; refused on CPU
@@ -51,7 +53,7 @@ DEFAULTS: Dict[str, Any] = {
         "init_loss_scaling": 1024.0,
         "use_dynamic_loss_scaling": True,
     },
-    "Arch": {"name": "orthonet18", "class_num": 10},
+    "Arch": None,                    # required: every config names its model
     "Loss": {"name": "CELoss", "epsilon": 0.1},
     "Optimizer": {"name": "Momentum", "momentum": 0.9, "weight_decay": 5e-4,
                   "lr": {"name": "Constant", "learning_rate": 0.1}},
@@ -65,6 +67,71 @@ DEFAULTS: Dict[str, Any] = {
     },
 }
 _SECTIONS = list(DEFAULTS)
+
+_NUM = Typed("number")
+_PATH = Typed("str", null=True)
+# The type and range of every value a user can set; keys are dotted paths, and
+# DataLoader.* applies to both Train and Eval.
+SCHEMA: Dict[str, Typed] = {
+    "Global.output_dir": Typed("str"),
+    "Global.device": Typed("choice", choices=("auto", "cpu", "gpu")),
+    "Global.seed": NON_NEGATIVE_INT,
+    "Global.epochs": POSITIVE_INT,
+    "Global.eval_interval": POSITIVE_INT,
+    "Global.save_interval": NON_NEGATIVE_INT,
+    "Global.print_batch_step": POSITIVE_INT,
+    "Global.pretrained_model": _PATH,
+    "Global.checkpoints": _PATH,
+    "Global.use_visualdl": BOOL,
+    "Global.save_inference_dir": Typed("str"),
+    "Global.image_shape": Typed("list", item=POSITIVE_INT, length=3),
+    "Global.plot": BOOL,
+    "Global.progress_bar": BOOL,
+    "Global.overwrite": BOOL,
+    "AMP.enable": BOOL,
+    "AMP.level": Typed("choice", choices=("O1", "O2")),
+    "AMP.init_loss_scaling": Typed("number", min=0, min_open=True),
+    "AMP.use_dynamic_loss_scaling": BOOL,
+    "Arch.name": Typed("str"),
+    "Arch.class_num": POSITIVE_INT,
+    "Arch.in_channels": POSITIVE_INT,
+    "Arch.width": POSITIVE_INT,
+    "Arch.input_size": Typed("int", min=1, null=True),
+    "Arch.reduction": POSITIVE_INT,
+    "Arch.seed": NON_NEGATIVE_INT,
+    "Arch.stem": Typed("str"),
+    "Arch.squeeze": Typed("str", null=True),
+    "Arch.position": Typed("str"),
+    "Arch.freq_sel": Typed("str"),
+    "Arch.norm": Typed("str"),
+    "Arch.features_only": BOOL,
+    "Arch.out_indices": Typed("list", item=NON_NEGATIVE_INT),
+    "Loss.name": Typed("str"),
+    "Loss.epsilon": Typed("number", min=0, max=1, max_open=True),
+    "Optimizer.name": Typed("str"),
+    "Optimizer.momentum": Typed("number", min=0, max=1),
+    "Optimizer.weight_decay": Typed("number", min=0, null=True),
+    "Optimizer.use_nesterov": BOOL,
+    "Optimizer.beta1": Typed("number", min=0, max=1, max_open=True),
+    "Optimizer.beta2": Typed("number", min=0, max=1, max_open=True),
+    "Optimizer.epsilon": Typed("number", min=0, min_open=True),
+    "Optimizer.lr.name": Typed("str"),
+    "Optimizer.lr.learning_rate": Typed("number", min=0),
+    "Optimizer.lr.milestones": Typed("list", item=NON_NEGATIVE_INT),
+    "Optimizer.lr.gamma": Typed("number", min=0, min_open=True),
+    "Optimizer.lr.eta_min": Typed("number", min=0),
+    "Optimizer.lr.warmup_epoch": Typed("number", min=0),
+    "Optimizer.lr.warmup_start_lr": Typed("number", min=0),
+    "DataLoader.*.batch_size": POSITIVE_INT,
+    "DataLoader.*.shuffle": Typed("bool", null=True),
+    "DataLoader.*.drop_last": BOOL,
+    "DataLoader.*.num_workers": NON_NEGATIVE_INT,
+    "DataLoader.*.use_shared_memory": BOOL,
+    "DataLoader.*.dataset.num_samples": Typed("int", min=1, null=True),
+    "Infer.infer_imgs": _PATH,
+    "Infer.batch_size": POSITIVE_INT,
+    "Infer.topk": POSITIVE_INT,
+}
 _INDEX = re.compile(r"^(.*?)\[(\d+)\]$")
 
 
@@ -161,11 +228,14 @@ def load_config(path: Optional[str], overrides: Sequence[str] = ()) -> Dict[str,
         if not os.path.isfile(path):
             raise ConfigError(f"config file not found: {path} (configs live in configs/, e.g. "
                               "-c configs/orthonet18_cifar10.yaml)")
-        with open(path, encoding="utf-8") as f:
-            try:
+        try:
+            with open(path, encoding="utf-8") as f:
                 data = yaml.safe_load(f) or {}
-            except yaml.YAMLError as exc:
-                raise ConfigError(f"{path} is not valid YAML: {exc}") from None
+        except UnicodeDecodeError as exc:
+            raise ConfigError(f"config file {path} is not UTF-8 text ({exc.reason} at byte "
+                              f"{exc.start}); save it with UTF-8 encoding") from None
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"{path} is not valid YAML: {exc}") from None
         if not isinstance(data, dict):
             raise ConfigError(f"{path} must hold a mapping of sections ({', '.join(_SECTIONS)})")
         for section in data:
@@ -174,6 +244,10 @@ def load_config(path: Optional[str], overrides: Sequence[str] = ()) -> Dict[str,
     cfg = _merge(DEFAULTS, data)
     for override in overrides or ():
         apply_override(cfg, override)
+    if not cfg.get("Arch"):
+        raise ConfigError(f"{path or 'the config'} has no Arch section: every config names its "
+                          "model, e.g. Arch: {name: orthonet18, class_num: 10, stem: cifar} "
+                          "(see configs/)")
     validate_config(cfg)
     return cfg
 
@@ -204,13 +278,6 @@ def validate_config(cfg: Dict[str, Any]) -> None:
     _check_keys(cfg, _SECTIONS, "config")
     for section in ("Global", "AMP", "Infer"):
         _check_keys(cfg[section], DEFAULTS[section], section)
-    g = cfg["Global"]
-    if g["device"] not in ("auto", "cpu", "gpu"):
-        raise ConfigError(f"Global.device: {g['device']!r}; valid: auto, cpu, gpu")
-    for key in ("epochs", "eval_interval", "print_batch_step"):
-        if not isinstance(g[key], int) or isinstance(g[key], bool) or g[key] < 1:
-            raise ConfigError(f"Global.{key} must be a positive integer, got {g[key]!r}")
-
     arch = cfg["Arch"]
     _check_keys(arch, _arch_params(), "Arch")
     if arch.get("name") not in list_models():
@@ -242,6 +309,27 @@ def validate_config(cfg: Dict[str, Any]) -> None:
                                   f"{where}.dataset"), f"{where}.dataset.name")
         _check_transforms(ds.get("transforms"), f"{where}.dataset.transforms", transform_params)
     _check_transforms(cfg["Infer"].get("transforms"), "Infer.transforms", transform_params)
+    _check_values(cfg)
+
+
+def _check_values(cfg: Dict[str, Any]) -> None:
+    """Every value against ``SCHEMA`` (numbers written as text become numbers)."""
+    def visit(node: Any, path: List[str]) -> None:
+        if not isinstance(node, dict):
+            return
+        for key, value in node.items():
+            here = path + [str(key)]
+            pattern = ".".join(["*" if len(here) > 1 and here[0] == "DataLoader" and i == 1
+                                else p for i, p in enumerate(here)])
+            spec = SCHEMA.get(pattern)
+            if spec is not None:
+                try:
+                    node[key] = spec.check(".".join(here), value)
+                except SchemaError as exc:
+                    raise ConfigError(str(exc)) from None
+            elif isinstance(value, dict) and not (len(here) >= 3 and here[-1] == "transforms"):
+                visit(value, here)
+    visit(cfg, [])
 
 
 def _check_transforms(ops, where: str, transform_params) -> None:

@@ -5,6 +5,7 @@ Plain functions in the torchvision-reference style: ``train_one_epoch``,
 """
 from __future__ import annotations
 
+import importlib.util
 import math
 import os
 import time
@@ -17,8 +18,9 @@ from .config import dump_config, save_config
 from ..data import build_dataloader, set_epoch
 from ..models import build_model_from_config
 from ..models.pretrained import load_pretrained
-from .checkpoint import (atomic_save, load_checkpoint, load_optimizer_state, optimizer_state,
-                         save_checkpoint)
+from .checkpoint import (MANIFEST, CheckpointError, RunFolderError, RunLock, arch_identity,
+                         holds_run, identity_diff, load_checkpoint, load_optimizer_state,
+                         optimizer_state, save_checkpoint, save_set)
 from .env import RunEnv, rng_state, seed_everything, set_rng_state, setup_env
 from .logger import VisualDLWriter, get_logger, new_records, progress, write_json
 from .losses import build_loss
@@ -33,10 +35,14 @@ class NonFiniteLossError(RuntimeError):
 
 
 def _nonfinite_message(what: str, g: Dict[str, Any]) -> str:
-    return (f"{what}; stopped. The last good checkpoint is "
-            f"{os.path.join(g['output_dir'], 'latest')}.* (resume with -o Global.checkpoints="
-            f"{g['output_dir']}). Lower Optimizer.lr.learning_rate, or check the data for "
-            "NaN/inf values")
+    latest = os.path.join(g["output_dir"], "latest")
+    if os.path.isfile(latest + MANIFEST):
+        where = (f"The last good checkpoint is {latest}.* (resume with -o Global.checkpoints="
+                 f"{g['output_dir']}).")
+    else:
+        where = "No checkpoint was saved yet (the first is written at the end of an epoch)."
+    return (f"{what}; stopped. {where} Lower Optimizer.lr.learning_rate, or check the data "
+            "for NaN/inf values")
 
 
 def _all_reduce(values: np.ndarray, env: RunEnv) -> np.ndarray:
@@ -129,19 +135,65 @@ def _states(epoch: int, state: Dict[str, Any], records, scheduler) -> Dict[str, 
             "rng": rng_state(), "records": records}
 
 
+def _check_folder(out_dir: str, g: Dict[str, Any], resume_prefix: Optional[str]) -> None:
+    """A run folder belongs to one run: refuse a new run (or a resume of another folder's
+    checkpoint) into a folder holding checkpoints, unless ``Global.overwrite``."""
+    found = holds_run(out_dir)
+    if not found or g["overwrite"]:
+        return
+    if resume_prefix and os.path.samefile(os.path.dirname(os.path.abspath(resume_prefix)), out_dir):
+        return
+    shown = ", ".join(found[:4]) + (" ..." if len(found) > 4 else "")
+    what = (f"resuming {resume_prefix} into it would overwrite another run" if resume_prefix
+            else "a new run would overwrite them")
+    raise RunFolderError(
+        f"Global.output_dir {out_dir} already holds a run's checkpoints ({shown}); {what}. "
+        f"Resume that run with -o Global.checkpoints={out_dir}, choose another "
+        "Global.output_dir, or replace it with -o Global.overwrite=True")
+
+
+def _resume_identity(ckpt: Dict[str, Any], cfg: Dict[str, Any]) -> None:
+    saved = ckpt["manifest"].get("identity")
+    if saved is None:
+        raise CheckpointError(f"{ckpt['prefix']}: its manifest records no model identity; it "
+                              "cannot be checked against Arch, so it is not resumed")
+    diff = identity_diff(saved, arch_identity(cfg["Arch"]))
+    if diff:
+        raise CheckpointError(
+            f"cannot resume from {ckpt['prefix']}: it was trained as another model ("
+            + "; ".join(diff) + "). Resume with the checkpoint's Arch settings (its run folder's "
+            "config.yaml), or start a new run in another Global.output_dir (with "
+            "Global.pretrained_model to reuse its weights)")
+
+
+def _meta(cfg: Dict[str, Any], epoch: int, state: Dict[str, Any]) -> Dict[str, Any]:
+    return {"epoch": epoch, "global_step": state["global_step"],
+            "identity": arch_identity(cfg["Arch"])}
+
+
+def _unwrap_interrupt(exc: OSError) -> None:
+    # Paddle re-raises a Ctrl-C that arrives inside backward() as OSError.
+    if "KeyboardInterrupt" in str(exc):
+        raise KeyboardInterrupt from None
+
+
 def train(cfg: Dict[str, Any]) -> Dict[str, Any]:
-    """Train as the config says; returns best/final accuracy and the records."""
+    """Train as the config says; returns best/final accuracy and the records.
+
+    Every check (config, device, data, model, weights, resume checkpoint and its
+    identity, the run folder's ownership) runs before anything is written to
+    ``Global.output_dir``.
+    """
     g = cfg["Global"]
     env = setup_env(g["device"])
     log = get_logger(quiet=not env.is_main)
     if cfg["AMP"]["enable"] and env.device != "gpu":
         raise RuntimeError("AMP.enable needs a GPU (float16 autocast); this run is on the CPU. "
                            "Set -o AMP.enable=False, or -o Global.device=gpu on a GPU machine")
+    if g["use_visualdl"] and env.is_main and importlib.util.find_spec("visualdl") is None:
+        raise RuntimeError("Global.use_visualdl is true but visualdl is not installed: "
+                           "pip install visualdl, or set -o Global.use_visualdl=False")
     out_dir = g["output_dir"]
-    if env.is_main:
-        os.makedirs(out_dir, exist_ok=True)
-        save_config(cfg, os.path.join(out_dir, "config.yaml"))
-        log.info("config (saved to %s):\n%s", os.path.join(out_dir, "config.yaml"), dump_config(cfg))
     seed_everything(g["seed"])
 
     loaders = cfg["DataLoader"]
@@ -171,8 +223,11 @@ def train(cfg: Dict[str, Any]) -> Dict[str, Any]:
     records = new_records()
     state = {"best_acc": -1.0, "best_epoch": -1, "global_step": 0}
     start_epoch = 0
-    if g["checkpoints"]:
-        ckpt = load_checkpoint(g["checkpoints"])
+    ckpt = load_checkpoint(g["checkpoints"]) if g["checkpoints"] else None
+    if ckpt is not None:
+        _resume_identity(ckpt, cfg)
+    _check_folder(out_dir, g, ckpt and ckpt["prefix"])
+    if ckpt is not None:
         model.set_state_dict(ckpt["model"])
         load_optimizer_state(model, optimizer, ckpt["optimizer"])
         st = ckpt["states"]
@@ -182,10 +237,56 @@ def train(cfg: Dict[str, Any]) -> Dict[str, Any]:
         state.update(best_acc=st["best_acc"], best_epoch=st["best_epoch"],
                      global_step=st["global_step"])
         start_epoch = st["epoch"] + 1
+        if start_epoch >= g["epochs"]:
+            log.info("resumed from %s: it has done %d epoch(s) and Global.epochs is %d, so there "
+                     "is nothing to train (best acc %.4f at epoch %d). To train longer, raise "
+                     "Global.epochs, e.g. -o Global.epochs=%d", ckpt["prefix"], start_epoch,
+                     g["epochs"], state["best_acc"], state["best_epoch"] + 1, start_epoch + 10)
+            return {"best_acc": state["best_acc"], "best_epoch": state["best_epoch"] + 1,
+                    "final": None, "records": records, "output_dir": out_dir, "model": model}
         log.info("resumed from %s: epoch %d done, best acc %.4f (epoch %d); continuing at epoch %d",
                  ckpt["prefix"], start_epoch, state["best_acc"], state["best_epoch"] + 1,
                  start_epoch + 1)
 
+    # Every check passed: from here on the run owns out_dir.
+    lock = RunLock(out_dir)
+    if env.is_main:
+        lock.acquire()
+    try:
+        if env.is_main:
+            if lock.note:
+                log.warning("WARNING %s: %s", out_dir, lock.note)
+            _check_folder(out_dir, g, ckpt and ckpt["prefix"])  # again, now that we hold it
+            removed = lock.clean()
+            if removed:
+                log.info("removed %d temporary file(s) of an interrupted save: %s", len(removed),
+                         ", ".join(removed))
+            if g["overwrite"] and not ckpt:
+                old = holds_run(out_dir)
+                for name in old:
+                    os.remove(os.path.join(out_dir, name))
+                if old:
+                    log.warning("WARNING Global.overwrite: removed the previous run's %d "
+                                "checkpoint file(s) from %s", len(old), out_dir)
+            save_config(cfg, os.path.join(out_dir, "config.yaml"))
+            log.info("config (saved to %s):\n%s", os.path.join(out_dir, "config.yaml"),
+                     dump_config(cfg))
+        return _fit(cfg, env, log, model, net_loaders=(train_loader, eval_loader), loss_fn=loss_fn,
+                    optimizer=optimizer, scheduler=scheduler, scaler=scaler, records=records,
+                    state=state, start_epoch=start_epoch)
+    except OSError as exc:
+        _unwrap_interrupt(exc)
+        raise
+    finally:
+        lock.release()
+
+
+def _fit(cfg, env, log, model, net_loaders, loss_fn, optimizer, scheduler, scaler, records,
+         state, start_epoch) -> Dict[str, Any]:
+    """The epoch loop and the saves, once ``train`` has checked everything."""
+    g = cfg["Global"]
+    out_dir = g["output_dir"]
+    train_loader, eval_loader = net_loaders
     net = paddle.DataParallel(model) if env.distributed else model
     vdl = VisualDLWriter(os.path.join(out_dir, "vdl") if g["use_visualdl"] and env.is_main else None)
     main = env.is_main
@@ -221,15 +322,17 @@ def train(cfg: Dict[str, Any]) -> Dict[str, Any]:
                 for k, v in row.items():
                     if k != "epoch":
                         vdl.add_scalar(f"epoch/{k}", v, epoch + 1)
+                meta = _meta(cfg, epoch, state)
                 if improved:
-                    save_checkpoint(os.path.join(out_dir, "best_model"), model)
-                    atomic_save(optimizer_state(model, optimizer),
-                                os.path.join(out_dir, "best_optimizer.pdopt"))
+                    save_set({os.path.join(out_dir, "best_model.pdparams"): (model.state_dict(), None),
+                              os.path.join(out_dir, "best_optimizer.pdopt"):
+                                  (optimizer_state(model, optimizer), None)},
+                             os.path.join(out_dir, "best_model"), meta)
                 states = _states(epoch, state, records, scheduler)
-                save_checkpoint(os.path.join(out_dir, "latest"), model, optimizer, states)
+                save_checkpoint(os.path.join(out_dir, "latest"), model, optimizer, states, meta)
                 if g["save_interval"] and (epoch + 1) % g["save_interval"] == 0:
                     save_checkpoint(os.path.join(out_dir, f"epoch_{epoch + 1}"), model, optimizer,
-                                    states)
+                                    states, meta)
                 write_json(_metrics(records, state, cfg), os.path.join(out_dir, "metrics.json"))
             summary = (f"epoch {epoch + 1}/{g['epochs']}  lr {row['lr']:.4g}  train loss "
                        f"{tr['loss']:.4f} acc {tr['acc']:.4f}  {tr['images_per_sec']:.0f} img/s")
@@ -240,8 +343,10 @@ def train(cfg: Dict[str, Any]) -> Dict[str, Any]:
         vdl.close()
 
     if main:
-        save_checkpoint(os.path.join(out_dir, "final_model"), model)
-        atomic_save(optimizer_state(model, optimizer), os.path.join(out_dir, "final_optimizer.pdopt"))
+        save_set({os.path.join(out_dir, "final_model.pdparams"): (model.state_dict(), None),
+                  os.path.join(out_dir, "final_optimizer.pdopt"):
+                      (optimizer_state(model, optimizer), None)},
+                 os.path.join(out_dir, "final_model"), _meta(cfg, g["epochs"] - 1, state))
         if g["plot"]:
             _plot(records, out_dir)
         log.info("done: best val acc %.4f at epoch %d; outputs in %s", state["best_acc"],

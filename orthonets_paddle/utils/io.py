@@ -1,13 +1,21 @@
 """The one atomic write: a temporary file in the same folder, then ``os.replace``, so a
-crash or a full disk never leaves a half-written file where a good one was."""
+crash or a full disk never leaves a half-written file where a good one was; and the one
+safe unpickler, so no file the package reads can run code."""
 from __future__ import annotations
 
+import hashlib
+import io
 import json
 import os
+import pickle
+import signal
 import tempfile
-from typing import Any, Callable
+import threading
+from typing import IO, Any, Callable, Dict, Mapping, Optional, Union
 
-__all__ = ["atomic_write", "write_json", "write_text", "write_bytes", "TMP_MARK"]
+__all__ = ["atomic_write", "atomic_write_set", "write_json", "write_text", "write_bytes",
+           "TMP_MARK", "remove_stale_tmp", "sha256_file", "UnsafePickleError", "safe_load",
+           "safe_loads", "load_paddle_file"]
 
 # Temporary files carry this mark, so a later start can find and remove stale ones.
 TMP_MARK = ".tmp-"
@@ -28,6 +36,19 @@ def atomic_write(path: str, writer: Callable[[str], Any]) -> str:
             previous ``path``, if any, is untouched.
     """
     path = os.fspath(path)
+    tmp = _stage(path, writer)
+    try:
+        os.replace(tmp, path)
+    except OSError as exc:
+        raise OSError(exc.errno, f"cannot write {path}: {exc.strerror or exc}") from None
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+    return path
+
+
+def _stage(path: str, writer: Callable[[str], Any]) -> str:
+    """Write ``path``'s content to a marked temporary file beside it; return that file."""
     folder = os.path.dirname(os.path.abspath(path))
     try:
         os.makedirs(folder, exist_ok=True)
@@ -37,13 +58,87 @@ def atomic_write(path: str, writer: Callable[[str], Any]) -> str:
         raise OSError(exc.errno, f"cannot write {path}: {exc.strerror or exc}") from None
     try:
         writer(tmp)
-        os.replace(tmp, path)
-    except OSError as exc:
-        raise OSError(exc.errno, f"cannot write {path}: {exc.strerror or exc}") from None
-    finally:
+    except BaseException as exc:
         if os.path.exists(tmp):
             os.remove(tmp)
-    return path
+        if isinstance(exc, OSError):
+            raise OSError(exc.errno, f"cannot write {path}: {exc.strerror or exc}") from None
+        raise
+    return tmp
+
+
+class _DeferSigint:
+    """Hold Ctrl-C back while files are renamed into place (main thread only), so an
+    interrupt never stops a commit halfway; it is raised right after."""
+
+    def __enter__(self):
+        self.hit = False
+        self.old = None
+        if threading.current_thread() is threading.main_thread():
+            self.old = signal.signal(signal.SIGINT, lambda *_: setattr(self, "hit", True))
+        return self
+
+    def __exit__(self, *exc):
+        if self.old is not None:
+            signal.signal(signal.SIGINT, self.old)
+            if self.hit and exc[0] is None:
+                raise KeyboardInterrupt
+        return False
+
+
+def atomic_write_set(writers: Mapping[str, Callable[[str], Any]],
+                     before_commit: Optional[Callable[[Dict[str, str]], Any]] = None) -> None:
+    """Write several files as one set: all are written to temporary files first (a
+    failure there leaves every old file untouched), then ``before_commit({path: tmp})``
+    runs (e.g. to record each file's digest), then each is renamed into place with
+    Ctrl-C held back until the last rename.
+
+    Args:
+        writers: ``{final path: writer(tmp_path)}``.
+        before_commit: called with the staged temporary files before any rename.
+
+    Raises:
+        OSError: a file cannot be written (the message names it).
+    """
+    staged: Dict[str, str] = {}
+    try:
+        for path, writer in writers.items():
+            staged[os.fspath(path)] = _stage(os.fspath(path), writer)
+        if before_commit is not None:
+            before_commit(dict(staged))
+        with _DeferSigint():
+            for path, tmp in staged.items():
+                try:
+                    os.replace(tmp, path)
+                except OSError as exc:
+                    raise OSError(exc.errno, f"cannot write {path}: {exc.strerror or exc}") from None
+    finally:
+        for tmp in staged.values():
+            if os.path.exists(tmp):
+                os.remove(tmp)
+
+
+def remove_stale_tmp(folder: str) -> list:
+    """Delete temporary files a crashed write left in ``folder`` (they carry ``TMP_MARK``);
+    return their names. Call it only while holding the folder (one writer)."""
+    removed = []
+    if not os.path.isdir(folder):
+        return removed
+    for name in sorted(os.listdir(folder)):
+        full = os.path.join(folder, name)
+        if TMP_MARK in name and os.path.isfile(full):
+            os.remove(full)
+            removed.append(name)
+    return removed
+
+
+def sha256_file(path: str) -> str:
+    """Hex sha256 of a file's bytes."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
 
 
 def write_text(text: str, path: str) -> str:
@@ -65,3 +160,92 @@ def write_bytes(data: bytes, path: str) -> str:
         with open(tmp, "wb") as f:
             f.write(data)
     return atomic_write(path, writer)
+
+
+# ----------------------------------------------------------------------------- safe unpickling
+class UnsafePickleError(pickle.UnpicklingError):
+    """A pickle names something other than numpy arrays, numbers, strings and containers."""
+
+
+# What .pdparams/.pdopt (paddle.save of state dicts: numpy arrays), .pdstates and CIFAR
+# batches hold, and nothing that can run code: numpy's array/scalar reconstructors (they
+# only build arrays from bytes), dtypes, and plain containers.
+_SAFE_GLOBALS = {
+    ("numpy._core.multiarray", "_reconstruct"), ("numpy.core.multiarray", "_reconstruct"),
+    ("numpy._core.multiarray", "scalar"), ("numpy.core.multiarray", "scalar"),
+    ("numpy", "ndarray"), ("numpy", "dtype"),
+    ("collections", "OrderedDict"), ("_codecs", "encode"),
+    ("builtins", "tuple"), ("builtins", "list"), ("builtins", "dict"), ("builtins", "set"),
+    ("builtins", "frozenset"), ("builtins", "bytearray"), ("builtins", "complex"),
+    ("builtins", "slice"), ("builtins", "int"), ("builtins", "float"), ("builtins", "bool"),
+    ("builtins", "str"), ("builtins", "bytes"),
+}
+
+
+class _SafeUnpickler(pickle.Unpickler):
+    def __init__(self, file: IO[bytes], what: str, **kwargs):
+        super().__init__(file, **kwargs)
+        self.what = what
+
+    def find_class(self, module: str, name: str) -> Any:
+        if (module, name) in _SAFE_GLOBALS:
+            return super().find_class(module, name)
+        if module.startswith("numpy") and name.endswith("DType") and module in (
+                "numpy.dtypes", "numpy._core.dtypes"):
+            return super().find_class(module, name)
+        raise UnsafePickleError(
+            f"{self.what} refers to {module}.{name}; only numpy arrays, numbers, strings and "
+            "plain containers are loaded, because unpickling anything else can run code. "
+            "The file was not written by this package (or was tampered with): do not use it")
+
+    def persistent_load(self, pid: Any) -> Any:
+        raise UnsafePickleError(f"{self.what} uses persistent ids, which this package never "
+                                "writes; refusing to load it")
+
+
+def safe_load(file: Union[str, IO[bytes]], what: Optional[str] = None,
+              encoding: str = "ASCII") -> Any:
+    """Unpickle ``file`` (path or binary file object) admitting only numpy arrays and
+    dtypes, numbers, strings and plain containers.
+
+    Args:
+        file: a path or an open binary file.
+        what: how to name the file in errors (default: the path).
+        encoding: as ``pickle.load`` (``"bytes"`` for Python-2 pickles like CIFAR's).
+
+    Raises:
+        UnsafePickleError: the pickle names any other class or function (nothing of it
+            has run).
+        pickle.UnpicklingError, EOFError, ValueError: the file is not a valid pickle.
+    """
+    if isinstance(file, (str, os.PathLike)):
+        with open(file, "rb") as f:
+            return _SafeUnpickler(f, what or os.fspath(file), encoding=encoding).load()
+    return _SafeUnpickler(file, what or getattr(file, "name", "pickle"), encoding=encoding).load()
+
+
+def safe_loads(data: bytes, what: str = "pickle", encoding: str = "ASCII") -> Any:
+    """``safe_load`` of bytes."""
+    return safe_load(io.BytesIO(data), what, encoding)
+
+
+_NAME_TABLE = "StructuredToParameterName@@"
+_BIG_PARAMS = "UnpackBigParamInfor@@"  # paddle.save splits >4 GB arrays with protocol < 4
+
+
+def load_paddle_file(path: str) -> Any:
+    """Read a ``paddle.save`` file (``.pdparams`` / ``.pdopt``) with the safe unpickler.
+
+    Tensors come back as numpy arrays (as ``paddle.load(path, return_numpy=True)``
+    gives them); Paddle's bookkeeping keys are resolved and dropped.
+    """
+    obj = safe_load(path, encoding="latin1")
+    if isinstance(obj, dict):
+        info = obj.pop(_BIG_PARAMS, None)
+        if isinstance(info, dict):
+            import numpy as np
+            for key, value in info.items():
+                parts = [obj.pop(p) for p in value["slices"]]
+                obj[key] = np.concatenate(parts).reshape(value["OriginShape"])
+        obj.pop(_NAME_TABLE, None)
+    return obj
