@@ -9,7 +9,7 @@ import paddle
 import pytest
 
 from orthonets_paddle import build_model, load_pretrained
-from orthonets_paddle.models.pretrained import WeightsError, cache_dir
+from orthonets_paddle.models.pretrained import WeightsError, cache_dir, cache_path
 
 SMALL = dict(stem="cifar", width=4)
 
@@ -76,18 +76,109 @@ def test_offline_url_names_the_cache_path(monkeypatch, tmp_path):
 
     monkeypatch.setattr(urllib.request, "urlopen", offline)
     model = build_model("orthonet18", num_classes=10, **SMALL)
-    target = os.path.join(cache_dir(), "orthonet18_cifar.pdparams")
+    url = "https://example.org/w/orthonet18_cifar.pdparams"
+    target = cache_path(url)
+    assert target.startswith(cache_dir()) and target.endswith("orthonet18_cifar.pdparams")
     with pytest.raises(WeightsError, match="place it at " + target.replace(".", r"\.")):
-        load_pretrained(model, "https://example.org/w/orthonet18_cifar.pdparams")
-    assert not [f for f in os.listdir(cache_dir()) if f.endswith(".part")]  # no partial file left
+        load_pretrained(model, url)
+    # No partial file, no empty folder left behind.
+    assert not os.path.exists(cache_dir()) or not [
+        f for _, _, files in os.walk(cache_dir()) for f in files] and not os.listdir(cache_dir())
 
 
 def test_url_served_from_the_cache_when_present(monkeypatch, tmp_path, saved):
     src, path = saved
     monkeypatch.setenv("ORTHONETS_HOME", str(tmp_path / "home"))
-    os.makedirs(cache_dir())
-    os.replace(path, os.path.join(cache_dir(), "orthonet18_cifar.pdparams"))
+    url = "https://example.org/w/orthonet18_cifar.pdparams"
+    os.makedirs(os.path.dirname(cache_path(url)))
+    os.replace(path, cache_path(url))
     monkeypatch.setattr(urllib.request, "urlopen", lambda *a, **k: pytest.fail("no download expected"))
     model = build_model("orthonet18", num_classes=10, **SMALL)
-    assert load_pretrained(model, "https://example.org/w/orthonet18_cifar.pdparams").clean
+    assert load_pretrained(model, url).clean
     np.testing.assert_array_equal(model.conv1.weight.numpy(), src.conv1.weight.numpy())
+
+
+class _Served:
+    """A fake HTTP response serving ``data``."""
+
+    def __init__(self, data):
+        import io
+        self.stream = io.BytesIO(data)
+
+    def read(self, *a):
+        return self.stream.read(*a)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *a):
+        return False
+
+
+def test_cache_is_keyed_by_the_full_url(monkeypatch, tmp_path):
+    """Two URLs with the same file name are two cache entries, each with its own weights."""
+    monkeypatch.setenv("ORTHONETS_HOME", str(tmp_path / "home"))
+    a = build_model("orthonet18", num_classes=10, seed=1, **SMALL)
+    b = build_model("orthonet18", num_classes=10, seed=2, **SMALL)
+    paddle.seed(5)
+    b2 = build_model("orthonet18", num_classes=10, seed=2, **SMALL)
+    blobs = {}
+    for key, model in (("a", a), ("b", b2)):
+        p = tmp_path / f"{key}.pdparams"
+        paddle.save(model.state_dict(), str(p))
+        blobs[f"https://one.example/{key}/w.pdparams".replace(f"/{key}/", "/x/" if key == "a" else "/y/")] = p.read_bytes()
+    served = []
+
+    def fake(url, timeout=None):
+        served.append(url)
+        return _Served(blobs[url])
+
+    monkeypatch.setattr(urllib.request, "urlopen", fake)
+    urls = sorted(blobs)
+    m1 = build_model("orthonet18", num_classes=10, **SMALL)
+    m2 = build_model("orthonet18", num_classes=10, **SMALL)
+    load_pretrained(m1, urls[0])
+    load_pretrained(m2, urls[1])
+    assert served == urls and cache_path(urls[0]) != cache_path(urls[1])
+    np.testing.assert_array_equal(m1.fc.weight.numpy(), a.fc.weight.numpy())
+    np.testing.assert_array_equal(m2.fc.weight.numpy(), b2.fc.weight.numpy())
+    assert not np.array_equal(a.fc.weight.numpy(), b2.fc.weight.numpy())
+
+
+def test_download_checked_against_sha256(monkeypatch, tmp_path, saved):
+    import hashlib
+    _, path = saved
+    data = open(path, "rb").read()
+    monkeypatch.setenv("ORTHONETS_HOME", str(tmp_path / "home"))
+    monkeypatch.setattr(urllib.request, "urlopen", lambda url, timeout=None: _Served(data))
+    url = "https://example.org/w/good.pdparams"
+    model = build_model("orthonet18", num_classes=10, **SMALL)
+    with pytest.raises(WeightsError, match="does not have the expected sha256"):
+        load_pretrained(model, url, sha256="0" * 64)
+    assert not os.path.exists(cache_path(url))  # the wrong file is not cached
+    good = hashlib.sha256(data).hexdigest()
+    assert load_pretrained(model, url, sha256=good).clean
+    assert os.path.isfile(cache_path(url))
+
+
+class _Payload:
+    """Unpickling this runs a shell command that creates ``marker``: a real attack's shape."""
+
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        import os
+        return (os.system, (f"touch {self.marker}",))
+
+
+def test_crafted_weights_file_runs_nothing(tmp_path):
+    import pickle
+    marker = tmp_path / "pwned"
+    bad = tmp_path / "evil.pdparams"
+    state = {"conv1.weight": np.zeros((4, 3, 3, 3), "float32"), "x": _Payload(str(marker))}
+    bad.write_bytes(pickle.dumps(state, protocol=4))
+    model = build_model("orthonet18", num_classes=10, **SMALL)
+    with pytest.raises(WeightsError, match="refusing .*evil.pdparams: it refers to posix.system.*can run code"):
+        load_pretrained(model, str(bad))
+    assert not marker.exists()

@@ -31,6 +31,7 @@ import paddle.dataset.common  # noqa: F401  (DATA_HOME: Paddle's dataset cache)
 from PIL import Image
 
 from ..utils.hints import did_you_mean
+from ..utils.io import UnsafePickleError, safe_load
 from .transforms import build_transforms
 
 __all__ = ["DATASETS", "DataFileError", "build_dataset", "dataset_params", "Cifar10",
@@ -232,8 +233,10 @@ class Cifar10(_ArrayDataset):
             with tarfile.open(path, "r:*") as tar:
                 for member in tar:
                     if member.name in wanted:
-                        batches[member.name] = pickle.load(tar.extractfile(member),
-                                                           encoding="bytes")
+                        batches[member.name] = safe_load(tar.extractfile(member),
+                                                         f"{path}:{member.name}", "bytes")
+        except UnsafePickleError as err:
+            raise DataFileError(f"{name}: {err}") from None
         except (tarfile.TarError, EOFError, OSError, zlib.error, pickle.UnpicklingError,
                 ValueError) as err:
             raise DataFileError(f"{name}: cannot read {path} as a CIFAR tar archive "

@@ -254,7 +254,7 @@ def load_checkpoint(path: str) -> Dict[str, Any]:
         try:
             out[key] = (load_states if key == "states" else load_paddle_file)(prefix + suffix)
         except UnsafePickleError as exc:
-            raise CheckpointError(f"refusing {prefix + suffix}: {exc}") from None
+            raise CheckpointError(str(exc)) from None
         except Exception as exc:
             raise CheckpointError(f"cannot read {prefix + suffix} ({type(exc).__name__}: {exc}); "
                                   f"{_alternatives(folder, prefix)}") from None

@@ -1,6 +1,7 @@
 """One loader for pretrained weights: local path or URL, mismatches listed."""
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 import shutil
@@ -9,12 +10,14 @@ import urllib.error
 import urllib.parse
 import urllib.request
 from dataclasses import dataclass, field
-from typing import Any, Dict, List, Tuple
+from typing import Any, Dict, List, Optional, Tuple
 
 import numpy as np
 import paddle
 
-__all__ = ["load_pretrained", "load_state_file", "resolve_weights", "cache_dir", "LoadReport",
+from ..utils.io import UnsafePickleError, load_paddle_file, sha256_file
+
+__all__ = ["load_pretrained", "load_state_file", "resolve_weights", "cache_dir", "cache_path", "LoadReport",
            "WeightsError"]
 
 logger = logging.getLogger("orthonets_paddle")
@@ -67,16 +70,34 @@ def _is_url(path: str) -> bool:
     return urllib.parse.urlparse(str(path)).scheme in ("http", "https")
 
 
-def _download(url: str, timeout: float = 30.0) -> str:
+def cache_path(url: str) -> str:
+    """The cache file of ``url``: keyed by the whole URL (a hash of it names the folder),
+    so two URLs with the same file name never share an entry."""
     name = os.path.basename(urllib.parse.urlparse(url).path) or "weights.pdparams"
-    target = os.path.join(cache_dir(), name)
+    key = hashlib.sha256(url.encode("utf-8")).hexdigest()[:16]
+    return os.path.join(cache_dir(), key, name)
+
+
+def _check_sha256(path: str, sha256: Optional[str], url: str) -> None:
+    if sha256 and sha256_file(path) != sha256.lower():
+        raise WeightsError(f"{path} (from {url}) does not have the expected sha256 {sha256}; "
+                           f"it is truncated or not the published file: delete it and download "
+                           "again")
+
+
+def _download(url: str, timeout: float = 30.0, sha256: Optional[str] = None) -> str:
+    target = cache_path(url)
     if os.path.isfile(target):
+        _check_sha256(target, sha256, url)
         return target
-    os.makedirs(cache_dir(), exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=cache_dir(), suffix=".part")
+    folder = os.path.dirname(target)
+    created = not os.path.isdir(folder)
+    os.makedirs(folder, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=folder, suffix=".part")
     try:
         with os.fdopen(fd, "wb") as out, urllib.request.urlopen(url, timeout=timeout) as resp:
             shutil.copyfileobj(resp, out)
+        _check_sha256(tmp, sha256, url)
         os.replace(tmp, target)
     except (urllib.error.URLError, OSError, TimeoutError) as exc:
         raise WeightsError(
@@ -85,14 +106,17 @@ def _download(url: str, timeout: float = 30.0) -> str:
     finally:
         if os.path.exists(tmp):
             os.remove(tmp)
+        if created and not os.listdir(folder):
+            os.rmdir(folder)  # a failed download leaves nothing behind
     return target
 
 
-def resolve_weights(path: str) -> str:
-    """A local file for ``path``: a URL is downloaded (cached); ``.pdparams`` optional."""
+def resolve_weights(path: str, sha256: Optional[str] = None) -> str:
+    """A local file for ``path``: a URL is downloaded (cached by the full URL, checked
+    against ``sha256`` when given); ``.pdparams`` optional."""
     path = str(path)
     if _is_url(path):
-        return _download(path)
+        return _download(path, sha256=sha256)
     for candidate in (path, path + ".pdparams"):
         if os.path.isfile(candidate):
             return candidate
@@ -101,9 +125,12 @@ def resolve_weights(path: str) -> str:
 
 
 def load_state_file(path: str) -> Dict[str, np.ndarray]:
-    """Read a ``.pdparams`` state dict; a clear error for anything else."""
+    """Read a ``.pdparams`` state dict with the safe unpickler (nothing in the file can
+    run code); a clear error for anything else."""
     try:
-        state = paddle.load(path, return_numpy=True)
+        state = load_paddle_file(path)
+    except UnsafePickleError as exc:
+        raise WeightsError(str(exc)) from None
     except Exception as exc:  # paddle raises assorted types for corrupt files
         raise WeightsError(f"{path} is not a readable Paddle weights file ({type(exc).__name__}: "
                            f"{exc}). It may be truncated or corrupt; re-download or re-save it.") from None
@@ -113,7 +140,8 @@ def load_state_file(path: str) -> Dict[str, np.ndarray]:
 
 
 def load_pretrained(model: paddle.nn.Layer, path: str, strict: bool = False,
-                    skip_mismatched_classifier: bool = True, verbose: bool = True) -> LoadReport:
+                    skip_mismatched_classifier: bool = True, verbose: bool = True,
+                    sha256: Optional[str] = None) -> LoadReport:
     """Load weights into ``model`` and report what did not fit.
 
     Args:
@@ -123,8 +151,14 @@ def load_pretrained(model: paddle.nn.Layer, path: str, strict: bool = False,
         skip_mismatched_classifier: a classifier (``fc.*``) whose shape differs
             is skipped with a warning, so fine-tuning on new classes works.
         verbose: log the report as a warning when it is not clean.
+        sha256: the file's expected digest (a URL's download is checked against it; by
+            default the model's ``pretrained_cfg["sha256"]`` when ``path`` is its ``url``).
     """
-    local = resolve_weights(path)
+    if sha256 is None:
+        cfg = getattr(model, "pretrained_cfg", None) or {}
+        if cfg.get("url") and cfg.get("url") == str(path):
+            sha256 = cfg.get("sha256")
+    local = resolve_weights(path, sha256=sha256)
     state = load_state_file(local)
     own = model.state_dict()
     report = LoadReport(path=local)

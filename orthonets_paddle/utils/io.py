@@ -194,12 +194,12 @@ class _SafeUnpickler(pickle.Unpickler):
                 "numpy.dtypes", "numpy._core.dtypes"):
             return super().find_class(module, name)
         raise UnsafePickleError(
-            f"{self.what} refers to {module}.{name}; only numpy arrays, numbers, strings and "
+            f"refusing {self.what}: it refers to {module}.{name}; only numpy arrays, numbers, strings and "
             "plain containers are loaded, because unpickling anything else can run code. "
             "The file was not written by this package (or was tampered with): do not use it")
 
     def persistent_load(self, pid: Any) -> Any:
-        raise UnsafePickleError(f"{self.what} uses persistent ids, which this package never "
+        raise UnsafePickleError(f"refusing {self.what}: it uses persistent ids, which this package never "
                                 "writes; refusing to load it")
 
 
