@@ -10,13 +10,14 @@ from __future__ import annotations
 from typing import Any, Dict, Iterator, List, Optional
 
 import numpy as np
-from paddle.io import BatchSampler, DataLoader, DistributedBatchSampler, Sampler
+from paddle.io import BatchSampler, DataLoader, Dataset, DistributedBatchSampler, Sampler
+from paddle.io.dataloader.collate import default_collate_fn
 
 from ..utils.hints import did_you_mean
-from .datasets import build_dataset, dataset_params
+from .datasets import DataFileError, build_dataset, dataset_params
 from .transforms import build_transforms
 
-__all__ = ["build_dataloader", "loader_params", "set_epoch", "EpochSampler",
+__all__ = ["build_dataloader", "loader_params", "set_epoch", "EpochSampler", "FailFastDataLoader",
            "EpochBatchSampler", "SeededDistributedBatchSampler"]
 
 _LOADER_KEYS = {"dataset": None, "batch_size": None, "shuffle": None, "drop_last": False,
@@ -103,6 +104,74 @@ class SeededDistributedBatchSampler(DistributedBatchSampler):
                 yield batch
 
 
+# Paddle 3.3.1's DataLoader hangs (num_workers 0) or buries the message under "Blocking
+# queue is killed" (workers) when a dataset's __getitem__ raises. So the dataset never
+# raises inside the loader: a failing sample becomes a marker, collate turns a batch
+# holding one into an error batch of plain arrays, and the loader's iterator raises the
+# original message in the main process.
+_ERROR_MARK = np.frombuffer(b"orthonets-data-error", dtype=np.uint8)
+
+
+class _Failed:
+    def __init__(self, message: str):
+        self.message = message
+
+
+class _GuardedDataset(Dataset):
+    """``dataset`` whose failing items become ``_Failed`` markers (attributes pass through)."""
+
+    def __init__(self, dataset: Any):
+        super().__init__()
+        self.dataset = dataset
+
+    def __getitem__(self, idx: int) -> Any:
+        try:
+            return self.dataset[idx]
+        except Exception as exc:  # noqa: BLE001  (re-raised in the main process)
+            return _Failed(str(exc) if isinstance(exc, DataFileError)
+                           else f"sample {idx}: {type(exc).__name__}: {exc}")
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def __getattr__(self, name: str) -> Any:
+        if name == "dataset":
+            raise AttributeError(name)
+        return getattr(self.dataset, name)
+
+
+def _collate(batch: List[Any]) -> Any:
+    failed = [s for s in batch if isinstance(s, _Failed)]
+    if failed:
+        message = np.frombuffer(failed[0].message.encode("utf-8"), dtype=np.uint8)
+        return [_ERROR_MARK.copy(), message.copy(), np.zeros([1], np.uint8)]
+    return default_collate_fn(batch)
+
+
+def _error_of(batch: Any) -> Optional[str]:
+    if not (isinstance(batch, (list, tuple)) and len(batch) == 3):
+        return None
+    mark = np.asarray(batch[0].numpy() if hasattr(batch[0], "numpy") else batch[0])
+    if mark.dtype != np.uint8 or mark.shape != _ERROR_MARK.shape or not np.array_equal(mark, _ERROR_MARK):
+        return None
+    raw = np.asarray(batch[1].numpy() if hasattr(batch[1], "numpy") else batch[1])
+    return raw.astype(np.uint8).tobytes().decode("utf-8", "replace")
+
+
+class FailFastDataLoader(DataLoader):
+    """``paddle.io.DataLoader`` that ends with the dataset's own error (``DataFileError``
+    naming the file) in the main process, whatever ``num_workers`` is."""
+
+    def __iter__(self):
+        it = super().__iter__()
+        for batch in it:
+            message = _error_of(batch)
+            if message is not None:
+                del it  # stop the loader's thread / workers before raising
+                raise DataFileError(message)
+            yield batch
+
+
 def set_epoch(loader: DataLoader, epoch: int) -> None:
     """Make the next pass over ``loader`` use epoch ``epoch``'s shuffling order."""
     loader.batch_sampler.set_epoch(epoch)
@@ -187,5 +256,6 @@ def build_dataloader(loader_cfg: Dict[str, Any], mode: str, seed: int = 0,
         raise ValueError(f"DataLoader: {per_rank} samples per process is fewer than batch_size "
                          f"{batch_size} with drop_last true, so there would be no batches; lower "
                          f"batch_size, raise dataset.num_samples, or set drop_last: false")
-    return DataLoader(dataset, batch_sampler=sampler, num_workers=workers,
-                      use_shared_memory=cfg["use_shared_memory"], return_list=True)
+    return FailFastDataLoader(_GuardedDataset(dataset), batch_sampler=sampler,
+                              num_workers=workers, use_shared_memory=cfg["use_shared_memory"],
+                              return_list=True, collate_fn=_collate)
