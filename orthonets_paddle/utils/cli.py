@@ -16,8 +16,13 @@ def run(main: Callable[[], object]) -> None:
     try:
         main()
     except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
         sys.exit(130)
     except USER_ERRORS as exc:
+        if isinstance(exc, OSError) and "KeyboardInterrupt" in str(exc):
+            # Paddle re-raises a Ctrl-C that lands inside backward() as OSError.
+            print("interrupted", file=sys.stderr)
+            sys.exit(130)
         if os.environ.get("ORTHONETS_DEBUG"):
             raise
         print(f"error: {type(exc).__name__}: {exc}", file=sys.stderr)
