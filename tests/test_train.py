@@ -117,23 +117,74 @@ def test_resume_after_sigkill_matches_uninterrupted_run(archive, tmp_path):
     for k in a:
         np.testing.assert_allclose(b[k].numpy(), a[k].numpy(), rtol=1e-6, atol=1e-7, err_msg=k)
     ra, rb = json.load(open(full / "metrics.json")), json.load(open(killed / "metrics.json"))
-    assert rb["best_acc"] == ra["best_acc"] and rb["best_epoch"] == ra["best_epoch"]
-    assert len(rb["epochs"]) == 3
-    for split in ("train", "val"):
-        assert rb["loss_record"][split]["iter"] == ra["loss_record"][split]["iter"]
-        np.testing.assert_allclose(rb["loss_record"][split]["loss"], ra["loss_record"][split]["loss"],
-                                   rtol=1e-5)
+    assert_same_history(rb, ra)
     assert len(ra["loss_record"]["train"]["iter"]) == 4  # every 2nd of 9 iterations
 
 
-def test_resume_keeps_best_metric(archive, tmp_path):
-    out = tmp_path / "r"
-    first = train(load_config(CFG, tiny(archive, out, epochs=1)))
-    best_before = first["best_acc"]
-    res = train(load_config(CFG, tiny(archive, out, f"Global.checkpoints={out}/latest.pdparams",
-                                      "Global.plot=False", epochs=2)))
-    assert res["best_acc"] >= best_before
-    assert len(res["records"]["epochs"]) == 2  # history carried over, not reset
+def assert_same_history(got, want):
+    """metrics.json of a resumed run equals the uninterrupted run's: best accuracy and
+    epoch, every record, every epoch row (the lr column is the schedule position)."""
+    assert (got["best_acc"], got["best_epoch"]) == (want["best_acc"], want["best_epoch"])
+    for rec in ("loss_record", "acc_record"):
+        for split in ("train", "val"):
+            assert got[rec][split]["iter"] == want[rec][split]["iter"], (rec, split)
+            key = rec.split("_")[0]
+            np.testing.assert_allclose(got[rec][split][key], want[rec][split][key], rtol=1e-6,
+                                       err_msg=f"{rec} {split}")
+    assert len(got["epochs"]) == len(want["epochs"])
+    for rg, rw in zip(got["epochs"], want["epochs"]):
+        assert set(rg) == set(rw)
+        for k in rw:
+            if k != "train_images_per_sec":  # wall-clock
+                assert rg[k] == pytest.approx(rw[k], rel=1e-6), (rw["epoch"], k)
+
+
+def test_resume_restores_best_accuracy_records_and_schedule(archive, tmp_path):
+    # After epoch 1 the rate drops to 1e-7 (milestone 1, gamma 1e-6) and frozen_bn keeps
+    # the running statistics, so epochs 2 and 3 score what epoch 1 scored: the best epoch
+    # stays 1 only if the resumed run knows epoch 1's accuracy (a tie is no improvement).
+    common = ("Arch.norm=frozen_bn", "Optimizer.lr.gamma=1e-6", "Global.plot=False",
+              "Global.use_visualdl=False", "Global.print_batch_step=1")
+    full = train(load_config(CFG, tiny(archive, tmp_path / "full", *common, epochs=3)))
+    assert full["best_epoch"] == 1
+    accs = full["records"]["acc_record"]["val"]["acc"]
+    assert accs[0] == accs[1] == accs[2]  # the premise: no later epoch does better
+    out = tmp_path / "resumed"
+    train(load_config(CFG, tiny(archive, out, *common, epochs=1)))
+    res = train(load_config(CFG, tiny(archive, out, *common, f"Global.checkpoints={out}", epochs=3)))
+    assert (res["best_acc"], res["best_epoch"]) == (full["best_acc"], 1)
+    assert_same_history(json.load(open(out / "metrics.json")),
+                        json.load(open(tmp_path / "full" / "metrics.json")))
+    # best_model holds epoch 1's weights in both runs, final_model epoch 3's.
+    for name in ("best_model", "final_model"):
+        a = paddle.load(str(tmp_path / "full" / f"{name}.pdparams"))
+        b = paddle.load(str(out / f"{name}.pdparams"))
+        for k in a:
+            np.testing.assert_array_equal(b[k].numpy(), a[k].numpy(), err_msg=f"{name} {k}")
+
+
+def test_lr_used_in_training_follows_the_schedule(archive, tmp_path, monkeypatch):
+    """The rate each optimizer.step of a real train() uses: 1 warm-up epoch from 0, then
+    the half cosine to 0 at the end of epoch 3 (3 iterations per epoch)."""
+    used = []
+    step = paddle.optimizer.Momentum.step
+
+    def recording_step(self, *args, **kwargs):
+        used.append(self.get_lr())
+        return step(self, *args, **kwargs)
+
+    monkeypatch.setattr(paddle.optimizer.Momentum, "step", recording_step)
+    res = train(load_config(CFG, tiny(archive, tmp_path / "r",
+                                      "Optimizer.lr={name: Cosine, learning_rate: 0.1, warmup_epoch: 1}",
+                                      "Global.plot=False",
+                                      "Global.use_visualdl=False", epochs=3)))
+    ipe, total = 3, 9
+    want = [0.1 * i / ipe if i < ipe else
+            0.05 * (1 + np.cos(np.pi * (i - ipe) / (total - ipe))) for i in range(total)]
+    np.testing.assert_allclose(used, want, rtol=1e-9, atol=1e-15)
+    # Each epoch row logs the rate after its last step (the next iteration's).
+    logged = [row["lr"] for row in res["records"]["epochs"]]
+    np.testing.assert_allclose(logged, [want[3], want[6], 0.0], atol=1e-12)
 
 
 def test_resume_from_missing_checkpoint_says_which_key(archive, tmp_path):
