@@ -14,7 +14,7 @@ import pytest
 from orthonets_paddle.data import (DATASETS, Cifar10, Cifar100, DataFileError, FashionMNIST,
                                    ImageFolder, Synthetic, build_dataloader, build_dataset,
                                    build_transforms, dataset_params, loader_params,
-                                   measure_transform_throughput, set_epoch, transform_params)
+                                   set_epoch, transform_params)
 from orthonets_paddle.data import datasets as datasets_mod
 
 try:
@@ -331,11 +331,6 @@ def test_transform_errors():
             np.zeros((4, 4, 3), np.uint8))
     assert transform_params("RandomCrop")[:2] == ["size", "padding"]
     assert transform_params("ColorJitter") == ["brightness", "contrast", "saturation", "hue"]
-
-
-def test_measure_transform_throughput():
-    rate = measure_transform_throughput(SEED_TRAIN_OPS, "cv2", n=100)
-    assert rate > 100
 
 
 # ----------------------------------------------------------------------------- loader
