@@ -46,12 +46,12 @@ def test_two_processes_match_one_with_the_same_global_batch(tmp_path):
     env = dict(os.environ, OMP_NUM_THREADS="1")
     single = subprocess.run([sys.executable, os.path.join(ROOT, "tools", "train.py"), "-c", CFG,
                              *_overrides(archive, tmp_path / "single", 32, start_file)],
-                            capture_output=True, text=True, env=env, timeout=300)
+                            capture_output=True, text=True, env=env, timeout=110)
     assert single.returncode == 0, single.stderr[-3000:]
     dist = subprocess.run([sys.executable, "-m", "paddle.distributed.launch", "--nproc_per_node", "2",
                            "--log_dir", str(tmp_path / "log"), os.path.join(ROOT, "tools", "train.py"),
                            "-c", CFG, *_overrides(archive, tmp_path / "dist", 16, start_file)],
-                          capture_output=True, text=True, env=env, timeout=300)
+                          capture_output=True, text=True, env=env, timeout=110)
     logs = "".join(open(tmp_path / "log" / f).read() for f in sorted(os.listdir(tmp_path / "log"))
                    if f.startswith("workerlog"))
     assert dist.returncode == 0, logs[-3000:]

@@ -105,7 +105,7 @@ def test_eval_cli_prints_and_saves_the_same_figures(setup, tmp_path):
     args = [a for o in setup["overrides"] + [f"Global.output_dir={tmp_path}"] for a in ("-o", o)]
     proc = subprocess.run([sys.executable, os.path.join(ROOT, "tools", "eval.py"), "-c", CFG, *args,
                            "--per-class", "--confusion", str(png)],
-                          capture_output=True, text=True, cwd=ROOT, timeout=120,
+                          capture_output=True, text=True, cwd=ROOT, timeout=100,
                           env=dict(os.environ, MPLBACKEND="Agg"))
     assert proc.returncode == 0, proc.stderr[-2000:]
     want = setup["want"]

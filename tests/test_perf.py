@@ -80,6 +80,6 @@ def test_transform_throughput_is_images_over_the_timed_seconds(monkeypatch):
 
 def test_benchmark_data_cli():
     proc = subprocess.run([sys.executable, os.path.join(ROOT, "tools", "benchmark.py"), "--data"],
-                          capture_output=True, text=True, timeout=120)
+                          capture_output=True, text=True, timeout=100)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "cv2:" in proc.stdout and "pil:" in proc.stdout and "images/s" in proc.stdout

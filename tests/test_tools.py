@@ -28,7 +28,7 @@ NORM = "{Normalize: {mean: [0.5, 0.5, 0.5], std: [0.5, 0.5, 0.5]}}"
 INFER_TRANSFORMS = f"Infer.transforms=[{{Resize: {{size: [32, 32]}}}}, ToTensor, {NORM}]"
 
 
-def run_tool(name, *args, timeout=240):
+def run_tool(name, *args, timeout=110):
     env = dict(os.environ, MPLBACKEND="Agg")
     env.pop("ORTHONETS_DEBUG", None)
     return subprocess.run([sys.executable, os.path.join(ROOT, "tools", name), *map(str, args)],

@@ -90,7 +90,7 @@ def _run_script(kill_at, overrides):
     # Every run in its own process with the same thread count: float sums depend on it.
     script = _KILLER.format(root=ROOT, kill_at=kill_at, cfg=CFG, overrides=overrides)
     return subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
-                          env=dict(os.environ, OMP_NUM_THREADS="1"))
+                          env=dict(os.environ, OMP_NUM_THREADS="1"), timeout=60)
 
 
 def test_resume_after_sigkill_matches_uninterrupted_run(archive, tmp_path):
@@ -243,7 +243,7 @@ def test_cli_rejects_misspelt_override_before_doing_anything(tmp_path):
     out = tmp_path / "never"
     proc = subprocess.run([sys.executable, os.path.join(ROOT, "tools", "train.py"), "-c", CFG,
                            "-o", f"Global.output_dir={out}", "-o", "Global.epoch=1"],
-                          capture_output=True, text=True)
+                          capture_output=True, text=True, timeout=100)
     assert proc.returncode == 2
     assert "did you mean epochs" in proc.stderr and "Traceback" not in proc.stderr
     assert not out.exists()
@@ -253,7 +253,7 @@ def test_cli_trains_one_epoch(archive, tmp_path):
     out = tmp_path / "cli"
     args = [a for o in tiny(archive, out, epochs=1) for a in ("-o", o)]
     proc = subprocess.run([sys.executable, os.path.join(ROOT, "tools", "train.py"), "-c", CFG, *args],
-                          capture_output=True, text=True)
+                          capture_output=True, text=True, timeout=100)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "epoch 1/1" in proc.stdout and "best val acc" in proc.stdout
     assert (out / "final_model.pdparams").exists()
