@@ -118,6 +118,35 @@ def test_export_tool_and_infer_backends(work, images, tmp_path):
     np.testing.assert_allclose(scores["onnx"], scores["dygraph"], atol=1e-4)
 
 
+def test_infer_scores_are_the_softmax_top_k_of_the_logits(work, tmp_path):
+    """Infer's classes and scores against numpy on the model's logits (32x32 PNGs, so the
+    Resize is the identity and decoding is lossless)."""
+    from PIL import Image
+    rng = np.random.default_rng(4)
+    pixels = rng.integers(0, 256, (5, 32, 32, 3), dtype=np.uint8)
+    folder = tmp_path / "imgs"
+    folder.mkdir()
+    for i, p in enumerate(pixels):
+        Image.fromarray(p).save(folder / f"im_{i}.png")
+    cfg = cfg_for(work, tmp_path / "out", f"Infer.infer_imgs={folder}", INFER_TRANSFORMS,
+                  "Infer.topk=4", "Infer.batch_size=2")
+    got = infer_from_config(cfg)["results"]
+    model = build_model_from_config(cfg["Arch"])
+    model.set_state_dict(paddle.load(work["weights"]))
+    model.eval()
+    x = ((pixels.astype(np.float32) / 255 - 0.5) / 0.5).transpose(0, 3, 1, 2)
+    with paddle.no_grad():
+        logits = model(paddle.to_tensor(x)).numpy().astype(np.float64)
+    probs = np.exp(logits - logits.max(1, keepdims=True))
+    probs /= probs.sum(1, keepdims=True)
+    assert [os.path.basename(r["image"]) for r in got] == [f"im_{i}.png" for i in range(5)]
+    for row, p in zip(got, probs):
+        want = np.argsort(-p)[:4]
+        assert [t["class_id"] for t in row["topk"]] == want.tolist()
+        np.testing.assert_allclose([t["score"] for t in row["topk"]], p[want], rtol=1e-4)
+        assert row["topk"][0]["class_name"] == cfg["Infer"]["class_names"][want[0]]
+
+
 def test_export_failure_leaves_nothing(work, tmp_path, monkeypatch):
     import orthonets_paddle.deploy.export as export_mod
 
