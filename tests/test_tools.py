@@ -11,7 +11,8 @@ import pytest
 import yaml
 
 from data_files import make_cifar_archive, make_image_folder
-from orthonets_paddle.deploy.benchmark import latency_stats, measure_inference, measure_training
+from orthonets_paddle.deploy.benchmark import (BACKEND_LABELS, latency_stats, measure_inference,
+                                               measure_training)
 from orthonets_paddle.engine.config import load_config
 from orthonets_paddle.models import build_model_from_config
 from orthonets_paddle.engine.metrics import evaluate_from_config
@@ -225,6 +226,14 @@ def test_benchmark_tool_compare(tmp_path):
         saved = json.load(f)
     assert set(saved["models"]) == {"orthonet18", "resnet18"}
     assert set(saved["ratios"]) == {"dygraph", "paddle", "onnx", "train"}
+    assert saved["ratio_of"] == ["orthonet18", "resnet18"]
+    m = saved["models"]
+    for kind, ratio in saved["ratios"].items():
+        a, b = m["orthonet18"][kind], m["resnet18"][kind]
+        assert a["repeats"] == b["repeats"] and a["batch_size"] == b["batch_size"] == 2
+        assert ratio == pytest.approx(a["images_per_sec"] / b["images_per_sec"])
+        # The printed ratio is the saved one.
+        assert f"{BACKEND_LABELS[kind]} {ratio:.3f}" in proc.stdout, kind
 
 
 def test_measure_functions():
