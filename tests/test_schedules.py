@@ -152,6 +152,13 @@ def test_schedule_state_resumes_exactly():
         assert b() == a()
         a.step()
         b.step()
+    # A state without the nested schedule (the warm-up's own keys only) resumes too.
+    c = build_lr(cfg, IPE, 100)
+    c.set_state_dict({"last_epoch": a.last_epoch, "last_lr": a.last_lr})
+    for _ in range(10):
+        a.step()
+        c.step()
+        assert c() == a()
 
 
 def test_bad_schedule_values_are_errors():

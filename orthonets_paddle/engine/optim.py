@@ -83,8 +83,12 @@ class _LinearWarmup(lr_sched.LinearWarmup):
         state = dict(state_dict)
         inner = state.pop("LinearWarmup_LR", None)
         lr_sched.LRScheduler.set_state_dict(self, state)
-        if isinstance(self.learning_rate, lr_sched.LRScheduler):
+        if inner is not None:
             self.learning_rate.set_state_dict(inner)
+        elif self.last_epoch >= self.warmup_steps:
+            # A state saved without the nested schedule (older checkpoints): the nested
+            # schedule's position follows from the iteration count.
+            self.learning_rate.step(self.last_epoch - self.warmup_steps)
 
 
 def build_lr(cfg: dict, iters_per_epoch: int, epochs: int) -> lr_sched.LRScheduler:
