@@ -120,6 +120,16 @@ def test_cosine_eta_min_warmup_start_and_constant():
     np.testing.assert_allclose(ms, want, rtol=1e-12)
 
 
+def test_cosine_stays_at_eta_min_after_the_last_iteration():
+    sched = build_lr({"name": "Cosine", "learning_rate": 0.1, "eta_min": 0.001}, IPE, 2)
+    rates = []
+    for _ in range(4 * IPE):
+        rates.append(sched())
+        sched.step()
+    assert rates[2 * IPE] == pytest.approx(0.001, rel=1e-12)  # the end of epoch 2
+    assert rates[2 * IPE:] == [rates[2 * IPE]] * (2 * IPE)  # no second cycle
+
+
 def test_the_weight_update_uses_the_scheduled_rate():
     """SGD without weight decay: w' = w - lr * g, so the rate is read off the weights."""
     epochs = 8

@@ -8,7 +8,8 @@ exactly. Schedules defined on epochs are converted to iterations here:
   ``epoch * iters_per_epoch``, so the rate changes only at epoch boundaries, exactly as
   the seed's per-epoch stepping (lr 0.1, x0.1 at epochs 30/60/90).
 - ``Cosine``: ``paddle.optimizer.lr.CosineAnnealingDecay`` over the iterations after the
-  warm-up (the authors' per-iteration half cosine down to ``eta_min``).
+  warm-up (the authors' per-iteration half cosine down to ``eta_min``), evaluated in
+  closed form.
 - ``Constant``: ``paddle.optimizer.lr.LambdaDecay`` with factor 1.
 - ``warmup_epoch > 0`` wraps any of them in ``paddle.optimizer.lr.LinearWarmup``: linear
   from ``warmup_start_lr`` to ``learning_rate`` over ``round(warmup_epoch *
@@ -16,6 +17,7 @@ exactly. Schedules defined on epochs are converted to iterations here:
 """
 from __future__ import annotations
 
+import math
 from typing import List, Sequence
 
 import paddle
@@ -54,6 +56,19 @@ def optimizer_params(name: str) -> List[str]:
     return ["name", "lr", *OPTIMIZERS[name]]
 
 
+class _Cosine(lr_sched.CosineAnnealingDecay):
+    """``paddle.optimizer.lr.CosineAnnealingDecay`` in its closed form at every step, held
+    at ``eta_min`` after ``T_max``: Paddle's step-by-step update accumulates rounding and
+    rises again after ``T_max``, and a resume with another ``T_max`` would continue the
+    old curve from its saved rate."""
+
+    def get_lr(self) -> float:
+        t = min(max(self.last_epoch, 0), self.T_max) / self.T_max
+        return self.eta_min + (self.base_lr - self.eta_min) * (1 + math.cos(math.pi * t)) / 2
+
+    _get_closed_form_lr = get_lr
+
+
 def _after_warmup(name: str, learning_rate: float, iters_per_epoch: int, epochs: int, warm: int,
                   milestones: Sequence[int], gamma: float,
                   eta_min: float) -> lr_sched.LRScheduler:
@@ -70,8 +85,7 @@ def _after_warmup(name: str, learning_rate: float, iters_per_epoch: int, epochs:
         return lr_sched.MultiStepDecay(learning_rate, [m * iters_per_epoch - warm
                                                        for m in epochs_at], gamma)
     if name == "Cosine":
-        return lr_sched.CosineAnnealingDecay(learning_rate, max(epochs * iters_per_epoch - warm, 1),
-                                             eta_min=float(eta_min))
+        return _Cosine(learning_rate, max(epochs * iters_per_epoch - warm, 1), eta_min=float(eta_min))
     return lr_sched.LambdaDecay(learning_rate, lambda _: 1.0)
 
 
