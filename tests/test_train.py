@@ -220,14 +220,21 @@ def test_lr_used_in_training_follows_the_schedule(archive, tmp_path, monkeypatch
         return step(self, *args, **kwargs)
 
     monkeypatch.setattr(paddle.optimizer.Momentum, "step", recording_step)
+    from orthonets_paddle.engine.logger import VisualDLWriter
+    scalars = {}
+    monkeypatch.setattr(VisualDLWriter, "add_scalar",
+                        lambda self, tag, value, step: scalars.setdefault(tag, []).append((step, value)))
     res = train(load_config(CFG, tiny(archive, tmp_path / "r",
                                       "Optimizer.lr={name: Cosine, learning_rate: 0.1, warmup_epoch: 1}",
-                                      "Global.plot=False",
-                                      "Global.use_visualdl=False", epochs=3)))
+                                      "Global.plot=False", "Global.print_batch_step=1", epochs=3)))
     ipe, total = 3, 9
     want = [0.1 * i / ipe if i < ipe else
             0.05 * (1 + np.cos(np.pi * (i - ipe) / (total - ipe))) for i in range(total)]
     np.testing.assert_allclose(used, want, rtol=1e-9, atol=1e-15)
+    # VisualDL's train/lr at step s is the rate iteration s (1-based) used.
+    steps, logged = zip(*scalars["train/lr"])
+    assert list(steps) == list(range(1, total + 1))
+    np.testing.assert_allclose(logged, want, rtol=1e-9, atol=1e-15)
     # Each epoch row logs the rate after its last step (the next iteration's).
     logged = [row["lr"] for row in res["records"]["epochs"]]
     np.testing.assert_allclose(logged, [want[3], want[6], 0.0], atol=1e-12)

@@ -76,6 +76,7 @@ def train_one_epoch(model, loader, loss_fn, optimizer, scheduler, epoch: int, en
         if not math.isfinite(loss_value):
             raise NonFiniteLossError(_nonfinite_message(
                 f"loss is {loss_value} at epoch {epoch + 1}, iteration {state['global_step'] + 1}", g))
+        lr = optimizer.get_lr()  # this iteration's rate (the scheduler steps after it)
         if scaler is not None:
             scaler.scale(loss).backward()
             scaler.minimize(optimizer, loss)
@@ -94,11 +95,11 @@ def train_one_epoch(model, loader, loss_fn, optimizer, scheduler, epoch: int, en
             records["loss_record"]["train"]["loss"].append(loss_value)
             records["loss_record"]["train"]["iter"].append(state["global_step"])
             vdl.add_scalar("train/loss", loss_value, state["global_step"])
-            vdl.add_scalar("train/lr", optimizer.get_lr(), state["global_step"])
+            vdl.add_scalar("train/lr", lr, state["global_step"])
         if bar is not loader:
             ips = total_seen * env.world_size / max(time.perf_counter() - start, 1e-9)
             bar.set_postfix(loss=f"{loss_value:.4f}", acc=f"{total_correct / total_seen:.4f}",
-                            lr=f"{optimizer.get_lr():.2e}", ips=f"{ips:.0f} img/s", refresh=False)
+                            lr=f"{lr:.2e}", ips=f"{ips:.0f} img/s", refresh=False)
     sums = _all_reduce(np.array([total_loss, total_correct, total_seen]), env)
     elapsed = time.perf_counter() - start
     return {"loss": sums[0] / max(sums[2], 1), "acc": sums[1] / max(sums[2], 1),
