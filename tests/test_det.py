@@ -108,6 +108,21 @@ def test_config_builds_and_out_shape_matches_features(det):
     assert backbone.body.layer2[1].conv1.weight.optimize_attr["learning_rate"] == pytest.approx(0.2)
 
 
+def test_paddle3_compat_restores_one_element_conversions(det):
+    # PaddleDetection 2.6 relies on Paddle 2.4 behaviour: shape-[1] tensors as Python numbers
+    # and joining the 0-D results of paddle.shape(x)[0]; importing det makes both work again.
+    assert int(paddle.to_tensor([7])) == 7 and float(paddle.to_tensor([2.5])) == 2.5
+    assert list(range(paddle.to_tensor([3], dtype="int32"))) == [0, 1, 2]
+    with pytest.raises(TypeError):  # more than one element is still an error
+        int(paddle.to_tensor([1, 2]))
+    joined = paddle.concat([paddle.to_tensor(4), paddle.to_tensor([5, 6])])
+    np.testing.assert_array_equal(joined.numpy(), [4, 5, 6])
+    np.testing.assert_array_equal(paddle.concat(x=[paddle.to_tensor(1.5)] * 2).numpy(), [1.5, 1.5])
+    a, b = np.arange(6.0).reshape(2, 3), np.ones((2, 1))  # ordinary calls unchanged
+    out = paddle.concat([paddle.to_tensor(a), paddle.to_tensor(b)], axis=1)
+    np.testing.assert_array_equal(out.numpy(), np.concatenate([a, b], axis=1))
+
+
 def test_bad_options_are_clear_errors(det):
     with pytest.raises(ValueError, match="did you mean 'return_idx'"):
         det.load_det_config(CONFIG, ["OrthoNet.retrun_idx=[0]"])
@@ -152,17 +167,20 @@ def test_train_steps_and_evaluate_on_tiny_coco(det, coco, tmp_path):
         # fixed batch and fixed sampling: a reliable decrease of the loss
         "RPNHead.rpn_target_assign.use_random=false", "BBoxAssigner.use_random=false"])
 
-    class Losses(Callback):
+    class Losses(Callback):  # PaddleDetection passes the trainer as `model`
         def __init__(self, model):
             super().__init__(model)
-            self.values = []
+            self.values, self.start = [], {}
+
+        def on_train_begin(self, status):
+            self.start = {k: v.numpy() for k, v in self.model.model.backbone.state_dict().items()}
 
         def on_step_end(self, status):  # also called by the evaluation loop: keep training steps
             if status["mode"] == "train":
                 self.values.append(float(status["training_staus"].meters["loss"].value))
 
-    losses = Losses(None)
-    trainer = det.train_detector(cfg, validate=True, callbacks=[losses])
+    trainer = det.train_detector(cfg, validate=True, callbacks=[Losses])
+    losses = next(c for c in trainer._callbacks if isinstance(c, Losses))
     assert len(losses.values) == steps
     assert all(np.isfinite(losses.values)), losses.values
     assert losses.values[-1] < losses.values[0] and np.mean(losses.values[-2:]) < np.mean(losses.values[:2]), \
@@ -174,11 +192,21 @@ def test_train_steps_and_evaluate_on_tiny_coco(det, coco, tmp_path):
     with open(os.path.join(out, "eval", "bbox.json")) as f:
         dets = json.load(f)
     ids = {im["id"] for im in data["images"]}
+    assert dets, "no detections above the score threshold"
     for d in dets:
         x, y, w, h = d["bbox"]
         assert d["image_id"] in ids and d["category_id"] in (1, 2)
         assert -1e-3 <= x and -1e-3 <= y and x + w <= W + 1e-3 and y + h <= H + 1e-3
     assert os.path.isfile(os.path.join(out, "faster_rcnn_orthonet50_fpn_1x_coco", "model_final.pdparams"))
+    # what freeze_at=0 and freeze_norm froze did not move; the rest of the backbone trained
+    end = {k: v.numpy() for k, v in trainer.model.backbone.state_dict().items()}
+    frozen = [k for k in end if k.startswith(("body.conv1.", "body.bn1.", "body.layer1."))
+              or k.endswith(("_mean", "_variance", "att.filters")) or ".bn" in k or "downsample.1." in k]
+    assert len(frozen) > 100
+    for k in frozen:
+        np.testing.assert_array_equal(end[k], losses.start[k], err_msg=k)
+    assert not np.array_equal(end["body.layer4.0.conv1.weight"], losses.start["body.layer4.0.conv1.weight"])
+    assert not np.array_equal(end["body.layer2.0.att.fc1.weight"], losses.start["body.layer2.0.att.fc1.weight"])
 
 
 def test_train_det_tool_without_coco_names_path_and_layout(det, tmp_path):

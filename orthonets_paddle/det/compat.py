@@ -11,6 +11,8 @@ only reads the element as a 0-D array. It is applied when importing
 """
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 import paddle
 
@@ -58,16 +60,30 @@ def patch_concat_0d() -> bool:
     changes no call that works on Paddle 3."""
     if getattr(paddle.concat, "_orthonets_0d", False):
         return False
+    try:
+        paddle.concat([paddle.to_tensor(1), paddle.to_tensor(2)])
+        return False  # this Paddle joins 0-D tensors itself
+    except ValueError:
+        pass
     original = paddle.concat
 
-    def concat(x, axis=0, name=None):
+    def as_1d(x):
         if isinstance(x, (list, tuple)) and any(
                 isinstance(t, paddle.Tensor) and t.ndim == 0 for t in x):
-            x = [t.reshape([1]) if isinstance(t, paddle.Tensor) and t.ndim == 0 else t for t in x]
-        return original(x, axis=axis, name=name)
+            return [t.reshape([1]) if isinstance(t, paddle.Tensor) and t.ndim == 0 else t for t in x]
+        return x
+
+    @functools.wraps(original)
+    def concat(*args, **kwargs):
+        # the tensors come first, or by name (Paddle's ``x`` or its alias ``tensors``)
+        if args:
+            args = (as_1d(args[0]),) + args[1:]
+        for key in ("x", "tensors"):
+            if key in kwargs:
+                kwargs[key] = as_1d(kwargs[key])
+        return original(*args, **kwargs)
 
     concat._orthonets_0d = True
-    concat.__doc__ = original.__doc__
     paddle.concat = concat
     return True
 

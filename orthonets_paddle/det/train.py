@@ -176,7 +176,8 @@ def train_detector(cfg, validate: bool = True, callbacks: Sequence = ()):
     Args:
         cfg: a config from :func:`load_det_config`.
         validate: evaluate on ``EvalDataset`` (COCO metric) every ``snapshot_epoch``.
-        callbacks: extra ``ppdet.engine.callbacks.Callback`` instances.
+        callbacks: extra ``ppdet.engine.callbacks.Callback`` instances, or Callback
+            classes (made with the trainer, as PaddleDetection's own callbacks are).
 
     Returns:
         The ``ppdet.engine.Trainer`` after training; ``trainer.eval_results`` holds the
@@ -203,6 +204,7 @@ def train_detector(cfg, validate: bool = True, callbacks: Sequence = ()):
     if weights:
         trainer.load_weights(weights)
     trainer.eval_results = {}
-    trainer.register_callbacks([KeepEvalResults(trainer)] + list(callbacks))
+    extra = [c(trainer) if isinstance(c, type) else c for c in callbacks]
+    trainer.register_callbacks([KeepEvalResults(trainer)] + extra)
     trainer.train(validate)
     return trainer
