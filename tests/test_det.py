@@ -106,6 +106,11 @@ def test_config_builds_and_out_shape_matches_features(det):
     assert not backbone.body.conv1.weight.stop_gradient and not backbone.body.bn1.weight.stop_gradient
     assert backbone.body.layer4[0].conv2.weight.optimize_attr["learning_rate"] == pytest.approx(0.4)
     assert backbone.body.layer2[1].conv1.weight.optimize_attr["learning_rate"] == pytest.approx(0.2)
+    # norm types: sync_bn builds SyncBatchNorm; frozen_bn is freeze_norm (running statistics)
+    sync = det.OrthoNet(depth=18, width=4, norm_type="sync_bn", freeze_norm=False, freeze_at=-1)
+    assert isinstance(sync.body.layer1[0].bn1, paddle.nn.SyncBatchNorm) and not sync.body.bn1.weight.stop_gradient
+    frozen = det.OrthoNet(depth=18, width=4, norm_type="frozen_bn", freeze_norm=False, freeze_at=-1)
+    assert frozen.body.layer4[1].bn2._use_global_stats and frozen.body.layer4[1].bn2.weight.stop_gradient
 
 
 def test_paddle3_compat_restores_one_element_conversions(det):
@@ -123,7 +128,12 @@ def test_paddle3_compat_restores_one_element_conversions(det):
     np.testing.assert_array_equal(out.numpy(), np.concatenate([a, b], axis=1))
 
 
-def test_bad_options_are_clear_errors(det):
+def test_bad_options_are_clear_errors(det, tmp_path):
+    with pytest.raises(FileNotFoundError, match="convert_torch_weights.py.*pretrain_weights=null"):
+        det.train.check_pretrain_weights({"pretrain_weights": str(tmp_path / "missing.pdparams")})
+    with pytest.raises(FileNotFoundError, match="no_coco/annotations/instances_val2017.json"):
+        det.check_coco_layout(det.load_det_config(CONFIG, [f"EvalDataset.dataset_dir={tmp_path}/no_coco"]),
+                              ("Eval",))
     with pytest.raises(ValueError, match="did you mean 'return_idx'"):
         det.load_det_config(CONFIG, ["OrthoNet.retrun_idx=[0]"])
     with pytest.raises(ValueError, match="position 'mod' needs a Bottleneck"):
@@ -158,10 +168,15 @@ def test_classification_checkpoint_loads_without_classifier(det, tmp_path):
 
 def test_train_steps_and_evaluate_on_tiny_coco(det, coco, tmp_path):
     from ppdet.engine.callbacks import Callback
+    from orthonets_paddle import build_model
     root, data = coco
     steps = 6
     out = str(tmp_path / "out")
+    cls = build_model("orthonet50", num_classes=10, width=8, seed=3)
+    saved = {k: v.numpy() for k, v in cls.state_dict().items()}
+    paddle.save(cls.state_dict(), str(tmp_path / "imagenet.pdparams"))
     cfg = det.load_det_config(CONFIG, SMALL + _data_overrides(root) + [
+        f"pretrain_weights={tmp_path / 'imagenet.pdparams'}",
         f"epoch={steps}", f"snapshot_epoch={steps}", f"save_dir={out}", f"output_eval={out}/eval",
         "log_iter=100", "LearningRate.base_lr=0.01", "LearningRate.schedulers[1].steps=1",
         # fixed batch and fixed sampling: a reliable decrease of the loss
@@ -203,7 +218,8 @@ def test_train_steps_and_evaluate_on_tiny_coco(det, coco, tmp_path):
     frozen = [k for k in end if k.startswith(("body.conv1.", "body.bn1.", "body.layer1."))
               or k.endswith(("_mean", "_variance", "att.filters")) or ".bn" in k or "downsample.1." in k]
     assert len(frozen) > 100
-    for k in frozen:
+    for k in frozen:  # loaded from pretrain_weights at the start, then kept
+        np.testing.assert_array_equal(losses.start[k], saved[k[len("body."):]], err_msg=k)
         np.testing.assert_array_equal(end[k], losses.start[k], err_msg=k)
     assert not np.array_equal(end["body.layer4.0.conv1.weight"], losses.start["body.layer4.0.conv1.weight"])
     assert not np.array_equal(end["body.layer2.0.att.fc1.weight"], losses.start["body.layer2.0.att.fc1.weight"])

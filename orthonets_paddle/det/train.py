@@ -69,9 +69,8 @@ def load_det_config(path: str, overrides: Sequence[str] = ()):
 
 def _child_keys(node) -> List[str]:
     if isinstance(node, dict):
-        keys = list(node)
-        keys += list(getattr(node, "schema", {}))  # a registered module's arguments
-        return keys
+        keys = list(node) + list(getattr(node, "schema", {}))  # + a registered module's arguments
+        return list(dict.fromkeys(keys))
     return [k for k in vars(node) if not k.startswith("_")]
 
 
