@@ -169,6 +169,7 @@ def test_classification_checkpoint_loads_without_classifier(det, tmp_path):
 def test_train_steps_and_evaluate_on_tiny_coco(det, coco, tmp_path):
     from ppdet.engine.callbacks import Callback
     from orthonets_paddle import build_model
+    paddle.seed(0)
     root, data = coco
     steps = 6
     out = str(tmp_path / "out")
