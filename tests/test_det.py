@@ -106,6 +106,13 @@ def test_config_builds_and_out_shape_matches_features(det):
     assert not backbone.body.conv1.weight.stop_gradient and not backbone.body.bn1.weight.stop_gradient
     assert backbone.body.layer4[0].conv2.weight.optimize_attr["learning_rate"] == pytest.approx(0.4)
     assert backbone.body.layer2[1].conv1.weight.optimize_attr["learning_rate"] == pytest.approx(0.2)
+    # norm_decay (0 in the config): the BN scale/shift get their own L2 decay, not the optimizer's 1e-4
+    assert backbone.body.layer3[2].bn2.weight.regularizer._coeff == 0.0
+    # stages after the last returned one are not built (nothing without a gradient)
+    short = det.OrthoNet(depth=18, width=4, return_idx=[0, 1, 2])
+    assert short.body.layer4 is None and not any(k.startswith("body.layer4") for k in short.state_dict())
+    assert [list(f.shape) for f in short({"image": paddle.randn([1, 3, 64, 64])})] == [
+        [1, 4, 16, 16], [1, 8, 8, 8], [1, 16, 4, 4]]
     # norm types: sync_bn builds SyncBatchNorm; frozen_bn is freeze_norm (running statistics)
     sync = det.OrthoNet(depth=18, width=4, norm_type="sync_bn", freeze_norm=False, freeze_at=-1)
     assert isinstance(sync.body.layer1[0].bn1, paddle.nn.SyncBatchNorm) and not sync.body.bn1.weight.stop_gradient

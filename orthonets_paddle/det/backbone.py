@@ -107,7 +107,13 @@ class OrthoNet(nn.Layer):
         self._out_channels = [f["num_chs"] for f in self.body.feature_info]
         self._out_strides = [f["reduction"] for f in self.body.feature_info]
 
+        # stages after the last returned one never run: drop them (PaddleDetection's
+        # num_stages), so no parameter is left without a gradient
+        for i in range(max(return_idx) + 1, 4):
+            delattr(self.body, f"layer{i + 1}")
+            setattr(self.body, f"layer{i + 1}", None)
         stages = [self.body.layer1, self.body.layer2, self.body.layer3, self.body.layer4]
+        stages = stages[:max(return_idx) + 1]
         for stage, mult in zip(stages, lr_mult_list):
             for p in stage.parameters():
                 p.optimize_attr["learning_rate"] = float(mult)
