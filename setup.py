@@ -15,6 +15,7 @@ setup(
         "log": ["visualdl"],
         "onnx": ["paddle2onnx", "onnxruntime"],
         "torch": ["torch==2.13.0"],
+        "det": ["pycocotools", "scikit-learn", "terminaltables"],  # + pip install --no-deps paddledet==2.6.0
         "test": ["pytest", "pytest-timeout", "visualdl", "paddle2onnx", "onnxruntime",
                  "torch==2.13.0", "nbclient", "nbformat", "ipykernel", "opencv-python-headless"],
     },
