@@ -9,7 +9,7 @@ from typing import Any, Dict
 import numpy as np
 import paddle
 
-from ..utils.threads import cpu_threads
+from ..utils.threads import set_paddle_threads
 
 __all__ = ["RunEnv", "setup_env", "seed_everything", "rng_state", "set_rng_state"]
 
@@ -48,7 +48,7 @@ def setup_env(device: str = "auto") -> RunEnv:
         paddle.set_device("cpu")
         # Paddle uses one CPU thread unless told otherwise: use the user's OMP_NUM_THREADS,
         # else share the cores among ranks.
-        paddle.base.core.set_num_threads(cpu_threads(world))
+        set_paddle_threads(ranks=world)
     if world > 1:
         paddle.distributed.init_parallel_env()
     return RunEnv(device="gpu" if use_gpu else "cpu", rank=paddle.distributed.get_rank(),
