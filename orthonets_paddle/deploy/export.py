@@ -204,7 +204,12 @@ def export_from_config(cfg: Dict[str, Any], onnx: bool = False,
     """``tools/export_model.py``: build ``Arch``, load ``Global.pretrained_model`` strictly,
     export to ``Global.save_inference_dir`` with input ``[N, *Global.image_shape]``."""
     g = cfg["Global"]
-    check_image_shape(g["image_shape"])  # before the (slow) model build
+    shape = check_image_shape(g["image_shape"])  # before the (slow) model build
+    channels = int(cfg["Arch"].get("in_channels") or 3)
+    if shape[0] != channels:
+        raise ExportError(f"Global.image_shape {shape} has {shape[0]} channel(s) but the model "
+                          f"takes {channels} (Arch.in_channels); set -o Global.image_shape="
+                          f"[{channels},{shape[1]},{shape[2]}]")
     model = load_model(cfg)
     return export_model(model, g["save_inference_dir"], g["image_shape"], onnx=onnx,
                         opset_version=opset_version, check=check)

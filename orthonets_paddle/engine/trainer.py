@@ -15,6 +15,7 @@ import paddle
 
 from .config import dump_config, save_config
 from ..data import build_dataloader, set_epoch
+from ..data.datasets import check_channels
 from ..models import build_model_from_config
 from ..models.pretrained import load_pretrained
 from .checkpoint import (atomic_save, load_checkpoint, load_optimizer_state, optimizer_state,
@@ -67,6 +68,9 @@ def train_one_epoch(model, loader, loss_fn, optimizer, scheduler, epoch: int, en
                    g["progress_bar"] and env.is_main)
     log = get_logger(quiet=not env.is_main)
     for i, (images, labels) in enumerate(bar):
+        if i == 0:  # the real cause, before the first conv reports a weight-shape error
+            check_channels(images.shape[1], int((cfg.get("Arch") or {}).get("in_channels") or 3),
+                           "DataLoader.Train")
         labels = labels.reshape([-1]).astype("int64")
         if scaler is not None:
             with paddle.amp.auto_cast(level=cfg["AMP"]["level"]):
