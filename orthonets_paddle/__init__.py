@@ -9,9 +9,10 @@ from .utils import threads as _threads  # noqa: F401  (first: reads OMP_NUM_THRE
 _warnings.filterwarnings("ignore", message="No ccache found", category=UserWarning)
 _warnings.filterwarnings("ignore", message="When training, we now always track global mean",
                          category=UserWarning)
-from .layers import ChannelAttention, create_attention
-from .models import MODEL_FACTORIES, BasicBlock, Bottleneck, ResNet, build_model, list_models
-from .models.pretrained import load_pretrained
+
+from .layers import ChannelAttention, create_attention  # noqa: E402
+from .models import MODEL_FACTORIES, BasicBlock, Bottleneck, ResNet, build_model, list_models  # noqa: E402
+from .models.pretrained import load_pretrained  # noqa: E402
 
 globals().update(MODEL_FACTORIES)
 

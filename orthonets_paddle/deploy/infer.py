@@ -1,8 +1,9 @@
 """Predict the classes of image files: ``tools/infer.py`` and the notebook.
 
-Images are read with PIL (as RGB, or grayscale for a 1-channel model), transformed with ``Infer.transforms`` (or the eval
-loader's transforms when that is null), batched, run through a predictor (dygraph,
-Paddle Inference or ONNX Runtime) and reported as the top-k classes with softmax scores.
+Images are read with PIL (as RGB, or grayscale for a 1-channel model), transformed with
+``Infer.transforms`` (or the eval loader's transforms when that is null), batched, run
+through a predictor (dygraph, Paddle Inference or ONNX Runtime) and reported as the top-k
+classes with softmax scores.
 """
 from __future__ import annotations
 

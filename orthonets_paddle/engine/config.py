@@ -36,7 +36,7 @@ DEFAULTS: Dict[str, Any] = {
         "epochs": 100,
         "eval_interval": 1,          # evaluate every N epochs (and at the last)
         "save_interval": 0,          # also keep epoch_N.* every N epochs; 0 = off
-        "print_batch_step": 10,      # record train loss every N iterations (the seed's)
+        "print_batch_step": 10,      # record train loss and log a line every N iterations
         "pretrained_model": None,    # path or URL: initialise from weights
         "checkpoints": None,         # output dir or checkpoint prefix: resume
         "use_visualdl": True,
