@@ -366,3 +366,58 @@ def test_documented_commands_leave_the_work_tree_clean(tmp_path):
     # What `pip install -e .` and Paddle's launcher (default --log_dir) would write is ignored.
     for path in ("orthonets_paddle.egg-info/PKG-INFO", "log/workerlog.0"):
         assert subprocess.run([git, "check-ignore", "-q", path], cwd=repo).returncode == 0, path
+
+
+# ----------------------------------------------------------------------------- messages
+def test_weights_mismatch_is_short_and_names_the_cause(tmp_path):
+    from orthonets_paddle import build_model, load_pretrained
+    from orthonets_paddle.models.pretrained import WeightsError, load_model
+
+    path = str(tmp_path / "w8.pdparams")
+    paddle.save(build_model("orthonet18", 10, stem="cifar", width=8).state_dict(), path)
+    # Another width: every conv differs, and it is not a class-count question.
+    report = load_pretrained(build_model("orthonet18", 10, stem="cifar", width=4), path,
+                             verbose=False)
+    assert not report.skipped_classifier and len(report.mismatched) > 100
+    text = report.summary()
+    assert len(text) < 800 and "different number of classes" not in text
+    assert "another model" in text and f"and {len(report.mismatched) - 5} more" in text
+    with pytest.raises(WeightsError) as err:
+        load_model({"Global": {"pretrained_model": path},
+                    "Arch": {"name": "orthonet18", "class_num": 10, "stem": "cifar", "width": 4}})
+    assert len(str(err.value)) < 900 and "orthonet18" in str(err.value)
+    # Only the class count differs: the classifier is skipped, everything else loads.
+    report = load_pretrained(build_model("orthonet18", 7, stem="cifar", width=8), path,
+                             verbose=False)
+    assert report.skipped_classifier and not report.mismatched
+    assert "another number of classes" in report.summary()
+
+
+def test_model_names_are_not_called_config_keys():
+    from orthonets_paddle.engine.config import ConfigError, load_config
+
+    with pytest.raises(ConfigError) as err:
+        load_config(FASHION_CFG, ["Arch.name=orthonet19"])
+    assert "did you mean 'orthonet18'?" in str(err.value)
+    assert "registered models: resnet18" in str(err.value) and "valid keys" not in str(err.value)
+
+
+def test_converter_hints_come_before_the_key_lists():
+    from orthonets_paddle import build_model
+    from orthonets_paddle.convert import ConversionError, convert_state_dict
+
+    with pytest.raises(ConversionError, match="did you mean 'orthonet50'"):
+        convert_state_dict({}, "orthnet50")
+    # A torchvision-style ResNet-18 (7x7 conv1) converted with the cifar stem (3x3 conv1).
+    names = {"_mean": "running_mean", "_variance": "running_var"}
+    state = {}
+    for key, value in build_model("resnet18", 10).state_dict().items():
+        head, _, last = key.rpartition(".")
+        value = value.numpy()
+        state[f"{head}.{names.get(last, last)}"] = value.T if key == "fc.weight" else value
+    with pytest.raises(ConversionError) as err:
+        convert_state_dict(state, "resnet18", stem="cifar")
+    lines = str(err.value).splitlines()
+    hint = next(i for i, line in enumerate(lines) if "conv1's kernel differs" in line)
+    listing = next(i for i, line in enumerate(lines) if "shape mismatches:" in line)
+    assert hint < listing
