@@ -213,8 +213,9 @@ def validate_config(cfg: Dict[str, Any]) -> None:
     from ..data import dataset_params, loader_params, transform_params
     from .losses import LOSSES
     from .optim import lr_params, optimizer_params
+    import difflib
+
     from ..models import list_models
-    from ..utils.hints import did_you_mean
 
     _check_keys(cfg, _SECTIONS, "config")
     for section in ("Global", "AMP", "Infer"):
@@ -229,9 +230,10 @@ def validate_config(cfg: Dict[str, Any]) -> None:
     arch = cfg["Arch"]
     _check_keys(arch, _arch_params(), "Arch")
     if arch.get("name") not in list_models():
-        raise ConfigError(f"Arch.name: unknown model {arch.get('name')!r}; "
-                          f"{did_you_mean(arch.get('name'), list_models())}registered models: "
-                          f"{', '.join(list_models())}")
+        near = difflib.get_close_matches(str(arch.get("name")), list_models(), n=3, cutoff=0.5)
+        hint = f"did you mean {' or '.join(near)}? " if near else ""
+        raise ConfigError(f"Arch.name: unknown model {arch.get('name')!r}; {hint}registered "
+                          f"models: {', '.join(list_models())}")
 
     loss = cfg["Loss"]
     if loss.get("name") not in LOSSES:
