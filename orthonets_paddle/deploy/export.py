@@ -60,8 +60,8 @@ def export_onnx(model_file: str, params_file: str, save_file: str,
     try:
         import paddle2onnx
     except ImportError:
-        raise ExportError("--onnx needs paddle2onnx: pip install paddle2onnx (or the package's "
-                          "onnx extra)") from None
+        raise ExportError("--onnx needs paddle2onnx: pip install paddle2onnx (a core "
+                          "dependency: pip install -e . reinstalls it)") from None
     try:
         # save_file=None returns the bytes; optimize_tool="" skips the Polygraphy pass,
         # which tries to pip-install its dependencies (fails offline) and changes nothing here.

@@ -157,7 +157,7 @@ class OnnxPredictor(Predictor):
         except ImportError:
             # RuntimeError, so the tools report it in one line (cli.USER_ERRORS).
             raise RuntimeError("the onnx backend needs onnxruntime: pip install onnxruntime "
-                               "(or the package's onnx extra)") from None
+                               "(a core dependency: pip install -e . reinstalls it)") from None
         if not os.path.isfile(onnx_file):
             raise FileNotFoundError(f"ONNX model {onnx_file} not found; export it first: python "
                                     "tools/export_model.py -c CONFIG -o "

@@ -38,7 +38,8 @@ def setup_env(device: str = "auto") -> RunEnv:
     ``python -m paddle.distributed.launch`` (gloo on CPU, NCCL on GPU)."""
     if device == "gpu" and not _gpu_available():
         raise RuntimeError("Global.device is gpu but no CUDA GPU is visible to Paddle; install "
-                           "paddlepaddle-gpu and check nvidia-smi, or set -o Global.device=cpu")
+                           "Paddle's CUDA build (README: On a GPU) and check nvidia-smi, or set "
+                           "-o Global.device=cpu")
     use_gpu = device == "gpu" or (device == "auto" and _gpu_available())
     world = int(os.environ.get("PADDLE_TRAINERS_NUM", "1"))
     if use_gpu:
