@@ -15,12 +15,14 @@ import paddle
 
 from .config import dump_config, save_config
 from ..data import build_dataloader, set_epoch
+from ..data.datasets import check_channels
 from ..models import build_model_from_config
 from ..models.pretrained import load_pretrained
 from .checkpoint import (atomic_save, load_checkpoint, load_optimizer_state, optimizer_state,
                          save_checkpoint)
 from .env import RunEnv, rng_state, seed_everything, set_rng_state, setup_env
-from .logger import VisualDLWriter, get_logger, new_records, progress, write_json
+from .logger import (VisualDLWriter, get_logger, log_line, new_records, progress, step_line,
+                     write_json)
 from .losses import build_loss
 from .optim import build_optimizer
 
@@ -61,9 +63,14 @@ def train_one_epoch(model, loader, loss_fn, optimizer, scheduler, epoch: int, en
     model.train()
     total_loss = total_correct = total_seen = 0.0
     start = time.perf_counter()
-    bar = progress(loader, len(loader), f"epoch {epoch + 1}/{g['epochs']}",
+    steps = len(loader)
+    bar = progress(loader, steps, f"epoch {epoch + 1}/{g['epochs']}",
                    g["progress_bar"] and env.is_main)
-    for images, labels in bar:
+    log = get_logger(quiet=not env.is_main)
+    for i, (images, labels) in enumerate(bar):
+        if i == 0:  # the real cause, before the first conv reports a weight-shape error
+            check_channels(images.shape[1], int((cfg.get("Arch") or {}).get("in_channels") or 3),
+                           "DataLoader.Train")
         labels = labels.reshape([-1]).astype("int64")
         if scaler is not None:
             with paddle.amp.auto_cast(level=cfg["AMP"]["level"]):
@@ -96,6 +103,12 @@ def train_one_epoch(model, loader, loss_fn, optimizer, scheduler, epoch: int, en
             records["loss_record"]["train"]["iter"].append(state["global_step"])
             vdl.add_scalar("train/loss", loss_value, state["global_step"])
             vdl.add_scalar("train/lr", lr, state["global_step"])
+            elapsed = max(time.perf_counter() - start, 1e-9)
+            left = (steps - i - 1) + (g["epochs"] - epoch - 1) * steps  # training steps to go
+            log_line(log, bar, step_line(
+                epoch + 1, g["epochs"], i + 1, steps, lr, total_loss / total_seen,
+                total_correct / total_seen, total_seen * env.world_size / elapsed,
+                left * elapsed / (i + 1)))
         if bar is not loader:
             ips = total_seen * env.world_size / max(time.perf_counter() - start, 1e-9)
             bar.set_postfix(loss=f"{loss_value:.4f}", acc=f"{total_correct / total_seen:.4f}",
