@@ -24,7 +24,8 @@ setup(
         # The CPU build from PyPI. GPU: see the README (Paddle's CUDA wheel index).
         "cpu": ["paddlepaddle==3.3.1"],
         "torch": TORCH,
-        "det": ["pycocotools", "scikit-learn", "terminaltables"],  # + pip install --no-deps paddledet==2.6.0
+        # + pip install --no-deps paddledet==2.6.0; ppdet imports pkg_resources (gone in setuptools 81)
+        "det": ["pycocotools", "scikit-learn", "terminaltables", "setuptools>=77.0.3,<81"],
         "test": ["pytest", "pytest-timeout", *TORCH],
     },
 )
