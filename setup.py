@@ -1,5 +1,16 @@
 from setuptools import find_packages, setup
 
+# Core: everything the README documents except Paddle itself and the converter's torch.
+# Paddle is an extra so that GPU users can install Paddle's CUDA build from Paddle's own
+# wheel index first and then this package without pip pulling the CPU build over it.
+CORE = [
+    "numpy", "PyYAML", "tqdm", "matplotlib", "pillow", "opencv-python-headless",
+    "visualdl",                    # training logs (Global.use_visualdl, on in every config)
+    "paddle2onnx", "onnxruntime",  # export --onnx, infer/benchmark --backend onnx
+    "nbclient", "nbformat", "ipykernel", "jupyterlab",  # the walkthrough notebook
+]
+TORCH = ["torch==2.13.0"]  # the PyTorch-checkpoint converter only
+
 setup(
     name="orthonets-paddle",
     version="0.1.0",
@@ -8,14 +19,13 @@ setup(
     long_description_content_type="text/markdown",
     packages=find_packages(include=["orthonets_paddle", "orthonets_paddle.*"]),
     python_requires=">=3.9",
-    install_requires=["numpy", "PyYAML", "tqdm", "matplotlib", "pillow", "opencv-python-headless"],
+    install_requires=CORE,
     extras_require={
+        # The CPU build from PyPI. GPU: see the README (Paddle's CUDA wheel index).
         "cpu": ["paddlepaddle==3.3.1"],
-        "gpu": ["paddlepaddle-gpu==3.3.1"],
-        "log": ["visualdl"],
-        "onnx": ["paddle2onnx", "onnxruntime"],
-        "torch": ["torch==2.13.0"],
-        "test": ["pytest", "pytest-timeout", "visualdl", "paddle2onnx", "onnxruntime",
-                 "torch==2.13.0", "nbclient", "nbformat", "ipykernel", "opencv-python-headless"],
+        "torch": TORCH,
+        # + pip install --no-deps paddledet==2.6.0; ppdet imports pkg_resources (gone in setuptools 81)
+        "det": ["pycocotools", "scikit-learn", "terminaltables", "setuptools>=77.0.3,<81"],
+        "test": ["pytest", "pytest-timeout", *TORCH],
     },
 )

@@ -1,8 +1,18 @@
 """orthonets-paddle: OrthoNets (orthogonal channel attention) in PaddlePaddle."""
+import warnings as _warnings
+
 from .utils import threads as _threads  # noqa: F401  (first: reads OMP_NUM_THREADS before paddle sets it)
-from .layers import ChannelAttention, create_attention
-from .models import MODEL_FACTORIES, BasicBlock, Bottleneck, ResNet, build_model, list_models
-from .models.pretrained import load_pretrained
+
+# Two notices of Paddle's that no user of this package can act on: its import warns that
+# ccache (for compiling C++ extensions) is missing, and BatchNorm warns on every training
+# forward that it tracks global statistics (which it always did).
+_warnings.filterwarnings("ignore", message="No ccache found", category=UserWarning)
+_warnings.filterwarnings("ignore", message="When training, we now always track global mean",
+                         category=UserWarning)
+
+from .layers import ChannelAttention, create_attention  # noqa: E402
+from .models import MODEL_FACTORIES, BasicBlock, Bottleneck, ResNet, build_model, list_models  # noqa: E402
+from .models.pretrained import load_pretrained  # noqa: E402
 
 globals().update(MODEL_FACTORIES)
 

@@ -19,6 +19,7 @@ from typing import Any, Dict, List, Mapping, Optional, Tuple
 import numpy as np
 import paddle
 
+from .utils.hints import did_you_mean
 from .utils.io import atomic_write
 from .models.registry import _DEPTHS, build_model, list_models
 
@@ -97,7 +98,8 @@ def convertible_archs() -> List[str]:
 def _check_arch(arch: str) -> str:
     family = _family(arch)
     if family is None or arch not in list_models():
-        raise ConversionError(f"cannot convert to arch {arch!r}; convertible archs: "
+        raise ConversionError(f"cannot convert to arch {arch!r}; "
+                              f"{did_you_mean(arch, convertible_archs())}convertible archs: "
                               f"{', '.join(convertible_archs())}")
     return family
 
@@ -188,7 +190,17 @@ def _infer_input_size(state: Mapping[str, np.ndarray], stem: str) -> Optional[in
 def _mismatch_message(arch: str, settings: str, torch_state: Mapping[str, Any],
                       sources: Dict[str, str], missing: List[str], unexpected: List[str],
                       mismatched: List[Tuple[str, tuple, tuple]]) -> str:
-    lines = [f"checkpoint does not fit {arch} ({settings}):"]
+    # The hint first: the key lists below it can run to a hundred lines.
+    lines = [f"checkpoint does not fit {arch} ({settings})."]
+    guess = guess_arch(torch_state)
+    if guess and guess != arch:
+        lines.append(f"The checkpoint looks like {guess}: convert with arch={guess!r} "
+                     f"(--arch {guess}).")
+    elif any(k == "conv1.weight" for k, _, _ in mismatched):
+        lines.append("conv1's kernel differs: pass the stem the checkpoint was trained with "
+                     "(stem='cifar' for a 3x3 conv1, 'imagenet' for 7x7).")
+    elif any(k.endswith("att.filters") for k, _, _ in mismatched):
+        lines.append("The filter sizes differ: pass the input_size the checkpoint was trained at.")
     if missing:
         lines.append(f"{len(missing)} missing (in the model, not in the checkpoint):")
         lines += [f"  {k}" for k in missing]
@@ -199,15 +211,6 @@ def _mismatch_message(arch: str, settings: str, torch_state: Mapping[str, Any],
     if mismatched:
         lines.append(f"{len(mismatched)} shape mismatches:")
         lines += [f"  {k}: checkpoint {list(a)} vs model {list(b)}" for k, a, b in mismatched]
-    guess = guess_arch(torch_state)
-    if guess and guess != arch:
-        lines.append(f"The checkpoint looks like {guess}: convert with arch={guess!r} "
-                     f"(--arch {guess}).")
-    elif any(k == "conv1.weight" for k, _, _ in mismatched):
-        lines.append("conv1's kernel differs: pass the stem the checkpoint was trained with "
-                     "(stem='cifar' for a 3x3 conv1, 'imagenet' for 7x7).")
-    elif any(k.endswith("att.filters") for k, _, _ in mismatched):
-        lines.append("The filter sizes differ: pass the input_size the checkpoint was trained at.")
     return "\n".join(lines)
 
 

@@ -31,6 +31,7 @@ __all__ = ["plot_learning_curve", "plot_filters", "plot_gram_matrix", "plot_atte
 _DPI = 120
 _TITLE_SIZE = 13
 _LABEL_SIZE = 11
+_MARKER_MAX = 60  # series with at most this many points are drawn with markers
 _NON_INTERACTIVE = {"agg", "cairo", "pdf", "pgf", "ps", "svg", "template"}
 _SPLIT_NAMES = {"train": "Train", "val": "Validation", "test": "Test"}
 _METRIC_LABELS = {"acc": "Accuracy", "loss": "CE Loss", "top1": "Top-1 accuracy",
@@ -163,7 +164,9 @@ def plot_learning_curve(record: Mapping[str, Mapping[str, Sequence[float]]], tit
                          f"of the recorded metrics: {_available_keys(record) or 'none recorded'}")
     fig, ax, owned = _axes(ax, (9, 5))
     for split, (x, y), color in curves:
-        ax.plot(x, y, color=color, label=split, linewidth=1.6)
+        # Markers keep short runs readable: one epoch's single validation point has no line.
+        ax.plot(x, y, color=color, label=split, linewidth=1.6,
+                marker="o" if len(x) <= _MARKER_MAX else None, markersize=4)
     _set_ylim_with_margin(ax, [y for _, (_, y), _ in curves])
     ax.set_xlabel("Training steps", fontsize=_LABEL_SIZE)
     ax.set_ylabel(ylabel, fontsize=_LABEL_SIZE)

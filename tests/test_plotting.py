@@ -40,7 +40,9 @@ def test_learning_curve(tmp_path):
     assert [line.get_label() for line in ax.get_lines()] == ["train", "val"]
     assert ax.get_title() == "Learning curve of loss"
     assert ax.get_xlabel() == "Training steps" and ax.get_ylabel() == "CE Loss"
-    np.testing.assert_array_equal(ax.get_lines()[1].get_xdata(), record["val"]["iter"])
+    for line, split in zip(ax.get_lines(), ("train", "val")):
+        np.testing.assert_array_equal(line.get_xdata(), record[split]["iter"])
+        np.testing.assert_array_equal(line.get_ydata(), record[split]["loss"])
     lo, hi = ax.get_ylim()
     values = record["train"]["loss"] + record["val"]["loss"]
     assert lo < min(values) and hi > max(values)  # a margin around the data
@@ -72,6 +74,9 @@ def test_curves_together(tmp_path):
     fig = plot_curves_together(records, metric="acc", split="val", save_path=path)
     (ax,) = fig.axes
     assert len(ax.get_lines()) == 2
+    for line, name in zip(ax.get_lines(), ("orthonet18", "resnet18")):
+        np.testing.assert_array_equal(line.get_xdata(), records[name]["val"]["iter"])
+        np.testing.assert_array_equal(line.get_ydata(), records[name]["val"]["acc"])
     assert [t.get_text() for t in ax.get_legend().get_texts()] == ["orthonet18", "resnet18"]
     assert ax.get_title() == "Validation acc: orthonet18 vs resnet18"
     assert ax.get_xlabel() == "Training steps" and ax.get_ylabel() == "Validation Accuracy"
@@ -144,19 +149,47 @@ def test_attention(tmp_path):
         plot_attention(weights[0])
 
 
-def test_comparison_table():
-    rows = [{"model": "orthonet18", "val_acc": 0.94061, "params": 11270602, "throughput": 2214.0},
-            {"model": "resnet18", "val_acc": None, "params": 11183562}]
+def _parse_table(markdown):
+    """Markdown table -> (header cells, rows of cells), checking the separator row."""
+    lines = markdown.splitlines()
+    cells = [[c.strip() for c in line.strip().strip("|").split("|")] for line in lines]
+    assert all(line.startswith("|") and line.endswith("|") for line in lines)
+    assert all(set(c) <= set("-:") and c for c in cells[1])  # the separator row
+    assert len({len(c) for c in cells}) == 1  # every row has every column
+    return cells[0], cells[2:]
+
+
+def test_comparison_table_numbers_read_back_equal_the_inputs():
+    rng = np.random.default_rng(0)
+    rows = [{"model": f"net{i}", "val_acc": float(rng.uniform(0, 1)),
+             "params": int(rng.integers(1e5, 1e8)), "throughput": float(rng.uniform(1, 5000))}
+            for i in range(5)]
+    rows.append({"model": "resnet18", "val_acc": None, "params": 11183562})
     reference = [{"model": "orthonet18", "val_acc": 0.9406, "throughput": 2214}]
-    lines = comparison_table(rows, reference=reference).splitlines()
-    assert lines[0] == "| Model | Val acc | Parameters | Throughput (images/s) |"
-    assert lines[1] == "|---|---:|---:|---:|"
-    assert lines[2] == "| orthonet18 | 0.9406 | 11,270,602 | 2214.0 |"
-    assert lines[3] == "| resnet18 | - | 11,183,562 | - |"
-    assert lines[4] == "| **reference (seed, GPU)** | | | |"
-    assert lines[5] == "| orthonet18 (seed, GPU) | 0.9406 | - | 2214.0 |"
-    assert len(lines) == 6
-    assert len(comparison_table(rows).splitlines()) == 4
+    header, body = _parse_table(comparison_table(rows, reference=reference))
+    assert header == ["Model", "Val acc", "Parameters", "Throughput (images/s)"]
+    assert len(body) == len(rows) + 2  # the rows, a reference heading, the reference row
+
+    def read(cell, kind):
+        if cell == "-":
+            return None
+        return int(cell.replace(",", "")) if kind == "params" else float(cell)
+
+    for row, cells in zip(rows + [None] + reference, body):
+        if row is None:
+            assert "reference" in cells[0] and cells[1:] == ["", "", ""]
+            continue
+        assert cells[0].startswith(row["model"])
+        assert read(cells[2], "params") == row.get("params")
+        for col, key, tol in ((1, "val_acc", 5e-5), (3, "throughput", 0.05)):
+            got = read(cells[col], key)
+            if row.get(key) is None:
+                assert got is None, (row, key)
+            else:
+                assert got == pytest.approx(row[key], abs=tol), (row, key)
+    assert body[-1][0] == "orthonet18 (seed, GPU)"
+    # Without a reference: the header, separator and one line per row.
+    assert len(comparison_table(rows).splitlines()) == len(rows) + 2
 
 
 def test_comparison_table_errors():

@@ -3,6 +3,8 @@ import os
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-# Paddle reads OMP_NUM_THREADS at import; without it, it uses one core. Ranks share the cores.
-_ranks = int(os.environ.get("PADDLE_TRAINERS_NUM", "1"))
-os.environ.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // _ranks)))
+
+from orthonets_paddle.utils.threads import set_paddle_threads  # noqa: E402
+
+# Ranks of a `paddle.distributed.launch` run share the cores.
+set_paddle_threads(ranks=int(os.environ.get("PADDLE_TRAINERS_NUM", "1")))

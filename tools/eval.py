@@ -1,7 +1,8 @@
 """Evaluate trained weights on DataLoader.Eval: top-1, top-5, loss (and per-class accuracy).
 
 python tools/eval.py -c configs/orthonet18_cifar10.yaml \
-    -o Global.pretrained_model=output/orthonet18_cifar10/best_model.pdparams [--per-class] [--confusion cm.png]
+    -o Global.pretrained_model=output/orthonet18_cifar10/best_model.pdparams \
+    [--per-class] [--confusion output/orthonet18_cifar10/confusion.png]
 """
 import _bootstrap  # noqa: F401  (sys.path, CPU threads)
 

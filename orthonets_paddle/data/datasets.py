@@ -35,7 +35,7 @@ from ..utils.io import UnsafePickleError, safe_load
 from .transforms import build_transforms
 
 __all__ = ["DATASETS", "DataFileError", "build_dataset", "dataset_params", "Cifar10",
-           "Cifar100", "FashionMNIST", "ImageFolder", "Synthetic", "download"]
+           "Cifar100", "FashionMNIST", "ImageFolder", "Synthetic", "download", "check_channels"]
 
 CIFAR10_CLASSES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse",
                    "ship", "truck"]
@@ -120,6 +120,27 @@ class _ArrayDataset(paddle.io.Dataset):
         return len(self.labels)
 
 
+def check_channels(got: int, expected: int, source: str) -> None:
+    """Raise when images have another channel count than the model takes.
+
+    Args:
+        got: channels of the images (after the transforms).
+        expected: the model's input channels (``Arch.in_channels``, 3 unless set).
+        source: where the images come from, for the message.
+
+    Raises:
+        ValueError: naming both counts and the settings that fix it.
+    """
+    if int(got) == int(expected):
+        return
+    fix = ("read them as grayscale: `channels: 1` on the dataset (FashionMNIST, ImageFolder) "
+           "and a 1-value Normalize" if expected == 1 else
+           "read them with 3 channels (`channels: 3` on the dataset) and a 3-value Normalize")
+    raise ValueError(f"{source} gives {got}-channel images but the model takes {expected} "
+                     f"(Arch.in_channels: {expected}); {fix}, or set Arch.in_channels: {got} "
+                     f"for a model trained on {got}-channel images")
+
+
 # ----------------------------------------------------------------------------- download
 def _urlopen(url: str, timeout: float):
     """Open ``url`` (a separate function so tests can simulate being offline)."""
@@ -143,24 +164,47 @@ def download(url: str, path: str, md5: Optional[str] = None, timeout: float = DO
             hand; ``hint`` is appended).
         DataFileError: the downloaded file has the wrong checksum.
     """
-    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+    created = _make_parents(os.path.dirname(os.path.abspath(path)))
     tmp = path + ".part"
     print(f"Downloading {url} to {path}", flush=True)
     try:
-        with _urlopen(url, timeout) as response, open(tmp, "wb") as out:
-            shutil.copyfileobj(response, out, 1 << 20)
-    except Exception as err:  # URLError, timeout, HTTP errors: all mean "no file"
+        try:
+            with _urlopen(url, timeout) as response, open(tmp, "wb") as out:
+                shutil.copyfileobj(response, out, 1 << 20)
+        except Exception as err:  # URLError, timeout, HTTP errors: all mean "no file"
+            raise ConnectionError(
+                f"could not download {url} ({type(err).__name__}: {err}); this machine seems to "
+                f"be offline. Download the file elsewhere and put it at {path}{hint}") from None
+        if md5 is not None and _md5(tmp) != md5:
+            raise DataFileError(f"downloaded {url} but its md5 is not {md5} (truncated or "
+                                f"changed file); try again, or put a good copy at {path}{hint}")
+        os.replace(tmp, path)
+    except BaseException:
+        # Leave nothing behind: no partial file, and no folders this call created.
         if os.path.exists(tmp):
             os.remove(tmp)
-        raise ConnectionError(
-            f"could not download {url} ({type(err).__name__}: {err}); this machine seems to be "
-            f"offline. Download the file elsewhere and put it at {path}{hint}") from None
-    if md5 is not None and _md5(tmp) != md5:
-        os.remove(tmp)
-        raise DataFileError(f"downloaded {url} but its md5 is not {md5} (truncated or changed "
-                            f"file); try again, or put a good copy at {path}{hint}")
-    os.replace(tmp, path)
+        for folder in reversed(created):
+            try:
+                os.rmdir(folder)  # only if still empty
+            except OSError:
+                break
+        raise
     return path
+
+
+def _make_parents(folder: str) -> List[str]:
+    """``os.makedirs(folder)``; returns the folders it created, outermost first."""
+    missing = []
+    while folder and not os.path.isdir(folder):
+        missing.append(folder)
+        parent = os.path.dirname(folder)
+        if parent == folder:
+            break
+        folder = parent
+    missing.reverse()
+    for d in missing:
+        os.makedirs(d, exist_ok=True)
+    return missing
 
 
 # ----------------------------------------------------------------------------- CIFAR
@@ -217,8 +261,11 @@ class Cifar10(_ArrayDataset):
         cached = os.path.join(paddle.dataset.common.DATA_HOME, "cifar", self.archive)
         if os.path.isfile(cached):
             return cached
-        hint = (f", or set the dataset's data_file config key (e.g. -o "
-                f"DataLoader.Train.dataset.data_file=/path/to/{self.archive})")
+        hint = (f", or give its path once with -o DataLoader.Train.dataset.data_file="
+                f"/path/to/{self.archive} (DataLoader.Eval uses the same archive when its "
+                f"data_file is null). No network? Train on Fashion-MNIST instead, which the "
+                f"Debian package provides offline: apt-get install dataset-fashion-mnist && "
+                f"python tools/train.py -c configs/orthonet18_fashionmnist.yaml")
         if not allow_download:
             raise DataFileError(f"{name}: {cached} does not exist and download is false; put "
                                 f"{self.archive} there{hint}")
@@ -381,6 +428,7 @@ class ImageFolder(paddle.io.Dataset):
         transforms: callable applied to each uint8 HWC RGB image.
         num_samples: keep only the first N samples (in class, then file-name order).
         extensions: file-name endings to include.
+        channels: 3 (images decoded as RGB) or 1 (as grayscale, ``Arch.in_channels: 1``).
 
     Raises:
         DataFileError: ``root`` or the split folder is missing or holds no images; an image
@@ -389,8 +437,11 @@ class ImageFolder(paddle.io.Dataset):
 
     def __init__(self, root: str, mode: str = "train", transforms: Optional[Callable] = None,
                  num_samples: Optional[int] = None,
-                 extensions: Sequence[str] = IMAGE_EXTENSIONS):
+                 extensions: Sequence[str] = IMAGE_EXTENSIONS, channels: int = 3):
         super().__init__()
+        if channels not in (1, 3):
+            raise ValueError(f"ImageFolder: channels must be 1 or 3, got {channels!r}")
+        self.channels = channels
         self.transforms = transforms
         self.num_samples = _check_num_samples(num_samples, "ImageFolder")
         self.mode = _check_mode(mode, "ImageFolder", eval_name="val")
@@ -423,7 +474,9 @@ class ImageFolder(paddle.io.Dataset):
         path, label = self.samples[idx]
         try:
             with Image.open(path) as im:
-                img = np.asarray(im.convert("RGB"))
+                img = np.asarray(im.convert("RGB" if self.channels == 3 else "L"))
+            if img.ndim == 2:
+                img = img[:, :, None]  # HWC with one channel, as FashionMNIST gives
         except (OSError, ValueError, Image.DecompressionBombError) as err:
             raise DataFileError(f"ImageFolder: cannot read image {path} ({err}); delete or "
                                 f"replace the file") from None

@@ -60,8 +60,8 @@ def export_onnx(model_file: str, params_file: str, save_file: str,
     try:
         import paddle2onnx
     except ImportError:
-        raise ExportError("--onnx needs paddle2onnx: pip install paddle2onnx (or the package's "
-                          "onnx extra)") from None
+        raise ExportError("--onnx needs paddle2onnx: pip install paddle2onnx (a core "
+                          "dependency: pip install -e . reinstalls it)") from None
     try:
         # save_file=None returns the bytes; optimize_tool="" skips the Polygraphy pass,
         # which tries to pip-install its dependencies (fails offline) and changes nothing here.
@@ -204,7 +204,12 @@ def export_from_config(cfg: Dict[str, Any], onnx: bool = False,
     """``tools/export_model.py``: build ``Arch``, load ``Global.pretrained_model`` strictly,
     export to ``Global.save_inference_dir`` with input ``[N, *Global.image_shape]``."""
     g = cfg["Global"]
-    check_image_shape(g["image_shape"])  # before the (slow) model build
+    shape = check_image_shape(g["image_shape"])  # before the (slow) model build
+    channels = int(cfg["Arch"].get("in_channels") or 3)
+    if shape[0] != channels:
+        raise ExportError(f"Global.image_shape {shape} has {shape[0]} channel(s) but the model "
+                          f"takes {channels} (Arch.in_channels); set -o Global.image_shape="
+                          f"[{channels},{shape[1]},{shape[2]}]")
     model = load_model(cfg)
     return export_model(model, g["save_inference_dir"], g["image_shape"], onnx=onnx,
                         opset_version=opset_version, check=check)

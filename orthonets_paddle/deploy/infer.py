@@ -1,8 +1,9 @@
 """Predict the classes of image files: ``tools/infer.py`` and the notebook.
 
-Images are read with PIL (as RGB), transformed with ``Infer.transforms`` (or the eval
-loader's transforms when that is null), batched, run through a predictor (dygraph,
-Paddle Inference or ONNX Runtime) and reported as the top-k classes with softmax scores.
+Images are read with PIL (as RGB, or grayscale for a 1-channel model), transformed with
+``Infer.transforms`` (or the eval loader's transforms when that is null), batched, run
+through a predictor (dygraph, Paddle Inference or ONNX Runtime) and reported as the top-k
+classes with softmax scores.
 """
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ from .predictors import Predictor
 
 __all__ = ["InferError", "list_images", "read_image", "load_class_names", "softmax",
            "topk_predictions", "predict_images", "infer_transforms", "infer_from_config",
-           "format_predictions"]
+           "format_predictions", "model_channels"]
 
 
 class InferError(ValueError):
@@ -54,8 +55,9 @@ def list_images(path: str) -> List[str]:
     return found
 
 
-def read_image(path: str, pil: bool = False) -> Any:
-    """Decode ``path`` as RGB: a uint8 HWC array (or a PIL image with ``pil``).
+def read_image(path: str, pil: bool = False, channels: int = 3) -> Any:
+    """Decode ``path`` as RGB, or as grayscale with ``channels=1``: a uint8 HWC array
+    (``[H, W, 1]`` for grayscale), or a PIL image with ``pil``.
 
     Raises:
         FileNotFoundError: the file does not exist.
@@ -65,11 +67,14 @@ def read_image(path: str, pil: bool = False) -> Any:
         raise FileNotFoundError(f"image {path} does not exist")
     try:
         with Image.open(path) as im:
-            im = im.convert("RGB")
+            im = im.convert("L" if channels == 1 else "RGB")
     except (OSError, ValueError, Image.DecompressionBombError) as exc:
         raise InferError(f"{path} is not a readable image ({type(exc).__name__}: {exc}); remove "
                          "it or point Infer.infer_imgs at image files only") from None
-    return im if pil else np.asarray(im)
+    if pil:
+        return im
+    arr = np.asarray(im)
+    return arr[:, :, None] if arr.ndim == 2 else arr
 
 
 def load_class_names(spec: Any, num_classes: int) -> Optional[List[str]]:
@@ -136,7 +141,7 @@ def predict_images(predictor: Predictor, paths: Sequence[str],
                    transforms: Optional[Callable], batch_size: int = 8, topk: int = 5,
                    class_names: Optional[Sequence[str]] = None,
                    image_shape: Optional[Sequence[int]] = None,
-                   pil: bool = False) -> List[Dict[str, Any]]:
+                   pil: bool = False, channels: int = 3) -> List[Dict[str, Any]]:
     """Top-k predictions for image files, in batches.
 
     Args:
@@ -149,6 +154,7 @@ def predict_images(predictor: Predictor, paths: Sequence[str],
         class_names: names by class index (default: the index as a string).
         image_shape: ``[C, H, W]`` the predictor needs (exported models); ``None``: any.
         pil: hand the transforms PIL images instead of numpy arrays.
+        channels: the model's input channels; images are decoded as RGB (3) or gray (1).
 
     Returns:
         ``[{"image": path, "topk": [{"class_id", "class_name", "score"}, ...]}, ...]``.
@@ -165,12 +171,17 @@ def predict_images(predictor: Predictor, paths: Sequence[str],
         chunk = paths[start:start + batch_size]
         arrays = []
         for path in chunk:
-            img = read_image(path, pil=pil)
+            img = read_image(path, pil=pil, channels=channels)
             arr = np.asarray(transforms(img) if transforms is not None else img)
             if arr.ndim != 3 or arr.dtype == np.uint8:
                 raise InferError(f"{path}: the transforms gave a {arr.dtype} array of shape "
                                  f"{arr.shape}, not a float [C, H, W] one; end Infer.transforms "
                                  "with ToTensor (and Normalize)")
+            if arr.shape[0] != channels:
+                raise InferError(f"{path}: read with {channels} channel(s) (Arch.in_channels) but "
+                                 f"the transforms made it {arr.shape[0]}-channel (shape "
+                                 f"{list(arr.shape)}); give Normalize one mean/std per channel "
+                                 f"({channels}) in Infer.transforms")
             if image_shape is not None and list(arr.shape) != list(image_shape):
                 raise InferError(f"{path}: transformed to shape {list(arr.shape)} but the model "
                                  f"takes {list(image_shape)} (Global.image_shape); add "
@@ -186,6 +197,11 @@ def predict_images(predictor: Predictor, paths: Sequence[str],
         for path, top in zip(chunk, topk_predictions(logits, topk, class_names)):
             results.append({"image": path, "topk": top})
     return results
+
+
+def model_channels(cfg: Dict[str, Any]) -> int:
+    """The model's input channels: ``Arch.in_channels`` (3 when not set)."""
+    return int(cfg["Arch"].get("in_channels") or 3)
 
 
 def format_predictions(results: Sequence[Dict[str, Any]]) -> str:
@@ -227,8 +243,14 @@ def infer_from_config(cfg: Dict[str, Any], backend: str = "dygraph",
     else:
         predictor = create_predictor(backend, save_dir=g["save_inference_dir"], threads=threads)
         shape = check_image_shape(g["image_shape"])
+    channels = model_channels(cfg)
+    if shape is not None and shape[0] != channels:
+        raise InferError(f"Global.image_shape {shape} has {shape[0]} channel(s) but the model "
+                         f"takes {channels} (Arch.in_channels); set -o Global.image_shape="
+                         f"[{channels},{shape[1]},{shape[2]}] and export again")
     results = predict_images(predictor, paths, transforms, inf["batch_size"], inf["topk"], names,
-                             image_shape=shape, pil=ds.get("backend") == "pil")
+                             image_shape=shape, pil=ds.get("backend") == "pil",
+                             channels=channels)
     out = {"backend": backend, "results": results}
     os.makedirs(g["output_dir"], exist_ok=True)
     out["results_file"] = os.path.join(g["output_dir"], results_name)

@@ -18,7 +18,7 @@ from typing import Any, Dict, Optional
 import numpy as np
 import paddle
 
-from ..utils.threads import cpu_threads
+from ..utils.threads import check_threads, cpu_threads, set_paddle_threads
 
 __all__ = ["Predictor", "DygraphPredictor", "PaddlePredictor", "OnnxPredictor", "BACKENDS",
            "create_predictor", "inference_files", "set_dygraph_threads",
@@ -35,13 +35,7 @@ def default_threads() -> int:
 def set_dygraph_threads(threads: Optional[int]) -> None:
     """Threads of Paddle's CPU math library (dygraph); ``None`` keeps the current setting."""
     if threads is not None:
-        paddle.base.core.set_num_threads(_check_threads(threads))
-
-
-def _check_threads(threads: Any) -> int:
-    if isinstance(threads, bool) or not isinstance(threads, (int, np.integer)) or threads < 1:
-        raise ValueError(f"threads must be a positive integer, got {threads!r}")
-    return int(threads)
+        set_paddle_threads(threads)
 
 
 def _as_batch(batch: Any) -> np.ndarray:
@@ -114,7 +108,7 @@ class PaddlePredictor(Predictor):
                 raise FileNotFoundError(f"exported model file {path} not found; export the model "
                                         "first: python tools/export_model.py -c CONFIG -o "
                                         "Global.pretrained_model=WEIGHTS")
-        self.threads = _check_threads(threads if threads is not None else default_threads())
+        self.threads = check_threads(threads if threads is not None else default_threads())
         config = pi.Config(model_file, params_file)
         config.disable_gpu()
         config.disable_glog_info()  # the pass log drowns the tools' own output
@@ -163,12 +157,12 @@ class OnnxPredictor(Predictor):
         except ImportError:
             # RuntimeError, so the tools report it in one line (cli.USER_ERRORS).
             raise RuntimeError("the onnx backend needs onnxruntime: pip install onnxruntime "
-                               "(or the package's onnx extra)") from None
+                               "(a core dependency: pip install -e . reinstalls it)") from None
         if not os.path.isfile(onnx_file):
             raise FileNotFoundError(f"ONNX model {onnx_file} not found; export it first: python "
                                     "tools/export_model.py -c CONFIG -o "
                                     "Global.pretrained_model=WEIGHTS --onnx")
-        self.threads = _check_threads(threads if threads is not None else default_threads())
+        self.threads = check_threads(threads if threads is not None else default_threads())
         options = ort.SessionOptions()
         options.intra_op_num_threads = self.threads
         options.inter_op_num_threads = 1

@@ -20,7 +20,7 @@ import yaml
 from ..utils.io import write_text
 from ..utils.schema import BOOL, NON_NEGATIVE_INT, POSITIVE_INT, SchemaError, Typed
 
-__all__ = ["ConfigError", "DEFAULTS", "load_config", "apply_override", "parse_value",
+__all__ = ["ConfigError", "DEFAULTS", "load_config", "share_data_file", "apply_override", "parse_value",
            "validate_config", "save_config", "dump_config", "get_parser", "parse_args"]
 
 
@@ -37,11 +37,11 @@ DEFAULTS: Dict[str, Any] = {
         "epochs": 100,
         "eval_interval": 1,          # evaluate every N epochs (and at the last)
         "save_interval": 0,          # also keep epoch_N.* every N epochs; 0 = off
-        "print_batch_step": 10,      # record train loss every N iterations (the seed's)
+        "print_batch_step": 10,      # record train loss and log a line every N iterations
         "pretrained_model": None,    # path or URL: initialise from weights
         "checkpoints": None,         # output dir or checkpoint prefix: resume
         "use_visualdl": True,
-        "save_inference_dir": "./inference",
+        "save_inference_dir": "./output/inference",
         "image_shape": [3, 32, 32],  # export / benchmark input (C, H, W)
         "plot": True,                # loss.png / acc.png at the end
         "progress_bar": True,
@@ -249,7 +249,21 @@ def load_config(path: Optional[str], overrides: Sequence[str] = ()) -> Dict[str,
                           "model, e.g. Arch: {name: orthonet18, class_num: 10, stem: cifar} "
                           "(see configs/)")
     validate_config(cfg)
+    share_data_file(cfg)
     return cfg
+
+
+def share_data_file(cfg: Dict[str, Any]) -> None:
+    """One archive serves both splits (CIFAR's holds train and test): when
+    ``DataLoader.Eval.dataset`` is the same dataset as Train's and its ``data_file`` is
+    null or absent, it takes Train's, so ``-o DataLoader.Train.dataset.data_file=...``
+    given once trains and evaluates."""
+    loaders = cfg.get("DataLoader") or {}
+    train = (loaders.get("Train") or {}).get("dataset") or {}
+    evl = (loaders.get("Eval") or {}).get("dataset") or {}
+    if (train.get("data_file") and evl and evl.get("name") == train.get("name")
+            and evl.get("data_file") is None):
+        evl["data_file"] = train["data_file"]
 
 
 def _check_keys(section: Dict[str, Any], valid: Iterable[str], where: str) -> None:
@@ -273,6 +287,8 @@ def validate_config(cfg: Dict[str, Any]) -> None:
     from ..data import dataset_params, loader_params, transform_params
     from .losses import LOSSES
     from .optim import lr_params, optimizer_params
+    import difflib
+
     from ..models import list_models
 
     _check_keys(cfg, _SECTIONS, "config")
@@ -281,8 +297,10 @@ def validate_config(cfg: Dict[str, Any]) -> None:
     arch = cfg["Arch"]
     _check_keys(arch, _arch_params(), "Arch")
     if arch.get("name") not in list_models():
-        raise ConfigError(f"Arch.name: unknown model {arch.get('name')!r}; "
-                          + _near(arch.get("name"), list_models()))
+        near = difflib.get_close_matches(str(arch.get("name")), list_models(), n=3, cutoff=0.5)
+        hint = f"did you mean {' or '.join(near)}? " if near else ""
+        raise ConfigError(f"Arch.name: unknown model {arch.get('name')!r}; {hint}registered "
+                          f"models: {', '.join(list_models())}")
 
     loss = cfg["Loss"]
     if loss.get("name") not in LOSSES:

@@ -9,7 +9,7 @@ from typing import Any, Dict
 import numpy as np
 import paddle
 
-from ..utils.threads import cpu_threads
+from ..utils.threads import set_paddle_threads
 
 __all__ = ["RunEnv", "setup_env", "seed_everything", "rng_state", "set_rng_state"]
 
@@ -38,7 +38,8 @@ def setup_env(device: str = "auto") -> RunEnv:
     ``python -m paddle.distributed.launch`` (gloo on CPU, NCCL on GPU)."""
     if device == "gpu" and not _gpu_available():
         raise RuntimeError("Global.device is gpu but no CUDA GPU is visible to Paddle; install "
-                           "paddlepaddle-gpu and check nvidia-smi, or set -o Global.device=cpu")
+                           "Paddle's CUDA build (README: On a GPU) and check nvidia-smi, or set "
+                           "-o Global.device=cpu")
     use_gpu = device == "gpu" or (device == "auto" and _gpu_available())
     world = int(os.environ.get("PADDLE_TRAINERS_NUM", "1"))
     if use_gpu:
@@ -48,7 +49,7 @@ def setup_env(device: str = "auto") -> RunEnv:
         paddle.set_device("cpu")
         # Paddle uses one CPU thread unless told otherwise: use the user's OMP_NUM_THREADS,
         # else share the cores among ranks.
-        paddle.base.core.set_num_threads(cpu_threads(world))
+        set_paddle_threads(ranks=world)
     if world > 1:
         paddle.distributed.init_parallel_env()
     return RunEnv(device="gpu" if use_gpu else "cpu", rank=paddle.distributed.get_rank(),

@@ -1,13 +1,16 @@
 """Run records (the seed's shape), metrics.json, VisualDL and the progress bar."""
 from __future__ import annotations
 
+import datetime
 import logging
 import sys
+import time
 from typing import Any, Dict, Optional
 
 from ..utils.io import write_json  # noqa: F401  (re-exported)
 
-__all__ = ["get_logger", "new_records", "VisualDLWriter", "write_json", "progress"]
+__all__ = ["get_logger", "new_records", "VisualDLWriter", "write_json", "progress",
+           "step_line", "log_line"]
 
 
 def get_logger(name: str = "orthonets_paddle", quiet: bool = False) -> logging.Logger:
@@ -54,9 +57,41 @@ class VisualDLWriter:
 
 
 def progress(iterable, total: int, desc: str, enabled: bool):
-    """A tqdm bar (loss, acc, images/s and ETA go in its postfix), or the bare iterable."""
-    if not enabled:
+    """A tqdm bar (loss, acc, images/s and ETA go in its postfix), or the bare iterable.
+
+    The bar is drawn only when stdout is a terminal: redirected to a file, its carriage
+    returns would fill the log, which gets the ``step_line`` lines instead.
+    """
+    if not enabled or not sys.stdout.isatty():
         return iterable
     from tqdm import tqdm
     return tqdm(iterable, total=total, desc=desc, dynamic_ncols=True, leave=False,
                 mininterval=1.0, file=sys.stdout)
+
+
+def step_line(epoch: int, epochs: int, step: int, steps: int, lr: float, loss: float,
+              acc: float, images_per_sec: float, eta_seconds: float) -> str:
+    """A PaddleClas-style progress line, e.g. ``[Train][Epoch 1/2][Iter: 10/468]lr: 0.10000,
+    loss: 2.30126, top1: 0.10938, ips: 812.3 images/s, eta: 0:05:02``.
+
+    Args:
+        epoch: 1-based epoch; ``epochs`` the run's total.
+        step: 1-based iteration within the epoch; ``steps`` the epoch's total.
+        lr: current learning rate.
+        loss: mean training loss of the epoch so far.
+        acc: mean top-1 accuracy of the epoch so far.
+        images_per_sec: training throughput of the epoch so far (all ranks).
+        eta_seconds: estimated time to the end of training.
+    """
+    eta = datetime.timedelta(seconds=int(max(0.0, eta_seconds)))
+    return (f"[Train][Epoch {epoch}/{epochs}][Iter: {step}/{steps}]lr: {lr:.5f}, "
+            f"loss: {loss:.5f}, top1: {acc:.5f}, ips: {images_per_sec:.1f} images/s, eta: {eta}")
+
+
+def log_line(log: logging.Logger, bar: Any, text: str) -> None:
+    """Log ``text``; above the tqdm ``bar`` when one is drawn, so the bar stays intact."""
+    if hasattr(bar, "write") and hasattr(bar, "set_postfix"):
+        if log.isEnabledFor(logging.INFO):
+            bar.write(f"[{time.strftime('%H:%M:%S')}] {text}", file=sys.stdout)
+    else:
+        log.info(text)

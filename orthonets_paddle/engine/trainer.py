@@ -16,13 +16,15 @@ import paddle
 
 from .config import dump_config, save_config
 from ..data import build_dataloader, set_epoch
+from ..data.datasets import check_channels
 from ..models import build_model_from_config
 from ..models.pretrained import load_pretrained
 from .checkpoint import (MANIFEST, CheckpointError, RunFolderError, RunLock, arch_identity,
                          holds_run, identity_diff, load_checkpoint, load_optimizer_state,
                          optimizer_state, save_checkpoint, save_set)
 from .env import RunEnv, rng_state, seed_everything, set_rng_state, setup_env
-from .logger import VisualDLWriter, get_logger, new_records, progress, write_json
+from .logger import (VisualDLWriter, get_logger, log_line, new_records, progress, step_line,
+                     write_json)
 from .losses import build_loss
 from .optim import build_optimizer
 
@@ -67,9 +69,14 @@ def train_one_epoch(model, loader, loss_fn, optimizer, scheduler, epoch: int, en
     model.train()
     total_loss = total_correct = total_seen = 0.0
     start = time.perf_counter()
-    bar = progress(loader, len(loader), f"epoch {epoch + 1}/{g['epochs']}",
+    steps = len(loader)
+    bar = progress(loader, steps, f"epoch {epoch + 1}/{g['epochs']}",
                    g["progress_bar"] and env.is_main)
-    for images, labels in bar:
+    log = get_logger(quiet=not env.is_main)
+    for i, (images, labels) in enumerate(bar):
+        if i == 0:  # the real cause, before the first conv reports a weight-shape error
+            check_channels(images.shape[1], int((cfg.get("Arch") or {}).get("in_channels") or 3),
+                           "DataLoader.Train")
         labels = labels.reshape([-1]).astype("int64")
         if scaler is not None:
             with paddle.amp.auto_cast(level=cfg["AMP"]["level"]):
@@ -82,6 +89,7 @@ def train_one_epoch(model, loader, loss_fn, optimizer, scheduler, epoch: int, en
         if not math.isfinite(loss_value):
             raise NonFiniteLossError(_nonfinite_message(
                 f"loss is {loss_value} at epoch {epoch + 1}, iteration {state['global_step'] + 1}", g))
+        lr = optimizer.get_lr()  # this iteration's rate (the scheduler steps after it)
         if scaler is not None:
             scaler.scale(loss).backward()
             scaler.minimize(optimizer, loss)
@@ -100,11 +108,17 @@ def train_one_epoch(model, loader, loss_fn, optimizer, scheduler, epoch: int, en
             records["loss_record"]["train"]["loss"].append(loss_value)
             records["loss_record"]["train"]["iter"].append(state["global_step"])
             vdl.add_scalar("train/loss", loss_value, state["global_step"])
-            vdl.add_scalar("train/lr", optimizer.get_lr(), state["global_step"])
+            vdl.add_scalar("train/lr", lr, state["global_step"])
+            elapsed = max(time.perf_counter() - start, 1e-9)
+            left = (steps - i - 1) + (g["epochs"] - epoch - 1) * steps  # training steps to go
+            log_line(log, bar, step_line(
+                epoch + 1, g["epochs"], i + 1, steps, lr, total_loss / total_seen,
+                total_correct / total_seen, total_seen * env.world_size / elapsed,
+                left * elapsed / (i + 1)))
         if bar is not loader:
             ips = total_seen * env.world_size / max(time.perf_counter() - start, 1e-9)
             bar.set_postfix(loss=f"{loss_value:.4f}", acc=f"{total_correct / total_seen:.4f}",
-                            lr=f"{optimizer.get_lr():.2e}", ips=f"{ips:.0f} img/s", refresh=False)
+                            lr=f"{lr:.2e}", ips=f"{ips:.0f} img/s", refresh=False)
     sums = _all_reduce(np.array([total_loss, total_correct, total_seen]), env)
     elapsed = time.perf_counter() - start
     return {"loss": sums[0] / max(sums[2], 1), "acc": sums[1] / max(sums[2], 1),

@@ -9,6 +9,7 @@ import tempfile
 import urllib.error
 import urllib.parse
 import urllib.request
+import warnings
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional, Tuple
 
@@ -42,21 +43,36 @@ class LoadReport:
     def clean(self) -> bool:
         return not (self.missing or self.unexpected or self.mismatched)
 
-    def summary(self) -> str:
+    def summary(self, limit: int = 5) -> str:
+        """What loaded and what did not, naming at most ``limit`` keys per kind."""
+        def some(keys: List[str]) -> str:
+            more = f" and {len(keys) - limit} more" if len(keys) > limit else ""
+            return ", ".join(keys[:limit]) + more
+
         lines = [f"loaded {len(self.loaded)} tensors from {self.path}"]
         if self.skipped_classifier:
-            lines.append("classifier skipped (different number of classes): it keeps its "
-                         "fresh initialisation, as for fine-tuning")
+            lines.append("classifier skipped (the file has another number of classes): it keeps "
+                         "its fresh initialisation, as for fine-tuning")
         if self.mismatched:
-            lines.append("shape mismatches (kept the model's own): " + ", ".join(
-                f"{k} file {list(a)} vs model {list(b)}" for k, a, b in self.mismatched))
+            lines.append(f"{len(self.mismatched)} shape mismatches (kept the model's own): " + some(
+                [f"{k} file {list(a)} vs model {list(b)}" for k, a, b in self.mismatched]))
         if self.missing:
-            lines.append(f"missing in file ({len(self.missing)}): " + ", ".join(self.missing[:20])
-                         + (" ..." if len(self.missing) > 20 else ""))
+            lines.append(f"missing in file ({len(self.missing)}): {some(self.missing)}")
         if self.unexpected:
-            lines.append(f"unexpected in file ({len(self.unexpected)}): "
-                         + ", ".join(self.unexpected[:20]) + (" ..." if len(self.unexpected) > 20 else ""))
+            lines.append(f"unexpected in file ({len(self.unexpected)}): {some(self.unexpected)}")
+        cause = self.cause()
+        if cause:
+            lines.append(cause)
         return "; ".join(lines)
+
+    def cause(self) -> str:
+        """The likely reason the file does not fit, or ``""``."""
+        if len(self.mismatched) > 1 or (self.missing and self.unexpected):
+            return ("the file was saved from another model: check that Arch (name, width, stem, "
+                    "in_channels, class_num) is the one the weights were trained with")
+        if self.missing and not self.unexpected:
+            return "the file holds only part of this model"
+        return ""
 
 
 def cache_dir() -> str:
@@ -139,6 +155,14 @@ def load_state_file(path: str) -> Dict[str, np.ndarray]:
     return state
 
 
+def _only_classes_differ(file_shape: tuple, model_shape: tuple) -> bool:
+    """A classifier weight ``[features, classes]`` or bias ``[classes]`` that differs only in
+    its last (class) axis: another class count, not another model."""
+    file_shape, model_shape = tuple(file_shape), tuple(model_shape)
+    return (len(file_shape) == len(model_shape) and file_shape[:-1] == model_shape[:-1]
+            and file_shape[-1] != model_shape[-1])
+
+
 def load_pretrained(model: paddle.nn.Layer, path: str, strict: bool = False,
                     skip_mismatched_classifier: bool = True, verbose: bool = True,
                     sha256: Optional[str] = None) -> LoadReport:
@@ -169,7 +193,8 @@ def load_pretrained(model: paddle.nn.Layer, path: str, strict: bool = False,
             continue
         value = np.asarray(value)
         if tuple(value.shape) != tuple(own[key].shape):
-            if key.startswith("fc.") and skip_mismatched_classifier and not strict:
+            if (key.startswith("fc.") and skip_mismatched_classifier and not strict
+                    and _only_classes_differ(value.shape, own[key].shape)):
                 report.skipped_classifier = True
             else:
                 report.mismatched.append((key, tuple(value.shape), tuple(own[key].shape)))
@@ -177,8 +202,12 @@ def load_pretrained(model: paddle.nn.Layer, path: str, strict: bool = False,
         to_set[key] = value
     report.missing = [k for k in own if k not in state]
     if strict and not report.clean:
-        raise WeightsError(f"weights do not fit {type(model).__name__} (strict): {report.summary()}")
-    model.set_state_dict(to_set)
+        raise WeightsError(f"weights do not fit {getattr(model, 'arch', type(model).__name__)} "
+                           f"(strict): {report.summary()}")
+    with warnings.catch_warnings():
+        # Paddle warns once per key it does not find; the report lists them in one line.
+        warnings.filterwarnings("ignore", message="Skip loading for")
+        model.set_state_dict(to_set)
     report.loaded = sorted(to_set)
     if verbose and (not report.clean or report.skipped_classifier):
         logger.warning("pretrained weights: %s", report.summary())

@@ -1,0 +1,138 @@
+"""OrthoNet (and its relatives) as a PaddleDetection backbone.
+
+OrthoNets: Salman et al., "OrthoNets: Orthogonal Channel Attention Networks",
+arXiv 2311.03071; the authors evaluate it on COCO as the backbone of a Faster
+R-CNN with FPN. The backbone is this package's ResNet family with
+``features_only=True``; PaddleDetection's conventions are kept (``inputs['image']``
+in, a list of stage maps out, ``out_shape`` as ``ShapeSpec``, ``return_idx`` with
+0 meaning res2, ``freeze_at``, ``freeze_norm``, ``norm_type``, ``lr_mult_list``).
+
+Parameter names are the classification model's under ``backbone.body.`` (``conv1``,
+``bn1``, ``layer1.0.conv1``, ``layer1.0.att.filters``, ...), so PaddleDetection's
+``pretrain_weights`` (it matches names by suffix) loads a classification
+``.pdparams`` of this package into the backbone and leaves out only ``fc``.
+"""
+from __future__ import annotations
+
+from numbers import Integral
+from typing import List, Sequence, Union
+
+import paddle.nn as nn
+from paddle.regularizer import L2Decay
+from ppdet.core.workspace import register, serializable
+from ppdet.modeling.shape_spec import ShapeSpec
+
+from ..models import build_model
+
+__all__ = ["OrthoNet", "DEPTHS", "SQUEEZES", "NORM_TYPES"]
+
+DEPTHS = (18, 34, 50, 101, 152)
+# None: a plain ResNet (the baseline with the same code path).
+SQUEEZES = ("ortho", "dct", "avg", "random", None)
+# PaddleDetection's names; 'frozen_bn' is the same as freeze_norm=True.
+NORM_TYPES = ("bn", "sync_bn", "frozen_bn")
+_BN_TYPES = (nn.BatchNorm2D, nn.SyncBatchNorm)
+
+
+def _check(name: str, value, valid: Sequence) -> None:
+    if value not in valid:
+        raise ValueError(f"OrthoNet backbone: unknown {name} {value!r}; valid: "
+                         f"{', '.join(map(str, valid))}")
+
+
+@register
+@serializable
+class OrthoNet(nn.Layer):
+    """OrthoNet / OrthoNet-MOD (and FcaNet, SE-ResNet, ResNet) backbone.
+
+    Args:
+        depth (int): 18, 34, 50, 101 or 152.
+        squeeze (str|None): attention filter bank: ``ortho`` (OrthoNet), ``dct``
+            (FcaNet), ``avg`` (SENet), ``random``, or None (plain ResNet).
+        position (str): ``post`` (OrthoNet) or ``mod`` (OrthoNet-MOD, depth >= 50).
+        input_size (int): the classification input size the filter banks are made
+            for (256 for the authors' OrthoNets, as their mmdetection backbone);
+            detection inputs of any size are pooled to the filter size.
+        width (int): base channels (64 is the standard ResNet; smaller for tests).
+        reduction (int): excitation reduction ratio.
+        seed (int): seed of the random filter banks (pretrained weights bring theirs).
+        norm_type (str): ``bn``, ``sync_bn`` or ``frozen_bn`` (shared with the
+            global ``norm_type`` key, as PaddleDetection's ResNet).
+        norm_decay (float): L2 weight decay of the norm layers' scale and shift.
+        freeze_norm (bool): norm layers use their running statistics and their
+            scale and shift are not trained (PaddleDetection's default).
+        freeze_at (int): the stem and stages ``0..freeze_at`` are frozen
+            (0 = res2 as in PaddleDetection; -1 freezes nothing).
+        return_idx (list[int]): stages whose maps are returned (0 = res2, stride 4).
+        lr_mult_list (list[float]): learning-rate multipliers of the four stages.
+    """
+
+    __shared__ = ["norm_type"]
+
+    def __init__(self, depth: int = 50, squeeze: Union[str, None] = "ortho",
+                 position: str = "post", input_size: int = 256, width: int = 64,
+                 reduction: int = 16, seed: int = 0, norm_type: str = "bn",
+                 norm_decay: float = 0.0, freeze_norm: bool = True, freeze_at: int = 0,
+                 return_idx: Sequence[int] = (0, 1, 2, 3),
+                 lr_mult_list: Sequence[float] = (1.0, 1.0, 1.0, 1.0)):
+        super().__init__()
+        _check("depth", depth, DEPTHS)
+        _check("squeeze", squeeze, SQUEEZES)
+        _check("norm_type", norm_type, NORM_TYPES)
+        if position == "mod" and depth < 50:
+            raise ValueError("OrthoNet backbone: position 'mod' needs a Bottleneck "
+                             f"(depth 50, 101 or 152), got depth {depth}; use position 'post'")
+        if isinstance(return_idx, Integral):
+            return_idx = [return_idx]
+        return_idx = list(return_idx)
+        if not return_idx or any(i not in (0, 1, 2, 3) for i in return_idx) \
+                or return_idx != sorted(set(return_idx)):
+            raise ValueError("OrthoNet backbone: return_idx must be increasing stage numbers "
+                             f"among 0, 1, 2, 3 (0 = res2), got {return_idx!r}")
+        if len(lr_mult_list) != 4:
+            raise ValueError(f"OrthoNet backbone: lr_mult_list needs 4 values (one per stage), "
+                             f"got {list(lr_mult_list)!r}")
+        if not isinstance(freeze_at, Integral) or not -1 <= freeze_at <= 3:
+            raise ValueError(f"OrthoNet backbone: freeze_at must be -1 (nothing) or a stage "
+                             f"0-3 (0 = res2), got {freeze_at!r}")
+        frozen = freeze_norm or norm_type == "frozen_bn"
+        norm = "frozen_bn" if frozen else norm_type
+        name = f"resnet{depth}"
+        self.body = build_model(name, squeeze=squeeze, position=position, input_size=input_size,
+                                width=width, reduction=reduction, seed=seed, norm=norm,
+                                features_only=True, out_indices=tuple(return_idx))
+        self.depth, self.squeeze, self.position = depth, squeeze, position
+        self.norm_type, self.freeze_norm, self.freeze_at = norm_type, frozen, freeze_at
+        self.return_idx = return_idx
+        self._out_channels = [f["num_chs"] for f in self.body.feature_info]
+        self._out_strides = [f["reduction"] for f in self.body.feature_info]
+
+        # stages after the last returned one never run: drop them (PaddleDetection's
+        # num_stages), so no parameter is left without a gradient
+        for i in range(max(return_idx) + 1, 4):
+            delattr(self.body, f"layer{i + 1}")
+            setattr(self.body, f"layer{i + 1}", None)
+        stages = [self.body.layer1, self.body.layer2, self.body.layer3, self.body.layer4]
+        stages = stages[:max(return_idx) + 1]
+        for stage, mult in zip(stages, lr_mult_list):
+            for p in stage.parameters():
+                p.optimize_attr["learning_rate"] = float(mult)
+        for layer in self.body.sublayers():
+            if isinstance(layer, _BN_TYPES):
+                for p in (layer.weight, layer.bias):
+                    p.regularizer = L2Decay(norm_decay)
+                    if frozen:
+                        p.stop_gradient = True
+        if freeze_at >= 0:
+            for layer in [self.body.conv1, self.body.bn1] + stages[:freeze_at + 1]:
+                for p in layer.parameters():
+                    p.stop_gradient = True
+
+    @property
+    def out_shape(self) -> List[ShapeSpec]:
+        """Channels and strides of the returned maps, in ``return_idx`` order."""
+        return [ShapeSpec(channels=c, stride=s)
+                for c, s in zip(self._out_channels, self._out_strides)]
+
+    def forward(self, inputs):
+        return self.body(inputs["image"])
