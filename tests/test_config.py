@@ -53,7 +53,7 @@ def test_seed_recipe_is_in_the_config():
     ("DataLoader.Train.dataset.transforms[9].RandomCrop.size=3", "list of 6 items"),
     ("Global.epochs", "must look like Section.key=value"),
     ("Global.device=tpu", "Global.device must be one of auto, cpu, gpu, got 'tpu'"),
-    ("Global.epochs=0", "Global.epochs must be an integer >= 1, got 0"),
+    ("Global.epochs=0", "Global.epochs must be a positive integer, got 0"),
 ])
 def test_bad_overrides_name_the_nearest_key(override, message):
     with pytest.raises(ConfigError, match=message.replace("[", r"\[").replace("(", r"\(")):
@@ -103,11 +103,11 @@ def test_apply_override_does_not_create_keys_silently():
     ("Global.save_interval=-1", "Global.save_interval must be an integer >= 0, got -1"),
     ("Global.use_visualdl=maybe", "Global.use_visualdl must be true or false, got 'maybe'"),
     ("Global.overwrite=yes please", "Global.overwrite must be true or false"),
-    ("Global.image_shape=[3,32]", "Global.image_shape must be a list of 3 items, each an integer >= 1"),
-    ("DataLoader.Train.batch_size=0", "DataLoader.Train.batch_size must be an integer >= 1, got 0"),
+    ("Global.image_shape=[3,32]", "Global.image_shape must be a list of 3 items, each a positive integer"),
+    ("DataLoader.Train.batch_size=0", "DataLoader.Train.batch_size must be a positive integer, got 0"),
     ("DataLoader.Eval.num_workers=-2", "DataLoader.Eval.num_workers must be an integer >= 0"),
     ("DataLoader.Train.dataset.num_samples=abc", "DataLoader.Train.dataset.num_samples must be"),
-    ("Arch.class_num=ten", "Arch.class_num must be an integer >= 1, got 'ten'"),
+    ("Arch.class_num=ten", "Arch.class_num must be a positive integer, got 'ten'"),
     ("AMP.level=O3", "AMP.level must be one of O1, O2"),
 ])
 def test_mistyped_values_are_one_error_naming_the_key(override, message):

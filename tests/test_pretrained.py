@@ -118,15 +118,15 @@ class _Served:
 def test_cache_is_keyed_by_the_full_url(monkeypatch, tmp_path):
     """Two URLs with the same file name are two cache entries, each with its own weights."""
     monkeypatch.setenv("ORTHONETS_HOME", str(tmp_path / "home"))
-    a = build_model("orthonet18", num_classes=10, seed=1, **SMALL)
-    b = build_model("orthonet18", num_classes=10, seed=2, **SMALL)
-    paddle.seed(5)
-    b2 = build_model("orthonet18", num_classes=10, seed=2, **SMALL)
-    blobs = {}
-    for key, model in (("a", a), ("b", b2)):
-        p = tmp_path / f"{key}.pdparams"
+    sources, blobs = [], {}
+    for i, url in enumerate(("https://one.example/x/w.pdparams", "https://two.example/y/w.pdparams")):
+        paddle.seed(10 + i)  # different classifier initialisations
+        model = build_model("orthonet18", num_classes=10, **SMALL)
+        p = tmp_path / f"{i}.pdparams"
         paddle.save(model.state_dict(), str(p))
-        blobs[f"https://one.example/{key}/w.pdparams".replace(f"/{key}/", "/x/" if key == "a" else "/y/")] = p.read_bytes()
+        sources.append(model)
+        blobs[url] = p.read_bytes()
+    assert not np.array_equal(sources[0].fc.weight.numpy(), sources[1].fc.weight.numpy())
     served = []
 
     def fake(url, timeout=None):
@@ -134,15 +134,12 @@ def test_cache_is_keyed_by_the_full_url(monkeypatch, tmp_path):
         return _Served(blobs[url])
 
     monkeypatch.setattr(urllib.request, "urlopen", fake)
-    urls = sorted(blobs)
-    m1 = build_model("orthonet18", num_classes=10, **SMALL)
-    m2 = build_model("orthonet18", num_classes=10, **SMALL)
-    load_pretrained(m1, urls[0])
-    load_pretrained(m2, urls[1])
-    assert served == urls and cache_path(urls[0]) != cache_path(urls[1])
-    np.testing.assert_array_equal(m1.fc.weight.numpy(), a.fc.weight.numpy())
-    np.testing.assert_array_equal(m2.fc.weight.numpy(), b2.fc.weight.numpy())
-    assert not np.array_equal(a.fc.weight.numpy(), b2.fc.weight.numpy())
+    for url, src in zip(blobs, sources):
+        model = build_model("orthonet18", num_classes=10, **SMALL)
+        load_pretrained(model, url)
+        np.testing.assert_array_equal(model.fc.weight.numpy(), src.fc.weight.numpy())
+    assert served == list(blobs)  # each URL downloaded once, neither served from the other's file
+    assert len({cache_path(u) for u in blobs}) == 2
 
 
 def test_download_checked_against_sha256(monkeypatch, tmp_path, saved):

@@ -32,6 +32,7 @@ from PIL import Image
 
 from ..utils.hints import did_you_mean
 from ..utils.io import UnsafePickleError, safe_load
+from ..utils.schema import POSITIVE_INT, Typed
 from .transforms import build_transforms
 
 __all__ = ["DATASETS", "DataFileError", "build_dataset", "dataset_params", "Cifar10",
@@ -68,13 +69,7 @@ class DataFileError(ValueError):
 
 # ----------------------------------------------------------------------------- helpers
 def _check_num_samples(num_samples: Optional[int], owner: str) -> Optional[int]:
-    if num_samples is None:
-        return None
-    if isinstance(num_samples, bool) or not isinstance(num_samples, (int, np.integer)) \
-            or num_samples < 1:
-        raise ValueError(f"{owner}: num_samples must be a positive integer or null (all "
-                         f"samples), got {num_samples!r}")
-    return int(num_samples)
+    return Typed("int", min=1, null=True)(f"{owner}: num_samples (null: all samples)", num_samples)
 
 
 def _check_mode(mode: str, owner: str, eval_name: str = "test") -> str:
@@ -510,8 +505,7 @@ class Synthetic(_ArrayDataset):
         super().__init__(transforms, 64 if num_samples is None else num_samples)
         for key, v in (("image_size", image_size), ("num_classes", num_classes),
                        ("channels", channels)):
-            if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
-                raise ValueError(f"Synthetic: {key} must be a positive integer, got {v!r}")
+            POSITIVE_INT(f"Synthetic: {key}", v)
         self.mode = _check_mode(mode, "Synthetic")
         self.num_classes = int(num_classes)
         self.class_names = [str(i) for i in range(self.num_classes)]

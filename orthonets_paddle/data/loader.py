@@ -14,6 +14,7 @@ from paddle.io import BatchSampler, DataLoader, Dataset, DistributedBatchSampler
 from paddle.io.dataloader.collate import default_collate_fn
 
 from ..utils.hints import did_you_mean
+from ..utils.schema import NON_NEGATIVE_INT, POSITIVE_INT
 from .datasets import DataFileError, build_dataset, dataset_params
 from .transforms import build_transforms
 
@@ -227,15 +228,11 @@ def build_dataloader(loader_cfg: Dict[str, Any], mode: str, seed: int = 0,
     if not isinstance(cfg["dataset"], dict):
         raise ValueError("DataLoader: 'dataset' must be a mapping like {name: Cifar10, "
                          "transforms: [...]}")
-    batch_size = cfg["batch_size"]
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-        raise ValueError(f"DataLoader: batch_size must be a positive integer, got {batch_size!r}")
+    batch_size = POSITIVE_INT("DataLoader: batch_size", cfg["batch_size"])
     for key in ("shuffle", "drop_last", "use_shared_memory"):
         if not isinstance(cfg[key], bool):
             raise ValueError(f"DataLoader: {key} must be true or false, got {cfg[key]!r}")
-    workers = cfg["num_workers"]
-    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 0:
-        raise ValueError(f"DataLoader: num_workers must be an integer >= 0, got {workers!r}")
+    workers = NON_NEGATIVE_INT("DataLoader: num_workers", cfg["num_workers"])
 
     ds_cfg = dict(cfg["dataset"])
     transforms = build_transforms(ds_cfg.pop("transforms", None), backend=ds_cfg.get("backend"))

@@ -19,6 +19,7 @@ import paddle
 import paddle.nn.functional as F
 
 from ..utils.io import write_json
+from ..utils.schema import Typed
 from .predictors import (BACKENDS, DygraphPredictor, OnnxPredictor, PaddlePredictor,
                          default_threads, inference_files, set_dygraph_threads)
 
@@ -31,9 +32,7 @@ BACKEND_LABELS = {"dygraph": "dygraph", "paddle": "Paddle Inference", "onnx": "O
 
 
 def _positive(name: str, value: Any, minimum: int = 1) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
-        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
-    return int(value)
+    return Typed("int", min=minimum)(name, value)
 
 
 def latency_stats(times: Sequence[float], batch_size: int) -> Dict[str, Any]:

@@ -15,6 +15,7 @@ from PIL import Image
 
 from ..data.datasets import IMAGE_EXTENSIONS
 from ..data.transforms import build_transforms
+from ..utils.schema import POSITIVE_INT, SchemaError
 from .predictors import Predictor
 
 __all__ = ["InferError", "list_images", "read_image", "load_class_names", "softmax",
@@ -162,10 +163,11 @@ def predict_images(predictor: Predictor, paths: Sequence[str],
     Raises:
         InferError: an image cannot be decoded, or its transformed shape does not fit.
     """
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-        raise InferError(f"Infer.batch_size must be a positive integer, got {batch_size!r}")
-    if isinstance(topk, bool) or not isinstance(topk, int) or topk < 1:
-        raise InferError(f"Infer.topk must be a positive integer, got {topk!r}")
+    try:
+        POSITIVE_INT("Infer.batch_size", batch_size)
+        POSITIVE_INT("Infer.topk", topk)
+    except SchemaError as exc:
+        raise InferError(str(exc)) from None
     results: List[Dict[str, Any]] = []
     for start in range(0, len(paths), batch_size):
         chunk = paths[start:start + batch_size]

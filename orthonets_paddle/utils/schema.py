@@ -6,6 +6,7 @@ error naming the full key and what is allowed, before anything runs.
 from __future__ import annotations
 
 import math
+import numbers
 import re
 from typing import Any, Optional, Sequence
 
@@ -52,6 +53,8 @@ class Typed:
             text = f"a list of {self.length} items" if self.length else "a list"
             if self.item is not None:
                 text += f", each {self.item.describe()}"
+        elif self.kind == "int" and self.min == 1 and not self.min_open and self.max is None:
+            text = "a positive integer"
         else:
             text = "an integer" if self.kind == "int" else "a number"
             bounds = []
@@ -62,6 +65,9 @@ class Typed:
             if bounds:
                 text += " " + " and ".join(bounds)
         return text + (" or null" if self.null else "")
+
+    def __call__(self, key: str, value: Any) -> Any:
+        return self.check(key, value)
 
     def check(self, key: str, value: Any) -> Any:
         """Return ``value`` (a number written as text, e.g. YAML's ``5e-4``, as a float) or
@@ -88,11 +94,12 @@ class Typed:
         else:
             if isinstance(value, str) and self.kind == "number" and _NUMBER.match(value.strip()):
                 value = float(value)  # PyYAML reads 5e-4 (no dot) as text
-            if isinstance(value, bool) or not isinstance(value, (int, float)):
+            if isinstance(value, bool) or not isinstance(value, numbers.Real):
                 self._fail(key, value)
-            if self.kind == "int" and not isinstance(value, int):
-                if not (isinstance(value, float) and value.is_integer()):
-                    self._fail(key, value)
+            if self.kind == "int":
+                if not isinstance(value, numbers.Integral):
+                    if not float(value).is_integer():
+                        self._fail(key, value)
                 value = int(value)
             if not math.isfinite(value):
                 self._fail(key, value)
