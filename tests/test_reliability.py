@@ -222,6 +222,24 @@ def test_mixed_latest_is_refused_naming_the_consistent_sets(archive, finished, t
     assert snapshot(run) == before
 
 
+def test_save_cut_before_its_manifest_moved_still_resumes(archive, finished, tmp_path):
+    """All parts renamed, the new manifest still staged as -next: the set is whole."""
+    run = copy_run(finished, tmp_path / "run")
+    os.replace(run / "latest.manifest.json", run / "latest.manifest-next.json")
+    shutil.copy(run / "epoch_1.manifest.json", run / "latest.manifest.json")  # the older save's
+    manifest = verify_set(str(run / "latest"))
+    assert manifest is not None and manifest["epoch"] == 1
+    res = train(load_config(CFG, tiny(archive, run, f"Global.checkpoints={run}", epochs=3)))
+    assert len(res["records"]["epochs"]) == 3
+
+
+def test_a_manifest_of_another_set_does_not_vouch_for_latest(finished, tmp_path):
+    run = copy_run(finished, tmp_path / "run")
+    shutil.copy(run / "epoch_1.manifest.json", run / "latest.manifest.json")
+    assert verify_set(str(run / "latest")) is None
+    assert verify_set(str(run / "epoch_1")) is not None
+
+
 def test_every_manifest_matches_its_files(finished):
     for prefix in ("latest", "epoch_1", "epoch_2", "best_model", "final_model"):
         manifest = json.load(open(finished / f"{prefix}.manifest.json"))

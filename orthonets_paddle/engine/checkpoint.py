@@ -176,13 +176,14 @@ def _matches(manifest: Dict[str, Any], folder: str) -> bool:
     return True
 
 
-def verify_set(prefix: str) -> Optional[Dict[str, Any]]:
+def verify_set(prefix: str, parts=_PARTS) -> Optional[Dict[str, Any]]:
     """The manifest that ``prefix``'s files match as a whole, or None (mixed, missing
-    or unrecorded)."""
+    or unrecorded). The manifest must list ``prefix`` + each of ``parts``."""
     folder = os.path.dirname(os.path.abspath(prefix))
+    own = {os.path.basename(prefix) + p for p in parts}
     for candidate in (prefix + MANIFEST, prefix + _NEXT):
         manifest = _read_manifest(candidate)
-        if manifest is not None and _matches(manifest, folder):
+        if manifest is not None and own <= set(manifest["files"]) and _matches(manifest, folder):
             return manifest
     return None
 
@@ -193,9 +194,10 @@ def consistent_sets(folder: str, resumable: bool = True) -> List[str]:
     out = []
     for path in sorted(glob.glob(os.path.join(glob.escape(folder), "*" + MANIFEST))):
         prefix = path[: -len(MANIFEST)]
-        if resumable and not all(os.path.isfile(prefix + s) for s in _PARTS):
+        parts = _PARTS if resumable else (".pdparams",)
+        if not all(os.path.isfile(prefix + s) for s in parts):
             continue
-        if verify_set(prefix) is not None:
+        if verify_set(prefix, parts) is not None:
             out.append(prefix)
     return out
 
