@@ -388,4 +388,4 @@ def test_loader_eval_defaults_and_errors(cifar10_file):
     with pytest.raises(ValueError, match="batch_size"):
         build_dataloader({"dataset": cfg["dataset"]}, "train")
     assert loader_params() == ["dataset", "batch_size", "shuffle", "drop_last", "num_workers",
-                               "use_shared_memory"]
+                               "use_shared_memory", "skip_bad_images"]

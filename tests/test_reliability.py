@@ -122,6 +122,29 @@ def test_loader_raises_the_dataset_error_in_the_main_process(tmp_path):
     assert loader.dataset.class_names == ["a", "b"]  # attributes pass through the guard
 
 
+@pytest.mark.parametrize("workers", [0, 2])
+def test_skip_bad_images_leaves_them_out_with_a_warning(tmp_path, workers, caplog):
+    bad = _image_folder(tmp_path / "imgs", "text.png")
+    (tmp_path / "imgs" / "b" / "zero.jpg").write_bytes(b"")
+    loader = build_dataloader({"dataset": {"name": "ImageFolder", "root": str(tmp_path / "imgs"),
+                                           "transforms": [{"ToTensor": {}}]},
+                               "batch_size": 2, "shuffle": False, "num_workers": workers,
+                               "skip_bad_images": True}, "eval")
+    logger = logging.getLogger("orthonets_paddle")
+    logger.addHandler(caplog.handler)
+    try:
+        batches = list(loader)
+    finally:
+        logger.removeHandler(caplog.handler)
+    # 8 files sorted per class: a/0 a/1 a/2 | b/0 b/1 b/2 b/text.png b/zero.jpg; batches of 2,
+    # and the last batch (both bad) is dropped.
+    labels = [int(v) for _, y in batches for v in y.numpy()]
+    assert labels == [0, 0, 0, 1, 1, 1] and len(batches) == 3
+    assert all(len(b) == 2 for b in batches)
+    assert loader.skipped == 2
+    assert str(bad) in caplog.text and "zero.jpg" in caplog.text and "2 so far" in caplog.text
+
+
 # ----------------------------------------------------------------------------- run folder
 def test_new_run_into_a_finished_run_is_refused(archive, finished, tmp_path):
     run = copy_run(finished, tmp_path / "run")

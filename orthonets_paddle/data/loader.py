@@ -7,6 +7,8 @@ replays epoch k's order, and one rank of a distributed run sees the single-proce
 """
 from __future__ import annotations
 
+import functools
+import logging
 from typing import Any, Dict, Iterator, List, Optional
 
 import numpy as np
@@ -22,7 +24,7 @@ __all__ = ["build_dataloader", "loader_params", "set_epoch", "EpochSampler", "Fa
            "EpochBatchSampler", "SeededDistributedBatchSampler"]
 
 _LOADER_KEYS = {"dataset": None, "batch_size": None, "shuffle": None, "drop_last": False,
-                "num_workers": 0, "use_shared_memory": True}
+                "num_workers": 0, "use_shared_memory": True, "skip_bad_images": False}
 _MODES = {"train": "train", "eval": "eval", "val": "eval", "test": "eval", "infer": "eval"}
 
 
@@ -141,36 +143,72 @@ class _GuardedDataset(Dataset):
         return getattr(self.dataset, name)
 
 
-def _collate(batch: List[Any]) -> Any:
-    failed = [s for s in batch if isinstance(s, _Failed)]
-    if failed:
-        message = np.frombuffer(failed[0].message.encode("utf-8"), dtype=np.uint8)
-        return [_ERROR_MARK.copy(), message.copy(), np.zeros([1], np.uint8)]
-    return default_collate_fn(batch)
+_SKIP_MARK = np.frombuffer(b"orthonets-data-skip!", dtype=np.uint8)
 
 
-def _error_of(batch: Any) -> Optional[str]:
+def _text(messages: List[str]) -> np.ndarray:
+    # One leading byte keeps the array non-empty (Paddle refuses 0-size batch members).
+    return np.frombuffer(b"\n" + "\n".join(messages).encode("utf-8"), dtype=np.uint8).copy()
+
+
+def _collate(batch: List[Any], skip: bool = False) -> Any:
+    failed = [s.message for s in batch if isinstance(s, _Failed)]
+    if failed and not skip:
+        return [_ERROR_MARK.copy(), _text(failed[:1]), np.zeros([1], np.uint8)]
+    good = [s for s in batch if not isinstance(s, _Failed)]
+    if not good:  # every sample of the batch is bad: the loader drops the batch
+        return [_SKIP_MARK.copy(), _text(failed), np.zeros([1], np.uint8)]
+    out = default_collate_fn(good)
+    return [*out, _text(failed)] if skip else out
+
+
+def _marked(batch: Any, mark: np.ndarray) -> Optional[str]:
     if not (isinstance(batch, (list, tuple)) and len(batch) == 3):
         return None
-    mark = np.asarray(batch[0].numpy() if hasattr(batch[0], "numpy") else batch[0])
-    if mark.dtype != np.uint8 or mark.shape != _ERROR_MARK.shape or not np.array_equal(mark, _ERROR_MARK):
+    first = np.asarray(batch[0].numpy() if hasattr(batch[0], "numpy") else batch[0])
+    if first.dtype != np.uint8 or first.shape != mark.shape or not np.array_equal(first, mark):
         return None
-    raw = np.asarray(batch[1].numpy() if hasattr(batch[1], "numpy") else batch[1])
-    return raw.astype(np.uint8).tobytes().decode("utf-8", "replace")
+    return _decode(batch[1])
+
+
+def _decode(item: Any) -> str:
+    raw = np.asarray(item.numpy() if hasattr(item, "numpy") else item)
+    return raw.astype(np.uint8).tobytes().decode("utf-8", "replace")[1:]
 
 
 class FailFastDataLoader(DataLoader):
     """``paddle.io.DataLoader`` that ends with the dataset's own error (``DataFileError``
-    naming the file) in the main process, whatever ``num_workers`` is."""
+    naming the file) in the main process, whatever ``num_workers`` is.
+
+    With ``skip_bad_images`` a sample that cannot be read is left out of its batch with a
+    warning naming it instead; ``skipped`` counts them over the loader's life.
+    """
+
+    skip_bad_images = False
+    skipped = 0
 
     def __iter__(self):
         it = super().__iter__()
+        log = logging.getLogger("orthonets_paddle")
         for batch in it:
-            message = _error_of(batch)
+            message = _marked(batch, _ERROR_MARK)
             if message is not None:
                 del it  # stop the loader's thread / workers before raising
                 raise DataFileError(message)
-            yield batch
+            if not self.skip_bad_images:
+                yield batch
+                continue
+            notes = _marked(batch, _SKIP_MARK)
+            all_bad = notes is not None
+            if not all_bad:
+                *batch, extra = batch
+                notes = _decode(extra)
+            for note in filter(None, notes.split("\n")):
+                self.skipped += 1
+                log.warning("WARNING skipped a bad sample (%d so far; skip_bad_images is "
+                            "true): %s", self.skipped, note)
+            if not all_bad:
+                yield batch
 
 
 def set_epoch(loader: DataLoader, epoch: int) -> None:
@@ -229,7 +267,7 @@ def build_dataloader(loader_cfg: Dict[str, Any], mode: str, seed: int = 0,
         raise ValueError("DataLoader: 'dataset' must be a mapping like {name: Cifar10, "
                          "transforms: [...]}")
     batch_size = POSITIVE_INT("DataLoader: batch_size", cfg["batch_size"])
-    for key in ("shuffle", "drop_last", "use_shared_memory"):
+    for key in ("shuffle", "drop_last", "use_shared_memory", "skip_bad_images"):
         if not isinstance(cfg[key], bool):
             raise ValueError(f"DataLoader: {key} must be true or false, got {cfg[key]!r}")
     workers = NON_NEGATIVE_INT("DataLoader: num_workers", cfg["num_workers"])
@@ -253,6 +291,9 @@ def build_dataloader(loader_cfg: Dict[str, Any], mode: str, seed: int = 0,
         raise ValueError(f"DataLoader: {per_rank} samples per process is fewer than batch_size "
                          f"{batch_size} with drop_last true, so there would be no batches; lower "
                          f"batch_size, raise dataset.num_samples, or set drop_last: false")
-    return FailFastDataLoader(_GuardedDataset(dataset), batch_sampler=sampler,
-                              num_workers=workers, use_shared_memory=cfg["use_shared_memory"],
-                              return_list=True, collate_fn=_collate)
+    loader = FailFastDataLoader(_GuardedDataset(dataset), batch_sampler=sampler,
+                                num_workers=workers, use_shared_memory=cfg["use_shared_memory"],
+                                return_list=True,
+                                collate_fn=functools.partial(_collate, skip=cfg["skip_bad_images"]))
+    loader.skip_bad_images = cfg["skip_bad_images"]
+    return loader

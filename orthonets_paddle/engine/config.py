@@ -127,6 +127,7 @@ SCHEMA: Dict[str, Typed] = {
     "DataLoader.*.drop_last": BOOL,
     "DataLoader.*.num_workers": NON_NEGATIVE_INT,
     "DataLoader.*.use_shared_memory": BOOL,
+    "DataLoader.*.skip_bad_images": BOOL,
     "DataLoader.*.dataset.num_samples": Typed("int", min=1, null=True),
     "Infer.infer_imgs": _PATH,
     "Infer.batch_size": POSITIVE_INT,
