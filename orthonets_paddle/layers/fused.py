@@ -64,12 +64,14 @@ class _Squeeze(PyLayer):
     @staticmethod
     def forward(ctx, x, bank):
         c, hw = bank.shape[0], bank.shape[1] * bank.shape[2]
-        ctx.save_for_backward(bank)
+        # A plain reference, not save_for_backward: a folded bank is a temporary whose
+        # storage save_for_backward did not keep (measured: wrong gradients at 40 px).
+        ctx.bank = bank
         return paddle.matmul(x.reshape([-1, c, 1, hw]), bank.reshape([c, hw, 1])).reshape([-1, c])
 
     @staticmethod
     def backward(ctx, grad):
-        (bank,) = ctx.saved_tensor()
+        bank = ctx.bank
         c, h, w = bank.shape
         gx = paddle.matmul(grad.reshape([-1, c, 1, 1]), bank.reshape([c, 1, h * w]))
         return gx.reshape([-1, c, h, w]), None

@@ -151,10 +151,10 @@ class ResNet(nn.Layer):
         norm: ``bn``, ``frozen_bn`` (running statistics also in training) or ``sync_bn``.
         lean_attention: train with the memory-lean backward of ``layers/fused.py``
             (about one feature map less per block; same values and gradients up to
-            float32 rounding). While training in dygraph the block then computes
-            ``relu(att(x) + identity)`` in one fused op, so forward hooks on
-            ``block.att`` are NOT called; evaluation, ``to_static`` and export always
-            use the plain path. Off by default.
+            float32 rounding). Whenever dygraph records gradients the block then
+            computes ``relu(att(x) + identity)`` in one fused op, so forward hooks on
+            ``block.att`` are NOT called; ``no_grad`` evaluation, ``to_static`` and
+            export always use the plain path. Off by default.
         features_only: ``forward`` returns the stage feature maps of ``out_indices``
             (no pooling, no classifier); ``feature_info`` describes them.
         out_indices: stages (0-3) returned with ``features_only``.
