@@ -1,9 +1,9 @@
-"""The ResNet family every model of this package is a configuration of.
+"""Deep Residual Learning for Image Recognition, He, Zhang, Ren and Sun, arXiv:1512.03385
+(https://arxiv.org/abs/1512.03385).
 
-"Deep Residual Learning for Image Recognition", He et al., arXiv:1512.03385
-(https://arxiv.org/abs/1512.03385). Channel attention (OrthoNet, FcaNet, SENet) plugs
-into its blocks; the registered plain ResNets are at the end of this file. Layer names
-follow ``paddle.vision.models.ResNet``.
+The ResNet family every model of this package is a configuration of: channel attention
+(OrthoNet, FcaNet, SENet) plugs into its blocks, and the registered plain ResNets are at
+the end of this file. Layer names follow ``paddle.vision.models.ResNet``.
 """
 from __future__ import annotations
 
