@@ -32,8 +32,19 @@ def _adaptive_pool(x, out_h, out_w):
     return out
 
 
+def _spread(att, s_std=1.0, seed=0):
+    """Excitation weights that give clearly different gates per channel (fresh ones can
+    give all gates 0.5 when the hidden ReLU is off, which any rescale would pass).
+    ``s_std``: the typical size of the squeezed values."""
+    rng = np.random.default_rng(seed)
+    for fc, scale in ((att.fc1, 1.0 / s_std), (att.fc2, 2.0)):  # logits ~ N(0, ~2)
+        fan_in = fc.weight.shape[0]
+        fc.weight.set_value((scale / np.sqrt(fan_in) * rng.standard_normal(fc.weight.shape)).astype("float32"))
+
+
 def _check_x_times_gate(out, x, gate):
     """``out / x`` is one value per (b, c), inside (0, 1), equal to ``gate``."""
+    assert np.ptp(gate) > 0.1  # the gates differ, so a wrong rescale cannot pass
     seen = np.abs(x) > 1e-3  # the ratio is defined (and well conditioned) there
     ratio = np.where(seen, out / np.where(seen, x, 1), np.nan)
     assert (np.nanmax(ratio, axis=(2, 3)) - np.nanmin(ratio, axis=(2, 3))).max() < 1e-5
@@ -59,7 +70,8 @@ def _gate(att, x):
 @pytest.mark.parametrize("mode", ["train", "eval"])
 def test_att_is_x_times_a_gate_constant_over_hw_and_inside_0_1(squeeze, mode):
     paddle.seed(0)
-    att = ChannelAttention(32, 4, squeeze=squeeze, seed=3)
+    att = ChannelAttention(32, 4, squeeze=squeeze, seed=3, reduction=4)
+    _spread(att)
     getattr(att, mode)()
     x = paddle.to_tensor(np.random.default_rng(1).standard_normal((3, 32, 4, 4)).astype("float32"))
     x.stop_gradient = mode == "eval"
@@ -115,13 +127,16 @@ def test_bad_bank_shape_and_reduction_are_clear_errors():
 @pytest.mark.parametrize("mode", ["train", "eval"])
 def test_a_hook_on_block_att_sees_x_times_gate(name, where, mode):
     paddle.seed(0)
-    model = build_model(name, 5, stem="cifar", width=8)
+    model = build_model(name, 5, stem="cifar", width=8, reduction=2)  # hidden 4-16: some alive
     getattr(model, mode)()
     block = model.layer1[1]  # no downsample: the identity is the block's input
     seen, block_io = {}, {}
     block.att.register_forward_post_hook(lambda layer, inp, out: seen.update(x=inp[0], out=out))
     block.register_forward_post_hook(lambda layer, inp, out: block_io.update(x=inp[0], out=out))
     x = paddle.randn([2, 3, 32, 32])
+    model(x)
+    bank = block.att.filters.numpy()
+    _spread(block.att, float((seen["x"].numpy() * bank).sum(axis=(2, 3)).std()))
     model(x)
     xin, out = seen["x"].numpy(), seen["out"].numpy()
     _check_x_times_gate(out, xin, _gate(block.att, xin))
