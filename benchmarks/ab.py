@@ -79,6 +79,8 @@ _DYGRAPH = _COMMON + r"""
 x = paddle.to_tensor(np.random.default_rng(0).standard_normal(({batch}, 3, 32, 32)).astype("float32"))
 y = paddle.to_tensor(np.zeros({batch}, dtype="int64"))
 models = {{n: model(n) for n in ("orthonet18", "resnet18")}}
+if {lean}:  # the new tree's opt-in lean backward, in training only
+    models["orthonet18+lean"] = model("orthonet18", lean_attention=True)
 def infer(m):
     m.eval()
     with paddle.no_grad():
@@ -89,10 +91,11 @@ def train(n):
     loss = F.cross_entropy(m(x), y); loss.backward(); opts[n].step(); opts[n].clear_grad()
 for n in models:
     infer(models[n]); train(n)
-ti = interleaved({{n: (lambda n=n: infer(models[n])) for n in models}}, {repeats})
+ti = interleaved({{n: (lambda n=n: infer(models[n])) for n in ("orthonet18", "resnet18")}}, {repeats})
 tt = interleaved({{n: (lambda n=n: train(n)) for n in models}}, {repeats})
 print(json.dumps({{"infer_ratio": ti["resnet18"] / ti["orthonet18"],
     "train_ratio": tt["resnet18"] / tt["orthonet18"],
+    "train_lean_ratio": tt["resnet18"] / tt.get("orthonet18+lean", float("nan")),
     "infer_ips": {{n: {batch} / v for n, v in ti.items()}},
     "train_ips": {{n: {batch} / v for n, v in tt.items()}}}}))
 """
@@ -136,7 +139,8 @@ def run_ab(old: str, new: str, rounds: int = 2, threads: int = 1, log=print) -> 
         for tree in trees:
             record(tree, "export", _EXPORT.format(threads=threads, batch=64, repeats=5))
         for tree in trees:
-            record(tree, "dygraph", _DYGRAPH.format(threads=threads, batch=32, repeats=3))
+            record(tree, "dygraph", _DYGRAPH.format(threads=threads, batch=32, repeats=3,
+                                                    lean=tree == "new"))
         for tree in trees:
             for arch in ("orthonet18", "resnet18"):
                 record(tree, f"memory/{arch}", _MEMORY.format(threads=threads, batch=64, arch=arch,
@@ -154,6 +158,7 @@ def run_ab(old: str, new: str, rounds: int = 2, threads: int = 1, log=print) -> 
             "onnx_ratio": med(tree, "export", "onnx_ratio"),
             "dygraph_infer_ratio": med(tree, "dygraph", "infer_ratio"),
             "dygraph_train_ratio": med(tree, "dygraph", "train_ratio"),
+            "dygraph_train_lean_ratio": med(tree, "dygraph", "train_lean_ratio"),
             "memory_mb": {k.split("/", 1)[1]: med(tree, k, "peak_mb")
                           for k in raw[tree] if k.startswith("memory/")},
         }
@@ -168,8 +173,10 @@ def format_ab(res: Dict[str, Any]) -> str:
     for key, label in (("paddle_ratio", "Paddle Inference throughput ratio (b64)"),
                        ("onnx_ratio", "ONNX Runtime throughput ratio (b64)"),
                        ("dygraph_infer_ratio", "dygraph inference throughput ratio (b32)"),
-                       ("dygraph_train_ratio", "dygraph training-step throughput ratio (b32)")):
+                       ("dygraph_train_ratio", "dygraph training-step throughput ratio (b32), default")):
         lines.append(f"| {label} | {o[key]:.3f} | {n[key]:.3f} |")
+    lines.append(f"| dygraph training-step ratio, lean_attention=True (b32) | (always lean) | "
+                 f"{n['dygraph_train_lean_ratio']:.3f} |")
     om, nm = o["memory_mb"], n["memory_mb"]
     lines.append(f"| training-step peak RSS, OrthoNet-18 (b64) | {om['orthonet18']:.0f} MB "
                  f"(lean always on) | {nm['orthonet18']:.0f} MB (lean off, default); "
