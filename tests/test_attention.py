@@ -312,3 +312,18 @@ def test_lean_attention_is_off_by_default_and_hooks_run_without_it():
     with paddle.no_grad():
         lean(paddle.randn([1, 3, 16, 16]))
     assert calls == [1]  # evaluation takes the plain path
+
+
+@pytest.mark.parametrize("name", ["orthonet18", "se_resnet18"])
+def test_static_graph_with_dynamic_height_and_width(name):
+    # Sizes unknown when tracing (detection exports): the attention pools explicitly, which
+    # equals the fold the dygraph model uses (and SENet's global mean).
+    paddle.seed(0)
+    model = build_model(name, 5, stem="cifar", width=4)
+    model.eval()
+    spec = paddle.static.InputSpec([None, 3, None, None], "float32")
+    static = paddle.jit.to_static(model, input_spec=[spec], full_graph=True)
+    for side in (32, 40, 28):
+        x = paddle.randn([2, 3, side, side])
+        with paddle.no_grad():
+            np.testing.assert_allclose(static(x).numpy(), model(x).numpy(), rtol=1e-4, atol=1e-5)

@@ -82,9 +82,6 @@ class ChannelAttention(nn.Layer):
         adaptive pool, which 224-px inputs to 256-px models need)."""
         if (h, w) == self.size:
             return self.filters
-        if not (isinstance(h, int) and isinstance(w, int) and h > 0 and w > 0):
-            raise ValueError(f"{type(self).__name__} needs static feature-map sizes in a "
-                             f"static graph; got {h}x{w}: export with a fixed image size")
         if self.global_average:
             return paddle.full([self.channels, h, w], 1.0 / (h * w), dtype="float32")
         if (h, w) not in self._fold or not paddle.in_dynamic_mode():
@@ -104,7 +101,13 @@ class ChannelAttention(nn.Layer):
 
     def excitation(self, x: paddle.Tensor) -> paddle.Tensor:
         """The per-channel gate in (0, 1): ``[b, c, h, w] -> [b, c]``."""
-        bank = self.bank_for(x.shape[2], x.shape[3])
+        h, w = x.shape[2], x.shape[3]
+        if isinstance(h, int) and isinstance(w, int) and h > 0 and w > 0:
+            bank = self.bank_for(h, w)
+        else:  # H, W unknown until run time (a static graph with dynamic sizes, e.g. a
+            # detector): pool explicitly; SENet's global mean is pooling to 1x1.
+            x, bank = ((F.adaptive_avg_pool2d(x, 1), paddle.ones([self.channels, 1, 1]))
+                       if self.global_average else (F.adaptive_avg_pool2d(x, self.size), self.filters))
         # s_c = sum_hw K[c] * X[c]: a depthwise conv whose kernel is the whole filter.
         # One op for dygraph, to_static and export, which ONNX Runtime and Paddle
         # Inference run fast (docs/PERFORMANCE.md); no [b, c, h, w] product temporary.
