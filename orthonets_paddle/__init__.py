@@ -11,11 +11,8 @@ _warnings.filterwarnings("ignore", message="When training, we now always track g
                          category=UserWarning)
 
 from .layers import ChannelAttention, create_attention  # noqa: E402
-from .models import MODEL_FACTORIES, BasicBlock, Bottleneck, ResNet, build_model, list_models  # noqa: E402
-from .models.pretrained import load_pretrained  # noqa: E402
-
-globals().update(MODEL_FACTORIES)
+from .models import *  # noqa: E402,F401,F403  (the registered model functions, build_model, ...)
+from .models import __all__ as _models_all  # noqa: E402
 
 __version__ = "0.1.0"
-__all__ = ["ChannelAttention", "create_attention", "ResNet", "BasicBlock", "Bottleneck",
-           "build_model", "list_models", "load_pretrained", *MODEL_FACTORIES]
+__all__ = ["ChannelAttention", "create_attention", *_models_all]

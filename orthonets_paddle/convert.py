@@ -21,7 +21,7 @@ import paddle
 
 from .utils.hints import did_you_mean
 from .utils.io import atomic_write
-from .models.registry import _DEPTHS, build_model, list_models
+from .models import DEPTHS, build_model, get_pretrained_cfg, list_models
 
 __all__ = ["convert_state_dict", "convert_checkpoint", "convertible_archs", "guess_arch",
            "ConversionError", "ConversionReport"]
@@ -171,8 +171,8 @@ def guess_arch(torch_state: Mapping[str, Any]) -> Optional[str]:
             stage = int(match.group(1)) - 1
             counts[stage] = max(counts[stage], int(match.group(2)) + 1)
     bottleneck = "layer1.0.conv3.weight" in renamed
-    for depth, (block, layers) in _DEPTHS.items():
-        if list(layers) == counts and (block.__name__ == "Bottleneck") == bottleneck:
+    for depth, (block, layers) in DEPTHS.items():
+        if list(layers) == counts and (block.expansion == 4) == bottleneck:
             name = _FAMILIES[family][0].format(d=depth)
             return name if name in list_models() else None
     return None
@@ -225,10 +225,11 @@ def _convert(torch_state: Mapping[str, Any], arch: str, num_classes: Optional[in
     state, sources, dropped = _rename_all(torch_state, family)
     if model is None:
         if num_classes is None:
-            if "fc.weight" not in state:
-                raise ConversionError("cannot infer num_classes: the checkpoint has no fc.weight; "
+            head = get_pretrained_cfg(arch)["classifier"] + ".weight"
+            if head not in state:
+                raise ConversionError(f"cannot infer num_classes: the checkpoint has no {head}; "
                                       "pass num_classes (--num-classes)")
-            num_classes = int(state["fc.weight"].shape[0])  # PyTorch [out, in]
+            num_classes = int(state[head].shape[0])  # PyTorch [out, in]
         if input_size is None:
             input_size = _infer_input_size(state, stem)
         options = {"stem": stem, "input_size": input_size}

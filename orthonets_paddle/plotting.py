@@ -14,7 +14,6 @@ Without a display, matplotlib itself falls back to ``Agg``.
 """
 from __future__ import annotations
 
-import difflib
 import math
 import os
 from typing import Any, List, Mapping, Optional, Sequence, Tuple
@@ -24,6 +23,8 @@ import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
+
+from .utils.hints import did_you_mean
 
 __all__ = ["plot_learning_curve", "plot_filters", "plot_gram_matrix", "plot_attention",
            "plot_curves_together", "comparison_table"]
@@ -462,9 +463,8 @@ def _table_row(row: Mapping[str, Any], index: int, where: str, suffix: str) -> s
                         f"'val_acc': 0.94}}, got {type(row).__name__}")
     for key in row:
         if key not in _TABLE_KEYS:
-            near = difflib.get_close_matches(str(key), _TABLE_KEYS, n=1)
-            hint = f" (did you mean {near[0]!r}?)" if near else ""
-            raise ValueError(f"{where}[{index}] has unknown key {key!r}{hint}; valid keys: "
+            hint = did_you_mean(key, _TABLE_KEYS, cutoff=0.6)
+            raise ValueError(f"{where}[{index}] has unknown key {key!r}; {hint}valid keys: "
                              f"{', '.join(_TABLE_KEYS)}")
     if row.get("model") in (None, ""):
         raise ValueError(f"{where}[{index}] has no 'model' name; add 'model': '<name>'")

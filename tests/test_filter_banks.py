@@ -1,9 +1,21 @@
+"""Filter banks against their definitions: Gram-Schmidt, the DCT-II closed form, 1/hw,
+unit-norm uniform draws; one signature ``bank(c, h, w, seed) -> float32 [c, h, w]``."""
+import inspect
+
 import numpy as np
-import paddle
 import pytest
 
-from orthonets_paddle.layers import (ChannelAttention, average, dct, dct_frequencies,
+from orthonets_paddle.layers import (FILTER_BANKS, average, dct, dct_bank, dct_frequencies,
                                      get_filter_bank, orthogonal, orthogonal_groups, random)
+from orthonets_paddle.layers import filter_banks
+
+
+@pytest.mark.parametrize("name", sorted(FILTER_BANKS))
+def test_every_bank_has_the_one_signature(name):
+    fn = FILTER_BANKS[name]
+    assert list(inspect.signature(fn).parameters) == ["c", "h", "w", "seed"]
+    bank = fn(6, 3, 5, 2)
+    assert bank.shape == (6, 3, 5) and bank.dtype == np.float32
 
 
 @pytest.mark.parametrize("c,h,w", [(64, 8, 8), (64, 32, 32), (256, 64, 64), (64, 7, 7),
@@ -62,12 +74,22 @@ def test_dct_matches_closed_form_dct_ii(size):
 def test_dct_frequency_selections(method):
     xs, ys = dct_frequencies(method)
     assert len(xs) == len(ys) == int(method[3:])
-    assert dct(64, 7, 7, freq_sel=method).shape == (64, 7, 7)
+    fn = dct_bank(method)
+    assert list(inspect.signature(fn).parameters) == ["c", "h", "w", "seed"]
+    bank = fn(64, 14, 14, 0)
+    n = len(xs)
+    for k in (0, 63):  # channel k uses frequency k * n // c, scaled by 14 // 7 = 2
+        i = k * n // 64
+        expected = np.outer(_dct_ii(2 * xs[i], 14), _dct_ii(2 * ys[i], 14))
+        np.testing.assert_allclose(bank[k], expected, atol=1e-6)
+    assert get_filter_bank("dct", method)(64, 14, 14, 0).tobytes() == bank.tobytes()
 
 
 def test_dct_unknown_selection_lists_valid():
     with pytest.raises(ValueError, match="top16"):
         dct_frequencies("top3")
+    with pytest.raises(ValueError, match="low4"):
+        get_filter_bank("dct", "mid4")
 
 
 def test_average_and_random():
@@ -80,56 +102,24 @@ def test_average_and_random():
 
 
 def test_unknown_squeeze_lists_valid_names():
-    with pytest.raises(ValueError, match="ortho, dct, avg, random"):
+    with pytest.raises(ValueError, match="did you mean 'ortho'.*valid: ortho, dct, avg, random"):
         get_filter_bank("orthogonal")
     with pytest.raises(ValueError, match="positive"):
         orthogonal(0, 4, 4)
 
 
-def test_orthogonal_bank_is_fast_for_orthonet152_sizes():
-    # Correctness guard for the vectorised path used at the largest sizes.
-    bank = orthogonal(2048, 8, 8, seed=0).reshape(2048, 64).astype(np.float64)
-    g = bank[64:128] @ bank[64:128].T
-    np.testing.assert_allclose(g, np.eye(64), atol=1e-5)
-
-
-class TestChannelAttention:
-    def test_buffer_is_persistable_not_a_parameter(self):
-        att = ChannelAttention(32, 4, squeeze="ortho", seed=5)
-        state = att.state_dict()
-        assert "filters" in state
-        np.testing.assert_array_equal(state["filters"].numpy(), orthogonal(32, 4, 4, seed=5))
-        names = [n for n, _ in att.named_parameters()]
-        assert sorted(names) == ["fc1.weight", "fc2.weight"]
-        assert att.fc1.weight.shape == [32, 2]  # round(32/16) hidden, no bias
-        assert att.fc1.bias is None and att.fc2.bias is None
-
-    def test_forward_is_squeeze_excite_rescale(self):
-        paddle.seed(0)
-        att = ChannelAttention(16, 4, squeeze="ortho")
-        x = paddle.randn([2, 16, 4, 4])
-        k = att.filters.numpy()
-        s = (x.numpy() * k).sum(axis=(2, 3))
-        h = np.maximum(s @ att.fc1.weight.numpy(), 0)
-        e = 1 / (1 + np.exp(-(h @ att.fc2.weight.numpy())))
-        np.testing.assert_allclose(att(x).numpy(), x.numpy() * e[:, :, None, None], rtol=1e-5, atol=1e-6)
-
-    @pytest.mark.parametrize("size,shape", [(4, (8, 8)), (64, (56, 56)), (7, (10, 13)), (8, (5, 9))])
-    def test_other_feature_size_is_pooled_first(self, size, shape):
-        # Shrinking, enlarging (the authors' 256-px models at 224) and uneven bins.
-        att = ChannelAttention(16, size, squeeze="ortho")
-        x = paddle.randn([2, 16, *shape])
-        pooled = paddle.nn.functional.adaptive_avg_pool2d(x, size)
-        np.testing.assert_allclose(att.squeeze_features(x).numpy(),
-                                   att.squeeze_features(pooled).numpy(), rtol=1e-4, atol=1e-5)
-
-    def test_avg_is_global_average_pooling(self):
-        att = ChannelAttention(16, 4, squeeze="avg")
-        assert att.filters is None and "filters" not in att.state_dict()
-        x = paddle.randn([2, 16, 5, 5])
-        np.testing.assert_allclose(att.squeeze_features(x).numpy(), x.numpy().mean(axis=(2, 3)),
-                                   rtol=1e-5, atol=1e-6)
-
-    def test_hidden_width_is_rounded(self):
-        assert ChannelAttention(24, 2).fc1.weight.shape == [24, 2]  # round(1.5) = 2
-        assert ChannelAttention(8, 2).fc1.weight.shape == [8, 1]    # round(0.5) = 0 -> at least 1
+@pytest.mark.parametrize("d,n", [(16, 16), (1024, 64), (4096, 32), (1024, 96)])
+def test_both_qr_backends_give_gram_schmidt(d, n):
+    # Small matrices use numpy's QR, large ones Paddle's (filter_banks._NUMPY_QR_MAX):
+    # both must be the in-order Gram-Schmidt basis of the same draws.
+    big = d * n > filter_banks._NUMPY_QR_MAX
+    assert big == (d * n > 65536)
+    a = np.random.default_rng(d + n).random((d, n))
+    q = filter_banks._orthonormal_columns(a).astype(np.float64)
+    # Oracle: modified Gram-Schmidt in float64, in column order.
+    ref = a.copy()
+    for j in range(n):
+        for i in range(j):
+            ref[:, j] -= (ref[:, i] @ ref[:, j]) * ref[:, i]
+        ref[:, j] /= np.linalg.norm(ref[:, j])
+    np.testing.assert_allclose(q, ref, atol=2e-5 if big else 1e-9)

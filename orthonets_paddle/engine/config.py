@@ -9,7 +9,6 @@ from __future__ import annotations
 import argparse
 import ast
 import copy
-import difflib
 import inspect
 import os
 import re
@@ -17,6 +16,7 @@ from typing import Any, Dict, Iterable, List, Optional, Sequence
 
 import yaml
 
+from ..utils.hints import did_you_mean
 from ..utils.io import write_text
 from ..utils.schema import BOOL, NON_NEGATIVE_INT, POSITIVE_INT, SchemaError, Typed
 
@@ -138,9 +138,7 @@ _INDEX = re.compile(r"^(.*?)\[(\d+)\]$")
 
 def _near(key: str, valid: Iterable[str]) -> str:
     valid = [str(v) for v in valid]
-    near = difflib.get_close_matches(str(key), valid, n=3, cutoff=0.5)
-    hint = f"did you mean {' or '.join(near)}? " if near else ""
-    return f"{hint}valid keys: {', '.join(valid)}"
+    return f"{did_you_mean(key, valid, n=3, cutoff=0.5, quote=False)}valid keys: {', '.join(valid)}"
 
 
 def parse_value(text: str) -> Any:

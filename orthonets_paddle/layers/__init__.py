@@ -1,7 +1,7 @@
-"""Filter banks and the channel attention layer."""
+"""Filter banks and the channel attention layer (the method; fused.py is opt-in)."""
 from .attention import ChannelAttention, create_attention
-from .filter_banks import (FILTER_BANKS, average, dct, dct_frequencies, get_filter_bank,
+from .filter_banks import (FILTER_BANKS, average, dct, dct_bank, dct_frequencies, get_filter_bank,
                            orthogonal, orthogonal_groups, random)
 
-__all__ = ["ChannelAttention", "create_attention", "FILTER_BANKS", "average", "dct",
+__all__ = ["ChannelAttention", "create_attention", "FILTER_BANKS", "average", "dct", "dct_bank",
            "dct_frequencies", "get_filter_bank", "orthogonal", "orthogonal_groups", "random"]

@@ -1,25 +1,29 @@
-"""Channel attention with a pluggable, fixed filter bank.
+"""Channel attention with a fixed filter bank: squeeze, excitation, rescale.
 
-squeeze (filter bank) -> excitation (FC-ReLU-FC-sigmoid, no biases) -> rescale.
-OrthoNet, FcaNet and SENet are this layer with different banks (DESIGN.md).
+    s[b, c] = sum_hw K[c, h, w] * X[b, c, h, w]          squeeze (K: the filter bank)
+    g[b, c] = sigmoid(W2 relu(W1 s[b]))                   excitation, no biases
+    out     = X * g[:, :, None, None]                     rescale
+
+OrthoNet, FcaNet and SENet are this layer with different banks (``filter_banks.py``).
+``att(x)`` returns ``x * g`` in training and evaluation, like timm's SE module; the
+block that owns it does the residual add and the ReLU.
 """
 from __future__ import annotations
 
 import functools
-from typing import Callable, Optional, Sequence, Union
+from typing import Callable, Dict, Optional, Sequence, Tuple, Union
 
 import numpy as np
 import paddle
 import paddle.nn as nn
 import paddle.nn.functional as F
 
-from .filter_banks import get_filter_bank
-from .fused import rescale_add_relu_lean, scale_channels, squeeze_lean
+from .filter_banks import BankFn, get_filter_bank
 
-__all__ = ["ChannelAttention", "create_attention"]
+__all__ = ["ChannelAttention", "create_attention", "pool_matrix"]
 
 
-def _pool_matrix(n_in: int, n_out: int) -> np.ndarray:
+def pool_matrix(n_in: int, n_out: int) -> np.ndarray:
     """``[n_out, n_in]`` weights of 1-D adaptive average pooling (Paddle's bins)."""
     m = np.zeros((n_out, n_in), dtype=np.float32)
     for i in range(n_out):
@@ -28,115 +32,98 @@ def _pool_matrix(n_in: int, n_out: int) -> np.ndarray:
     return m
 
 
-def _pair(size: Union[int, Sequence[int]]) -> tuple:
-    if isinstance(size, int):
-        return (size, size)
-    h, w = size
-    return (int(h), int(w))
-
-
 class ChannelAttention(nn.Layer):
     """Squeeze-excitation-rescale attention over ``channels`` channels.
 
     Args:
         channels: number of input (and output) channels.
-        size: filter size ``h`` or ``(h, w)``; feature maps of another size are
-            adaptive-average-pooled to it before the squeeze.
-        squeeze: filter bank name: ``ortho``, ``dct``, ``avg`` or ``random``.
+        size: filter size ``h`` or ``(h, w)``; a feature map of another size is
+            adaptive-average-pooled to it before the squeeze (folded into the filters).
+        squeeze: filter bank: a name (``ortho``, ``dct``, ``avg``, ``random``) or a
+            function ``bank(c, h, w, seed) -> [c, h, w]``.
         reduction: the excitation's hidden width is ``round(channels / reduction)``.
-        seed: seed of the random banks (``ortho``, ``random``).
-        freq_sel: DCT frequency selection (``dct`` only), e.g. ``top16``.
-        bank: a ready ``[channels, h, w]`` bank (e.g. built in parallel for a whole
-            model); by default it is built from ``squeeze`` and ``seed``.
+        seed: seed of the random banks.
+        bank: a ready ``[channels, h, w]`` bank (a model builds all of its banks at
+            once); by default it is ``squeeze(channels, h, w, seed)``.
     """
 
-    def __init__(self, channels: int, size: Union[int, Sequence[int]] = 7, squeeze: str = "ortho",
-                 reduction: int = 16, seed: int = 0, freq_sel: str = "top16",
+    def __init__(self, channels: int, size: Union[int, Sequence[int]] = 7,
+                 squeeze: Union[str, BankFn] = "ortho", reduction: int = 16, seed: int = 0,
                  bank: Optional[np.ndarray] = None):
         super().__init__()
-        bank_fn = get_filter_bank(squeeze)
+        bank_fn = get_filter_bank(squeeze) if isinstance(squeeze, str) else squeeze
         if reduction <= 0:
             raise ValueError(f"reduction must be positive, got {reduction}")
         self.channels = channels
-        self.size = _pair(size)
-        self.squeeze = squeeze
+        self.size = (size, size) if isinstance(size, int) else (int(size[0]), int(size[1]))
+        self.squeeze = squeeze if isinstance(squeeze, str) else getattr(squeeze, "__name__", "custom")
         hidden = max(1, int(round(channels / reduction)))
         self.fc1 = nn.Linear(channels, hidden, bias_attr=False)
         self.fc2 = nn.Linear(hidden, channels, bias_attr=False)
-        if squeeze == "avg":
-            # A constant 1/(h*w) bank is global average pooling; no buffer needed.
-            self.filters = None
-        else:
-            if bank is None:
-                kwargs = {"freq_sel": freq_sel} if squeeze == "dct" else {}
-                bank = bank_fn(channels, *self.size, seed=seed, **kwargs)
-            elif tuple(bank.shape) != (channels, *self.size):
-                raise ValueError(f"bank shape {tuple(bank.shape)} does not fit channels={channels}, "
-                                 f"size={self.size}")
-            # Persistable buffer: saved with the model, not trained, not counted.
-            self.register_buffer("filters", paddle.to_tensor(bank), persistable=True)
+        if bank is None:
+            bank = bank_fn(channels, *self.size, seed)
+        if tuple(bank.shape) != (channels, *self.size):
+            raise ValueError(f"bank shape {tuple(bank.shape)} does not fit channels={channels}, "
+                             f"size={self.size}")
+        # SENet's constant bank is global average pooling at any size: not saved (its
+        # checkpoints have no filters), and built for the map's own size, not folded.
+        self.global_average = self.squeeze == "avg"
+        # Persistable buffer: saved with the model (reloads bit-identical), not trained.
+        self.register_buffer("filters", paddle.to_tensor(np.asarray(bank, np.float32)),
+                             persistable=not self.global_average)
+        self._fold: Dict[Tuple[int, int], Tuple[paddle.Tensor, paddle.Tensor]] = {}
 
-    def _lean(self, x: paddle.Tensor) -> bool:
-        # The memory-lean backward (layers/fused.py) while training in dygraph, float32.
-        return (not x.stop_gradient and paddle.in_dynamic_mode()
-                and x.dtype == paddle.float32)
+    def bank_for(self, h: int, w: int) -> paddle.Tensor:
+        """The filters that squeeze an ``h x w`` map: ``K`` itself at the filter size,
+        otherwise ``Ph^T K Pw`` with ``Ph``, ``Pw`` the adaptive-pooling matrices.
 
-    def squeeze_features(self, x: paddle.Tensor) -> paddle.Tensor:
-        """The squeeze alone: ``[b, c, h, w] -> [b, c]``."""
-        if self.filters is None:
-            return x.mean(axis=[2, 3])
-        h, w = x.shape[2], x.shape[3]
-        bank = self.filters
-        if (h, w) != self.size:
-            if not (isinstance(h, int) and isinstance(w, int) and h > 0 and w > 0):
-                # Size unknown until run time (a static graph with dynamic H, W).
-                x, (h, w) = F.adaptive_avg_pool2d(x, self.size), self.size
-            else:
-                # Adaptive average pooling is linear, pooled = Ph x Pw^T, so squeezing the
-                # pooled map with K equals squeezing x with Ph^T K Pw: no pooling op (which
-                # ONNX cannot express when it enlarges), and a small [c, h, w] product.
-                ph = paddle.to_tensor(_pool_matrix(h, self.size[0]))
-                pw = paddle.to_tensor(_pool_matrix(w, self.size[1]))
-                bank = paddle.matmul(paddle.matmul(ph, bank, transpose_x=True), pw)
-        if self._lean(x):
-            return squeeze_lean(x, bank)
-        if not paddle.in_dynamic_mode():
-            # Exported graphs: a depthwise conv with full-size kernels, which ONNX Runtime
-            # and Paddle Inference run much faster than the batched matmul (measured 0.96
-            # vs 0.87 of ResNet-18's throughput in ONNX Runtime).
-            s = F.conv2d(x, bank.unsqueeze(1), groups=self.channels)
-            return s.reshape([-1, self.channels])
-        # A broadcast batched matmul [b, c, 1, hw] @ [c, hw, 1]: no full-size x * K
-        # temporary, and 5x faster forward and backward than multiply-then-sum on CPU.
-        s = paddle.matmul(x.reshape([-1, self.channels, 1, h * w]),
-                          bank.reshape([self.channels, h * w, 1]))
-        return s.reshape([-1, self.channels])
+        Pooling is linear, so squeezing the pooled map with ``K`` equals squeezing the
+        map with the folded filters: no pooling op (ONNX cannot express an enlarging
+        adaptive pool, which 224-px inputs to 256-px models need)."""
+        if (h, w) == self.size:
+            return self.filters
+        if self.global_average:
+            return paddle.full([self.channels, h, w], 1.0 / (h * w), dtype="float32")
+        if (h, w) not in self._fold or not paddle.in_dynamic_mode():
+            mats = (paddle.to_tensor(pool_matrix(h, self.size[0])),
+                    paddle.to_tensor(pool_matrix(w, self.size[1])))
+            if not paddle.in_dynamic_mode():
+                return self._folded(*mats)  # traced once into the static program
+            self._fold[(h, w)] = mats  # matrices cached per size; K may be reloaded
+        return self._folded(*self._fold[(h, w)])
+
+    def _folded(self, ph: paddle.Tensor, pw: paddle.Tensor) -> paddle.Tensor:
+        return paddle.matmul(paddle.matmul(ph, self.filters, transpose_x=True), pw)
+
+    def excite(self, s: paddle.Tensor) -> paddle.Tensor:
+        """Excitation logits ``W2 relu(W1 s)``: ``[b, c] -> [b, c]`` (before the sigmoid)."""
+        return self.fc2(F.relu(self.fc1(s)))
 
     def excitation(self, x: paddle.Tensor) -> paddle.Tensor:
-        """Per-channel weights in (0, 1): ``[b, c, h, w] -> [b, c]``."""
-        s = self.squeeze_features(x)
-        return F.sigmoid(self.fc2(F.relu(self.fc1(s))))
+        """The per-channel gate in (0, 1): ``[b, c, h, w] -> [b, c]``."""
+        h, w = x.shape[2], x.shape[3]
+        if isinstance(h, int) and isinstance(w, int) and h > 0 and w > 0:
+            bank = self.bank_for(h, w)
+        else:  # H, W unknown until run time (a static graph with dynamic sizes, e.g. a
+            # detector): pool explicitly; SENet's global mean is pooling to 1x1.
+            x, bank = ((F.adaptive_avg_pool2d(x, 1), paddle.ones([self.channels, 1, 1]))
+                       if self.global_average else (F.adaptive_avg_pool2d(x, self.size), self.filters))
+        # s_c = sum_hw K[c] * X[c]: a depthwise conv whose kernel is the whole filter.
+        # One op for dygraph, to_static and export, which ONNX Runtime and Paddle
+        # Inference run fast (docs/PERFORMANCE.md); no [b, c, h, w] product temporary.
+        s = F.conv2d(x, bank.unsqueeze(1), groups=self.channels).flatten(1)
+        return F.sigmoid(self.excite(s))
 
-    def forward(self, x: paddle.Tensor, identity: Optional[paddle.Tensor] = None,
-                activate: bool = False) -> paddle.Tensor:
-        """``x * excitation``; blocks call ``att(x, identity, activate=True)`` for
-        ``relu(x * excitation + identity)``, the end of a residual block (``identity``
-        None for OrthoNet-MOD). Same values as the plain ops; when training, a
-        backward that keeps no extra feature map (layers/fused.py)."""
-        e = self.excitation(x)
-        if activate and self._lean(x):
-            return rescale_add_relu_lean(x, e, identity)
-        out = scale_channels(x, e)
-        if identity is not None:
-            out = out + identity
-        return F.relu(out) if activate else out
+    def forward(self, x: paddle.Tensor) -> paddle.Tensor:
+        """``x * gate``, gate ``[b, c, 1, 1]`` in (0, 1)."""
+        return x * self.excitation(x).unsqueeze([2, 3])
 
     def extra_repr(self) -> str:
         return f"channels={self.channels}, size={self.size}, squeeze={self.squeeze}"
 
 
 def create_attention(squeeze: Optional[str], **kwargs) -> Optional[Callable[..., nn.Layer]]:
-    """A factory ``(channels, size) -> layer`` for blocks, or None when off."""
+    """A factory ``(channels, size) -> ChannelAttention`` for blocks, or None when off."""
     if squeeze in (None, "none"):
         return None
     get_filter_bank(squeeze)  # fail early with the list of valid names

@@ -1,28 +1,31 @@
 """Fixed filter banks for the squeeze step of channel attention.
 
-Every bank is a function ``(c, h, w, seed) -> float32 array [c, h, w]``; the
-squeeze of channel ``k`` is ``sum_hw bank[k] * x[:, k]``. The methods differ
-only in the bank (see DESIGN.md):
+Every bank is a pure function ``bank(c, h, w, seed) -> float32 array [c, h, w]``; the
+squeeze of channel ``k`` is ``sum_hw bank[k] * x[:, k]``. The methods differ only in
+the bank (docs/DESIGN.md):
 
-* ``orthogonal`` - OrthoNets (Salman et al., "OrthoNets: Orthogonal Channel
-  Attention Networks", arXiv 2311.03071).
-* ``dct`` - FcaNet (Qin et al., "FcaNet: Frequency Channel Attention
-  Networks", arXiv 2012.11879).
-* ``average`` - SENet's global average pooling.
-* ``random`` - uniform random filters, the ablation control.
+* ``ortho`` - OrthoNets (Salman et al., "OrthoNets: Orthogonal Channel Attention
+  Networks", arXiv 2311.03071).
+* ``dct`` - FcaNet (Qin et al., "FcaNet: Frequency Channel Attention Networks",
+  arXiv 2012.11879); ``dct_bank(freq_sel)`` makes the other frequency selections.
+* ``avg`` - SENet's global average pooling.
+* ``random`` - uniform random unit-norm filters, the ablation control.
 """
 from __future__ import annotations
 
 import math
 import os
 from concurrent.futures import ThreadPoolExecutor
-from typing import Callable, Dict, List, Optional, Sequence, Tuple
+from typing import Callable, Dict, List, Sequence, Tuple
 
 import numpy as np
-import paddle
 
-__all__ = ["orthogonal", "dct", "average", "random", "FILTER_BANKS",
+from ..utils.hints import did_you_mean
+
+__all__ = ["BankFn", "orthogonal", "dct", "dct_bank", "average", "random", "FILTER_BANKS",
            "get_filter_bank", "make_banks", "dct_frequencies", "orthogonal_groups"]
+
+BankFn = Callable[[int, int, int, int], np.ndarray]
 
 # FcaNet's published frequency orders on a 7x7 grid (x and y indices).
 _FREQS = {
@@ -34,19 +37,24 @@ _FREQS = {
             [6, 4, 4, 6, 6, 3, 1, 4, 4, 5, 6, 5, 2, 2, 5, 1, 4, 3, 5, 0, 3, 1, 1, 2, 4, 2, 1, 1, 5, 3, 3, 3]),
 }
 _FREQ_COUNTS = (1, 2, 4, 8, 16, 32)
+# Above this many entries per matrix Paddle's float32 QR is faster than numpy's float64
+# (one BLAS thread: 89 vs 106 ms at 4096x256, 32 vs 46 ms at 1024x512); at and below it
+# numpy is as fast (1.3 vs 1.5 ms at 1024x64, 1.4 vs 1.2 ms for 16 x 64x64).
+_NUMPY_QR_MAX = 1024 * 64
 
 
 def _orthonormal_columns(a: np.ndarray) -> np.ndarray:
     """Gram-Schmidt on the columns of ``a`` (batched ``[..., d, n]``, n <= d).
 
-    Householder QR gives the same basis as Gram-Schmidt in column order once
-    R's diagonal is made positive, and is vectorised and more stable. Paddle's
-    float32 QR is used: 10-20x faster than numpy's here, half the time of float64,
-    and orthonormal to ~3e-6 at orthonet152's largest sizes (the authors' float32
-    Gram-Schmidt loop is less accurate).
+    Householder QR with R's diagonal made positive gives exactly the Gram-Schmidt basis
+    in column order, vectorised and more stable than the loop.
     """
-    q, r = paddle.linalg.qr(paddle.to_tensor(a, dtype="float32"))
-    q, r = q.numpy(), r.numpy()
+    if a.shape[-2] * a.shape[-1] <= _NUMPY_QR_MAX:
+        q, r = np.linalg.qr(a)
+    else:
+        import paddle  # only for large matrices, where its float32 QR is faster
+        qt, rt = paddle.linalg.qr(paddle.to_tensor(a, dtype="float32"))
+        q, r = qt.numpy(), rt.numpy()
     signs = np.sign(np.diagonal(r, axis1=-2, axis2=-1))
     signs[signs == 0] = 1.0
     return q * signs[..., None, :]
@@ -55,9 +63,7 @@ def _orthonormal_columns(a: np.ndarray) -> np.ndarray:
 def orthogonal_groups(c: int, h: int, w: int) -> List[Tuple[int, int]]:
     """Channel ranges ``[start, stop)`` of the mutually orthonormal groups."""
     d = h * w
-    if d >= c:
-        return [(0, c)]
-    return [(s, min(s + d, c)) for s in range(0, c, d)]
+    return [(0, c)] if d >= c else [(s, min(s + d, c)) for s in range(0, c, d)]
 
 
 def orthogonal(c: int, h: int, w: int, seed: int = 0) -> np.ndarray:
@@ -71,8 +77,7 @@ def orthogonal(c: int, h: int, w: int, seed: int = 0) -> np.ndarray:
     rng = np.random.default_rng(seed)
     d = h * w
     if d >= c:
-        out = _orthonormal_columns(rng.random((d, c)))  # [d, c]
-        bank = out.T
+        bank = _orthonormal_columns(rng.random((d, c))).T
     else:
         full, rest = divmod(c, d)
         parts = [np.swapaxes(_orthonormal_columns(rng.random((full, d, d))), 1, 2).reshape(full * d, d)]
@@ -84,13 +89,12 @@ def orthogonal(c: int, h: int, w: int, seed: int = 0) -> np.ndarray:
 
 def dct_frequencies(method: str = "top16") -> Tuple[List[int], List[int]]:
     """FcaNet's frequency selection, e.g. ``top16``, ``low4``, ``bot32``."""
-    kind, count = method[:3], method[3:]
+    kind, count = str(method)[:3], str(method)[3:]
     if kind not in _FREQS or not count.isdigit() or int(count) not in _FREQ_COUNTS:
         valid = ", ".join(f"{k}{n}" for k in _FREQS for n in _FREQ_COUNTS)
         raise ValueError(f"unknown DCT frequency selection {method!r}; valid: {valid}")
-    n = int(count)
     xs, ys = _FREQS[kind]
-    return xs[:n], ys[:n]
+    return xs[:int(count)], ys[:int(count)]
 
 
 def _dct_1d(freq: int, size: int) -> np.ndarray:
@@ -99,22 +103,31 @@ def _dct_1d(freq: int, size: int) -> np.ndarray:
     return basis * (math.sqrt(2) if freq else 1.0)
 
 
-def dct(c: int, h: int, w: int, seed: int = 0, freq_sel: str = "top16") -> np.ndarray:
-    """FcaNet's multi-spectral DCT filters (``seed`` is unused: they are fixed).
+def dct_bank(freq_sel: str = "top16") -> BankFn:
+    """A DCT bank function for one of FcaNet's frequency selections.
 
-    Frequencies are picked on a 7x7 grid and scaled by ``h // 7`` and ``w // 7``
-    as FcaNet does, so (1, 1) on 7x7 is (2, 2) on 14x14. Below 7x7 that factor
-    is 0 and every frequency becomes DC, as in FcaNet. Channel ``k`` uses
-    frequency ``k * n // c``, i.e. consecutive groups of ``c / n`` channels.
+    Frequencies are picked on a 7x7 grid and scaled by ``h // 7`` and ``w // 7`` as
+    FcaNet does, so (1, 1) on 7x7 is (2, 2) on 14x14; below 7x7 every frequency becomes
+    DC, as in FcaNet. Channel ``k`` uses frequency ``k * n // c`` (groups of ``c / n``).
+    The returned function ignores ``seed``: DCT filters are fixed.
     """
-    _check_shape(c, h, w)
-    xs, ys = dct_frequencies(freq_sel)
-    n = len(xs)
-    bank = np.empty((c, h, w), dtype=np.float64)
-    for k in range(c):
-        i = k * n // c
-        bank[k] = np.outer(_dct_1d(xs[i] * (h // 7), h), _dct_1d(ys[i] * (w // 7), w))
-    return bank.astype(np.float32)
+    xs, ys = dct_frequencies(freq_sel)  # fails here, with the valid names, not at build
+
+    def dct_filters(c: int, h: int, w: int, seed: int = 0) -> np.ndarray:
+        _check_shape(c, h, w)
+        n = len(xs)
+        bank = np.empty((c, h, w), dtype=np.float64)
+        for k in range(c):
+            i = k * n // c
+            bank[k] = np.outer(_dct_1d(xs[i] * (h // 7), h), _dct_1d(ys[i] * (w // 7), w))
+        return bank.astype(np.float32)
+
+    dct_filters.__name__ = f"dct_{freq_sel}"
+    return dct_filters
+
+
+dct = dct_bank("top16")
+dct.__doc__ = "FcaNet's DCT filters at the ``top16`` frequencies (``dct_bank`` for others)."
 
 
 def average(c: int, h: int, w: int, seed: int = 0) -> np.ndarray:
@@ -124,11 +137,8 @@ def average(c: int, h: int, w: int, seed: int = 0) -> np.ndarray:
 
 
 def random(c: int, h: int, w: int, seed: int = 0) -> np.ndarray:
-    """Uniform [0, 1) filters, not orthogonalised (the ablation control).
-
-    Each filter is scaled to unit L2 norm, like the orthogonal ones, so the
-    two banks differ only in orthogonality, not in scale.
-    """
+    """Uniform [0, 1) filters scaled to unit L2 norm, not orthogonalised (the control):
+    they differ from the orthogonal ones only in orthogonality, not in scale."""
     _check_shape(c, h, w)
     bank = np.random.default_rng(seed).random((c, h * w))
     bank /= np.linalg.norm(bank, axis=1, keepdims=True)
@@ -140,34 +150,21 @@ def _check_shape(c: int, h: int, w: int) -> None:
         raise ValueError(f"filter bank shape must be positive, got c={c}, h={h}, w={w}")
 
 
-FILTER_BANKS: Dict[str, Callable[..., np.ndarray]] = {
-    "ortho": orthogonal,
-    "dct": dct,
-    "avg": average,
-    "random": random,
-}
+FILTER_BANKS: Dict[str, BankFn] = {"ortho": orthogonal, "dct": dct, "avg": average, "random": random}
 
 
-def make_banks(name: str, specs: Sequence[Tuple[int, int, int, int]], **kwargs) -> List[Optional[np.ndarray]]:
-    """Banks for many ``(c, h, w, seed)`` at once (one per block of a model).
+def get_filter_bank(name: str, freq_sel: str = "top16") -> BankFn:
+    """The bank function of a squeeze name (``freq_sel`` picks the DCT frequencies)."""
+    if name not in FILTER_BANKS:
+        raise ValueError(f"unknown squeeze {name!r}; {did_you_mean(name, FILTER_BANKS)}"
+                         f"valid: {', '.join(FILTER_BANKS)}")
+    return dct_bank(freq_sel) if name == "dct" and freq_sel != "top16" else FILTER_BANKS[name]
 
-    Built in a thread pool: Paddle's QR releases the GIL, so on 2 cores the banks
-    of orthonet152 take about half the time. ``avg`` needs no bank (None).
-    """
-    if name == "avg":
-        return [None] * len(specs)
-    fn = get_filter_bank(name)
-    if name != "dct":
-        kwargs = {}
-    if len(specs) < 2 or name == "dct":
-        return [fn(*spec, **kwargs) for spec in specs]
+
+def make_banks(fn: BankFn, specs: Sequence[Tuple[int, int, int, int]]) -> List[np.ndarray]:
+    """``[fn(c, h, w, seed) for each spec]`` (one per block of a model), in a thread pool:
+    QR releases the GIL, so on 2 cores orthonet152's banks take about half the time."""
+    if len(specs) < 2 or fn is not orthogonal:
+        return [fn(*spec) for spec in specs]
     with ThreadPoolExecutor(max_workers=min(len(specs), os.cpu_count() or 1)) as pool:
-        return list(pool.map(lambda spec: fn(*spec, **kwargs), specs))
-
-
-def get_filter_bank(name: str) -> Callable[..., np.ndarray]:
-    """Look a bank up by squeeze name (``ortho``, ``dct``, ``avg``, ``random``)."""
-    try:
-        return FILTER_BANKS[name]
-    except KeyError:
-        raise ValueError(f"unknown squeeze {name!r}; valid: {', '.join(FILTER_BANKS)}") from None
+        return list(pool.map(lambda spec: fn(*spec), specs))

@@ -1,10 +1,19 @@
-"""The ResNet family and its registry; one factory function per model name."""
+"""The ResNet family and its registered models (one function per model name)."""
 from .pretrained import WeightsError, load_model, load_pretrained
-from .registry import MODEL_FACTORIES, build_model, build_model_from_config, list_models, register_model
-from .resnet import BasicBlock, Bottleneck, ResNet
+from .registry import (build_model, build_model_from_config, get_pretrained_cfg, list_models,
+                       register_model)
+from .resnet import (DEPTHS, BasicBlock, Bottleneck, ResNet, create_resnet, resnet18, resnet34, resnet50, resnet101,
+                     resnet152)
+from .senet import se_resnet18, se_resnet34, se_resnet50, se_resnet101, se_resnet152
+from .fcanet import fcanet18, fcanet34, fcanet50, fcanet101, fcanet152
+from .orthonet import (orthonet18, orthonet34, orthonet50, orthonet101, orthonet152,
+                       orthonet_mod_50, orthonet_mod_101, orthonet_mod_152)
 
-globals().update(MODEL_FACTORIES)
-
-__all__ = ["ResNet", "BasicBlock", "Bottleneck", "build_model", "build_model_from_config",
-           "list_models", "register_model", "load_model", "load_pretrained", "WeightsError",
-           *MODEL_FACTORIES]
+__all__ = ["ResNet", "BasicBlock", "Bottleneck", "DEPTHS", "create_resnet", "build_model", "build_model_from_config",
+           "get_pretrained_cfg", "list_models", "register_model", "load_model", "load_pretrained",
+           "WeightsError",
+           "resnet18", "resnet34", "resnet50", "resnet101", "resnet152",
+           "se_resnet18", "se_resnet34", "se_resnet50", "se_resnet101", "se_resnet152",
+           "fcanet18", "fcanet34", "fcanet50", "fcanet101", "fcanet152",
+           "orthonet18", "orthonet34", "orthonet50", "orthonet101", "orthonet152",
+           "orthonet_mod_50", "orthonet_mod_101", "orthonet_mod_152"]

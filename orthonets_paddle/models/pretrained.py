@@ -172,8 +172,9 @@ def load_pretrained(model: paddle.nn.Layer, path: str, strict: bool = False,
         model: the model to fill.
         path: local ``.pdparams`` (suffix optional) or http(s) URL.
         strict: raise ``WeightsError`` on any missing, unexpected or mismatched key.
-        skip_mismatched_classifier: a classifier (``fc.*``) whose shape differs
-            is skipped with a warning, so fine-tuning on new classes works.
+        skip_mismatched_classifier: a classifier (``model.pretrained_cfg["classifier"]``,
+            ``fc`` in this package) whose shape differs is skipped with a warning, so
+            fine-tuning on new classes works.
         verbose: log the report as a warning when it is not clean.
         sha256: the file's expected digest (a URL's download is checked against it; by
             default the model's ``pretrained_cfg["sha256"]`` when ``path`` is its ``url``).
@@ -187,13 +188,14 @@ def load_pretrained(model: paddle.nn.Layer, path: str, strict: bool = False,
     own = model.state_dict()
     report = LoadReport(path=local)
     to_set = {}
+    classifier = getattr(model, "pretrained_cfg", {}).get("classifier", "fc") + "."
     for key, value in state.items():
         if key not in own:
             report.unexpected.append(key)
             continue
         value = np.asarray(value)
         if tuple(value.shape) != tuple(own[key].shape):
-            if (key.startswith("fc.") and skip_mismatched_classifier and not strict
+            if (key.startswith(classifier) and skip_mismatched_classifier and not strict
                     and _only_classes_differ(value.shape, own[key].shape)):
                 report.skipped_classifier = True
             else:

@@ -1,23 +1,26 @@
-"""One ResNet family with pluggable channel attention.
+"""Deep Residual Learning for Image Recognition, He, Zhang, Ren and Sun, arXiv:1512.03385
+(https://arxiv.org/abs/1512.03385).
 
-ResNet: He et al., "Deep Residual Learning for Image Recognition", arXiv 1512.03385.
-OrthoNet / OrthoNet-MOD: Salman et al., "OrthoNets: Orthogonal Channel Attention
-Networks", arXiv 2311.03071. FcaNet: Qin et al., arXiv 2012.11879. SENet: Hu et
-al., arXiv 1709.01507. Layer names follow ``paddle.vision.models.ResNet``.
+The ResNet family every model of this package is a configuration of: channel attention
+(OrthoNet, FcaNet, SENet) plugs into its blocks, and the registered plain ResNets are at
+the end of this file. Layer names follow ``paddle.vision.models.ResNet``.
 """
 from __future__ import annotations
 
 import functools
 import math
-from typing import Callable, List, Optional, Sequence, Type
+from typing import Callable, List, Optional, Sequence, Type, Union
 
 import paddle
 import paddle.nn as nn
 
 from ..layers import create_attention
-from ..layers.filter_banks import make_banks
+from ..layers.filter_banks import get_filter_bank, make_banks
+from ..layers.fused import attend_add_relu
+from .registry import get_pretrained_cfg, register_model
 
-__all__ = ["ResNet", "BasicBlock", "Bottleneck", "STEMS", "POSITIONS", "NORMS"]
+__all__ = ["ResNet", "BasicBlock", "Bottleneck", "STEMS", "POSITIONS", "NORMS", "DEPTHS",
+           "create_resnet", "resnet18", "resnet34", "resnet50", "resnet101", "resnet152"]
 
 STEMS = ("imagenet", "cifar")
 POSITIONS = ("post", "mod")
@@ -42,29 +45,36 @@ def _conv(cin: int, cout: int, k: int, stride: int = 1) -> nn.Conv2D:
 
 
 class BasicBlock(nn.Layer):
-    """Two 3x3 convs; attention after the second BN, before the residual add."""
+    """Two 3x3 convs; attention after the second BN, before the residual add.
+
+    BasicBlock has no ``mod`` position (there is no narrow middle conv): OrthoNet-MOD
+    18/34 would equal OrthoNet-18/34, so ``position`` is accepted and ignored here.
+    """
 
     expansion = 1
 
     def __init__(self, inplanes: int, planes: int, stride: int = 1,
                  downsample: Optional[nn.Layer] = None, attn: Optional[Callable] = None,
-                 size: int = 7, position: str = "post", norm: Callable = nn.BatchNorm2D):
+                 size: int = 7, position: str = "post", norm: Callable = nn.BatchNorm2D,
+                 lean: bool = False):
         super().__init__()
         self.conv1 = _conv(inplanes, planes, 3, stride)
         self.bn1 = norm(planes)
         self.relu = nn.ReLU()
         self.conv2 = _conv(planes, planes, 3)
         self.bn2 = norm(planes)
-        # BasicBlock has no 'mod' position (DESIGN.md): always post.
         self.att = attn(planes, size) if attn else None
         self.downsample = downsample
+        self.lean = lean
 
     def forward(self, x):
         identity = x if self.downsample is None else self.downsample(x)
         out = self.relu(self.bn1(self.conv1(x)))
         out = self.bn2(self.conv2(out))
         if self.att is not None:
-            return self.att(out, identity, activate=True)
+            if _use_lean(self, out):
+                return attend_add_relu(self.att, out, identity)
+            out = self.att(out)
         return self.relu(out + identity)
 
 
@@ -77,7 +87,8 @@ class Bottleneck(nn.Layer):
 
     def __init__(self, inplanes: int, planes: int, stride: int = 1,
                  downsample: Optional[nn.Layer] = None, attn: Optional[Callable] = None,
-                 size: int = 7, position: str = "post", norm: Callable = nn.BatchNorm2D):
+                 size: int = 7, position: str = "post", norm: Callable = nn.BatchNorm2D,
+                 lean: bool = False):
         super().__init__()
         self.conv1 = _conv(inplanes, planes, 1)
         self.bn1 = norm(planes)
@@ -90,19 +101,28 @@ class Bottleneck(nn.Layer):
         att_channels = planes if position == "mod" else planes * 4
         self.att = attn(att_channels, size) if attn else None
         self.downsample = downsample
+        self.lean = lean
 
     def forward(self, x):
         identity = x if self.downsample is None else self.downsample(x)
         out = self.relu(self.bn1(self.conv1(x)))
         out = self.bn2(self.conv2(out))
-        if self.att is not None and self.position == "mod":
-            out = self.att(out, activate=True)  # relu(att(out))
+        mod = self.att is not None and self.position == "mod"
+        if mod and _use_lean(self, out):
+            out = attend_add_relu(self.att, out)
         else:
-            out = self.relu(out)
+            out = self.relu(self.att(out) if mod else out)
         out = self.bn3(self.conv3(out))
-        if self.att is not None and self.position == "post":
-            return self.att(out, identity, activate=True)
+        if self.att is not None and not mod:
+            if _use_lean(self, out):
+                return attend_add_relu(self.att, out, identity)
+            out = self.att(out)
         return self.relu(out + identity)
+
+
+def _use_lean(block: nn.Layer, x: paddle.Tensor) -> bool:
+    # The lean backward only matters, and only runs, while training in dygraph.
+    return block.lean and not x.stop_gradient and paddle.in_dynamic_mode()
 
 
 def _choice(name: str, value, valid: Sequence) -> None:
@@ -129,6 +149,12 @@ class ResNet(nn.Layer):
         seed: seed of the random filter banks; block ``i`` uses ``seed + i``.
         freq_sel: DCT frequency selection for ``squeeze='dct'``.
         norm: ``bn``, ``frozen_bn`` (running statistics also in training) or ``sync_bn``.
+        lean_attention: train with the memory-lean backward of ``layers/fused.py``
+            (about one feature map less per block; same values and gradients up to
+            float32 rounding). Whenever dygraph records gradients the block then
+            computes ``relu(att(x) + identity)`` in one fused op, so forward hooks on
+            ``block.att`` are NOT called; ``no_grad`` evaluation, ``to_static`` and
+            export always use the plain path. Off by default.
         features_only: ``forward`` returns the stage feature maps of ``out_indices``
             (no pooling, no classifier); ``feature_info`` describes them.
         out_indices: stages (0-3) returned with ``features_only``.
@@ -138,7 +164,8 @@ class ResNet(nn.Layer):
                  squeeze: Optional[str] = None, position: str = "post", stem: str = "imagenet",
                  input_size: int = 224, width: int = 64, in_channels: int = 3,
                  reduction: int = 16, seed: int = 0, freq_sel: str = "top16", norm: str = "bn",
-                 features_only: bool = False, out_indices: Sequence[int] = (0, 1, 2, 3)):
+                 features_only: bool = False, out_indices: Sequence[int] = (0, 1, 2, 3),
+                 lean_attention: bool = False):
         super().__init__()
         _choice("stem", stem, STEMS)
         _choice("attention position", position, POSITIONS)
@@ -157,6 +184,7 @@ class ResNet(nn.Layer):
         self.stem = stem
         self.norm = norm
         self.features_only = features_only
+        self.lean_attention = bool(lean_attention)
         self.out_indices = out_indices
         norm_layer = _norm_layer(norm)
         self._norm_layer = norm_layer
@@ -197,9 +225,9 @@ class ResNet(nn.Layer):
     @staticmethod
     def _attention_factories(block, layers, width, sizes, squeeze, position, seed, reduction,
                              freq_sel) -> List[Optional[Callable]]:
-        """One attention factory per block, in order. Block ``i`` gets its own bank from
-        ``seed + i``; the banks of all blocks are built together, in parallel."""
-        attn = create_attention(squeeze, reduction=reduction, freq_sel=freq_sel)
+        """One attention factory per block, in order. Block ``i`` gets its own bank,
+        ``bank(c, h, w, seed + i)``; the banks of all blocks are built together."""
+        attn = create_attention(squeeze, reduction=reduction)
         total = sum(layers)
         if attn is None:
             return [None] * total
@@ -208,8 +236,8 @@ class ResNet(nn.Layer):
             planes = width * 2 ** i
             channels = planes if (block is Bottleneck and position == "mod") else planes * block.expansion
             specs += [(channels, sizes[i])] * n
-        banks = make_banks(squeeze, [(c, s, s, seed + k) for k, (c, s) in enumerate(specs)],
-                           freq_sel=freq_sel)
+        banks = make_banks(get_filter_bank(squeeze, freq_sel),
+                           [(c, s, s, seed + k) for k, (c, s) in enumerate(specs)])
         return [functools.partial(attn, seed=seed + k, bank=bank) for k, bank in enumerate(banks)]
 
     def _make_layer(self, block, planes, blocks, stride, att_factories, size, position):
@@ -223,7 +251,7 @@ class ResNet(nn.Layer):
             block_attn = att_factories.pop(0)
             out.append(block(self.inplanes, planes, stride if j == 0 else 1,
                              downsample if j == 0 else None, block_attn, size, position,
-                             self._norm_layer))
+                             self._norm_layer, self.lean_attention))
             self.inplanes = planes * block.expansion
         return nn.Sequential(*out)
 
@@ -259,3 +287,88 @@ class ResNet(nn.Layer):
                     break
             return outs
         return self.forward_head(self.forward_features(x))
+
+
+# depth -> (block, blocks per stage) of the standard ResNets.
+DEPTHS = {
+    18: (BasicBlock, (2, 2, 2, 2)),
+    34: (BasicBlock, (3, 4, 6, 3)),
+    50: (Bottleneck, (3, 4, 6, 3)),
+    101: (Bottleneck, (3, 4, 23, 3)),
+    152: (Bottleneck, (3, 8, 36, 3)),
+}
+CIFAR_MEAN_STD = ((0.5, 0.5, 0.5), (0.5, 0.5, 0.5))  # the seed notebook's normalisation
+
+
+def create_resnet(variant: str, depth: int, pretrained: Union[bool, str] = False, *,
+                  num_classes: int = 1000, n_classes: Optional[int] = None,
+                  **options) -> ResNet:
+    """Build the registered model ``variant`` (a ResNet of ``depth`` plus options).
+
+    Args:
+        variant: the registered name; its ``pretrained_cfg`` is attached to the model.
+        depth: 18, 34, 50, 101 or 152 (``DEPTHS``).
+        pretrained: False, True (the cfg's ``url``), or a weights path or URL.
+        num_classes: classifier outputs (``n_classes``: the seed notebook's keyword).
+        **options: ``ResNet`` options (stem, input_size, width, squeeze, ...); input_size
+            defaults to 32 for ``stem='cifar'``, else the cfg's input size.
+    """
+    if not isinstance(pretrained, (bool, str)):
+        raise TypeError(f"{variant}: pretrained must be True/False or a weights path, got "
+                        f"{pretrained!r}; give the number of classes as num_classes={pretrained!r}")
+    if n_classes is not None:
+        num_classes = n_classes
+    cfg = dict(get_pretrained_cfg(variant))
+    if options.get("stem") == "cifar":
+        cfg.update(input_size=(3, 32, 32), mean=CIFAR_MEAN_STD[0], std=CIFAR_MEAN_STD[1])
+    if options.get("input_size") is None:
+        options["input_size"] = cfg["input_size"][-1]
+    block, layers = DEPTHS[depth]
+    model = ResNet(block, layers, num_classes=num_classes, **options)
+    side, chans = model.input_size, options.get("in_channels", 3)
+    cfg.update(input_size=(chans, side, side), num_classes=num_classes)
+    model.pretrained_cfg = cfg
+    model.arch = variant
+    if pretrained:
+        from .pretrained import load_pretrained
+        source = cfg.get("url") if pretrained is True else pretrained
+        if not source:
+            raise ValueError(f"{variant} has no published Paddle weights (pretrained_cfg url is "
+                             "empty); convert the authors' PyTorch checkpoint with "
+                             "tools/convert_torch_weights.py and pass pretrained=<its path>")
+        load_pretrained(model, source)
+    return model
+
+
+_RESNET = "Deep Residual Learning for Image Recognition, arXiv:1512.03385"
+default_cfgs = {f"resnet{d}": dict(input_size=(3, 224, 224), paper=_RESNET) for d in DEPTHS}
+
+
+@register_model
+def resnet18(pretrained=False, **kwargs) -> ResNet:
+    """ResNet-18 (BasicBlock, 2-2-2-2), no attention."""
+    return create_resnet("resnet18", 18, pretrained, **kwargs)
+
+
+@register_model
+def resnet34(pretrained=False, **kwargs) -> ResNet:
+    """ResNet-34 (BasicBlock, 3-4-6-3), no attention."""
+    return create_resnet("resnet34", 34, pretrained, **kwargs)
+
+
+@register_model
+def resnet50(pretrained=False, **kwargs) -> ResNet:
+    """ResNet-50 (Bottleneck, 3-4-6-3), no attention."""
+    return create_resnet("resnet50", 50, pretrained, **kwargs)
+
+
+@register_model
+def resnet101(pretrained=False, **kwargs) -> ResNet:
+    """ResNet-101 (Bottleneck, 3-4-23-3), no attention."""
+    return create_resnet("resnet101", 101, pretrained, **kwargs)
+
+
+@register_model
+def resnet152(pretrained=False, **kwargs) -> ResNet:
+    """ResNet-152 (Bottleneck, 3-8-36-3), no attention."""
+    return create_resnet("resnet152", 152, pretrained, **kwargs)

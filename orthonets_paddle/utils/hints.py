@@ -1,9 +1,20 @@
-"""The nearest-name hint of the data package's errors."""
+"""The one nearest-name hint used by every error that lists valid names."""
 import difflib
 from typing import Iterable
 
 
-def did_you_mean(name: object, valid: Iterable[str]) -> str:
-    """``"did you mean 'x'? "`` for the closest valid name, or ``""``."""
-    near = difflib.get_close_matches(str(name), list(valid), n=1, cutoff=0.4)
-    return f"did you mean {near[0]!r}? " if near else ""
+def did_you_mean(name: object, valid: Iterable[object], n: int = 1, cutoff: float = 0.4,
+                 quote: bool = True) -> str:
+    """``"did you mean 'x'? "`` (up to ``n`` names joined by "or"), or ``""``.
+
+    Args:
+        name: the name that was not found.
+        valid: the names that exist.
+        n: how many close names to offer.
+        cutoff: similarity threshold of ``difflib.get_close_matches`` (0-1).
+        quote: show the names as ``'x'`` (``repr``) rather than bare.
+    """
+    near = difflib.get_close_matches(str(name), [str(v) for v in valid], n=n, cutoff=cutoff)
+    if not near:
+        return ""
+    return f"did you mean {' or '.join(repr(s) if quote else s for s in near)}? "
