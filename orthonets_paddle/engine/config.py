@@ -286,20 +286,18 @@ def validate_config(cfg: Dict[str, Any]) -> None:
     from ..data import dataset_params, loader_params, transform_params
     from .losses import LOSSES
     from .optim import lr_params, optimizer_params
-    import difflib
 
-    from ..models import list_models
+    from ..models.registry import model_entrypoint
 
     _check_keys(cfg, _SECTIONS, "config")
     for section in ("Global", "AMP", "Infer"):
         _check_keys(cfg[section], DEFAULTS[section], section)
     arch = cfg["Arch"]
     _check_keys(arch, _arch_params(), "Arch")
-    if arch.get("name") not in list_models():
-        near = difflib.get_close_matches(str(arch.get("name")), list_models(), n=3, cutoff=0.5)
-        hint = f"did you mean {' or '.join(near)}? " if near else ""
-        raise ConfigError(f"Arch.name: unknown model {arch.get('name')!r}; {hint}registered "
-                          f"models: {', '.join(list_models())}")
+    try:  # the registry's message: nearest names, or why a name is not registered
+        model_entrypoint(str(arch.get("name")))
+    except ValueError as exc:
+        raise ConfigError(f"Arch.name: {exc}") from None
 
     loss = cfg["Loss"]
     if loss.get("name") not in LOSSES:

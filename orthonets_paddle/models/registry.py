@@ -42,7 +42,7 @@ def model_entrypoint(name: str) -> Callable[..., nn.Layer]:
         use, why = _NOT_REGISTERED[name]
         raise ValueError(f"{name} is not registered: {why}; use {use!r}")
     raise ValueError(f"unknown model {name!r}; {did_you_mean(name, MODEL_ENTRYPOINTS)}"
-                     f"valid: {', '.join(MODEL_ENTRYPOINTS)}")
+                     f"registered models: {', '.join(MODEL_ENTRYPOINTS)}")
 
 
 def get_pretrained_cfg(name: str) -> Dict[str, Any]:
