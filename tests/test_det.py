@@ -243,3 +243,24 @@ def test_train_det_tool_without_coco_names_path_and_layout(det, tmp_path):
     assert proc.returncode == 2, proc.stderr[-2000:]
     assert os.path.join(missing, "annotations/instances_train2017.json") in proc.stderr
     assert "train2017/*.jpg" in proc.stderr and "TrainDataset.dataset_dir=" in proc.stderr
+
+
+class _Payload:
+    """Unpickling this runs a shell command that creates ``marker``."""
+
+    def __init__(self, marker):
+        self.marker = str(marker)
+
+    def __reduce__(self):
+        return (os.system, (f"touch {self.marker}",))
+
+
+def test_crafted_pretrain_weights_are_refused_before_paddledetection_reads_them(det, tmp_path):
+    import pickle
+    from orthonets_paddle.utils.io import UnsafePickleError
+    marker = tmp_path / "pwned"
+    weights = tmp_path / "evil.pdparams"
+    weights.write_bytes(pickle.dumps({"conv1.weight": _Payload(marker)}, protocol=4))
+    with pytest.raises(UnsafePickleError, match="posix.system"):
+        det.train.check_pretrain_weights({"pretrain_weights": str(weights)})
+    assert not marker.exists()

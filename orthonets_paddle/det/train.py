@@ -154,6 +154,10 @@ def check_pretrain_weights(cfg) -> Optional[str]:
             f"pretrain_weights {weights!r} not found. Make it from the authors' ImageNet checkpoint: "
             f"python tools/convert_torch_weights.py <ckpt.pth.tar> {stem}.pdparams --arch <orthonet50|"
             f"orthonet_mod_50>; or train without it: -o pretrain_weights=null")
+    # PaddleDetection reads it with paddle.load (plain pickle): vet it first with the
+    # restricted unpickler, so a crafted file is an error here instead of running code.
+    from ..utils.io import load_paddle_file
+    load_paddle_file(stem + ".pdparams")
     return stem
 
 
