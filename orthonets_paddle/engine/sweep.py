@@ -278,6 +278,289 @@ def run_sweep(plan: Dict[str, Any], jobs: int = 1, dry_run: bool = False,
     return {"ran": ran, "skipped": skipped, "failed": failed, "wall_seconds": wall}
 
 
+
+# ----------------------------------------------------------------------------- statistics
+
+def _t_pdf(x: np.ndarray, df: float) -> np.ndarray:
+    c = math.exp(math.lgamma((df + 1) / 2) - math.lgamma(df / 2)) / math.sqrt(df * math.pi)
+    return c * (1.0 + x * x / df) ** (-(df + 1) / 2)
+
+
+def _t_cdf(x: float, df: float) -> float:
+    """P(T <= x) for x >= 0 by Simpson's rule on [0, x] (the density is smooth)."""
+    n = 4000
+    grid = np.linspace(0.0, x, n + 1)
+    y = _t_pdf(grid, df)
+    h = x / n
+    return 0.5 + h / 3 * (y[0] + y[-1] + 4 * y[1:-1:2].sum() + 2 * y[2:-1:2].sum())
+
+
+def t_quantile(p: float, df: int) -> float:
+    """The ``p`` quantile (0.5 < p < 1) of Student's t with ``df`` degrees of freedom.
+
+    Computed from the density (bisection on its integral) so numpy is enough; accurate to
+    about 1e-6 for df >= 1.
+    """
+    if not 0.5 < p < 1:
+        raise ValueError(f"t_quantile: p must be in (0.5, 1), got {p}")
+    if df < 1:
+        raise ValueError(f"t_quantile: df must be >= 1, got {df}")
+    lo, hi = 0.0, 1.0
+    while _t_cdf(hi, df) < p:       # heavy tails at df=1: widen until bracketed
+        lo, hi = hi, hi * 2
+    for _ in range(60):
+        mid = (lo + hi) / 2
+        if _t_cdf(mid, df) < p:
+            lo = mid
+        else:
+            hi = mid
+    return (lo + hi) / 2
+
+
+def mean_interval(values: Sequence[float], level: float = 0.95) -> Dict[str, float]:
+    """Mean, sample standard deviation (n-1) and the t interval of the mean.
+
+    Returns:
+        ``{"n", "mean", "std", "half", "lo", "hi"}``; ``std`` and the interval are NaN when
+        n < 2.
+    """
+    x = np.asarray([v for v in values], dtype=np.float64)
+    n = len(x)
+    if n == 0:
+        nan = float("nan")
+        return {"n": 0, "mean": nan, "std": nan, "half": nan, "lo": nan, "hi": nan}
+    mean = float(x.mean())
+    if n < 2:
+        nan = float("nan")
+        return {"n": 1, "mean": mean, "std": nan, "half": nan, "lo": nan, "hi": nan}
+    std = float(x.std(ddof=1))
+    half = t_quantile(0.5 + level / 2, n - 1) * std / math.sqrt(n)
+    return {"n": n, "mean": mean, "std": std, "half": half, "lo": mean - half, "hi": mean + half}
+
+
+# ----------------------------------------------------------------------------- reading runs
+
+def _read_json(path: str) -> Dict[str, Any]:
+    with open(path, encoding="utf-8") as f:
+        return json.load(f)
+
+
+def load_sweep_runs(out: str) -> Tuple[Dict[str, Any], List[Dict[str, Any]]]:
+    """The plan (``sweep.json``) and one record per finished run, from the runs' own files.
+
+    Each record: ``{"variant", "seed", "dir", "best_acc", "final_acc", "val_acc" (per epoch),
+    "train_loss" (per logged step), "train_iter", "train_images_per_sec", "epochs"}``.
+    Unfinished runs are left out (and counted in the plan's ``"missing"``).
+
+    Raises:
+        FileNotFoundError: ``out`` has no ``sweep.json``.
+    """
+    path = _manifest_path(out)
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"{path} not found: --summarize needs a sweep directory "
+                                "written by tools/sweep.py")
+    plan = _read_json(path)
+    runs, missing = [], []
+    for run in plan["runs"]:
+        d = run["dir"]
+        if not os.path.isabs(d) and not os.path.isdir(d):
+            d = os.path.join(out, os.path.relpath(d, plan["out"]))
+        if not os.path.isdir(d):   # the sweep folder was moved: find the run under ``out``
+            d = os.path.join(out, run["variant"], f"seed{run['seed']}")
+        if run_status(d, plan["epochs"]) != "finished":
+            missing.append(d)
+            continue
+        m = _read_json(os.path.join(d, "metrics.json"))
+        rows = m["epochs"]
+        val = [r["val_acc"] for r in rows if "val_acc" in r]
+        if not val:
+            raise ValueError(f"{d}/metrics.json has no val_acc: the sweep's config needs a "
+                             "DataLoader.Eval section")
+        runs.append({"variant": run["variant"], "seed": run["seed"], "dir": d,
+                     "best_acc": float(m["best_acc"]), "final_acc": float(val[-1]),
+                     "val_acc": val, "epochs": len(rows),
+                     "train_loss": m["loss_record"]["train"]["loss"],
+                     "train_iter": m["loss_record"]["train"]["iter"],
+                     "train_images_per_sec": float(np.mean(
+                         [r["train_images_per_sec"] for r in rows]))})
+    plan["missing"] = missing
+    return plan, runs
+
+
+def _model_facts(run_dir: str, measure: bool, batch: int = 64, repeats: int = 5
+                 ) -> Dict[str, Any]:
+    """Trainable parameter count of the run's model and, if ``measure``, its inference
+    images/s on random input of ``Global.image_shape`` (one process, current threads)."""
+    import paddle
+    import yaml
+    from ..models.registry import build_model_from_config
+    with open(os.path.join(run_dir, "config.yaml"), encoding="utf-8") as f:
+        cfg = yaml.safe_load(f)
+    model = build_model_from_config(cfg["Arch"])
+    params = int(sum(int(np.prod(p.shape)) for p in model.parameters() if not p.stop_gradient))
+    facts = {"params": params, "infer_images_per_sec": float("nan")}
+    if measure:
+        model.eval()
+        x = paddle.randn([batch] + list(cfg["Global"]["image_shape"]))
+        with paddle.no_grad():
+            model(x)                       # warm-up
+            t0 = time.perf_counter()
+            for _ in range(repeats):
+                model(x)
+            dt = time.perf_counter() - t0
+        facts["infer_images_per_sec"] = batch * repeats / dt
+    return facts
+
+
+# ----------------------------------------------------------------------------- the summary
+
+_CSV_FIELDS = ["variant", "label", "n", "params", "best_mean", "best_std", "best_lo", "best_hi",
+               "final_mean", "final_std", "final_lo", "final_hi", "diff_best_mean",
+               "diff_best_lo", "diff_best_hi", "diff_final_mean", "diff_final_lo",
+               "diff_final_hi", "diff_n", "train_images_per_sec", "infer_images_per_sec"]
+
+
+def summary_rows(plan: Dict[str, Any], runs: List[Dict[str, Any]], baseline: Optional[str] = None
+                 ) -> List[Dict[str, Any]]:
+    """Per-variant statistics: mean / std / 95% interval of best and final accuracy, and the
+    paired difference (variant - baseline, seed by seed, over the seeds both have)."""
+    names = [v["name"] for v in plan["variants"]]
+    labels = {v["name"]: v.get("label", v["name"]) for v in plan["variants"]}
+    base = _resolve_baseline(baseline, names, labels)
+    by = {n: {r["seed"]: r for r in runs if r["variant"] == n} for n in names}
+    rows = []
+    for name in names:
+        rs = by[name]
+        if not rs:
+            continue
+        row = {"variant": name, "label": labels[name]}
+        for key, field in (("best", "best_acc"), ("final", "final_acc")):
+            st = mean_interval([r[field] for r in rs.values()])
+            row.update({f"{key}_mean": st["mean"], f"{key}_std": st["std"],
+                        f"{key}_lo": st["lo"], f"{key}_hi": st["hi"]})
+            row["n"] = st["n"]
+            common = sorted(set(rs) & set(by[base]))
+            d = mean_interval([rs[s][field] - by[base][s][field] for s in common])
+            row.update({f"diff_{key}_mean": d["mean"], f"diff_{key}_lo": d["lo"],
+                        f"diff_{key}_hi": d["hi"], "diff_n": d["n"]})
+        row["train_images_per_sec"] = float(np.mean([r["train_images_per_sec"]
+                                                     for r in rs.values()]))
+        row["seeds"] = sorted(rs)
+        rows.append(row)
+    return rows
+
+
+def _resolve_baseline(baseline: Optional[str], names: List[str], labels: Dict[str, str]) -> str:
+    if baseline is None:
+        return names[0]
+    for n in names:
+        # accept the folder name, the label, or just the grid value ("none")
+        if baseline in (n, labels[n]) or n.split("-", 1)[-1] == baseline:
+            return n
+    raise ValueError(f"--baseline {baseline!r}: not a variant of this sweep; choose one of "
+                     f"{names}")
+
+
+def _fmt(x: float, digits: int = 4) -> str:
+    return "n/a" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x:.{digits}f}"
+
+
+def _pm(mean: float, lo: float, hi: float) -> str:
+    if math.isnan(lo):
+        return _fmt(mean)
+    return f"{mean:.4f} [{lo:.4f}, {hi:.4f}]"
+
+
+def summary_markdown(rows: List[Dict[str, Any]], plan: Dict[str, Any], base: str) -> str:
+    """The table as Markdown (accuracies as fractions; intervals are 95% t intervals)."""
+    lines = [
+        f"Sweep: {len(rows)} variants, seeds {plan['seeds']}, {plan['epochs']} epoch(s); "
+        f"config `{os.path.basename(plan['config'])}`"
+        + (f", overrides {' '.join('`' + o + '`' for o in plan['overrides'])}"
+           if plan["overrides"] else "") + ".",
+        "",
+        "| variant | n | params | best acc mean ± std | best 95% CI | final acc mean ± std "
+        f"| final 95% CI | final − {base} (paired) [95% CI] | train img/s | infer img/s |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        ci = lambda k: "n/a" if math.isnan(r[f"{k}_lo"]) else f"[{r[k + '_lo']:.4f}, {r[k + '_hi']:.4f}]"  # noqa: E731
+        diff = ("(baseline)" if r["label"] == base
+                else _pm(r["diff_final_mean"], r["diff_final_lo"], r["diff_final_hi"]))
+        lines.append(
+            f"| {r['label']} | {r['n']} | {r['params']:,} | {_fmt(r['best_mean'])} ± "
+            f"{_fmt(r['best_std'])} | {ci('best')} | {_fmt(r['final_mean'])} ± "
+            f"{_fmt(r['final_std'])} | {ci('final')} | {diff} | "
+            f"{r['train_images_per_sec']:.0f} | {_fmt(r['infer_images_per_sec'], 0)} |")
+    lines += ["", "std: sample standard deviation over seeds (n-1). CI: 95% Student-t interval "
+              "of the mean. Paired difference: per seed, variant minus baseline, then its mean "
+              "and t interval. train img/s: mean training throughput recorded by each run "
+              "(metrics.json); infer img/s: measured once per variant in the summary step "
+              "(batch 64, random input, this machine at that moment)."]
+    if plan.get("missing"):
+        lines += ["", f"Unfinished runs left out: {len(plan['missing'])}."]
+    return "\n".join(lines) + "\n"
+
+
+def summary_csv(rows: List[Dict[str, Any]]) -> str:
+    """The table as CSV (one row per variant, fields :data:`_CSV_FIELDS`)."""
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=_CSV_FIELDS, extrasaction="ignore", lineterminator="\n")
+    w.writeheader()
+    for r in rows:
+        w.writerow({k: (repr(v) if isinstance(v, float) else v) for k, v in r.items()})
+    return buf.getvalue()
+
+
+def runs_csv(runs: List[Dict[str, Any]]) -> str:
+    """One row per run: variant, seed, best and final accuracy, epochs, folder."""
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(["variant", "seed", "best_acc", "final_acc", "epochs", "train_images_per_sec",
+                "dir"])
+    for r in runs:
+        w.writerow([r["variant"], r["seed"], repr(r["best_acc"]), repr(r["final_acc"]),
+                    r["epochs"], repr(r["train_images_per_sec"]), r["dir"]])
+    return buf.getvalue()
+
+
+def summarize(out: str, baseline: Optional[str] = None, measure_throughput: bool = True,
+              stream=None) -> Dict[str, Any]:
+    """Write ``summary.md``, ``summary.csv``, ``runs.csv`` and ``summary.png`` into ``out``.
+
+    Returns:
+        ``{"rows", "runs", "baseline", "paths"}``.
+    """
+    stream = stream or sys.stdout
+    plan, runs = load_sweep_runs(out)
+    if not runs:
+        raise ValueError(f"{out}: no finished run to summarize yet "
+                         f"({len(plan['missing'])} unfinished)")
+    names = [v["name"] for v in plan["variants"]]
+    labels = {v["name"]: v.get("label", v["name"]) for v in plan["variants"]}
+    base = _resolve_baseline(baseline, names, labels)
+    rows = summary_rows(plan, runs, base)
+    for row in rows:
+        first = next(r for r in runs if r["variant"] == row["variant"])
+        row.update(_model_facts(first["dir"], measure_throughput))
+    from ..plotting import plot_sweep
+    curves = {}
+    for row in rows:
+        rs = [r for r in runs if r["variant"] == row["variant"]]
+        curves[row["label"]] = {"val_acc": [r["val_acc"] for r in rs],
+                                "train_loss": [r["train_loss"] for r in rs],
+                                "train_iter": rs[0]["train_iter"]}
+    paths = {"md": os.path.join(out, "summary.md"), "csv": os.path.join(out, "summary.csv"),
+             "runs_csv": os.path.join(out, "runs.csv"), "png": os.path.join(out, "summary.png")}
+    write_text(summary_markdown(rows, plan, labels[base]), paths["md"])
+    write_text(summary_csv(rows), paths["csv"])
+    write_text(runs_csv(runs), paths["runs_csv"])
+    plot_sweep(rows, curves, baseline=labels[base], save_path=paths["png"])
+    print(summary_markdown(rows, plan, labels[base]), file=stream)
+    print("written: " + ", ".join(paths.values()), file=stream, flush=True)
+    return {"rows": rows, "runs": runs, "baseline": base, "paths": paths}
+
+
 # ----------------------------------------------------------------------------- the CLI
 
 def get_parser():
