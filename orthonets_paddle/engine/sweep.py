@@ -483,14 +483,16 @@ def summary_markdown(rows: List[Dict[str, Any]], plan: Dict[str, Any], base: str
         f"| final 95% CI | final − {base} (paired) [95% CI] | train img/s | infer img/s |",
         "|---|---|---|---|---|---|---|---|---|---|",
     ]
+    def ci(r, k):
+        return "n/a" if math.isnan(r[f"{k}_lo"]) else f"[{r[k + '_lo']:.4f}, {r[k + '_hi']:.4f}]"
+
     for r in rows:
-        ci = lambda k: "n/a" if math.isnan(r[f"{k}_lo"]) else f"[{r[k + '_lo']:.4f}, {r[k + '_hi']:.4f}]"  # noqa: E731
         diff = ("(baseline)" if r["label"] == base
                 else _pm(r["diff_final_mean"], r["diff_final_lo"], r["diff_final_hi"]))
         lines.append(
             f"| {r['label']} | {r['n']} | {r['params']:,} | {_fmt(r['best_mean'])} ± "
-            f"{_fmt(r['best_std'])} | {ci('best')} | {_fmt(r['final_mean'])} ± "
-            f"{_fmt(r['final_std'])} | {ci('final')} | {diff} | "
+            f"{_fmt(r['best_std'])} | {ci(r, 'best')} | {_fmt(r['final_mean'])} ± "
+            f"{_fmt(r['final_std'])} | {ci(r, 'final')} | {diff} | "
             f"{r['train_images_per_sec']:.0f} | {_fmt(r['infer_images_per_sec'], 0)} |")
     lines += ["", "std: sample standard deviation over seeds (n-1). CI: 95% Student-t interval "
               "of the mean. Paired difference: per seed, variant minus baseline, then its mean "
