@@ -117,6 +117,7 @@ def plan_sweep(config: str, grids: Sequence[str], seeds: Any, out: str,
         variants.append({"name": name, "overrides": ovs,
                          "label": ", ".join(f"{k.split('.')[-1]}={v}" for k, v in zip(keys, combo))})
     runs = []
+    out = os.path.abspath(out)
     for seed in seed_list:
         for v in variants:
             runs.append({"variant": v["name"], "seed": seed,
@@ -362,11 +363,8 @@ def load_sweep_runs(out: str) -> Tuple[Dict[str, Any], List[Dict[str, Any]]]:
     plan = _read_json(path)
     runs, missing = [], []
     for run in plan["runs"]:
-        d = run["dir"]
-        if not os.path.isabs(d) and not os.path.isdir(d):
-            d = os.path.join(out, os.path.relpath(d, plan["out"]))
-        if not os.path.isdir(d):   # the sweep folder was moved: find the run under ``out``
-            d = os.path.join(out, run["variant"], f"seed{run['seed']}")
+        # the layout is fixed, so a sweep folder that was moved or copied still reads
+        d = os.path.join(out, run["variant"], f"seed{run['seed']}")
         if run_status(d, plan["epochs"]) != "finished":
             missing.append(d)
             continue
