@@ -197,7 +197,8 @@ def test_run_status(tmp_path):
 
 TINY = ["-o", "Arch.width=4", "-o", "DataLoader.Train.dataset.num_samples=256",
         "-o", "DataLoader.Train.batch_size=64", "-o", "DataLoader.Eval.dataset.num_samples=200",
-        "-o", "Global.plot=False", "-o", "Global.use_visualdl=False"]
+        "-o", "Global.plot=False", "-o", "Global.use_visualdl=False",
+        "-o", "Global.print_batch_step=1"]
 
 
 def _sweep_cmd(out, epochs, seeds=2, extra=()):
@@ -320,3 +321,34 @@ def test_cli_bad_grid_is_one_line_error():
     assert res.returncode == 2
     assert "--grid 'Arch.squeeze': expected KEY=v1,v2" in res.stderr
     assert "Traceback" not in res.stderr
+
+
+def test_committed_results_agree_with_their_runs():
+    """docs/fmnist_squeeze.csv (the summary) against docs/fmnist_squeeze_runs.csv (one row per
+    run), recomputed with numpy and a printed t quantile, and RESULTS.md shows those numbers."""
+    docs = os.path.join(ROOT, "docs")
+    summary = _read_csv(os.path.join(docs, "fmnist_squeeze.csv"))
+    with open(os.path.join(docs, "fmnist_squeeze_runs.csv"), newline="") as f:
+        runs = list(csv.DictReader(f))
+    with open(os.path.join(docs, "RESULTS.md")) as f:
+        results_md = f.read()
+    names = [f"squeeze-{s}" for s in ("none", "avg", "dct", "random", "ortho")]
+    assert list(summary) == names
+    acc = {(r["variant"], int(r["seed"])): float(r["final_acc"]) for r in runs}
+    for name in names:
+        finals = np.array([acc[(name, s)] for s in (0, 1, 2)])
+        base = np.array([acc[("squeeze-none", s)] for s in (0, 1, 2)])
+        row = summary[name]
+        assert int(row["n"]) == 3
+        assert float(row["final_mean"]) == pytest.approx(finals.mean(), abs=1e-12)
+        assert float(row["final_std"]) == pytest.approx(finals.std(ddof=1), abs=1e-12)
+        half = 4.302653 * finals.std(ddof=1) / math.sqrt(3)
+        assert float(row["final_hi"]) == pytest.approx(finals.mean() + half, abs=1e-6)
+        diff = finals - base
+        assert float(row["diff_final_mean"]) == pytest.approx(diff.mean(), abs=1e-12)
+        if name != "squeeze-none":
+            dhalf = 4.302653 * diff.std(ddof=1) / math.sqrt(3)
+            assert float(row["diff_final_lo"]) == pytest.approx(diff.mean() - dhalf, abs=1e-6)
+        assert f"{finals.mean():.4f} ± {finals.std(ddof=1):.4f}" in results_md
+    # every planned run is there, one epoch each
+    assert all(int(r["epochs"]) == 1 for r in runs) and len(runs) == 15

@@ -236,8 +236,11 @@ def run_sweep(plan: Dict[str, Any], jobs: int = 1, dry_run: bool = False,
         os.makedirs(run["dir"], exist_ok=True)
         cmd = run_command(plan, run, resume)
         t0 = time.time()
-        with open(os.path.join(run["dir"], "train.log"), "a", encoding="utf-8") as log:
-            log.write(f"$ {' '.join(shlex.quote(c) for c in cmd)}\n")
+        log_path = os.path.join(run["dir"], "train.log")
+        # a killed run may have left a progress bar without its newline
+        sep = "\n" if os.path.isfile(log_path) and os.path.getsize(log_path) else ""
+        with open(log_path, "a", encoding="utf-8") as log:
+            log.write(f"{sep}$ {' '.join(shlex.quote(c) for c in cmd)}\n")
             log.flush()
             proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env)
             with lock:
