@@ -27,7 +27,7 @@ from matplotlib.figure import Figure
 from .utils.hints import did_you_mean
 
 __all__ = ["plot_learning_curve", "plot_filters", "plot_gram_matrix", "plot_attention",
-           "plot_curves_together", "comparison_table"]
+           "plot_curves_together", "comparison_table", "plot_sweep"]
 
 _DPI = 120
 _TITLE_SIZE = 13
@@ -491,3 +491,82 @@ def _number(row: Mapping[str, Any], key: str, index: int, where: str) -> Optiona
     except (TypeError, ValueError):
         raise ValueError(f"{where}[{index}][{key!r}] must be a number, got {value!r}") from None
     return None if math.isnan(value) else value
+
+
+def plot_sweep(rows: Sequence[Mapping[str, Any]], curves: Mapping[str, Mapping[str, Any]],
+               baseline: Optional[str] = None, title: Optional[str] = None,
+               save_path: Optional[str] = None) -> Figure:
+    """An ablation sweep: accuracy per variant with 95% intervals, and mean learning curves.
+
+    Args:
+        rows (list of dict): one per variant with ``label``, ``final_mean``, ``final_lo``,
+            ``final_hi``, ``best_mean``, ``best_lo``, ``best_hi`` (the sweep summary rows).
+        curves (dict): ``label -> {"val_acc": [per-seed lists per epoch], "train_loss":
+            [per-seed lists], "train_iter": [steps]}``.
+        baseline (str, optional): label of the baseline; its mean is drawn as a dashed line.
+        title (str, optional): figure title.
+        save_path (str, optional): where to save the PNG.
+
+    Returns:
+        matplotlib.figure.Figure: accuracy panel, mean training loss panel and, when the runs
+        have more than one epoch, a mean validation accuracy per epoch panel.
+    """
+    if not rows:
+        raise ValueError("plot_sweep: no variant rows to plot")
+    epochs = max((len(v) for c in curves.values() for v in c.get("val_acc", [])), default=0)
+    ncols = 3 if epochs > 1 else 2
+    fig = _new_figure((5.0 * ncols, 4.2))
+    ax = fig.add_subplot(1, ncols, 1)
+    x = np.arange(len(rows))
+    for off, key, name in ((-0.12, "final", "final"), (0.12, "best", "best")):
+        mean = np.array([float(r[f"{key}_mean"]) for r in rows])
+        lo = np.array([float(r[f"{key}_lo"]) for r in rows])
+        hi = np.array([float(r[f"{key}_hi"]) for r in rows])
+        err = np.nan_to_num(np.vstack([mean - lo, hi - mean]))
+        ax.errorbar(x + off, mean, yerr=err, fmt="o", capsize=4, label=f"{name} (mean, 95% CI)")
+    for i, r in enumerate(rows):
+        seeds = curves.get(r["label"], {}).get("val_acc", [])
+        finals = [s[-1] for s in seeds if len(s)]
+        ax.scatter(np.full(len(finals), i - 0.12), finals, s=10, color="gray", alpha=0.6,
+                   zorder=3, label="final, each seed" if i == 0 else None)
+    if baseline is not None:
+        for r in rows:
+            if r["label"] == baseline:
+                ax.axhline(float(r["final_mean"]), ls="--", lw=0.8, color="gray")
+    ax.set_xticks(x)
+    ax.set_xticklabels([str(r["label"]) for r in rows], rotation=20)
+    ax.set_ylabel("Test accuracy", fontsize=_LABEL_SIZE)
+    ax.set_title("Accuracy per variant", fontsize=_TITLE_SIZE)
+    ax.legend(fontsize=8)
+    ax.grid(alpha=0.3)
+
+    ax2 = fig.add_subplot(1, ncols, 2)
+    for label, c in curves.items():
+        losses = [np.asarray(s, dtype=np.float64) for s in c.get("train_loss", [])]
+        if not losses:
+            continue
+        n = min(len(s) for s in losses)
+        mean = np.mean([s[:n] for s in losses], axis=0)
+        it = np.asarray(c.get("train_iter", np.arange(n)))[:n]
+        ax2.plot(it, mean, label=label, lw=1.2, marker="o" if n < 3 else None)
+    ax2.set_xlabel("Iteration", fontsize=_LABEL_SIZE)
+    ax2.set_ylabel("Train loss (mean over seeds)", fontsize=_LABEL_SIZE)
+    ax2.set_title("Mean training curve", fontsize=_TITLE_SIZE)
+    ax2.legend(fontsize=8)
+    ax2.grid(alpha=0.3)
+
+    if ncols == 3:
+        ax3 = fig.add_subplot(1, ncols, 3)
+        for label, c in curves.items():
+            accs = [np.asarray(s, dtype=np.float64) for s in c.get("val_acc", [])]
+            n = min(len(s) for s in accs)
+            ax3.plot(np.arange(1, n + 1), np.mean([s[:n] for s in accs], axis=0), marker="o",
+                     label=label)
+        ax3.set_xlabel("Epoch", fontsize=_LABEL_SIZE)
+        ax3.set_ylabel("Test accuracy (mean over seeds)", fontsize=_LABEL_SIZE)
+        ax3.set_title("Mean validation curve", fontsize=_TITLE_SIZE)
+        ax3.legend(fontsize=8)
+        ax3.grid(alpha=0.3)
+    if title:
+        fig.suptitle(title, fontsize=_TITLE_SIZE)
+    return _finish(fig, save_path, owned=True)
