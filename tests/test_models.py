@@ -333,3 +333,8 @@ def test_full_width_at_224_to_static(name):
         ref = model(x).numpy()
         got = paddle.jit.to_static(model, full_graph=True)(x).numpy()
     np.testing.assert_allclose(got, ref, rtol=1e-4, atol=1e-4 * max(1.0, float(np.abs(ref).max())))
+
+
+def test_mod_position_on_basic_blocks_is_an_error_not_silently_post():
+    with pytest.raises(ValueError, match="position 'mod' needs Bottleneck blocks"):
+        build_model("orthonet18", 10, stem="cifar", width=4, position="mod")

@@ -48,7 +48,7 @@ class BasicBlock(nn.Layer):
     """Two 3x3 convs; attention after the second BN, before the residual add.
 
     BasicBlock has no ``mod`` position (there is no narrow middle conv): OrthoNet-MOD
-    18/34 would equal OrthoNet-18/34, so ``position`` is accepted and ignored here.
+    18/34 would equal OrthoNet-18/34, so ``ResNet`` refuses ``position='mod'`` for it.
     """
 
     expansion = 1
@@ -170,6 +170,11 @@ class ResNet(nn.Layer):
         _choice("stem", stem, STEMS)
         _choice("attention position", position, POSITIONS)
         _choice("norm", norm, NORMS)
+        if position == "mod" and block is not Bottleneck:
+            # Accepting it would silently train the post model under a mod label.
+            raise ValueError("position 'mod' needs Bottleneck blocks (depth 50, 101, 152): a "
+                             "BasicBlock has no narrow middle conv, so OrthoNet-MOD-18/34 equal "
+                             "OrthoNet-18/34; use position='post'")
         out_indices = tuple(out_indices)
         if not out_indices or any(i not in (0, 1, 2, 3) for i in out_indices):
             raise ValueError(f"out_indices must be stage numbers among 0, 1, 2, 3, got {out_indices!r}")
@@ -180,7 +185,7 @@ class ResNet(nn.Layer):
         self.num_classes = num_classes
         self.input_size = input_size
         self.squeeze = squeeze
-        self.position = position if block is Bottleneck else "post"
+        self.position = position
         self.stem = stem
         self.norm = norm
         self.features_only = features_only
