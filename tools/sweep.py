@@ -1,8 +1,8 @@
 """Ablation sweep: a grid of overrides x seeds, one tools/train.py run each, then a summary.
 
   python tools/sweep.py -c configs/orthonet18_fashionmnist.yaml \
-      --grid Arch.squeeze=none,avg,dct,random,ortho --seeds 3 --out runs/squeeze [--jobs 2]
-  python tools/sweep.py --summarize runs/squeeze [--baseline squeeze-none]
+      --grid Arch.squeeze=none,avg,dct,random,ortho --seeds 3 --out output/sweeps/squeeze [--jobs 2]
+  python tools/sweep.py --summarize output/sweeps/squeeze [--baseline squeeze-none]
 """
 import _bootstrap  # noqa: F401  (sys.path, CPU threads)
 
