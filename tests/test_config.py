@@ -48,7 +48,7 @@ def test_seed_recipe_is_in_the_config():
     ("DataLoader.Train.batchsize=4", "did you mean batch_size"),
     ("Optimizer.lr.milestone=[1]", "did you mean milestones"),
     ("Arch.widht=8", "did you mean width"),
-    ("Arch.name=orthonet19", "did you mean orthonet18"),
+    ("Arch.name=orthonet19", "did you mean 'orthonet18'"),
     ("DataLoader.Train.dataset.transforms[0].RandomCrop.sizes=3", "did you mean size"),
     ("DataLoader.Train.dataset.transforms[9].RandomCrop.size=3", "list of 6 items"),
     ("Global.epochs", "must look like Section.key=value"),

@@ -400,7 +400,7 @@ def test_model_names_are_not_called_config_keys():
 
     with pytest.raises(ConfigError) as err:
         load_config(FASHION_CFG, ["Arch.name=orthonet19"])
-    assert "did you mean orthonet18" in str(err.value)
+    assert "did you mean 'orthonet18'" in str(err.value)
     assert "registered models: resnet18" in str(err.value) and "valid keys" not in str(err.value)
 
 
