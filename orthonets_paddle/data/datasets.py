@@ -15,7 +15,6 @@ dataset keeps all of it.
 from __future__ import annotations
 
 import gzip
-import hashlib
 import inspect
 import os
 import pickle
@@ -31,7 +30,7 @@ import paddle.dataset.common  # noqa: F401  (DATA_HOME: Paddle's dataset cache)
 from PIL import Image
 
 from ..utils.hints import did_you_mean
-from ..utils.io import UnsafePickleError, safe_load
+from ..utils.io import UnsafePickleError, file_digest, safe_load
 from ..utils.schema import POSITIVE_INT, Typed
 from .transforms import build_transforms
 
@@ -143,11 +142,7 @@ def _urlopen(url: str, timeout: float):
 
 
 def _md5(path: str) -> str:
-    h = hashlib.md5()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
+    return file_digest(path, "md5")
 
 
 def download(url: str, path: str, md5: Optional[str] = None, timeout: float = DOWNLOAD_TIMEOUT,

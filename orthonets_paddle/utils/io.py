@@ -132,13 +132,18 @@ def remove_stale_tmp(folder: str) -> list:
     return removed
 
 
-def sha256_file(path: str) -> str:
-    """Hex sha256 of a file's bytes."""
-    h = hashlib.sha256()
+def file_digest(path: str, algorithm: str = "sha256") -> str:
+    """Hex digest of a file's bytes (read in 1 MiB chunks)."""
+    h = hashlib.new(algorithm)
     with open(path, "rb") as f:
         for chunk in iter(lambda: f.read(1 << 20), b""):
             h.update(chunk)
     return h.hexdigest()
+
+
+def sha256_file(path: str) -> str:
+    """Hex sha256 of a file's bytes."""
+    return file_digest(path, "sha256")
 
 
 def write_text(text: str, path: str) -> str:
