@@ -235,9 +235,9 @@ def test_lr_used_in_training_follows_the_schedule(archive, tmp_path, monkeypatch
     steps, logged = zip(*scalars["train/lr"])
     assert list(steps) == list(range(1, total + 1))
     np.testing.assert_allclose(logged, want, rtol=1e-9, atol=1e-15)
-    # Each epoch row logs the rate after its last step (the next iteration's).
+    # Each epoch row logs the rate its last iteration used.
     logged = [row["lr"] for row in res["records"]["epochs"]]
-    np.testing.assert_allclose(logged, [want[3], want[6], 0.0], atol=1e-12)
+    np.testing.assert_allclose(logged, [want[2], want[5], want[8]], rtol=1e-9, atol=1e-15)
 
 
 def test_resume_from_missing_checkpoint_says_which_key(archive, tmp_path):

@@ -70,6 +70,7 @@ def train_one_epoch(model, loader, loss_fn, optimizer, scheduler, epoch: int, en
     total_loss = total_correct = total_seen = 0.0
     start = time.perf_counter()
     steps = len(loader)
+    lr = optimizer.get_lr()
     bar = progress(loader, steps, f"epoch {epoch + 1}/{g['epochs']}",
                    g["progress_bar"] and env.is_main)
     log = get_logger(quiet=not env.is_main)
@@ -122,7 +123,7 @@ def train_one_epoch(model, loader, loss_fn, optimizer, scheduler, epoch: int, en
     sums = _all_reduce(np.array([total_loss, total_correct, total_seen]), env)
     elapsed = time.perf_counter() - start
     return {"loss": sums[0] / max(sums[2], 1), "acc": sums[1] / max(sums[2], 1),
-            "images_per_sec": sums[2] / max(elapsed, 1e-9)}
+            "images_per_sec": sums[2] / max(elapsed, 1e-9), "lr": lr}
 
 
 @paddle.no_grad()
@@ -310,7 +311,7 @@ def _fit(cfg, env, log, model, net_loaders, loss_fn, optimizer, scheduler, scale
             set_epoch(train_loader, epoch)
             tr = train_one_epoch(net, train_loader, loss_fn, optimizer, scheduler, epoch, env,
                                  records, state, cfg, vdl, scaler)
-            row = {"epoch": epoch + 1, "lr": optimizer.get_lr(), "train_loss": tr["loss"],
+            row = {"epoch": epoch + 1, "lr": tr["lr"], "train_loss": tr["loss"],
                    "train_acc": tr["acc"], "train_images_per_sec": tr["images_per_sec"]}
             step = state["global_step"]
             records["acc_record"]["train"]["acc"].append(tr["acc"])
