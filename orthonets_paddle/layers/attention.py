@@ -84,16 +84,17 @@ class ChannelAttention(nn.Layer):
             return self.filters
         if self.global_average:
             return paddle.full([self.channels, h, w], 1.0 / (h * w), dtype="float32")
-        if (h, w) not in self._fold or not paddle.in_dynamic_mode():
-            mats = (paddle.to_tensor(pool_matrix(h, self.size[0])),
-                    paddle.to_tensor(pool_matrix(w, self.size[1])))
-            if not paddle.in_dynamic_mode():
-                return self._folded(*mats)  # traced once into the static program
-            self._fold[(h, w)] = mats  # matrices cached per size; K may be reloaded
-        return self._folded(*self._fold[(h, w)])
-
-    def _folded(self, ph: paddle.Tensor, pw: paddle.Tensor) -> paddle.Tensor:
+        if not paddle.in_dynamic_mode():  # traced once into the static program
+            ph, pw = self._pool_matrices(h, w)
+        else:  # the matrices are cached per size, not the product: K may be reloaded
+            if (h, w) not in self._fold:
+                self._fold[(h, w)] = self._pool_matrices(h, w)
+            ph, pw = self._fold[(h, w)]
         return paddle.matmul(paddle.matmul(ph, self.filters, transpose_x=True), pw)
+
+    def _pool_matrices(self, h: int, w: int) -> Tuple[paddle.Tensor, paddle.Tensor]:
+        return (paddle.to_tensor(pool_matrix(h, self.size[0])),
+                paddle.to_tensor(pool_matrix(w, self.size[1])))
 
     def excite(self, s: paddle.Tensor) -> paddle.Tensor:
         """Excitation logits ``W2 relu(W1 s)``: ``[b, c] -> [b, c]`` (before the sigmoid)."""

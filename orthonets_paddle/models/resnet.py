@@ -72,9 +72,7 @@ class BasicBlock(nn.Layer):
         out = self.relu(self.bn1(self.conv1(x)))
         out = self.bn2(self.conv2(out))
         if self.att is not None:
-            if _use_lean(self, out):
-                return attend_add_relu(self.att, out, identity)
-            out = self.att(out)
+            return _attend_add_relu(self, out, identity)
         return self.relu(out + identity)
 
 
@@ -108,21 +106,23 @@ class Bottleneck(nn.Layer):
         out = self.relu(self.bn1(self.conv1(x)))
         out = self.bn2(self.conv2(out))
         mod = self.att is not None and self.position == "mod"
-        if mod and _use_lean(self, out):
-            out = attend_add_relu(self.att, out)
-        else:
-            out = self.relu(self.att(out) if mod else out)
+        out = _attend_add_relu(self, out) if mod else self.relu(out)
         out = self.bn3(self.conv3(out))
         if self.att is not None and not mod:
-            if _use_lean(self, out):
-                return attend_add_relu(self.att, out, identity)
-            out = self.att(out)
+            return _attend_add_relu(self, out, identity)
         return self.relu(out + identity)
 
 
-def _use_lean(block: nn.Layer, x: paddle.Tensor) -> bool:
-    # The lean backward only matters, and only runs, while training in dygraph.
-    return block.lean and not x.stop_gradient and paddle.in_dynamic_mode()
+def _attend_add_relu(block: nn.Layer, out: paddle.Tensor,
+                     identity: Optional[paddle.Tensor] = None) -> paddle.Tensor:
+    """``out = block.att(out); relu(out + identity)`` (``relu(out)`` without identity).
+
+    With ``lean_attention``, while dygraph records gradients (the only time the lean
+    backward matters), the same values come from the fused op of ``layers/fused.py``."""
+    if block.lean and not out.stop_gradient and paddle.in_dynamic_mode():
+        return attend_add_relu(block.att, out, identity)
+    out = block.att(out)
+    return block.relu(out if identity is None else out + identity)
 
 
 def _choice(name: str, value, valid: Sequence) -> None:
