@@ -311,6 +311,35 @@ def test_channel_mismatches_name_the_cause(gray, tmp_path):
         evaluate_from_config(cfg)
 
 
+def test_training_channel_mismatch_is_refused_before_the_run_folder_is_written(gray, tmp_path):
+    from orthonets_paddle.engine import train
+
+    cfg = copy.deepcopy(gray["cfg"])  # 3-channel training images for a 1-channel model
+    cfg["Global"]["output_dir"] = str(tmp_path / "run")
+    ds = cfg["DataLoader"]["Train"]["dataset"]
+    ds["channels"] = 3
+    ds["transforms"] = [{"ToTensor": {}}, {"Normalize": {"mean": [0.3] * 3, "std": [0.3] * 3}}]
+    with pytest.raises(ValueError, match="DataLoader.Train gives 3-channel images but the model takes 1"):
+        train(cfg)
+    assert not (tmp_path / "run").exists()
+
+
+def test_the_channel_probe_leaves_the_random_state_alone():
+    import random
+
+    from orthonets_paddle.data import build_dataloader, check_loader_channels
+
+    loader = build_dataloader({"dataset": {"name": "Synthetic", "num_samples": 4, "image_size": 16,
+                                           "transforms": [{"RandomCrop": {"size": 16, "padding": 4}},
+                                                          {"RandomHorizontalFlip": {}}, {"ToTensor": {}}]},
+                               "batch_size": 2}, "train")
+    random.seed(3)
+    np.random.seed(3)
+    check_loader_channels(loader, 3, "DataLoader.Train")
+    assert random.random() == random.Random(3).random()
+    assert np.random.rand() == np.random.RandomState(3).rand()
+
+
 # ----------------------------------------------------------------------------- default paths
 def _run(args, cwd):
     env = {k: v for k, v in os.environ.items() if k != "OMP_NUM_THREADS"}

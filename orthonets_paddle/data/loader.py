@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import random
 from typing import Any, Dict, Iterator, List, Optional
 
 import numpy as np
@@ -17,7 +18,7 @@ from paddle.io.dataloader.collate import default_collate_fn
 
 from ..utils.hints import did_you_mean
 from ..utils.schema import NON_NEGATIVE_INT, POSITIVE_INT
-from .datasets import DataFileError, build_dataset, dataset_params
+from .datasets import DataFileError, build_dataset, check_channels, dataset_params
 from .transforms import build_transforms
 
 __all__ = ["build_dataloader", "loader_params", "set_epoch", "EpochSampler", "FailFastDataLoader",
@@ -297,3 +298,27 @@ def build_dataloader(loader_cfg: Dict[str, Any], mode: str, seed: int = 0,
                                 collate_fn=functools.partial(_collate, skip=cfg["skip_bad_images"]))
     loader.skip_bad_images = cfg["skip_bad_images"]
     return loader
+
+
+def check_loader_channels(loader: DataLoader, expected: int, source: str) -> None:
+    """``check_channels`` on the loader's first sample (CHW after the transforms), before
+    any batch runs. The random state is left as it was: the transforms draw from it.
+
+    Args:
+        loader: from ``build_dataloader``.
+        expected: the model's input channels (``Arch.in_channels``).
+        source: the config section, for the message (``DataLoader.Train``).
+    """
+    if not len(loader.dataset):
+        return
+    state = random.getstate(), np.random.get_state()
+    try:
+        sample = loader.dataset[0]
+    finally:
+        random.setstate(state[0])
+        np.random.set_state(state[1])
+    if isinstance(sample, _Failed):  # the loader itself reports it, naming the file
+        return
+    image = np.asarray(sample[0])
+    if image.ndim == 3:
+        check_channels(image.shape[0], expected, source)

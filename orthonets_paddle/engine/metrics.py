@@ -164,8 +164,7 @@ def evaluate_from_config(cfg: Dict[str, Any], per_class: bool = False,
         ValueError: no ``Global.pretrained_model`` or no ``DataLoader.Eval``.
         WeightsError: unreadable weights, or weights for another architecture.
     """
-    from ..data import build_dataloader
-    from ..data.datasets import check_channels
+    from ..data import build_dataloader, check_loader_channels
     from .env import setup_env
     from .logger import write_json
     from .losses import build_loss
@@ -178,11 +177,7 @@ def evaluate_from_config(cfg: Dict[str, Any], per_class: bool = False,
     setup_env(g["device"])
     model = load_model(cfg)
     loader = build_dataloader(cfg["DataLoader"]["Eval"], "eval", seed=g["seed"])
-    if len(loader.dataset):
-        sample = np.asarray(loader.dataset[0][0])
-        if sample.ndim == 3:  # CHW after ToTensor
-            check_channels(sample.shape[0], int(cfg["Arch"].get("in_channels") or 3),
-                           "DataLoader.Eval")
+    check_loader_channels(loader, int(cfg["Arch"].get("in_channels") or 3), "DataLoader.Eval")
     raw = evaluate_with_predictions(model, loader, build_loss(cfg["Loss"]),
                                     show_progress=g["progress_bar"])
     k = int(cfg["Arch"]["class_num"])

@@ -15,8 +15,7 @@ import numpy as np
 import paddle
 
 from .config import dump_config, save_config
-from ..data import build_dataloader, set_epoch
-from ..data.datasets import check_channels
+from ..data import build_dataloader, check_loader_channels, set_epoch
 from ..models import build_model_from_config
 from ..models.pretrained import load_pretrained
 from .checkpoint import (MANIFEST, CheckpointError, RunFolderError, RunLock, arch_identity,
@@ -75,9 +74,6 @@ def train_one_epoch(model, loader, loss_fn, optimizer, scheduler, epoch: int, en
                    g["progress_bar"] and env.is_main)
     log = get_logger(quiet=not env.is_main)
     for i, (images, labels) in enumerate(bar):
-        if i == 0:  # the real cause, before the first conv reports a weight-shape error
-            check_channels(images.shape[1], int((cfg.get("Arch") or {}).get("in_channels") or 3),
-                           "DataLoader.Train")
         labels = labels.reshape([-1]).astype("int64")
         if scaler is not None:
             with paddle.amp.auto_cast(level=cfg["AMP"]["level"]):
@@ -262,6 +258,10 @@ def train(cfg: Dict[str, Any]) -> Dict[str, Any]:
         log.info("resumed from %s: epoch %d done, best acc %.4f (epoch %d); continuing at epoch %d",
                  ckpt["prefix"], start_epoch, state["best_acc"], state["best_epoch"] + 1,
                  start_epoch + 1)
+
+    # The real cause, before the first conv reports a weight-shape error (and after the
+    # resume identity check, whose message lists every differing Arch key).
+    check_loader_channels(train_loader, int(cfg["Arch"].get("in_channels") or 3), "DataLoader.Train")
 
     # Every check passed: from here on the run owns out_dir.
     lock = RunLock(out_dir)
