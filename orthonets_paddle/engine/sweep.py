@@ -395,11 +395,11 @@ def _model_facts(run_dir: str, measure: bool, batch: int = 64, repeats: int = 5
     import paddle
     import yaml
     from ..models.registry import build_model_from_config
+    from .runs import count_parameters
     with open(os.path.join(run_dir, "config.yaml"), encoding="utf-8") as f:
         cfg = yaml.safe_load(f)
     model = build_model_from_config(cfg["Arch"])
-    params = int(sum(int(np.prod(p.shape)) for p in model.parameters() if not p.stop_gradient))
-    facts = {"params": params, "infer_images_per_sec": float("nan")}
+    facts = {"params": count_parameters(model), "infer_images_per_sec": float("nan")}
     if measure:
         model.eval()
         x = paddle.randn([batch] + list(cfg["Global"]["image_shape"]))

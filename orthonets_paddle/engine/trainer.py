@@ -18,6 +18,7 @@ from .config import dump_config, save_config
 from ..data import build_dataloader, check_loader_channels, set_epoch
 from ..models import build_model_from_config
 from ..models.pretrained import load_pretrained
+from ..utils.cli import is_interrupt
 from .checkpoint import (MANIFEST, CheckpointError, RunFolderError, RunLock, arch_identity,
                          holds_run, identity_diff, load_checkpoint, load_optimizer_state,
                          optimizer_state, save_checkpoint, save_set)
@@ -183,8 +184,7 @@ def _meta(cfg: Dict[str, Any], epoch: int, state: Dict[str, Any]) -> Dict[str, A
 
 
 def _unwrap_interrupt(exc: OSError) -> None:
-    # Paddle re-raises a Ctrl-C that arrives inside backward() as OSError.
-    if "KeyboardInterrupt" in str(exc):
+    if is_interrupt(exc):
         raise KeyboardInterrupt from None
 
 

@@ -4,9 +4,15 @@ from __future__ import annotations
 import sys
 from typing import Callable
 
-__all__ = ["run", "USER_ERRORS"]
+__all__ = ["run", "USER_ERRORS", "is_interrupt"]
 
 USER_ERRORS = (ValueError, RuntimeError, FileNotFoundError, OSError)
+
+
+def is_interrupt(exc: BaseException) -> bool:
+    """A Ctrl-C: Paddle re-raises one that lands inside backward() as OSError."""
+    return isinstance(exc, KeyboardInterrupt) or (
+        isinstance(exc, OSError) and "KeyboardInterrupt" in str(exc))
 
 
 def run(main: Callable[[], object]) -> None:
@@ -19,8 +25,7 @@ def run(main: Callable[[], object]) -> None:
         print("interrupted", file=sys.stderr)
         sys.exit(130)
     except USER_ERRORS as exc:
-        if isinstance(exc, OSError) and "KeyboardInterrupt" in str(exc):
-            # Paddle re-raises a Ctrl-C that lands inside backward() as OSError.
+        if is_interrupt(exc):
             print("interrupted", file=sys.stderr)
             sys.exit(130)
         if os.environ.get("ORTHONETS_DEBUG"):
