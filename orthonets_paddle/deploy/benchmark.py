@@ -262,7 +262,7 @@ def benchmark_models(cfg: Optional[Dict[str, Any]] = None, arch: Optional[str] =
     Raises:
         ValueError: neither or both of ``cfg`` and ``arch``; ``compare`` equal to the model.
     """
-    from ..models import build_model_from_config
+    from ..models.registry import build_model_from_config, model_channels
 
     if (cfg is None) == (arch is None):
         raise ValueError("give either a config (-c CONFIG) or a model name (--arch NAME), "
@@ -292,5 +292,5 @@ def benchmark_models(cfg: Optional[Dict[str, Any]] = None, arch: Optional[str] =
     if shape is None:
         first = models[names[0]]
         size = getattr(first, "input_size", 224)
-        shape = [int(arch_cfg.get("in_channels", 3)), size, size]
+        shape = [model_channels(arch_cfg), size, size]
     return models, shape

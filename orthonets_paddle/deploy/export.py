@@ -17,6 +17,7 @@ import numpy as np
 import paddle
 
 from ..models import load_model
+from ..models.registry import model_channels
 from ..utils.io import write_bytes
 from .predictors import OnnxPredictor, PaddlePredictor, inference_files
 
@@ -205,7 +206,7 @@ def export_from_config(cfg: Dict[str, Any], onnx: bool = False,
     export to ``Global.save_inference_dir`` with input ``[N, *Global.image_shape]``."""
     g = cfg["Global"]
     shape = check_image_shape(g["image_shape"])  # before the (slow) model build
-    channels = int(cfg["Arch"].get("in_channels") or 3)
+    channels = model_channels(cfg["Arch"])
     if shape[0] != channels:
         raise ExportError(f"Global.image_shape {shape} has {shape[0]} channel(s) but the model "
                           f"takes {channels} (Arch.in_channels); set -o Global.image_shape="

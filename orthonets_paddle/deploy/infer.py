@@ -20,7 +20,7 @@ from .predictors import Predictor
 
 __all__ = ["InferError", "list_images", "read_image", "load_class_names", "softmax",
            "topk_predictions", "predict_images", "infer_transforms", "infer_from_config",
-           "format_predictions", "model_channels"]
+           "format_predictions"]
 
 
 class InferError(ValueError):
@@ -201,11 +201,6 @@ def predict_images(predictor: Predictor, paths: Sequence[str],
     return results
 
 
-def model_channels(cfg: Dict[str, Any]) -> int:
-    """The model's input channels: ``Arch.in_channels`` (3 when not set)."""
-    return int(cfg["Arch"].get("in_channels") or 3)
-
-
 def format_predictions(results: Sequence[Dict[str, Any]]) -> str:
     """One line per image: ``path: name score, name score, ...``."""
     return "\n".join(f"{r['image']}: " + ", ".join(f"{t['class_name']} {t['score']:.4f}"
@@ -230,6 +225,7 @@ def infer_from_config(cfg: Dict[str, Any], backend: str = "dygraph",
     from ..utils.io import write_json
     from .export import check_image_shape
     from ..models import load_model
+    from ..models.registry import model_channels
     from .predictors import BACKENDS, create_predictor
 
     if backend not in BACKENDS:
@@ -245,7 +241,7 @@ def infer_from_config(cfg: Dict[str, Any], backend: str = "dygraph",
     else:
         predictor = create_predictor(backend, save_dir=g["save_inference_dir"], threads=threads)
         shape = check_image_shape(g["image_shape"])
-    channels = model_channels(cfg)
+    channels = model_channels(cfg["Arch"])
     if shape is not None and shape[0] != channels:
         raise InferError(f"Global.image_shape {shape} has {shape[0]} channel(s) but the model "
                          f"takes {channels} (Arch.in_channels); set -o Global.image_shape="

@@ -165,6 +165,7 @@ def evaluate_from_config(cfg: Dict[str, Any], per_class: bool = False,
         WeightsError: unreadable weights, or weights for another architecture.
     """
     from ..data import build_dataloader, check_loader_channels
+    from ..models.registry import model_channels
     from .env import setup_env
     from .logger import write_json
     from .losses import build_loss
@@ -177,7 +178,7 @@ def evaluate_from_config(cfg: Dict[str, Any], per_class: bool = False,
     setup_env(g["device"])
     model = load_model(cfg)
     loader = build_dataloader(cfg["DataLoader"]["Eval"], "eval", seed=g["seed"])
-    check_loader_channels(loader, int(cfg["Arch"].get("in_channels") or 3), "DataLoader.Eval")
+    check_loader_channels(loader, model_channels(cfg["Arch"]), "DataLoader.Eval")
     raw = evaluate_with_predictions(model, loader, build_loss(cfg["Loss"]),
                                     show_progress=g["progress_bar"])
     k = int(cfg["Arch"]["class_num"])

@@ -17,6 +17,7 @@ import paddle
 from .config import dump_config, save_config
 from ..data import build_dataloader, check_loader_channels, set_epoch
 from ..models import build_model_from_config
+from ..models.registry import model_channels
 from ..models.pretrained import load_pretrained
 from ..utils.cli import is_interrupt
 from .checkpoint import (MANIFEST, CheckpointError, RunFolderError, RunLock, arch_identity,
@@ -261,7 +262,7 @@ def train(cfg: Dict[str, Any]) -> Dict[str, Any]:
 
     # The real cause, before the first conv reports a weight-shape error (and after the
     # resume identity check, whose message lists every differing Arch key).
-    check_loader_channels(train_loader, int(cfg["Arch"].get("in_channels") or 3), "DataLoader.Train")
+    check_loader_channels(train_loader, model_channels(cfg["Arch"]), "DataLoader.Train")
 
     # Every check passed: from here on the run owns out_dir.
     lock = RunLock(out_dir)

@@ -8,7 +8,7 @@ import paddle.nn as nn
 
 from ..utils.hints import did_you_mean
 
-__all__ = ["register_model", "build_model", "build_model_from_config", "list_models",
+__all__ = ["model_channels", "register_model", "build_model", "build_model_from_config", "list_models",
            "get_pretrained_cfg", "model_entrypoint", "MODEL_ENTRYPOINTS", "IMAGENET_MEAN_STD"]
 
 MODEL_ENTRYPOINTS: Dict[str, Callable[..., nn.Layer]] = {}
@@ -67,3 +67,8 @@ def build_model_from_config(arch: Dict[str, Any]) -> nn.Layer:
     ``ResNet`` options such as ``stem``, ``width``, ``squeeze``, ``lean_attention``)."""
     opts = {k: v for k, v in arch.items() if k not in ("name", "class_num")}
     return build_model(arch["name"], num_classes=arch["class_num"], **opts)
+
+
+def model_channels(arch: Dict[str, Any]) -> int:
+    """The input channels of the model an ``Arch`` section builds (3 when not set)."""
+    return int(arch.get("in_channels") or 3)
