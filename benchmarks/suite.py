@@ -5,13 +5,16 @@ measured side by side in one run (this machine is shared and noisy)."""
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from typing import Any, Callable, Dict
 
 import numpy as np
 
-from orthonets_paddle.deploy.benchmark import benchmark, time_interleaved
+if __name__ == "__main__":  # run as a script from a checkout: use this checkout's package
+    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from orthonets_paddle.deploy.benchmark import benchmark, time_interleaved  # noqa: E402
 
 __all__ = ["SEED_TRAIN_TRANSFORMS", "construction_times", "peak_memory", "data_throughput",
            "run_suite", "format_suite", "TARGETS"]
@@ -196,8 +199,6 @@ def format_suite(res: Dict[str, Any]) -> str:
 
 if __name__ == "__main__":
     import argparse
-    import os
-    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--quick", action="store_true", help="fewer repeats")
     parser.add_argument("--json", metavar="PATH", help="save the figures as JSON")
