@@ -493,6 +493,23 @@ def _number(row: Mapping[str, Any], key: str, index: int, where: str) -> Optiona
     return None if math.isnan(value) else value
 
 
+def _mean_over_seeds(series: Sequence[Sequence[float]]) -> Optional[np.ndarray]:
+    """Mean over seeds of per-seed curves, cut to the shortest; None without curves."""
+    curves = [np.asarray(v, dtype=np.float64) for v in series]
+    if not curves:
+        return None
+    n = min(len(v) for v in curves)
+    return np.mean([v[:n] for v in curves], axis=0)
+
+
+def _label_panel(ax: Axes, xlabel: str, ylabel: str, title: str) -> None:
+    ax.set_xlabel(xlabel, fontsize=_LABEL_SIZE)
+    ax.set_ylabel(ylabel, fontsize=_LABEL_SIZE)
+    ax.set_title(title, fontsize=_TITLE_SIZE)
+    ax.legend(fontsize=8)
+    ax.grid(alpha=0.3)
+
+
 def plot_sweep(rows: Sequence[Mapping[str, Any]], curves: Mapping[str, Mapping[str, Any]],
                baseline: Optional[str] = None, title: Optional[str] = None,
                save_path: Optional[str] = None) -> Figure:
@@ -542,31 +559,19 @@ def plot_sweep(rows: Sequence[Mapping[str, Any]], curves: Mapping[str, Mapping[s
 
     ax2 = fig.add_subplot(1, ncols, 2)
     for label, c in curves.items():
-        losses = [np.asarray(s, dtype=np.float64) for s in c.get("train_loss", [])]
-        if not losses:
-            continue
-        n = min(len(s) for s in losses)
-        mean = np.mean([s[:n] for s in losses], axis=0)
-        it = np.asarray(c.get("train_iter", np.arange(n)))[:n]
-        ax2.plot(it, mean, label=label, lw=1.2, marker="o" if n < 3 else None)
-    ax2.set_xlabel("Iteration", fontsize=_LABEL_SIZE)
-    ax2.set_ylabel("Train loss (mean over seeds)", fontsize=_LABEL_SIZE)
-    ax2.set_title("Mean training curve", fontsize=_TITLE_SIZE)
-    ax2.legend(fontsize=8)
-    ax2.grid(alpha=0.3)
+        mean = _mean_over_seeds(c.get("train_loss", []))
+        if mean is not None:
+            it = np.asarray(c.get("train_iter", np.arange(len(mean))))[:len(mean)]
+            ax2.plot(it, mean, label=label, lw=1.2, marker="o" if len(mean) < 3 else None)
+    _label_panel(ax2, "Iteration", "Train loss (mean over seeds)", "Mean training curve")
 
     if ncols == 3:
         ax3 = fig.add_subplot(1, ncols, 3)
         for label, c in curves.items():
-            accs = [np.asarray(s, dtype=np.float64) for s in c.get("val_acc", [])]
-            n = min(len(s) for s in accs)
-            ax3.plot(np.arange(1, n + 1), np.mean([s[:n] for s in accs], axis=0), marker="o",
-                     label=label)
-        ax3.set_xlabel("Epoch", fontsize=_LABEL_SIZE)
-        ax3.set_ylabel("Test accuracy (mean over seeds)", fontsize=_LABEL_SIZE)
-        ax3.set_title("Mean validation curve", fontsize=_TITLE_SIZE)
-        ax3.legend(fontsize=8)
-        ax3.grid(alpha=0.3)
+            mean = _mean_over_seeds(c.get("val_acc", []))
+            if mean is not None:
+                ax3.plot(np.arange(1, len(mean) + 1), mean, marker="o", label=label)
+        _label_panel(ax3, "Epoch", "Test accuracy (mean over seeds)", "Mean validation curve")
     if title:
         fig.suptitle(title, fontsize=_TITLE_SIZE)
     return _finish(fig, save_path, owned=True)
