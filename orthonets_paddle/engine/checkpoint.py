@@ -146,12 +146,14 @@ def save_set(files: Dict[str, Tuple[Any, Any]], manifest_prefix: str,
 
 def save_checkpoint(prefix: str, model: paddle.nn.Layer, optimizer=None,
                     states: Optional[Dict[str, Any]] = None,
-                    meta: Optional[Dict[str, Any]] = None) -> None:
+                    meta: Optional[Dict[str, Any]] = None, opt_path: Optional[str] = None) -> None:
     """Write ``prefix.pdparams`` (+ ``.pdopt``, ``.pdstates``) and ``prefix.manifest.json``
-    as one set. ``meta`` (epoch, global step, model identity) goes into the manifest."""
+    as one set. ``meta`` (epoch, global step, model identity) goes into the manifest;
+    ``opt_path`` names the optimizer file when it is not ``prefix.pdopt`` (the seed's
+    ``best_optimizer.pdopt`` beside ``best_model.pdparams``)."""
     files = {prefix + ".pdparams": (model.state_dict(), None)}
     if optimizer is not None:
-        files[prefix + ".pdopt"] = (optimizer_state(model, optimizer), None)
+        files[opt_path or prefix + ".pdopt"] = (optimizer_state(model, optimizer), None)
     if states is not None:
         # Plain pickle: RNG states hold arrays (uint32) that paddle.save cannot store.
         files[prefix + ".pdstates"] = (_plain_states(states), _pickle)

@@ -22,7 +22,7 @@ from ..models.pretrained import load_pretrained
 from ..utils.cli import is_interrupt
 from .checkpoint import (MANIFEST, CheckpointError, RunFolderError, RunLock, arch_identity,
                          holds_run, identity_diff, load_checkpoint, load_optimizer_state,
-                         optimizer_state, save_checkpoint, save_set)
+                         save_checkpoint)
 from .env import RunEnv, rng_state, seed_everything, set_rng_state, setup_env
 from .logger import (VisualDLWriter, get_logger, log_line, new_records, progress, step_line,
                      write_json)
@@ -340,10 +340,8 @@ def _fit(cfg, env, log, model, net_loaders, loss_fn, optimizer, scheduler, scale
                         vdl.add_scalar(f"epoch/{k}", v, epoch + 1)
                 meta = _meta(cfg, epoch, state)
                 if improved:
-                    save_set({os.path.join(out_dir, "best_model.pdparams"): (model.state_dict(), None),
-                              os.path.join(out_dir, "best_optimizer.pdopt"):
-                                  (optimizer_state(model, optimizer), None)},
-                             os.path.join(out_dir, "best_model"), meta)
+                    save_checkpoint(os.path.join(out_dir, "best_model"), model, optimizer, meta=meta,
+                                    opt_path=os.path.join(out_dir, "best_optimizer.pdopt"))
                 states = _states(epoch, state, records, scheduler)
                 save_checkpoint(os.path.join(out_dir, "latest"), model, optimizer, states, meta)
                 if g["save_interval"] and (epoch + 1) % g["save_interval"] == 0:
@@ -359,10 +357,9 @@ def _fit(cfg, env, log, model, net_loaders, loss_fn, optimizer, scheduler, scale
         vdl.close()
 
     if main:
-        save_set({os.path.join(out_dir, "final_model.pdparams"): (model.state_dict(), None),
-                  os.path.join(out_dir, "final_optimizer.pdopt"):
-                      (optimizer_state(model, optimizer), None)},
-                 os.path.join(out_dir, "final_model"), _meta(cfg, g["epochs"] - 1, state))
+        save_checkpoint(os.path.join(out_dir, "final_model"), model, optimizer,
+                        meta=_meta(cfg, g["epochs"] - 1, state),
+                        opt_path=os.path.join(out_dir, "final_optimizer.pdopt"))
         if g["plot"]:
             _plot(records, out_dir)
         log.info("done: best val acc %.4f at epoch %d; outputs in %s", state["best_acc"],
