@@ -275,11 +275,9 @@ _IDENTITY_SKIP = ("features_only", "out_indices")  # views of the same weights
 def arch_identity(arch: Dict[str, Any]) -> Dict[str, Any]:
     """The ``Arch`` section with the model's defaults filled in: what must stay the same
     for a checkpoint to be resumed (architecture, options, class count, input channels)."""
-    from ..models import ResNet
-    params = inspect.signature(ResNet.__init__).parameters
-    out = {k: params[k].default for k in params
-           if k not in ("self", "block", "layers", "num_classes", "input_size", *_IDENTITY_SKIP)
-           and params[k].default is not inspect.Parameter.empty}
+    from ..models.resnet import arch_options
+    out = {k: v for k, v in arch_options().items()
+           if k not in ("input_size", *_IDENTITY_SKIP) and v is not inspect.Parameter.empty}
     out.update({k: v for k, v in arch.items() if k not in _IDENTITY_SKIP})
     return json.loads(json.dumps(out, default=str))  # plain, as stored in the manifest
 

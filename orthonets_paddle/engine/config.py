@@ -9,7 +9,6 @@ from __future__ import annotations
 import argparse
 import ast
 import copy
-import inspect
 import os
 import re
 from typing import Any, Dict, Iterable, List, Optional, Sequence
@@ -275,10 +274,8 @@ def _check_keys(section: Dict[str, Any], valid: Iterable[str], where: str) -> No
 
 
 def _arch_params() -> List[str]:
-    from ..models import ResNet
-    skip = {"self", "block", "layers", "num_classes"}
-    return ["name", "class_num", *[p for p in inspect.signature(ResNet.__init__).parameters
-                                   if p not in skip]]
+    from ..models.resnet import arch_options
+    return ["name", "class_num", *arch_options()]
 
 
 def validate_config(cfg: Dict[str, Any]) -> None:

@@ -8,8 +8,9 @@ the end of this file. Layer names follow ``paddle.vision.models.ResNet``.
 from __future__ import annotations
 
 import functools
+import inspect
 import math
-from typing import Callable, List, Optional, Sequence, Type, Union
+from typing import Any, Callable, Dict, List, Optional, Sequence, Type, Union
 
 import paddle
 import paddle.nn as nn
@@ -20,7 +21,7 @@ from ..layers.fused import attend_add_relu
 from .registry import get_pretrained_cfg, register_model
 
 __all__ = ["ResNet", "BasicBlock", "Bottleneck", "STEMS", "POSITIONS", "NORMS", "DEPTHS",
-           "create_resnet", "resnet18", "resnet34", "resnet50", "resnet101", "resnet152"]
+           "create_resnet", "arch_options", "resnet18", "resnet34", "resnet50", "resnet101", "resnet152"]
 
 STEMS = ("imagenet", "cifar")
 POSITIONS = ("post", "mod")
@@ -292,6 +293,15 @@ class ResNet(nn.Layer):
                     break
             return outs
         return self.forward_head(self.forward_features(x))
+
+
+def arch_options() -> Dict[str, Any]:
+    """The ``ResNet`` options a config's ``Arch`` section may set, with their defaults
+    (``inspect.Parameter.empty`` where there is none); ``block``, ``layers`` and
+    ``num_classes`` come from the model name and ``class_num`` instead."""
+    params = inspect.signature(ResNet.__init__).parameters
+    return {k: p.default for k, p in params.items()
+            if k not in ("self", "block", "layers", "num_classes")}
 
 
 # depth -> (block, blocks per stage) of the standard ResNets.
