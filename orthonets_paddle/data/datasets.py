@@ -18,7 +18,6 @@ import gzip
 import inspect
 import os
 import pickle
-import shutil
 import tarfile
 import urllib.request
 import zlib
@@ -30,7 +29,8 @@ import paddle.dataset.common  # noqa: F401  (DATA_HOME: Paddle's dataset cache)
 from PIL import Image
 
 from ..utils.hints import did_you_mean
-from ..utils.io import UnsafePickleError, file_digest, safe_load
+from ..utils.io import DigestError, DownloadError, UnsafePickleError, safe_load
+from ..utils.io import download as fetch
 from ..utils.schema import POSITIVE_INT, Typed
 from .transforms import build_transforms
 
@@ -141,60 +141,26 @@ def _urlopen(url: str, timeout: float):
     return urllib.request.urlopen(url, timeout=timeout)
 
 
-def _md5(path: str) -> str:
-    return file_digest(path, "md5")
-
-
 def download(url: str, path: str, md5: Optional[str] = None, timeout: float = DOWNLOAD_TIMEOUT,
              hint: str = "") -> str:
-    """Download ``url`` to ``path`` (via a temporary file), checking ``md5``.
+    """Download ``url`` to ``path`` (``utils.io.download``: nothing left behind on failure),
+    checking ``md5``.
 
     Raises:
         ConnectionError: the download failed (the message says where to put the file by
             hand; ``hint`` is appended).
         DataFileError: the downloaded file has the wrong checksum.
     """
-    created = _make_parents(os.path.dirname(os.path.abspath(path)))
-    tmp = path + ".part"
     print(f"Downloading {url} to {path}", flush=True)
     try:
-        try:
-            with _urlopen(url, timeout) as response, open(tmp, "wb") as out:
-                shutil.copyfileobj(response, out, 1 << 20)
-        except Exception as err:  # URLError, timeout, HTTP errors: all mean "no file"
-            raise ConnectionError(
-                f"could not download {url} ({type(err).__name__}: {err}); this machine seems to "
-                f"be offline. Download the file elsewhere and put it at {path}{hint}") from None
-        if md5 is not None and _md5(tmp) != md5:
-            raise DataFileError(f"downloaded {url} but its md5 is not {md5} (truncated or "
-                                f"changed file); try again, or put a good copy at {path}{hint}")
-        os.replace(tmp, path)
-    except BaseException:
-        # Leave nothing behind: no partial file, and no folders this call created.
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        for folder in reversed(created):
-            try:
-                os.rmdir(folder)  # only if still empty
-            except OSError:
-                break
-        raise
-    return path
-
-
-def _make_parents(folder: str) -> List[str]:
-    """``os.makedirs(folder)``; returns the folders it created, outermost first."""
-    missing = []
-    while folder and not os.path.isdir(folder):
-        missing.append(folder)
-        parent = os.path.dirname(folder)
-        if parent == folder:
-            break
-        folder = parent
-    missing.reverse()
-    for d in missing:
-        os.makedirs(d, exist_ok=True)
-    return missing
+        return fetch(url, path, _urlopen, timeout, md5, "md5")
+    except DownloadError as err:
+        raise ConnectionError(
+            f"could not download {url} ({err}); this machine seems to be offline. Download "
+            f"the file elsewhere and put it at {path}{hint}") from None
+    except DigestError:
+        raise DataFileError(f"downloaded {url} but its md5 is not {md5} (truncated or "
+                            f"changed file); try again, or put a good copy at {path}{hint}") from None
 
 
 # ----------------------------------------------------------------------------- CIFAR

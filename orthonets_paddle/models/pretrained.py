@@ -4,8 +4,6 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
-import shutil
-import tempfile
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -16,7 +14,8 @@ from typing import Any, Dict, List, Optional, Tuple
 import numpy as np
 import paddle
 
-from ..utils.io import UnsafePickleError, load_paddle_file, sha256_file
+from ..utils.io import (DigestError, DownloadError, UnsafePickleError, download,
+                        load_paddle_file, sha256_file)
 
 __all__ = ["load_pretrained", "load_state_file", "resolve_weights", "cache_dir", "cache_path", "LoadReport",
            "WeightsError"]
@@ -106,25 +105,16 @@ def _download(url: str, timeout: float = 30.0, sha256: Optional[str] = None) -> 
     if os.path.isfile(target):
         _check_sha256(target, sha256, url)
         return target
-    folder = os.path.dirname(target)
-    created = not os.path.isdir(folder)
-    os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=folder, suffix=".part")
     try:
-        with os.fdopen(fd, "wb") as out, urllib.request.urlopen(url, timeout=timeout) as resp:
-            shutil.copyfileobj(resp, out)
-        _check_sha256(tmp, sha256, url)
-        os.replace(tmp, target)
-    except (urllib.error.URLError, OSError, TimeoutError) as exc:
+        return download(url, target, urllib.request.urlopen, timeout, sha256)
+    except DownloadError as exc:
         raise WeightsError(
             f"could not download {url} ({exc}). If this machine is offline, download the file "
             f"elsewhere and place it at {target} (or pass its local path instead).") from None
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        if created and not os.listdir(folder):
-            os.rmdir(folder)  # a failed download leaves nothing behind
-    return target
+    except DigestError:
+        raise WeightsError(f"{target} (from {url}) does not have the expected sha256 {sha256}; "
+                           "it is truncated or not the published file; try again, or place a "
+                           "good copy there") from None
 
 
 def resolve_weights(path: str, sha256: Optional[str] = None) -> str:
