@@ -1,14 +1,18 @@
 """Datasets, transforms and data loaders (PaddleClas-style configs)."""
+from .batch_ops import BATCH_TRANSFORMS, batch_transform_params, build_batch_transforms
 from .datasets import (DATASETS, Cifar10, Cifar100, DataFileError, FashionMNIST, ImageFolder,
-                       Synthetic, build_dataset, dataset_params)
-from .loader import (EpochBatchSampler, EpochSampler, SeededDistributedBatchSampler,
-                     build_dataloader, check_loader_channels, loader_params,
-                     set_epoch)
+                       ImageNetDataset, Synthetic, build_dataset, dataset_params)
+from .loader import (SAMPLERS, EpochBatchSampler, EpochSampler, SeededDistributedBatchSampler,
+                     build_dataloader, check_loader_channels, loader_options, loader_params,
+                     sampler_params, set_epoch)
 from .transforms import (BACKENDS, DEFAULT_BACKEND, TRANSFORMS, Compose, build_transforms,
-                         measure_transform_throughput, transform_params)
+                         is_clas_pipeline, measure_transform_throughput, transform_params)
 
 __all__ = ["DATASETS", "Cifar10", "Cifar100", "DataFileError", "FashionMNIST", "ImageFolder",
-           "Synthetic", "build_dataset", "dataset_params", "EpochBatchSampler", "EpochSampler",
-           "SeededDistributedBatchSampler", "build_dataloader", "check_loader_channels", "loader_params", "set_epoch",
-           "BACKENDS", "DEFAULT_BACKEND", "TRANSFORMS", "Compose", "build_transforms",
-           "measure_transform_throughput", "transform_params"]
+           "ImageNetDataset", "Synthetic", "build_dataset", "dataset_params", "SAMPLERS",
+           "EpochBatchSampler", "EpochSampler", "SeededDistributedBatchSampler",
+           "build_dataloader", "check_loader_channels", "loader_options", "loader_params",
+           "sampler_params", "set_epoch", "BACKENDS", "DEFAULT_BACKEND", "TRANSFORMS", "Compose",
+           "build_transforms", "is_clas_pipeline", "measure_transform_throughput",
+           "transform_params", "BATCH_TRANSFORMS", "batch_transform_params",
+           "build_batch_transforms"]

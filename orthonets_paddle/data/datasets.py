@@ -32,10 +32,12 @@ from ..utils.hints import did_you_mean
 from ..utils.io import DigestError, DownloadError, UnsafePickleError, safe_load
 from ..utils.io import download as fetch
 from ..utils.schema import POSITIVE_INT, Typed
+from .clas_ops import DecodeImage
 from .transforms import build_transforms
 
 __all__ = ["DATASETS", "DataFileError", "build_dataset", "dataset_params", "Cifar10",
-           "Cifar100", "FashionMNIST", "ImageFolder", "Synthetic", "download", "check_channels"]
+           "Cifar100", "FashionMNIST", "ImageFolder", "ImageNetDataset", "Synthetic", "download",
+           "check_channels"]
 
 CIFAR10_CLASSES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse",
                    "ship", "truck"]
@@ -476,10 +478,107 @@ class Synthetic(_ArrayDataset):
                          rng.integers(0, num_classes, n))
 
 
+# ----------------------------------------------------------------------------- ImageNet list
+class ImageNetDataset(paddle.io.Dataset):
+    """PaddleClas's ImageNetDataset: images listed in ``cls_label_path``, one
+    ``relative/path.jpg label`` line each (``delimiter``, default a space), under ``image_root``.
+
+    As in PaddleClas, a pipeline that starts with ``DecodeImage`` gets the file's raw bytes;
+    without one the file is decoded here as ``DecodeImage`` would (OpenCV, RGB uint8 HWC).
+    Blank lines are skipped.
+
+    Args:
+        image_root: folder the listed paths are relative to.
+        cls_label_path: the list file (``train_list.txt`` / ``val_list.txt``).
+        delimiter: separator of path and label (None: a space, as PaddleClas).
+        relabel: map the sorted distinct labels to 0..K-1 (PaddleClas's option).
+        transforms: callable applied to each image (built from ``transform_ops``).
+        num_samples: keep only the first N lines.
+
+    Raises:
+        DataFileError: the list file or image_root is missing, a line is malformed (its line
+            number named), or a listed image does not exist (its path named).
+    """
+
+    def __init__(self, image_root: str, cls_label_path: str, delimiter: Optional[str] = None,
+                 relabel: bool = False, transforms: Optional[Callable] = None,
+                 num_samples: Optional[int] = None):
+        super().__init__()
+        self.num_samples = _check_num_samples(num_samples, "ImageNetDataset")
+        self.transforms = transforms
+        self.delimiter = " " if delimiter is None else str(delimiter)
+        root, listing = os.path.expanduser(str(image_root)), os.path.expanduser(str(cls_label_path))
+        if not os.path.isfile(listing):
+            raise DataFileError(f"ImageNetDataset: cls_label_path {listing} does not exist; give "
+                                f"a list file of 'relative/path.jpg label' lines")
+        if not os.path.isdir(root):
+            raise DataFileError(f"ImageNetDataset: image_root {root} is not a folder; give the "
+                                f"folder the paths in {listing} are relative to")
+        self.images, labels = self._read_list(root, listing)
+        if relabel:
+            mapping = {old: new for new, old in enumerate(sorted(set(labels)))}
+            labels = [mapping[v] for v in labels]
+        self.labels = np.asarray(labels, dtype=np.int64)
+        self.num_classes = int(self.labels.max()) + 1 if len(self.labels) else 0
+        self.class_names = [str(i) for i in range(self.num_classes)]
+        self._raw = bool(getattr(transforms, "ops", None)) and \
+            type(transforms.ops[0]).__name__ == "DecodeImage"
+
+    def _read_list(self, root: str, listing: str) -> Tuple[List[str], List[int]]:
+        images: List[str] = []
+        labels: List[int] = []
+        with open(listing, encoding="utf-8", errors="replace") as f:
+            for number, line in enumerate(f, 1):
+                if not line.strip():
+                    continue
+                if self.num_samples is not None and len(images) >= self.num_samples:
+                    break
+                parts = line.strip().split(self.delimiter)
+                if len(parts) < 2 or not parts[1].strip().isdigit():
+                    raise DataFileError(
+                        f"ImageNetDataset: {listing} line {number}: expected 'relative/path.jpg "
+                        f"label' (delimiter {self.delimiter!r}, label a non-negative integer), "
+                        f"got {line.strip()[:200]!r}; fix the line or set delimiter")
+                path = os.path.join(root, parts[0])
+                if not os.path.isfile(path):
+                    raise DataFileError(f"ImageNetDataset: {listing} line {number}: image {path} "
+                                        f"does not exist; fix image_root or the list")
+                images.append(path)
+                labels.append(int(parts[1]))
+        if not images:
+            raise DataFileError(f"ImageNetDataset: {listing} lists no images")
+        return images, labels
+
+    def __getitem__(self, idx: int) -> Tuple[Any, np.ndarray]:
+        path = self.images[idx]
+        try:
+            with open(path, "rb") as f:
+                img = f.read()
+        except OSError as err:
+            raise DataFileError(f"ImageNetDataset: cannot read image {path} ({err})") from None
+        try:
+            if not self._raw:
+                img = DecodeImage()(img)
+            if self.transforms is not None:
+                img = self.transforms(img)
+        except DataFileError:
+            raise
+        except Exception as err:  # noqa: BLE001  (named with its file)
+            raise DataFileError(f"ImageNetDataset: image {path}: {type(err).__name__}: {err}; "
+                                f"delete or replace the file, or fix transform_ops") from None
+        return img, np.array(self.labels[idx], dtype=np.int64)
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def describe(self, idx: int) -> str:
+        return self.images[idx]
+
+
 # ----------------------------------------------------------------------------- registry
 DATASETS: Dict[str, type] = {"Cifar10": Cifar10, "Cifar100": Cifar100,
                              "FashionMNIST": FashionMNIST, "ImageFolder": ImageFolder,
-                             "Synthetic": Synthetic}
+                             "Synthetic": Synthetic, "ImageNetDataset": ImageNetDataset}
 
 
 def dataset_params(name: str) -> List[str]:
@@ -500,8 +599,8 @@ def build_dataset(cfg: Dict[str, Any], transforms: Optional[Callable] = None
     """Build a dataset from a config mapping such as
     ``{"name": "Cifar10", "data_file": "...", "mode": "train", "num_samples": 100}``.
 
-    A ``transforms`` key holding a config list is built with ``build_transforms`` (then the
-    ``transforms`` argument must be None).
+    A ``transform_ops`` key holding a config list is built with ``build_transforms`` (then
+    the ``transforms`` argument must be None).
 
     Args:
         cfg: ``name`` plus keyword arguments of that dataset.
@@ -517,7 +616,10 @@ def build_dataset(cfg: Dict[str, Any], transforms: Optional[Callable] = None
     name = kwargs.pop("name")
     valid = dataset_params(name)
     if "transforms" in kwargs:
-        ops = kwargs.pop("transforms")
+        raise ValueError(f"dataset {name}: 'transforms' is now 'transform_ops' (PaddleClas's "
+                         f"key); rename it")
+    if "transform_ops" in kwargs:
+        ops = kwargs.pop("transform_ops")
         if ops and transforms is not None:
             raise ValueError("build_dataset got transforms both in the config and as an "
                              "argument; give only one")

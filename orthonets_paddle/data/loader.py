@@ -18,20 +18,40 @@ from paddle.io.dataloader.collate import default_collate_fn
 
 from ..utils.hints import did_you_mean
 from ..utils.schema import NON_NEGATIVE_INT, POSITIVE_INT
+from .batch_ops import build_batch_transforms
 from .datasets import DataFileError, build_dataset, check_channels, dataset_params
 from .transforms import build_transforms
 
-__all__ = ["build_dataloader", "loader_params", "set_epoch", "EpochSampler", "FailFastDataLoader",
-           "EpochBatchSampler", "SeededDistributedBatchSampler"]
+__all__ = ["build_dataloader", "loader_params", "sampler_params", "loader_options", "set_epoch",
+           "EpochSampler", "FailFastDataLoader", "EpochBatchSampler",
+           "SeededDistributedBatchSampler", "SAMPLERS"]
 
-_LOADER_KEYS = {"dataset": None, "batch_size": None, "shuffle": None, "drop_last": False,
-                "num_workers": 0, "use_shared_memory": True, "skip_bad_images": False}
+_SECTIONS = ("dataset", "sampler", "loader")
+SAMPLERS = ("DistributedBatchSampler", "BatchSampler")
+_SAMPLER_KEYS = {"name": "DistributedBatchSampler", "batch_size": None, "shuffle": None,
+                 "drop_last": False}
+_LOADER_OPTIONS = {"num_workers": 0, "use_shared_memory": True, "skip_bad_images": False}
+_MOVED = {"batch_size": "sampler", "shuffle": "sampler", "drop_last": "sampler",
+          "num_workers": "loader", "use_shared_memory": "loader", "skip_bad_images": "loader"}
 _MODES = {"train": "train", "eval": "eval", "val": "eval", "test": "eval", "infer": "eval"}
 
 
 def loader_params() -> List[str]:
     """Valid keys of a ``DataLoader.Train`` / ``DataLoader.Eval`` config section."""
-    return list(_LOADER_KEYS)
+    return list(_SECTIONS)
+
+
+def sampler_params(name: str = "DistributedBatchSampler") -> List[str]:
+    """Valid keys of the ``sampler`` section (both samplers take the same keys)."""
+    if name not in SAMPLERS:
+        raise ValueError(f"sampler: unknown name {name!r}; {did_you_mean(name, SAMPLERS)}valid: "
+                         f"{list(SAMPLERS)}")
+    return list(_SAMPLER_KEYS)
+
+
+def loader_options() -> List[str]:
+    """Valid keys of the ``loader`` section."""
+    return list(_LOADER_OPTIONS)
 
 
 def _permutation(n: int, shuffle: bool, seed: int, epoch: int) -> np.ndarray:
@@ -109,16 +129,36 @@ class SeededDistributedBatchSampler(DistributedBatchSampler):
 
 
 # Paddle 3.3.1's DataLoader hangs (num_workers 0) or buries the message under "Blocking
-# queue is killed" (workers) when a dataset's __getitem__ raises. So the dataset never
-# raises inside the loader: a failing sample becomes a marker, collate turns a batch
-# holding one into an error batch of plain arrays, and the loader's iterator raises the
-# original message in the main process.
+# queue is killed" (workers) when a dataset's __getitem__ or the collate_fn raises. So
+# neither raises inside the loader: a failing sample becomes a marker, collate turns a
+# batch it cannot build into an error batch of plain arrays, and the loader's iterator
+# raises the message in the main process.
 _ERROR_MARK = np.frombuffer(b"orthonets-data-error", dtype=np.uint8)
+_SKIP_MARK = np.frombuffer(b"orthonets-data-skip!", dtype=np.uint8)
 
 
 class _Failed:
     def __init__(self, message: str):
         self.message = message
+
+
+class _Sample(tuple):
+    """A dataset item ``(image, label)`` that remembers its index (for collate's messages)."""
+
+    index = -1
+
+
+def describe(dataset: Any, idx: int) -> str:
+    """The file behind sample ``idx`` when the dataset knows it, else ``sample idx``."""
+    try:
+        if hasattr(dataset, "describe"):
+            return f"{dataset.describe(idx)} (sample {idx})"
+        samples = getattr(dataset, "samples", None)
+        if samples is not None and isinstance(samples[idx][0], str):
+            return f"{samples[idx][0]} (sample {idx})"
+    except Exception:  # noqa: BLE001  (a description must never fail)
+        pass
+    return f"sample {idx}"
 
 
 class _GuardedDataset(Dataset):
@@ -130,10 +170,14 @@ class _GuardedDataset(Dataset):
 
     def __getitem__(self, idx: int) -> Any:
         try:
-            return self.dataset[idx]
+            item = self.dataset[idx]
         except Exception as exc:  # noqa: BLE001  (re-raised in the main process)
             return _Failed(str(exc) if isinstance(exc, DataFileError)
-                           else f"sample {idx}: {type(exc).__name__}: {exc}")
+                           else f"{describe(self.dataset, idx)}: {type(exc).__name__}: {exc}")
+        if isinstance(item, tuple):
+            item = _Sample(item)
+            item.index = idx
+        return item
 
     def __len__(self) -> int:
         return len(self.dataset)
@@ -144,22 +188,48 @@ class _GuardedDataset(Dataset):
         return getattr(self.dataset, name)
 
 
-_SKIP_MARK = np.frombuffer(b"orthonets-data-skip!", dtype=np.uint8)
-
-
 def _text(messages: List[str]) -> np.ndarray:
     # One leading byte keeps the array non-empty (Paddle refuses 0-size batch members).
     return np.frombuffer(b"\n" + "\n".join(messages).encode("utf-8"), dtype=np.uint8).copy()
 
 
-def _collate(batch: List[Any], skip: bool = False) -> Any:
+def _error(message: str) -> List[np.ndarray]:
+    return [_ERROR_MARK.copy(), _text([message]), np.zeros([1], np.uint8)]
+
+
+def _shape_error(good: List[Any], dataset: Any, section: str) -> Optional[str]:
+    """One line naming the first sample whose image differs in shape from the batch's first."""
+    first = np.shape(good[0][0])
+    for s in good[1:]:
+        if np.shape(s[0]) != first:
+            where = describe(dataset, getattr(s, "index", -1))
+            ref = describe(dataset, getattr(good[0], "index", -1))
+            return (f"{section}: {where} is {'x'.join(map(str, np.shape(s[0])))} after "
+                    f"transform_ops but {ref} is {'x'.join(map(str, first))}; images in one batch "
+                    f"need one size: end the resizing with a fixed-size crop (CenterCrop: {{size: "
+                    f"N}} or CropImage: {{size: N}}), or give Resize/ResizeImage an exact "
+                    f"[h, w] size")
+    return None
+
+
+def _collate(batch: List[Any], skip: bool = False, batch_ops: Optional[Callable] = None,
+             dataset: Any = None, section: str = "DataLoader") -> Any:
     failed = [s.message for s in batch if isinstance(s, _Failed)]
     if failed and not skip:
-        return [_ERROR_MARK.copy(), _text(failed[:1]), np.zeros([1], np.uint8)]
+        return _error(failed[0])
     good = [s for s in batch if not isinstance(s, _Failed)]
     if not good:  # every sample of the batch is bad: the loader drops the batch
         return [_SKIP_MARK.copy(), _text(failed), np.zeros([1], np.uint8)]
-    out = default_collate_fn(good)
+    try:
+        message = _shape_error(good, dataset, section) if isinstance(good[0], tuple) else None
+        if message is not None:
+            return _error(message)
+        if batch_ops is not None:
+            good = batch_ops([tuple(s) for s in good])
+        out = default_collate_fn(good)
+    except Exception as exc:  # noqa: BLE001  (never raise inside Paddle's loader)
+        return _error(f"{section}: cannot make a batch ({type(exc).__name__}: {exc}); check "
+                      f"transform_ops / batch_transform_ops")
     return [*out, _text(failed)] if skip else out
 
 
@@ -181,8 +251,8 @@ def _decode(item: Any) -> str:
 
 
 class FailFastDataLoader(DataLoader):
-    """``paddle.io.DataLoader`` that ends with the dataset's own error (``DataFileError``
-    naming the file) in the main process, whatever ``num_workers`` is.
+    """``paddle.io.DataLoader`` that ends with the dataset's or collate's own error
+    (``DataFileError`` naming the file) in the main process, whatever ``num_workers`` is.
 
     With ``skip_bad_images`` a sample that cannot be read is left out of its batch with a
     warning naming it instead; ``skipped`` counts them over the loader's life.
@@ -220,86 +290,116 @@ def set_epoch(loader: DataLoader, epoch: int) -> None:
     loader.batch_sampler.set_epoch(epoch)
 
 
+def _section(cfg: Dict[str, Any], key: str, valid: List[str], where: str) -> Dict[str, Any]:
+    value = cfg.get(key) or {}
+    if not isinstance(value, dict):
+        raise ValueError(f"{where}.{key} must be a mapping with keys {valid}")
+    for k in value:
+        if k not in valid:
+            raise ValueError(f"{where}.{key}: unknown key {k!r}; {did_you_mean(k, valid)}"
+                             f"valid keys: {valid}")
+    return value
+
+
 def build_dataloader(loader_cfg: Dict[str, Any], mode: str, seed: int = 0,
-                     distributed: bool = False) -> DataLoader:
-    """Build a ``paddle.io.DataLoader`` from a config section such as::
+                     distributed: bool = False, class_num: Optional[int] = None) -> DataLoader:
+    """Build a ``paddle.io.DataLoader`` from a PaddleClas ``DataLoader.Train/Eval`` section::
 
-        dataset: {name: Cifar10, data_file: ..., mode: train, transforms: [...]}
-        batch_size: 256
-        shuffle: true
-        drop_last: true
-        num_workers: 0
+        dataset: {name: Cifar10, data_file: ..., transform_ops: [...],
+                  batch_transform_ops: [...]}          # batch ops: train only
+        sampler: {name: DistributedBatchSampler, batch_size: 256, shuffle: true,
+                  drop_last: true}
+        loader:  {num_workers: 2, use_shared_memory: true, skip_bad_images: false}
 
-    The ``transforms`` list inside ``dataset`` is built with ``build_transforms``
-    (with the dataset's ``backend`` if it has one). A dataset without ``mode`` gets
-    ``train`` for a train loader and ``test`` otherwise. ``shuffle`` defaults to true for
-    ``mode='train'``, ``drop_last`` to false, ``num_workers`` to 0.
-
-    ``num_workers: 0`` loads in the main process. With worker processes Paddle passes
-    batches through shared memory; if that crashes (e.g. "Bus error" or DataLoader
-    worker killed, because ``/dev/shm`` is small in containers), set ``num_workers: 0``
-    (or ``use_shared_memory: false``).
+    Both sampler names give the order ``default_rng(seed + epoch).permutation(n)``; in one
+    process they are the same, in a distributed run (``distributed``) both shard it, rank r
+    taking every nranks-th index (training pads by wrapping, evaluation does not). A
+    dataset without ``mode`` gets ``train`` or ``test``; ``shuffle`` defaults to true for
+    training. ``num_workers: 0`` loads in the main process (the fix for shared-memory
+    crashes such as "Bus error", as is ``use_shared_memory: false``).
 
     Args:
-        loader_cfg: the config section (keys: see ``loader_params()``).
+        loader_cfg: the section (keys: ``loader_params()``, ``sampler_params()``,
+            ``loader_options()``).
         mode: ``train`` or ``eval`` (``Train``/``Eval``/``val``/``test`` accepted).
         seed: shuffling seed; epoch e uses ``default_rng(seed + e)``.
-        distributed: use ``SeededDistributedBatchSampler`` (one shard per rank).
+        distributed: shard over the ranks of ``paddle.distributed``.
+        class_num: ``Arch.class_num``, needed by ``batch_transform_ops`` (soft labels);
+            None falls back to the dataset's own class count.
 
     Returns:
-        The loader; ``loader.batch_sampler.set_epoch(e)`` (or ``set_epoch(loader, e)``)
-        selects epoch e's order.
+        The loader; ``set_epoch(loader, e)`` selects epoch e's order.
 
     Raises:
-        ValueError: unknown or invalid keys (naming the nearest valid key), or a dataset
-            too small for one batch with ``drop_last``.
+        ValueError: unknown, moved or invalid keys (naming the fix), or a dataset too small
+            for one batch with ``drop_last``.
     """
     if not isinstance(loader_cfg, dict):
-        raise ValueError(f"DataLoader config must be a mapping with keys {loader_params()}, "
-                         f"got {loader_cfg!r}")
+        raise ValueError(f"DataLoader config must be a mapping with keys {loader_params()}")
     kind = _MODES.get(str(mode).lower())
     if kind is None:
         raise ValueError(f"build_dataloader: unknown mode {mode!r}; use 'train' or 'eval'")
-    valid = loader_params()
+    where = f"DataLoader.{'Train' if kind == 'train' else 'Eval'}"
     for key in loader_cfg:
-        if key not in _LOADER_KEYS:
-            raise ValueError(f"DataLoader: unknown key {key!r}; {did_you_mean(key, valid)}valid keys: "
-                             f"{valid}")
-    cfg = dict(_LOADER_KEYS, shuffle=kind == "train")
-    cfg.update({k: v for k, v in loader_cfg.items() if v is not None})
-    if not isinstance(cfg["dataset"], dict):
-        raise ValueError("DataLoader: 'dataset' must be a mapping like {name: Cifar10, "
-                         "transforms: [...]}")
-    batch_size = POSITIVE_INT("DataLoader: batch_size", cfg["batch_size"])
-    for key in ("shuffle", "drop_last", "use_shared_memory", "skip_bad_images"):
-        if not isinstance(cfg[key], bool):
-            raise ValueError(f"DataLoader: {key} must be true or false, got {cfg[key]!r}")
-    workers = NON_NEGATIVE_INT("DataLoader: num_workers", cfg["num_workers"])
+        if key in _MOVED:
+            raise ValueError(f"{where}.{key} is now {where}.{_MOVED[key]}.{key} (PaddleClas's "
+                             f"layout); move it")
+        if key not in _SECTIONS:
+            raise ValueError(f"{where}: unknown key {key!r}; {did_you_mean(key, _SECTIONS)}"
+                             f"valid keys: {list(_SECTIONS)}")
+    if not isinstance(loader_cfg.get("dataset"), dict):
+        raise ValueError(f"{where}.dataset must be a mapping like {{name: Cifar10, "
+                         f"transform_ops: [...]}}")
+    smp = dict(_SAMPLER_KEYS, shuffle=kind == "train")
+    smp.update({k: v for k, v in _section(loader_cfg, "sampler", list(_SAMPLER_KEYS),
+                                          where).items() if v is not None})
+    sampler_params(smp["name"])
+    opts = dict(_LOADER_OPTIONS)
+    opts.update({k: v for k, v in _section(loader_cfg, "loader", list(_LOADER_OPTIONS),
+                                           where).items() if v is not None})
+    batch_size = POSITIVE_INT(f"{where}.sampler.batch_size", smp["batch_size"])
+    for key, value in (("sampler.shuffle", smp["shuffle"]), ("sampler.drop_last", smp["drop_last"]),
+                       ("loader.use_shared_memory", opts["use_shared_memory"]),
+                       ("loader.skip_bad_images", opts["skip_bad_images"])):
+        if not isinstance(value, bool):
+            raise ValueError(f"{where}.{key} must be true or false, got {value!r}")
+    workers = NON_NEGATIVE_INT(f"{where}.loader.num_workers", opts["num_workers"])
 
-    ds_cfg = dict(cfg["dataset"])
-    transforms = build_transforms(ds_cfg.pop("transforms", None), backend=ds_cfg.get("backend"))
+    ds_cfg = dict(loader_cfg["dataset"])
+    if "transforms" in ds_cfg:
+        raise ValueError(f"{where}.dataset.transforms is now transform_ops (PaddleClas's key); "
+                         f"rename it")
+    transforms = build_transforms(ds_cfg.pop("transform_ops", None), backend=ds_cfg.get("backend"))
+    batch_cfg = ds_cfg.pop("batch_transform_ops", None)
+    if batch_cfg and kind != "train":
+        raise ValueError(f"{where}.dataset.batch_transform_ops: Mixup/Cutmix are for training "
+                         f"only; remove them from the eval loader")
     if "mode" not in ds_cfg and "name" in ds_cfg and "mode" in dataset_params(ds_cfg["name"]):
         ds_cfg["mode"] = "train" if kind == "train" else "test"
     dataset = build_dataset(ds_cfg, transforms=transforms)
+    batch_ops = build_batch_transforms(
+        batch_cfg, class_num if class_num else getattr(dataset, "num_classes", None))
 
     if distributed:
-        sampler = SeededDistributedBatchSampler(dataset, batch_size, shuffle=cfg["shuffle"],
-                                                drop_last=cfg["drop_last"], seed=seed,
+        sampler = SeededDistributedBatchSampler(dataset, batch_size, shuffle=smp["shuffle"],
+                                                drop_last=smp["drop_last"], seed=seed,
                                                 pad=kind == "train")
         per_rank = sampler.num_samples
     else:
-        sampler = EpochBatchSampler(dataset, batch_size, shuffle=cfg["shuffle"],
-                                    drop_last=cfg["drop_last"], seed=seed)
+        sampler = EpochBatchSampler(dataset, batch_size, shuffle=smp["shuffle"],
+                                    drop_last=smp["drop_last"], seed=seed)
         per_rank = len(dataset)
-    if cfg["drop_last"] and per_rank < batch_size:
-        raise ValueError(f"DataLoader: {per_rank} samples per process is fewer than batch_size "
-                         f"{batch_size} with drop_last true, so there would be no batches; lower "
-                         f"batch_size, raise dataset.num_samples, or set drop_last: false")
+    if smp["drop_last"] and per_rank < batch_size:
+        raise ValueError(f"{where}: {per_rank} samples per process is fewer than sampler."
+                         f"batch_size {batch_size} with drop_last true, so there would be no "
+                         f"batches; lower batch_size, raise dataset.num_samples, or set "
+                         f"drop_last: false")
+    collate = functools.partial(_collate, skip=opts["skip_bad_images"], batch_ops=batch_ops,
+                                dataset=dataset, section=where)
     loader = FailFastDataLoader(_GuardedDataset(dataset), batch_sampler=sampler,
-                                num_workers=workers, use_shared_memory=cfg["use_shared_memory"],
-                                return_list=True,
-                                collate_fn=functools.partial(_collate, skip=cfg["skip_bad_images"]))
-    loader.skip_bad_images = cfg["skip_bad_images"]
+                                num_workers=workers, use_shared_memory=opts["use_shared_memory"],
+                                return_list=True, collate_fn=collate)
+    loader.skip_bad_images = opts["skip_bad_images"]
     return loader
 
 
