@@ -427,3 +427,14 @@ def test_collate_error_ends_at_once_naming_the_file(tmp_path, workers):
                                        "ToTensor"]
     batches = list(build_dataloader(cfg, "train"))
     assert [list(b[0].shape) for b in batches] == [[5, 3, 8, 8]]
+
+
+def test_transform_error_names_the_file(tmp_path):
+    """Images smaller than the seed's RandomCrop(32, padding=4) crop: one line naming one."""
+    cfg = {"dataset": {"name": "ImageFolder", "root": _mixed_sizes(tmp_path),
+                       "transform_ops": SEED_TRAIN_OPS},
+           "sampler": {"batch_size": 5, "shuffle": False}, "loader": {"num_workers": 0}}
+    with pytest.raises(DataFileError) as info:
+        list(build_dataloader(cfg, "train"))
+    msg = str(info.value)
+    assert "\n" not in msg and "sq0.png" in msg and "ValueError" in msg and "Resize" in msg

@@ -172,8 +172,12 @@ class _GuardedDataset(Dataset):
         try:
             item = self.dataset[idx]
         except Exception as exc:  # noqa: BLE001  (re-raised in the main process)
-            return _Failed(str(exc) if isinstance(exc, DataFileError)
-                           else f"{describe(self.dataset, idx)}: {type(exc).__name__}: {exc}")
+            if isinstance(exc, DataFileError):
+                return _Failed(str(exc))
+            text = " ".join(str(exc).split())[:500]  # one line, bounded
+            return _Failed(f"{describe(self.dataset, idx)}: {type(exc).__name__}: {text} (while "
+                           f"reading or transforming it: fix transform_ops, e.g. a Resize before "
+                           f"a crop larger than the image, or replace the file)")
         if isinstance(item, tuple):
             item = _Sample(item)
             item.index = idx
