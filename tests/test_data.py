@@ -3,7 +3,6 @@ import hashlib
 import gzip
 import io
 import os
-import random
 import tarfile
 import urllib.error
 
@@ -13,7 +12,7 @@ import paddle.nn.functional as F
 import pytest
 
 from orthonets_paddle.data import (DATASETS, Cifar10, Cifar100, DataFileError, FashionMNIST,
-                                   ImageFolder, ImageNetDataset, Synthetic, build_dataloader,
+                                   ImageFolder, Synthetic, build_dataloader,
                                    build_dataset, build_transforms, dataset_params,
                                    loader_params, set_epoch, transform_params)
 from orthonets_paddle.data import datasets as datasets_mod

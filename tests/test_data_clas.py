@@ -135,8 +135,8 @@ def test_paddleclas_pipeline_kind_and_layout():
     assert is_clas_pipeline(resnet50_train) and not is_clas_pipeline(["ToTensor"])
     out = build_transforms(resnet50_train)(png_bytes(PHOTO))
     assert out.shape == (3, 24, 24) and out.dtype == np.float32  # the dataset's transpose
-    infer = [{"DecodeImage": {}}, {"ResizeImage": {"resize_short": 32}}, {"CropImage": {"size": 24}},
-             {"NormalizeImage": {"order": ""}}, "ToCHWImage"]
+    infer = [{"DecodeImage": {}}, {"ResizeImage": {"resize_short": 32}},
+             {"CropImage": {"size": 24}}, {"NormalizeImage": {"order": ""}}, "ToCHWImage"]
     out = build_transforms(infer)(png_bytes(PHOTO))
     assert out.shape == (3, 24, 24)  # ToCHWImage already: not transposed twice
     with pytest.raises(ValueError, match="PaddleClas's own Pad"):

@@ -113,8 +113,8 @@ def test_cifar10_hands_images_as_paddles_cifar10(tmp_path):
     ref = paddle.vision.datasets.Cifar10(path, mode="train", transform=seed_train(),
                                          backend="cv2")
     seen = []
-    ref_plain = paddle.vision.datasets.Cifar10(path, mode="train", transform=lambda x: seen.append(x) or x,
-                                               backend="cv2")
+    ref_plain = paddle.vision.datasets.Cifar10(path, mode="train", backend="cv2",
+                                               transform=lambda x: seen.append(x) or x)
     ref_plain[3]
     raw = Cifar10(path, mode="train")[3][0]
     assert seen[0].dtype == raw.dtype == np.uint8 and seen[0].shape == raw.shape == (32, 32, 3)
