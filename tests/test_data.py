@@ -316,6 +316,10 @@ def test_transform_errors():
         build_transforms([{"RandomCrop": {"size": 32, "paddding": 4}}])
     with pytest.raises(ValueError, match="Resize.*valid parameters"):
         build_transforms([{"Resize": {}}])
+    with pytest.raises(ValueError, match="Normalize has 3 mean / 3 std values but the image has "
+                                         "1 channel"):
+        build_transforms(["ToTensor", {"Normalize": {"mean": 0.5, "std": 0.5}}])(
+            np.zeros((4, 4, 1), np.uint8))
     with pytest.raises(ValueError, match="one-key mapping"):
         build_transforms([5])
     with pytest.raises(ValueError, match="parameters must be a mapping"):

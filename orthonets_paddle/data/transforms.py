@@ -67,6 +67,18 @@ PADDLE_OPS = _paddle_ops()
 TRANSFORMS: Dict[str, type] = {**PADDLE_OPS, **CLAS_OPS}
 
 
+def _check_normalize(op: T.Normalize, img: Any) -> None:
+    # Paddle broadcasts 3 means over a 1-channel image into 3 channels; refuse that instead.
+    shape = getattr(img, "shape", None)
+    if shape is None or len(shape) != 3:
+        return
+    c = int(shape[0] if op.data_format == "CHW" else shape[-1])
+    if len(op.mean) not in (1, c) or len(op.std) not in (1, c):
+        raise ValueError(f"Normalize has {len(op.mean)} mean / {len(op.std)} std values but the "
+                         f"image has {c} channel(s); give {c} values, e.g. mean: "
+                         f"{[0.5] * c}")
+
+
 class Compose:
     """Apply ops in order (``paddle.vision.transforms.Compose`` without its stack print).
 
@@ -80,6 +92,8 @@ class Compose:
 
     def __call__(self, img: Any) -> Any:
         for op in self.ops:
+            if isinstance(op, T.Normalize):
+                _check_normalize(op, img)
             img = op(img)
         if self.chw_at_end:
             img = np.asarray(img).transpose((2, 0, 1))
