@@ -14,30 +14,34 @@ def test_override_values_are_typed(text, value):
 
 
 def test_overrides_reach_nested_keys_and_list_items():
-    cfg = load_config(CFG, ["Global.epochs=3", "DataLoader.Train.batch_size=8",
+    cfg = load_config(CFG, ["Global.epochs=3", "DataLoader.Train.sampler.batch_size=8",
                             "DataLoader.Train.dataset.num_samples=40",
-                            "DataLoader.Train.dataset.transforms[0].RandomCrop.padding=2",
-                            "DataLoader.Eval.dataset.transforms.1.ToTensor=null",
-                            "Optimizer.lr.milestones=[1,2]", "Global.pretrained_model=None",
+                            "DataLoader.Train.dataset.transform_ops[0].RandomCrop.padding=2",
+                            "DataLoader.Eval.dataset.transform_ops.1.ToTensor=null",
+                            "Optimizer.lr.decay_epochs=[1,2,3]", "Global.pretrained_model=None",
                             "Arch.width=8"])
     assert cfg["Global"]["epochs"] == 3
-    assert cfg["DataLoader"]["Train"]["batch_size"] == 8
+    assert cfg["DataLoader"]["Train"]["sampler"]["batch_size"] == 8
     assert cfg["DataLoader"]["Train"]["dataset"]["num_samples"] == 40
-    assert cfg["DataLoader"]["Train"]["dataset"]["transforms"][0] == {"RandomCrop": {"size": 32, "padding": 2}}
-    assert cfg["DataLoader"]["Eval"]["dataset"]["transforms"][1] == {"ToTensor": None}
-    assert cfg["Optimizer"]["lr"]["milestones"] == [1, 2]
+    assert cfg["DataLoader"]["Train"]["dataset"]["transform_ops"][0] == {"RandomCrop": {"size": 32, "padding": 2}}
+    assert cfg["DataLoader"]["Eval"]["dataset"]["transform_ops"][1] == {"ToTensor": None}
+    assert cfg["Optimizer"]["lr"]["decay_epochs"] == [1, 2, 3]
     assert cfg["Arch"]["width"] == 8
 
 
 def test_seed_recipe_is_in_the_config():
     cfg = load_config(CFG)
     t = cfg["DataLoader"]["Train"]
-    assert (t["batch_size"], t["drop_last"], cfg["Global"]["epochs"], cfg["Global"]["seed"]) == (256, True, 100, 42)
-    assert cfg["Optimizer"] == {"name": "Momentum", "momentum": 0.9, "weight_decay": 5e-4,
-                                "lr": {"name": "MultiStepDecay", "learning_rate": 0.1,
-                                       "milestones": [30, 60, 90], "gamma": 0.1}}
-    assert cfg["Loss"] == {"name": "CELoss", "epsilon": 0.1}
-    assert [list(op)[0] for op in t["dataset"]["transforms"]] == [
+    assert (t["sampler"]["batch_size"], t["sampler"]["drop_last"], cfg["Global"]["epochs"],
+            cfg["Global"]["seed"]) == (256, True, 100, 42)
+    # The seed's MultiStepDecay (0.1, x0.1 at 30/60/90) in PaddleClas's Piecewise form.
+    assert cfg["Optimizer"] == {"name": "Momentum", "momentum": 0.9,
+                                "lr": {"name": "Piecewise", "decay_epochs": [30, 60, 90],
+                                       "values": [0.1, 0.01, 0.001, 0.0001]},
+                                "regularizer": {"name": "L2", "coeff": 5e-4}}
+    assert cfg["Loss"] == {"Train": [{"CELoss": {"weight": 1.0, "epsilon": 0.1}}],
+                           "Eval": [{"CELoss": {"weight": 1.0, "epsilon": 0.1}}]}
+    assert [list(op)[0] for op in t["dataset"]["transform_ops"]] == [
         "RandomCrop", "ColorJitter", "RandomHorizontalFlip", "RandomRotation", "ToTensor", "Normalize"]
 
 
@@ -45,12 +49,12 @@ def test_seed_recipe_is_in_the_config():
     ("Global.epoch=1", "Global.epoch: unknown key; did you mean epochs"),
     ("Globals.epochs=1", "unknown section 'Globals'; did you mean Global"),
     ("DataLoader.Train.dataset.num_sampels=4", "did you mean num_samples"),
-    ("DataLoader.Train.batchsize=4", "did you mean batch_size"),
-    ("Optimizer.lr.milestone=[1]", "did you mean milestones"),
+    ("DataLoader.Train.sampler.batchsize=4", "did you mean batch_size"),
+    ("Optimizer.lr.decay_epoch=[1]", "did you mean decay_epochs"),
     ("Arch.widht=8", "did you mean width"),
     ("Arch.name=orthonet19", "did you mean 'orthonet18'"),
-    ("DataLoader.Train.dataset.transforms[0].RandomCrop.sizes=3", "did you mean size"),
-    ("DataLoader.Train.dataset.transforms[9].RandomCrop.size=3", "list of 6 items"),
+    ("DataLoader.Train.dataset.transform_ops[0].RandomCrop.sizes=3", "did you mean size"),
+    ("DataLoader.Train.dataset.transform_ops[9].RandomCrop.size=3", "list of 6 items"),
     ("Global.epochs", "must look like Section.key=value"),
     ("Global.device=tpu", "Global.device must be one of auto, cpu, gpu, got 'tpu'"),
     ("Global.epochs=0", "Global.epochs must be a positive integer, got 0"),
@@ -93,19 +97,19 @@ def test_apply_override_does_not_create_keys_silently():
 @pytest.mark.parametrize("override,message", [
     ("Optimizer.momentum=abc", "Optimizer.momentum must be a number >= 0 and <= 1, got 'abc'"),
     ("Optimizer.momentum=1.5", "Optimizer.momentum must be a number >= 0 and <= 1, got 1.5"),
-    ("Optimizer.weight_decay=abc", "Optimizer.weight_decay must be a number >= 0 or null"),
+    ("Optimizer.regularizer.coeff=abc", "Optimizer.regularizer.coeff must be a number >= 0"),
     ("Optimizer.lr.learning_rate=abc", "Optimizer.lr.learning_rate must be a number >= 0, got 'abc'"),
-    ("Optimizer.lr.milestones=[1,x]", "Optimizer.lr.milestones[1] must be an integer >= 0"),
+    ("Optimizer.lr.decay_epochs=[1,x,3]", "Optimizer.lr.decay_epochs[1] must be a positive integer"),
     ("Global.seed=abc", "Global.seed must be an integer >= 0, got 'abc'"),
-    ("Loss.epsilon=abc", "Loss.epsilon must be a number >= 0 and < 1, got 'abc'"),
-    ("Loss.epsilon=1", "Loss.epsilon must be a number >= 0 and < 1, got 1"),
+    ("Loss.Train[0].CELoss.epsilon=abc", "CELoss.epsilon must be in [0, 1)"),
+    ("Loss.Train[0].CELoss.epsilon=1", "CELoss.epsilon must be in [0, 1), got 1"),
     ("Global.save_interval=abc", "Global.save_interval must be an integer >= 0, got 'abc'"),
     ("Global.save_interval=-1", "Global.save_interval must be an integer >= 0, got -1"),
     ("Global.use_visualdl=maybe", "Global.use_visualdl must be true or false, got 'maybe'"),
     ("Global.overwrite=yes please", "Global.overwrite must be true or false"),
     ("Global.image_shape=[3,32]", "Global.image_shape must be a list of 3 items, each a positive integer"),
-    ("DataLoader.Train.batch_size=0", "DataLoader.Train.batch_size must be a positive integer, got 0"),
-    ("DataLoader.Eval.num_workers=-2", "DataLoader.Eval.num_workers must be an integer >= 0"),
+    ("DataLoader.Train.sampler.batch_size=0", "DataLoader.Train.sampler.batch_size must be a positive integer, got 0"),
+    ("DataLoader.Eval.loader.num_workers=-2", "DataLoader.Eval.loader.num_workers must be an integer >= 0"),
     ("DataLoader.Train.dataset.num_samples=abc", "DataLoader.Train.dataset.num_samples must be"),
     ("Arch.class_num=ten", "Arch.class_num must be a positive integer, got 'ten'"),
     ("AMP.level=O3", "AMP.level must be one of O1, O2"),
@@ -118,11 +122,12 @@ def test_mistyped_values_are_one_error_naming_the_key(override, message):
 
 def test_numbers_written_as_text_in_yaml_are_numbers(tmp_path):
     # PyYAML reads 5e-4 (no dot) as a string; the schema accepts it as the number it is.
-    text = open(CFG).read().replace("weight_decay: 5.0e-4", "weight_decay: 5e-4")
+    text = open(CFG).read().replace("coeff: 0.0005", "coeff: 5e-4")
     path = tmp_path / "c.yaml"
     path.write_text(text)
     cfg = load_config(str(path))
-    assert cfg["Optimizer"]["weight_decay"] == 5e-4 and isinstance(cfg["Optimizer"]["weight_decay"], float)
+    coeff = cfg["Optimizer"]["regularizer"]["coeff"]
+    assert coeff == 5e-4 and isinstance(coeff, float)
 
 
 def test_missing_arch_is_an_error(tmp_path):

@@ -31,9 +31,9 @@ def _overrides(archive, out, batch, start):
     over = [f"Global.output_dir={out}", "Global.epochs=2", "Global.progress_bar=False",
             "Global.use_visualdl=False", "Global.plot=False", f"Global.pretrained_model={start}",
             f"DataLoader.Train.dataset.data_file={archive}", f"DataLoader.Eval.dataset.data_file={archive}",
-            f"DataLoader.Train.dataset.transforms={PLAIN}", f"DataLoader.Train.batch_size={batch}",
-            "DataLoader.Eval.batch_size=8", "DataLoader.Train.num_workers=0",
-            "DataLoader.Eval.num_workers=0", *ARCH, "Optimizer.lr.learning_rate=0.05"]
+            f"DataLoader.Train.dataset.transform_ops={PLAIN}", f"DataLoader.Train.sampler.batch_size={batch}",
+            "DataLoader.Eval.sampler.batch_size=8", "DataLoader.Train.loader.num_workers=0",
+            "DataLoader.Eval.loader.num_workers=0", *ARCH, "Optimizer.lr.learning_rate=0.05"]
     return [a for o in over for a in ("-o", o)]
 
 

@@ -196,9 +196,9 @@ def test_a_corrupt_download_leaves_nothing_behind(tmp_path, monkeypatch):
 
 def _cifar_overrides(archive, run_dir):
     return [f"DataLoader.Train.dataset.data_file={archive}", "Global.epochs=1",
-            f"Global.output_dir={run_dir}", "Arch.width=4", "DataLoader.Train.batch_size=8",
-            "DataLoader.Eval.batch_size=10", "DataLoader.Train.num_workers=0",
-            "DataLoader.Eval.num_workers=0", "Global.use_visualdl=False", "Global.plot=False",
+            f"Global.output_dir={run_dir}", "Arch.width=4", "DataLoader.Train.sampler.batch_size=8",
+            "DataLoader.Eval.sampler.batch_size=10", "DataLoader.Train.loader.num_workers=0",
+            "DataLoader.Eval.loader.num_workers=0", "Global.use_visualdl=False", "Global.plot=False",
             "Global.progress_bar=False"]
 
 
@@ -243,7 +243,7 @@ def gray(tmp_path_factory):
     paddle.seed(3)
     cfg = load_config(FASHION_CFG, ["Arch.width=4", f"Global.output_dir={root / 'run'}",
                                     f"Global.save_inference_dir={root / 'inference'}",
-                                    "DataLoader.Eval.dataset.num_samples=20", "Infer.topk=10",
+                                    "DataLoader.Eval.dataset.num_samples=20", "Infer.PostProcess.topk=10",
                                     "Global.progress_bar=False"])
     model = build_model_from_config(cfg["Arch"])
     model.eval()
@@ -306,7 +306,7 @@ def test_channel_mismatches_name_the_cause(gray, tmp_path):
     cfg = copy.deepcopy(gray["cfg"])  # 3-channel images for a 1-channel model
     ds = cfg["DataLoader"]["Eval"]["dataset"]
     ds["channels"] = 3
-    ds["transforms"] = [{"ToTensor": {}}, {"Normalize": {"mean": [0.3] * 3, "std": [0.3] * 3}}]
+    ds["transform_ops"] = [{"ToTensor": {}}, {"Normalize": {"mean": [0.3] * 3, "std": [0.3] * 3}}]
     with pytest.raises(ValueError, match="3-channel images but the model takes 1"):
         evaluate_from_config(cfg)
 
@@ -318,7 +318,7 @@ def test_training_channel_mismatch_is_refused_before_the_run_folder_is_written(g
     cfg["Global"]["output_dir"] = str(tmp_path / "run")
     ds = cfg["DataLoader"]["Train"]["dataset"]
     ds["channels"] = 3
-    ds["transforms"] = [{"ToTensor": {}}, {"Normalize": {"mean": [0.3] * 3, "std": [0.3] * 3}}]
+    ds["transform_ops"] = [{"ToTensor": {}}, {"Normalize": {"mean": [0.3] * 3, "std": [0.3] * 3}}]
     with pytest.raises(ValueError, match="DataLoader.Train gives 3-channel images but the model takes 1"):
         train(cfg)
     assert not (tmp_path / "run").exists()
@@ -330,7 +330,7 @@ def test_the_channel_probe_leaves_the_random_state_alone():
     from orthonets_paddle.data import build_dataloader, check_loader_channels
 
     loader = build_dataloader({"dataset": {"name": "Synthetic", "num_samples": 4, "image_size": 16,
-                                           "transforms": [{"RandomCrop": {"size": 16, "padding": 4}},
+                                           "transform_ops": [{"RandomCrop": {"size": 16, "padding": 4}},
                                                           {"RandomHorizontalFlip": {}}, {"ToTensor": {}}]},
                                "batch_size": 2}, "train")
     random.seed(3)

@@ -39,7 +39,7 @@ LABELS = np.array([0, 3, 3, 9, 1, 5, 7])
 
 @pytest.mark.parametrize("eps", [0.0, 0.1, 0.3])
 def test_matches_the_seed_expression(eps):
-    got = float(build_loss({"name": "CELoss", "epsilon": eps})(paddle.to_tensor(LOGITS),
+    got = float(build_loss([{"CELoss": {"weight": 1.0, "epsilon": eps}}])(paddle.to_tensor(LOGITS),
                                                                paddle.to_tensor(LABELS)))
     assert got == pytest.approx(seed_loss(LOGITS, LABELS, eps), rel=1e-6)
     if eps:  # the two conventions differ by far more than the tolerance
@@ -58,7 +58,7 @@ def test_hand_computed_value():
 
 def test_gradient_is_softmax_minus_target_over_batch():
     x = paddle.to_tensor(LOGITS, stop_gradient=False)
-    build_loss({"name": "CELoss", "epsilon": 0.1})(x, paddle.to_tensor(LABELS)).backward()
+    build_loss([{"CELoss": {"epsilon": 0.1}}])(x, paddle.to_tensor(LABELS)).backward()
     p = np.exp(log_softmax(LOGITS.astype(np.float64)))
     target = np.full(p.shape, 0.1 / 10)
     target[np.arange(7), LABELS] += 0.9
@@ -66,11 +66,31 @@ def test_gradient_is_softmax_minus_target_over_batch():
 
 
 def test_label_shapes_and_errors():
-    loss = build_loss({"name": "CELoss", "epsilon": 0.1})
+    loss = build_loss([{"CELoss": {"epsilon": 0.1}}])
     flat = float(loss(paddle.to_tensor(LOGITS), paddle.to_tensor(LABELS)))
     column = float(loss(paddle.to_tensor(LOGITS), paddle.to_tensor(LABELS[:, None])))
     assert flat == column  # labels [N] and [N, 1] are the same labels
     with pytest.raises(ValueError, match=r"epsilon must be in \[0, 1\)"):
-        build_loss({"name": "CELoss", "epsilon": 1.0})
+        build_loss([{"CELoss": {"epsilon": 1.0}}])
     with pytest.raises(ValueError, match="valid: CELoss"):
-        build_loss({"name": "FocalLoss"})
+        build_loss([{"FocalLoss": {}}])
+    with pytest.raises(ValueError, match="PaddleClas's lists"):
+        build_loss({"name": "CELoss", "epsilon": 0.1})  # the old form names the new one
+
+
+def test_soft_labels_weights_and_smoothing_as_paddleclas():
+    """Mixup's soft labels [B, K]: CE against them; with epsilon the soft target is smoothed
+    too, (1 - eps) * y + eps / K (PaddleClas's CELoss); weights scale and losses add."""
+    rng = np.random.default_rng(1)
+    soft = rng.dirichlet(np.ones(10), size=7).astype(np.float32)
+    logp = log_softmax(LOGITS.astype(np.float64))
+    for eps in (0.0, 0.1):
+        target = (1 - eps) * soft + eps / 10
+        want = float(-(target * logp).sum(axis=1).mean())
+        got = float(build_loss([{"CELoss": {"epsilon": eps}}])(paddle.to_tensor(LOGITS),
+                                                               paddle.to_tensor(soft)))
+        assert got == pytest.approx(want, rel=1e-6)
+    two = build_loss([{"CELoss": {"weight": 0.5}}, {"CELoss": {"weight": 2.0, "epsilon": 0.1}}])
+    got = float(two(paddle.to_tensor(LOGITS), paddle.to_tensor(LABELS)))
+    assert got == pytest.approx(0.5 * seed_loss(LOGITS, LABELS, 0) + 2 * seed_loss(LOGITS, LABELS, 0.1),
+                                rel=1e-6)

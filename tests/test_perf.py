@@ -15,7 +15,7 @@ def test_data_throughput_times_the_seed_transforms_on_both_backends(monkeypatch)
     from orthonets_paddle.engine.config import load_config
     import orthonets_paddle.data as data_pkg
     cfg = load_config(os.path.join(ROOT, "configs", "orthonet18_cifar10.yaml"))
-    assert perf.SEED_TRAIN_TRANSFORMS == cfg["DataLoader"]["Train"]["dataset"]["transforms"]
+    assert perf.SEED_TRAIN_TRANSFORMS == cfg["DataLoader"]["Train"]["dataset"]["transform_ops"]
     calls = []
 
     def fake(ops, backend, n):

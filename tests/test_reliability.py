@@ -41,9 +41,9 @@ def tiny(archive, out, *extra, epochs=1):
             "Global.use_visualdl=False", "Global.plot=False",
             f"DataLoader.Train.dataset.data_file={archive}",
             f"DataLoader.Eval.dataset.data_file={archive}",
-            "DataLoader.Train.batch_size=8", "DataLoader.Eval.batch_size=8",
-            "DataLoader.Train.num_workers=0", "DataLoader.Eval.num_workers=0",
-            "Arch.width=4", "Optimizer.lr.milestones=[1]", *extra]
+            "DataLoader.Train.sampler.batch_size=8", "DataLoader.Eval.sampler.batch_size=8",
+            "DataLoader.Train.loader.num_workers=0", "DataLoader.Eval.loader.num_workers=0",
+            "Arch.width=4", "Optimizer.lr={name: Piecewise, decay_epochs: [1], values: [0.1, 0.01]}", *extra]
 
 
 def snapshot(folder):
@@ -93,9 +93,9 @@ def test_unreadable_image_ends_the_command_with_one_message(tmp_path, workers, t
     over = [f"Global.output_dir={out}", "Global.epochs=1", "Global.progress_bar=False",
             "Global.use_visualdl=False", "Arch.width=4", "Arch.class_num=2",
             f"DataLoader.Train.dataset={ds}", f"DataLoader.Eval.dataset={ds}",
-            "DataLoader.Train.batch_size=2", "DataLoader.Eval.batch_size=2",
-            "DataLoader.Train.drop_last=False",
-            f"DataLoader.Train.num_workers={workers}", f"DataLoader.Eval.num_workers={workers}"]
+            "DataLoader.Train.sampler.batch_size=2", "DataLoader.Eval.sampler.batch_size=2",
+            "DataLoader.Train.sampler.drop_last=False",
+            f"DataLoader.Train.loader.num_workers={workers}", f"DataLoader.Eval.loader.num_workers={workers}"]
     if tool == "eval":
         from orthonets_paddle.models import build_model_from_config
         import paddle
@@ -115,7 +115,7 @@ def test_unreadable_image_ends_the_command_with_one_message(tmp_path, workers, t
 def test_loader_raises_the_dataset_error_in_the_main_process(tmp_path):
     bad = _image_folder(tmp_path / "imgs", "text.png")
     loader = build_dataloader({"dataset": {"name": "ImageFolder", "root": str(tmp_path / "imgs"),
-                                           "transforms": [{"ToTensor": {}}]},
+                                           "transform_ops": [{"ToTensor": {}}]},
                                "batch_size": 7, "shuffle": False}, "eval")
     with pytest.raises(DataFileError, match=str(bad)):
         list(loader)
@@ -127,7 +127,7 @@ def test_skip_bad_images_leaves_them_out_with_a_warning(tmp_path, workers, caplo
     bad = _image_folder(tmp_path / "imgs", "text.png")
     (tmp_path / "imgs" / "b" / "zero.jpg").write_bytes(b"")
     loader = build_dataloader({"dataset": {"name": "ImageFolder", "root": str(tmp_path / "imgs"),
-                                           "transforms": [{"ToTensor": {}}]},
+                                           "transform_ops": [{"ToTensor": {}}]},
                                "batch_size": 2, "shuffle": False, "num_workers": workers,
                                "skip_bad_images": True}, "eval")
     logger = logging.getLogger("orthonets_paddle")

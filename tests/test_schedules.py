@@ -133,8 +133,7 @@ def test_cosine_stays_at_eta_min_after_the_last_iteration():
 def test_the_weight_update_uses_the_scheduled_rate():
     """SGD without weight decay: w' = w - lr * g, so the rate is read off the weights."""
     epochs = 8
-    opt_cfg = {"name": "SGD", "weight_decay": 0.0,
-               "lr": {"name": "Cosine", "learning_rate": 0.5, "warmup_epoch": 2}}
+    opt_cfg = {"name": "SGD", "lr": {"name": "Cosine", "learning_rate": 0.5, "warmup_epoch": 2}}
     paddle.seed(0)
     layer = paddle.nn.Linear(3, 1, bias_attr=False)
     opt, sched = build_optimizer(opt_cfg, layer.parameters(), IPE, epochs)
@@ -180,7 +179,46 @@ def test_bad_schedule_values_are_errors():
     with pytest.raises(ValueError, match="gamma"):
         build_lr({"name": "MultiStepDecay", "learning_rate": 0.1, "milestones": [3],
                   "gamma": 2.0}, IPE, 10)
-    with pytest.raises(ValueError, match="valid: MultiStepDecay, Cosine, Constant"):
+    with pytest.raises(ValueError, match="valid: Piecewise, MultiStepDecay, Cosine, Constant"):
         build_lr({"name": "Step", "learning_rate": 0.1}, IPE, 10)
+    with pytest.raises(ValueError, match="one more value than decay_epochs"):
+        build_lr({"name": "Piecewise", "decay_epochs": [3, 6], "values": [0.1, 0.01]}, IPE, 10)
+    with pytest.raises(ValueError, match="increasing positive epochs"):
+        build_lr({"name": "Piecewise", "decay_epochs": [6, 3], "values": [0.1, 0.01, 0.001]},
+                 IPE, 10)
+    with pytest.raises(ValueError, match="regularizer: {name: L2, coeff: 0.0001}"):
+        build_optimizer({"name": "Momentum", "weight_decay": 1e-4,
+                         "lr": {"name": "Constant", "learning_rate": 0.1}}, [], IPE, 1)
     with pytest.raises(ValueError, match="no batches"):
         build_lr({"name": "Constant", "learning_rate": 0.1}, 0, 10)
+
+
+def test_piecewise_is_paddleclas_and_equals_the_seed_multistep():
+    """PaddleClas's Piecewise (decay_epochs, values; values[0] is the start, learning_rate
+    ignored) per iteration: the seed's 0.1 x0.1 at 30/60/90 gives the seed's rates."""
+    pw = lrs_used({"name": "SGD", "lr": {"name": "Piecewise", "learning_rate": 9.0,
+                                         "decay_epochs": [3, 5], "values": [0.1, 0.05, 0.025]}}, 6)
+    want = [0.1 if i < 3 * IPE else 0.05 if i < 5 * IPE else 0.025 for i in range(6 * IPE)]
+    np.testing.assert_allclose(pw, want, rtol=1e-12)
+    seed = lrs_used({"name": "SGD", "lr": {"name": "Piecewise", "decay_epochs": [30, 60, 90],
+                                           "values": [0.1, 0.01, 0.001, 0.0001]}}, 100)
+    np.testing.assert_allclose(seed, [seed_multistep(i) for i in range(100 * IPE)], rtol=1e-12)
+    # Warm-up (PaddleClas: linear from warmup_start_lr to values[0]), then the pieces.
+    warm = lrs_used({"name": "SGD", "lr": {"name": "Piecewise", "decay_epochs": [3],
+                                           "values": [0.2, 0.02], "warmup_epoch": 1}}, 4)
+    want = [0.2 * i / IPE if i < IPE else (0.2 if i < 3 * IPE else 0.02) for i in range(4 * IPE)]
+    np.testing.assert_allclose(warm, want, rtol=1e-12)
+
+
+def test_l2_regularizer_adds_coeff_times_w_to_the_gradient():
+    """regularizer {name: L2, coeff}: SGD's step is lr * (g + coeff * w)."""
+    paddle.seed(0)
+    layer = paddle.nn.Linear(3, 1, bias_attr=False)
+    opt, _ = build_optimizer({"name": "SGD", "lr": {"name": "Constant", "learning_rate": 0.5},
+                              "regularizer": {"name": "L2", "coeff": 0.1}},
+                             layer.parameters(), IPE, 1)
+    w = layer.weight.numpy().astype(np.float64)
+    c = np.array([[1.0], [2.0], [-4.0]])
+    layer(paddle.to_tensor(c.T.astype("float32"))).sum().backward()
+    opt.step()
+    np.testing.assert_allclose(layer.weight.numpy(), w - 0.5 * (c + 0.1 * w), rtol=1e-5, atol=1e-6)

@@ -196,7 +196,7 @@ def test_run_status(tmp_path):
 # ------------------------------------------------------------------ the command line
 
 TINY = ["-o", "Arch.width=4", "-o", "DataLoader.Train.dataset.num_samples=256",
-        "-o", "DataLoader.Train.batch_size=64", "-o", "DataLoader.Eval.dataset.num_samples=200",
+        "-o", "DataLoader.Train.sampler.batch_size=64", "-o", "DataLoader.Eval.dataset.num_samples=200",
         "-o", "Global.plot=False", "-o", "Global.use_visualdl=False",
         "-o", "Global.print_batch_step=1"]
 

@@ -41,8 +41,8 @@ def work(tmp_path_factory):
     """A CIFAR archive, width-8 orthonet18 weights and the overrides that use them."""
     root = tmp_path_factory.mktemp("tools")
     archive = make_cifar_archive(root / "data", n_train=10, n_test=30)
-    overrides = [f"DataLoader.Eval.dataset.data_file={archive}", "DataLoader.Eval.num_workers=0",
-                 "DataLoader.Eval.batch_size=16", "Arch.width=8", "Global.progress_bar=False",
+    overrides = [f"DataLoader.Eval.dataset.data_file={archive}", "DataLoader.Eval.loader.num_workers=0",
+                 "DataLoader.Eval.sampler.batch_size=16", "Arch.width=8", "Global.progress_bar=False",
                  f"Global.save_inference_dir={root / 'inference'}"]
     model = build_model_from_config(load_config(CFG, overrides)["Arch"])
     weights = str(root / "orthonet18_w8.pdparams")
@@ -110,7 +110,7 @@ def test_export_tool_and_infer_backends(work, images, tmp_path):
     scores = {}
     for backend in ("dygraph", "paddle", "onnx"):
         cfg = cfg_for(work, tmp_path / backend, f"Infer.infer_imgs={images}", INFER_TRANSFORMS,
-                      "Infer.topk=3")
+                      "Infer.PostProcess.topk=3")
         out = infer_from_config(cfg, backend=backend)
         assert len(out["results"]) == 6
         scores[backend] = np.array([[t["score"] for t in r["topk"]] for r in out["results"]])
@@ -130,7 +130,7 @@ def test_infer_scores_are_the_softmax_top_k_of_the_logits(work, tmp_path):
     for i, p in enumerate(pixels):
         Image.fromarray(p).save(folder / f"im_{i}.png")
     cfg = cfg_for(work, tmp_path / "out", f"Infer.infer_imgs={folder}", INFER_TRANSFORMS,
-                  "Infer.topk=4", "Infer.batch_size=2")
+                  "Infer.PostProcess.topk=4", "Infer.batch_size=2")
     got = infer_from_config(cfg)["results"]
     model = build_model_from_config(cfg["Arch"])
     model.set_state_dict(paddle.load(work["weights"]))
@@ -145,7 +145,7 @@ def test_infer_scores_are_the_softmax_top_k_of_the_logits(work, tmp_path):
         want = np.argsort(-p)[:4]
         assert [t["class_id"] for t in row["topk"]] == want.tolist()
         np.testing.assert_allclose([t["score"] for t in row["topk"]], p[want], rtol=1e-4)
-        assert row["topk"][0]["class_name"] == cfg["Infer"]["class_names"][want[0]]
+        assert row["topk"][0]["class_name"] == cfg["Infer"]["PostProcess"]["class_names"][want[0]]
 
 
 def test_export_failure_leaves_nothing(work, tmp_path, monkeypatch):
@@ -168,7 +168,7 @@ def test_infer_tool_topk_json(work, images, tmp_path):
     names.write_text("\n".join(f"label_{i}" for i in range(10)) + "\n")
     proc = run_tool("infer.py", "-c", CFG,
                     *o_args(work, tmp_path, f"Infer.infer_imgs={images}", INFER_TRANSFORMS,
-                            f"Infer.class_names={names}", "Infer.batch_size=4"))
+                            f"Infer.PostProcess.class_names={names}", "Infer.batch_size=4"))
     assert proc.returncode == 0, proc.stderr
     assert "class_0/img_0.png: label_" in proc.stdout
     with open(tmp_path / "infer_results.json") as f:
@@ -199,7 +199,7 @@ def test_infer_errors_name_the_file(work, images, tmp_path):
     (tmp_path / "folder" / "readme.txt").write_text("x")
     with pytest.raises(InferError, match="no image files"):
         list_images(str(tmp_path / "folder"))
-    cfg = cfg_for(work, tmp_path, f"Infer.infer_imgs={images}", "Infer.class_names=[a, b]")
+    cfg = cfg_for(work, tmp_path, f"Infer.infer_imgs={images}", "Infer.PostProcess.class_names=[a, b]")
     with pytest.raises(InferError, match="2 names but the model has 10 classes"):
         infer_from_config(cfg)
 

@@ -27,9 +27,9 @@ def tiny(archive, out, *extra, epochs=2):
     return [f"Global.output_dir={out}", f"Global.epochs={epochs}", "Global.progress_bar=False",
             f"DataLoader.Train.dataset.data_file={archive}",
             f"DataLoader.Eval.dataset.data_file={archive}",
-            "DataLoader.Train.batch_size=16", "DataLoader.Eval.batch_size=16",
-            "DataLoader.Train.num_workers=0", "DataLoader.Eval.num_workers=0",
-            "Arch.width=4", "Optimizer.lr.milestones=[1]", *extra]
+            "DataLoader.Train.sampler.batch_size=16", "DataLoader.Eval.sampler.batch_size=16",
+            "DataLoader.Train.loader.num_workers=0", "DataLoader.Eval.loader.num_workers=0",
+            "Arch.width=4", "Optimizer.lr={name: Piecewise, decay_epochs: [1], values: [0.1, 0.01]}", *extra]
 
 
 def test_one_run_writes_every_output(archive, tmp_path):
@@ -57,7 +57,7 @@ def test_one_run_writes_every_output(archive, tmp_path):
     cfg = load_config(str(out / "config.yaml"))
     model = build_model_from_config(cfg["Arch"])
     model.set_state_dict(paddle.load(str(out / "best_model.pdparams")))
-    got = evaluate(model, build_dataloader(cfg["DataLoader"]["Eval"], "eval"), build_loss(cfg["Loss"]))
+    got = evaluate(model, build_dataloader(cfg["DataLoader"]["Eval"], "eval"), build_loss(cfg["Loss"]["Train"]))
     assert got["acc"] == pytest.approx(res["best_acc"])
     assert got["samples"] == 24
 
@@ -76,9 +76,9 @@ def test_training_steps_equal_plain_sgd_by_hand(archive, tmp_path):
     from orthonets_paddle.engine.losses import build_loss
     from orthonets_paddle.models import build_model_from_config
     over = tiny(archive, tmp_path / "sgd", "Arch.norm=frozen_bn", "Global.plot=False",
-                "Global.use_visualdl=False", f"DataLoader.Train.dataset.transforms={PLAIN}",
-                "DataLoader.Train.shuffle=False",
-                "Optimizer={name: SGD, weight_decay: 0.0, lr: {name: MultiStepDecay, "
+                "Global.use_visualdl=False", f"DataLoader.Train.dataset.transform_ops={PLAIN}",
+                "DataLoader.Train.sampler.shuffle=False",
+                "Optimizer={name: SGD, lr: {name: MultiStepDecay, "
                 "learning_rate: 0.2, milestones: [1], gamma: 0.5}}")
     cfg = load_config(CFG, over)
     paddle.seed(5)
@@ -90,7 +90,7 @@ def test_training_steps_equal_plain_sgd_by_hand(archive, tmp_path):
 
     images, labels = cifar_arrays(10, 48, 0, "train")
     x = ((images.astype(np.float32) / 255 - 0.5) / 0.5).transpose(0, 3, 1, 2)
-    loss_fn = build_loss(cfg["Loss"])
+    loss_fn = build_loss(cfg["Loss"]["Train"])
     model.train()
     params = {k: p for k, p in model.named_parameters() if not p.stop_gradient}
     for epoch, lr in ((0, 0.2), (1, 0.1)):  # x0.5 from epoch 1 on
@@ -289,7 +289,7 @@ def test_non_finite_loss_stops_and_keeps_last_good_checkpoint(archive, tmp_path)
 
 def test_amp_is_refused_on_cpu(archive, tmp_path):
     with pytest.raises(RuntimeError, match="AMP.enable needs a GPU"):
-        train(load_config(CFG, tiny(archive, tmp_path / "amp", "AMP.enable=True", "Global.device=cpu")))
+        train(load_config(CFG, tiny(archive, tmp_path / "amp", "AMP.use_amp=True", "Global.device=cpu")))
 
 
 def test_cli_rejects_misspelt_override_before_doing_anything(tmp_path):

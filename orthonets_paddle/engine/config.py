@@ -1,4 +1,4 @@
-"""PaddleClas-style YAML configs: load, ``-o Section.key=value`` overrides, validation.
+"""PaddleClas's YAML config schema: load, ``-o Section.key=value`` overrides, validation.
 
 Every key is checked against what the code accepts; a misspelt key, in the
 file or in an override, is an error naming the nearest valid keys. Nothing is
@@ -20,20 +20,23 @@ from ..utils.io import write_text
 from ..utils.schema import BOOL, NON_NEGATIVE_INT, POSITIVE_INT, SchemaError, Typed
 
 __all__ = ["ConfigError", "DEFAULTS", "load_config", "share_data_file", "apply_override", "parse_value",
-           "validate_config", "save_config", "dump_config", "get_parser", "parse_args"]
+           "validate_config", "save_config", "dump_config", "get_parser", "parse_args",
+           "infer_postprocess"]
 
 
 class ConfigError(ValueError):
     """A config file or override names a key or value the code does not accept."""
 
 
-# Keys every config has; files fill in what they need. Comments say why.
+# Keys every config has; files fill in what they need. The meaning of every key is
+# PaddleClas's; keys marked "ours" are this package's extensions.
 DEFAULTS: Dict[str, Any] = {
     "Global": {
         "output_dir": "./output",
         "device": "auto",            # auto | cpu | gpu
-        "seed": 42,
+        "seed": 42,                  # ours (PaddleClas seeds nothing by default)
         "epochs": 100,
+        "eval_during_train": True,
         "eval_interval": 1,          # evaluate every N epochs (and at the last)
         "save_interval": 0,          # also keep epoch_N.* every N epochs; 0 = off
         "print_batch_step": 10,      # record train loss and log a line every N iterations
@@ -42,30 +45,81 @@ DEFAULTS: Dict[str, Any] = {
         "use_visualdl": True,
         "save_inference_dir": "./output/inference",
         "image_shape": [3, 32, 32],  # export / benchmark input (C, H, W)
-        "plot": True,                # loss.png / acc.png at the end
-        "progress_bar": True,
-        "overwrite": False,          # a new run may replace the checkpoints in output_dir
+        "to_static": False,          # train the paddle.jit.to_static program
+        "plot": True,                # ours: loss.png / acc.png at the end
+        "progress_bar": True,        # ours
+        "overwrite": False,          # ours: a new run may replace the checkpoints in output_dir
     },
     "AMP": {
-        "enable": False,             # GPU only; refused on CPU
+        "use_amp": False,            # GPU only; refused on CPU
         "level": "O1",
-        "init_loss_scaling": 1024.0,
+        "scale_loss": 65536.0,       # the initial loss scale (GradScaler init_loss_scaling)
         "use_dynamic_loss_scaling": True,
+        "use_fp16_test": False,      # evaluate under auto_cast too
+        "use_promote": False,
     },
     "Arch": None,                    # required: every config names its model
-    "Loss": {"name": "CELoss", "epsilon": 0.1},
-    "Optimizer": {"name": "Momentum", "momentum": 0.9, "weight_decay": 5e-4,
+    "Loss": {"Train": [{"CELoss": {"weight": 1.0}}], "Eval": [{"CELoss": {"weight": 1.0}}]},
+    "Optimizer": {"name": "Momentum", "momentum": 0.9,
                   "lr": {"name": "Constant", "learning_rate": 0.1}},
     "DataLoader": {},
+    "Metric": {"Train": [{"TopkAcc": {"topk": [1, 5]}}], "Eval": [{"TopkAcc": {"topk": [1, 5]}}]},
     "Infer": {
         "infer_imgs": None,
         "batch_size": 8,
-        "topk": 5,
-        "transforms": None,          # defaults to DataLoader.Eval's transforms
-        "class_names": None,         # list, or a text file with one name per line
+        "transforms": None,          # defaults to DataLoader.Eval's transform_ops
+        "PostProcess": {"name": "Topk", "topk": 5, "class_id_map_file": None,
+                        "delimiter": " ",
+                        "class_names": None},  # ours: the names as a list
     },
 }
 _SECTIONS = list(DEFAULTS)
+
+# Keys of earlier versions of this package and of PaddleClas's other layouts: each names
+# where it went. (PaddleClas users' most common trip: a key silently ignored.)
+_MOVED = {
+    "AMP.enable": "AMP.use_amp",
+    "AMP.init_loss_scaling": "AMP.scale_loss",
+    "Loss.name": "Loss.Train: [{CELoss: {weight: 1.0, epsilon: 0.1}}] (and Loss.Eval)",
+    "Loss.epsilon": "Loss.Train: [{CELoss: {weight: 1.0, epsilon: ...}}]",
+    "Optimizer.weight_decay": "Optimizer.regularizer: {name: L2, coeff: ...}",
+    "Infer.topk": "Infer.PostProcess.topk",
+    "Infer.class_names": "Infer.PostProcess.class_names",
+    "Global.class_num": "Arch.class_num",
+    "Global.image_channel": "Arch.in_channels",
+    "Arch.input_image_channel": "Arch.in_channels",
+}
+# PaddleClas keys whose other values this package cannot honour: key -> (accepted
+# values, why). A key here with an accepted value is kept and means what it says.
+_REFUSED = {
+    "Global.use_dali": ((False,), "NVIDIA DALI loading is not supported here; Paddle's "
+                        "DataLoader is used (set it to false)"),
+    "Global.use_multilabel": ((False,), "multi-label classification is not supported here"),
+    "Global.eval_mode": (("classification",), "only classification is supported here "
+                         "(no retrieval)"),
+    "Global.update_freq": ((1,), "gradient accumulation is not supported here"),
+    "Arch.data_format": (("NCHW",), "the models here are NCHW only"),
+    "Optimizer.lr.last_epoch": ((-1,), "a schedule starts at its beginning here; resume with "
+                                "Global.checkpoints instead"),
+    "Optimizer.lr.verbose": ((False,), "the learning rate is logged every print_batch_step "
+                             "instead"),
+}
+_NOT_HERE = {  # whole PaddleClas features with no counterpart here
+    "Arch.Backbone": "RecModel (retrieval) architectures",
+    "Arch.Head": "RecModel (retrieval) architectures",
+    "Arch.Neck": "RecModel (retrieval) architectures",
+    "Arch.BackboneStopLayer": "RecModel (retrieval) architectures",
+    "Arch.models": "distillation models",
+    "Arch.infer_add_softmax": "an exported softmax (infer applies it itself)",
+    "Arch.infer_output_key": "RecModel outputs",
+    "Arch.use_first_short_conv": "ResNet variants other than this family",
+    "Arch.layer_type": "ResNet variants other than this family",
+    "Arch.pretrained_list": "per-model pretrained lists",
+    "Global.feature_normalize": "retrieval", "Global.feature_binarize": "retrieval",
+    "Global.use_ema": "EMA weights", "Global.use_sync_bn": "use Arch.norm: sync_bn",
+}
+_OLD_TOP = ("ARCHITECTURE", "TRAIN", "VALID", "OPTIMIZER", "LEARNING_RATE", "mode",
+            "classes_num", "model_save_dir", "total_images", "validate", "valid_interval")
 
 _NUM = Typed("number")
 _PATH = Typed("str", null=True)
@@ -76,6 +130,7 @@ SCHEMA: Dict[str, Typed] = {
     "Global.device": Typed("choice", choices=("auto", "cpu", "gpu")),
     "Global.seed": NON_NEGATIVE_INT,
     "Global.epochs": POSITIVE_INT,
+    "Global.eval_during_train": BOOL,
     "Global.eval_interval": POSITIVE_INT,
     "Global.save_interval": NON_NEGATIVE_INT,
     "Global.print_batch_step": POSITIVE_INT,
@@ -84,13 +139,16 @@ SCHEMA: Dict[str, Typed] = {
     "Global.use_visualdl": BOOL,
     "Global.save_inference_dir": Typed("str"),
     "Global.image_shape": Typed("list", item=POSITIVE_INT, length=3),
+    "Global.to_static": BOOL,
     "Global.plot": BOOL,
     "Global.progress_bar": BOOL,
     "Global.overwrite": BOOL,
-    "AMP.enable": BOOL,
+    "AMP.use_amp": BOOL,
     "AMP.level": Typed("choice", choices=("O1", "O2")),
-    "AMP.init_loss_scaling": Typed("number", min=0, min_open=True),
+    "AMP.scale_loss": Typed("number", min=0, min_open=True),
     "AMP.use_dynamic_loss_scaling": BOOL,
+    "AMP.use_fp16_test": BOOL,
+    "AMP.use_promote": BOOL,
     "Arch.name": Typed("str"),
     "Arch.class_num": POSITIVE_INT,
     "Arch.in_channels": POSITIVE_INT,
@@ -105,32 +163,39 @@ SCHEMA: Dict[str, Typed] = {
     "Arch.norm": Typed("str"),
     "Arch.features_only": BOOL,
     "Arch.out_indices": Typed("list", item=NON_NEGATIVE_INT),
-    "Loss.name": Typed("str"),
-    "Loss.epsilon": Typed("number", min=0, max=1, max_open=True),
     "Optimizer.name": Typed("str"),
     "Optimizer.momentum": Typed("number", min=0, max=1),
-    "Optimizer.weight_decay": Typed("number", min=0, null=True),
+    "Optimizer.weight_decay": Typed("number", min=0, null=True),  # AdamW's decoupled decay
     "Optimizer.use_nesterov": BOOL,
+    "Optimizer.multi_precision": BOOL,
     "Optimizer.beta1": Typed("number", min=0, max=1, max_open=True),
     "Optimizer.beta2": Typed("number", min=0, max=1, max_open=True),
     "Optimizer.epsilon": Typed("number", min=0, min_open=True),
     "Optimizer.lr.name": Typed("str"),
     "Optimizer.lr.learning_rate": Typed("number", min=0),
     "Optimizer.lr.milestones": Typed("list", item=NON_NEGATIVE_INT),
+    "Optimizer.lr.decay_epochs": Typed("list", item=POSITIVE_INT),
+    "Optimizer.lr.values": Typed("list", item=Typed("number", min=0)),
     "Optimizer.lr.gamma": Typed("number", min=0, min_open=True),
     "Optimizer.lr.eta_min": Typed("number", min=0),
     "Optimizer.lr.warmup_epoch": Typed("number", min=0),
     "Optimizer.lr.warmup_start_lr": Typed("number", min=0),
-    "DataLoader.*.batch_size": POSITIVE_INT,
-    "DataLoader.*.shuffle": Typed("bool", null=True),
-    "DataLoader.*.drop_last": BOOL,
-    "DataLoader.*.num_workers": NON_NEGATIVE_INT,
-    "DataLoader.*.use_shared_memory": BOOL,
-    "DataLoader.*.skip_bad_images": BOOL,
+    "Optimizer.regularizer.name": Typed("choice", choices=("L2",)),
+    "Optimizer.regularizer.coeff": Typed("number", min=0),
     "DataLoader.*.dataset.num_samples": Typed("int", min=1, null=True),
+    "DataLoader.*.sampler.name": Typed("str"),
+    "DataLoader.*.sampler.batch_size": POSITIVE_INT,
+    "DataLoader.*.sampler.shuffle": Typed("bool", null=True),
+    "DataLoader.*.sampler.drop_last": BOOL,
+    "DataLoader.*.loader.num_workers": NON_NEGATIVE_INT,
+    "DataLoader.*.loader.use_shared_memory": BOOL,
+    "DataLoader.*.loader.skip_bad_images": BOOL,
     "Infer.infer_imgs": _PATH,
     "Infer.batch_size": POSITIVE_INT,
-    "Infer.topk": POSITIVE_INT,
+    "Infer.PostProcess.name": Typed("choice", choices=("Topk",)),
+    "Infer.PostProcess.topk": POSITIVE_INT,
+    "Infer.PostProcess.class_id_map_file": _PATH,
+    "Infer.PostProcess.delimiter": Typed("str"),
 }
 _INDEX = re.compile(r"^(.*?)\[(\d+)\]$")
 
@@ -209,36 +274,50 @@ def apply_override(cfg: Dict[str, Any], override: str) -> None:
     node[last] = parse_value(text)
 
 
-def _merge(base: Dict[str, Any], new: Dict[str, Any]) -> Dict[str, Any]:
+def _merge(base: Dict[str, Any], new: Dict[str, Any], depth: int = 0) -> Dict[str, Any]:
+    """Sections Global, AMP, Infer (and Infer.PostProcess) fill in defaults key by key;
+    every other section a file gives replaces the default whole."""
     out = copy.deepcopy(base)
     for k, v in (new or {}).items():
-        if isinstance(v, dict) and isinstance(out.get(k), dict) and k in ("Global", "AMP", "Infer"):
-            out[k] = _merge(out[k], v)
+        nested = k in ("Global", "AMP", "Infer") if depth == 0 else k == "PostProcess"
+        if isinstance(v, dict) and isinstance(out.get(k), dict) and nested:
+            out[k] = _merge(out[k], v, depth + 1)
         else:
             out[k] = copy.deepcopy(v)
     return out
 
 
+def _read_yaml(path: str) -> Dict[str, Any]:
+    if not os.path.isfile(path):
+        raise ConfigError(f"config file not found: {path} (configs live in configs/, e.g. "
+                          "-c configs/orthonet18_cifar10.yaml)")
+    try:
+        with open(path, encoding="utf-8") as f:
+            data = yaml.safe_load(f) or {}
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"config file {path} is not UTF-8 text ({exc.reason} at byte "
+                          f"{exc.start}); save it with UTF-8 encoding") from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path} is not valid YAML: {exc}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path} must hold a mapping of sections ({', '.join(_SECTIONS)})")
+    return data
+
+
 def load_config(path: Optional[str], overrides: Sequence[str] = ()) -> Dict[str, Any]:
-    """Read a YAML config, fill defaults, apply overrides, validate."""
-    data: Dict[str, Any] = {}
-    if path:
-        if not os.path.isfile(path):
-            raise ConfigError(f"config file not found: {path} (configs live in configs/, e.g. "
-                              "-c configs/orthonet18_cifar10.yaml)")
-        try:
-            with open(path, encoding="utf-8") as f:
-                data = yaml.safe_load(f) or {}
-        except UnicodeDecodeError as exc:
-            raise ConfigError(f"config file {path} is not UTF-8 text ({exc.reason} at byte "
-                              f"{exc.start}); save it with UTF-8 encoding") from None
-        except yaml.YAMLError as exc:
-            raise ConfigError(f"{path} is not valid YAML: {exc}") from None
-        if not isinstance(data, dict):
-            raise ConfigError(f"{path} must hold a mapping of sections ({', '.join(_SECTIONS)})")
-        for section in data:
-            if section not in _SECTIONS:
-                raise ConfigError(f"{path}: unknown section {section!r}; " + _near(section, _SECTIONS))
+    """Read a YAML config (PaddleClas's schema), fill defaults, apply overrides, validate."""
+    data: Dict[str, Any] = _read_yaml(path) if path else {}
+    old = [k for k in data if k in _OLD_TOP]
+    if old:
+        raise ConfigError(f"{path}: {', '.join(map(str, old))} belong to PaddleClas's 1.x "
+                          "static-graph config layout; write it in the 2.x layout (Global, Arch, "
+                          "Loss, Optimizer, DataLoader, Metric, Infer; see configs/)")
+    for section in data:
+        if section not in _SECTIONS:
+            raise ConfigError(f"{path}: unknown section {section!r}; " + _near(section, _SECTIONS))
+    if isinstance(data.get("AMP"), dict) and "use_amp" not in data["AMP"] \
+            and "enable" not in data["AMP"]:
+        data["AMP"]["use_amp"] = True  # PaddleClas: an AMP section without use_amp turns it on
     cfg = _merge(DEFAULTS, data)
     for override in overrides or ():
         apply_override(cfg, override)
@@ -246,9 +325,17 @@ def load_config(path: Optional[str], overrides: Sequence[str] = ()) -> Dict[str,
         raise ConfigError(f"{path or 'the config'} has no Arch section: every config names its "
                           "model, e.g. Arch: {name: orthonet18, class_num: 10, stem: cifar} "
                           "(see configs/)")
+    _resolve_arch_name(cfg["Arch"])
     validate_config(cfg)
     share_data_file(cfg)
     return cfg
+
+
+def _resolve_arch_name(arch: Dict[str, Any]) -> None:
+    from ..models.aliases import paddleclas_alias
+    ours = paddleclas_alias(arch.get("name"))
+    if ours is not None:
+        arch["name"] = ours
 
 
 def share_data_file(cfg: Dict[str, Any]) -> None:
@@ -266,62 +353,143 @@ def share_data_file(cfg: Dict[str, Any]) -> None:
 
 def _check_keys(section: Dict[str, Any], valid: Iterable[str], where: str) -> None:
     if not isinstance(section, dict):
-        raise ConfigError(f"{where} must be a mapping, got {section!r}")
+        raise ConfigError(f"{where} must be a mapping, got {_short(section)}")
     valid = list(valid)
     for key in section:
+        dotted = f"{where}.{key}"
+        if dotted in _MOVED:
+            raise ConfigError(f"{dotted} is now {_MOVED[dotted]} (PaddleClas's schema); move it")
+        if dotted in _NOT_HERE:
+            raise ConfigError(f"{dotted}: {_NOT_HERE[dotted]} are not supported by this "
+                              "package; remove the key")
+        if dotted in _REFUSED:
+            accepted, why = _REFUSED[dotted]
+            if section[key] not in accepted:
+                raise ConfigError(f"{dotted}: {section[key]!r} cannot be honoured: {why}")
+            continue
         if key not in valid:
-            raise ConfigError(f"{where}.{key}: unknown key; " + _near(key, valid))
+            raise ConfigError(f"{dotted}: unknown key; " + _near(key, valid))
+
+
+def _short(value: Any, limit: int = 80) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[:limit] + "..."
+
+
+def _refusable(where: str) -> List[str]:
+    return [k.rsplit(".", 1)[1] for k in (*_REFUSED, *_MOVED, *_NOT_HERE)
+            if k.rsplit(".", 1)[0] == where]
 
 
 def _arch_params() -> List[str]:
     from ..models.resnet import arch_options
-    return ["name", "class_num", *arch_options()]
+    return ["name", "class_num", "pretrained", *arch_options()]
+
+
+def _op_list(ops: Any, where: str, params_of, required: bool = False) -> None:
+    """A PaddleClas op list: ``- Name: {param: value}`` entries, each checked by name."""
+    if ops is None:
+        if required:
+            raise ConfigError(f"{where} must be a list like '- CELoss: {{weight: 1.0}}'")
+        return
+    if not isinstance(ops, list):
+        raise ConfigError(f"{where} must be a list of '- Name: {{param: value}}' entries, got "
+                          f"{_short(ops)}")
+    for i, entry in enumerate(ops):
+        if isinstance(entry, str):
+            name, params = entry, {}
+        elif isinstance(entry, dict) and len(entry) == 1:
+            name, params = next(iter(entry.items()))
+        else:
+            raise ConfigError(f"{where}[{i}]: each entry must be a name or a one-key mapping "
+                              f"'- Name: {{param: value}}', got {_short(entry)}")
+        _wrap(lambda: _check_keys(params or {}, params_of(name), f"{where}[{i}].{name}"),
+              f"{where}[{i}]")
 
 
 def validate_config(cfg: Dict[str, Any]) -> None:
     """Check every key against what the code accepts; raise ``ConfigError``."""
-    from ..data import dataset_params, loader_params, transform_params
-    from .losses import LOSSES
+    from ..data import (batch_transform_params, dataset_params, loader_options,
+                        loader_params, sampler_params, transform_params)
+    from ..models.registry import model_entrypoint
+    from .losses import loss_params
+    from .metrics import metric_params
     from .optim import lr_params, optimizer_params
 
-    from ..models.registry import model_entrypoint
-
     _check_keys(cfg, _SECTIONS, "config")
-    for section in ("Global", "AMP", "Infer"):
-        _check_keys(cfg[section], DEFAULTS[section], section)
+    for section in ("Global", "AMP"):
+        _check_keys(cfg[section], [*DEFAULTS[section], *_refusable(section)], section)
+    _check_keys(cfg["Infer"], [*DEFAULTS["Infer"], *_refusable("Infer")], "Infer")
+    post = cfg["Infer"].get("PostProcess") or {}
+    _check_keys(post, DEFAULTS["Infer"]["PostProcess"], "Infer.PostProcess")
+    _op_list(cfg["Infer"].get("transforms"), "Infer.transforms", transform_params)
+
     arch = cfg["Arch"]
-    _check_keys(arch, _arch_params(), "Arch")
+    _check_keys(arch, [*_arch_params(), *_refusable("Arch")], "Arch")
     try:  # the registry's message: nearest names, or why a name is not registered
         model_entrypoint(str(arch.get("name")))
     except ValueError as exc:
         raise ConfigError(f"Arch.name: {exc}") from None
 
     loss = cfg["Loss"]
-    if loss.get("name") not in LOSSES:
-        raise ConfigError(f"Loss.name: {loss.get('name')!r}; valid: {', '.join(LOSSES)}")
-    _check_keys(loss, ["name", "epsilon"], "Loss")
+    _check_keys(loss, ["Train", "Eval", *_refusable("Loss")], "Loss")
+    _op_list(loss.get("Train"), "Loss.Train", loss_params, required=True)
+    _op_list(loss.get("Eval"), "Loss.Eval", loss_params)
+    from .losses import build_loss
+    for split in ("Train", "Eval"):  # values too (epsilon range), before any data is read
+        _wrap(lambda: build_loss(loss.get(split)), f"Loss.{split}")
+    metric = cfg["Metric"] or {}
+    _check_keys(metric, ["Train", "Eval"], "Metric")
+    for split in ("Train", "Eval"):
+        _op_list(metric.get(split), f"Metric.{split}", metric_params)
 
     opt = cfg["Optimizer"]
-    _wrap(lambda: _check_keys(opt, optimizer_params(opt.get("name")), "Optimizer"), "Optimizer.name")
+    _wrap(lambda: _check_keys(opt, [*optimizer_params(opt.get("name")), *_refusable("Optimizer")],
+                              "Optimizer"), "Optimizer.name")
     lr = opt.get("lr")
-    if not isinstance(lr, dict) or "learning_rate" not in lr:
-        raise ConfigError("Optimizer.lr must be a mapping with name and learning_rate")
-    _wrap(lambda: _check_keys(lr, lr_params(lr.get("name", "Constant")), "Optimizer.lr"),
-          "Optimizer.lr.name")
+    if not isinstance(lr, dict) or "name" not in lr:
+        raise ConfigError("Optimizer.lr must be a mapping with a name, e.g. {name: Cosine, "
+                          "learning_rate: 0.1}")
+    _wrap(lambda: _check_keys(lr, [*lr_params(lr["name"]), *_refusable("Optimizer.lr")],
+                              "Optimizer.lr"), "Optimizer.lr.name")
+    if opt.get("regularizer") is not None:
+        _check_keys(opt["regularizer"], ["name", "coeff"], "Optimizer.regularizer")
+    _check_values(cfg)
+    from .optim import build_lr  # the schedule's own checks (values vs decay_epochs, ...)
+    _wrap(lambda: build_lr(lr, 1, cfg["Global"]["epochs"]), "Optimizer.lr")
 
     _check_keys(cfg["DataLoader"], ["Train", "Eval"], "DataLoader")
     for mode, loader in cfg["DataLoader"].items():
         where = f"DataLoader.{mode}"
+        if isinstance(loader, dict):
+            for key in loader:
+                if key in ("batch_size", "shuffle", "drop_last", "num_workers",
+                           "use_shared_memory", "skip_bad_images"):
+                    part = "sampler" if key in ("batch_size", "shuffle", "drop_last") else "loader"
+                    raise ConfigError(f"{where}.{key} is now {where}.{part}.{key} "
+                                      "(PaddleClas's schema); move it")
         _check_keys(loader, loader_params(), where)
         ds = loader.get("dataset")
         if not isinstance(ds, dict) or "name" not in ds:
             raise ConfigError(f"{where}.dataset must be a mapping with a name, e.g. "
                               "{name: Cifar10, data_file: ...}")
-        _wrap(lambda: _check_keys(ds, ["name", "transforms", *dataset_params(ds["name"])],
-                                  f"{where}.dataset"), f"{where}.dataset.name")
-        _check_transforms(ds.get("transforms"), f"{where}.dataset.transforms", transform_params)
-    _check_transforms(cfg["Infer"].get("transforms"), "Infer.transforms", transform_params)
+        if "transforms" in ds:
+            raise ConfigError(f"{where}.dataset.transforms is now {where}.dataset.transform_ops "
+                              "(PaddleClas's schema); rename it")
+        _wrap(lambda: _check_keys(ds, ["name", "transform_ops", "batch_transform_ops",
+                                       *dataset_params(ds["name"])], f"{where}.dataset"),
+              f"{where}.dataset.name")
+        _op_list(ds.get("transform_ops"), f"{where}.dataset.transform_ops", transform_params)
+        _op_list(ds.get("batch_transform_ops"), f"{where}.dataset.batch_transform_ops",
+                 batch_transform_params)
+        smp = loader.get("sampler") or {}
+        _wrap(lambda: _check_keys(smp, sampler_params(smp.get("name", "DistributedBatchSampler")),
+                                  f"{where}.sampler"), f"{where}.sampler.name")
+        _check_keys(loader.get("loader") or {}, loader_options(), f"{where}.loader")
     _check_values(cfg)
+
+
+_LISTS = ("transform_ops", "batch_transform_ops", "transforms")
 
 
 def _check_values(cfg: Dict[str, Any]) -> None:
@@ -339,20 +507,9 @@ def _check_values(cfg: Dict[str, Any]) -> None:
                     node[key] = spec.check(".".join(here), value)
                 except SchemaError as exc:
                     raise ConfigError(str(exc)) from None
-            elif isinstance(value, dict) and not (len(here) >= 3 and here[-1] == "transforms"):
+            elif isinstance(value, dict) and not (len(here) >= 2 and here[-1] in _LISTS):
                 visit(value, here)
     visit(cfg, [])
-
-
-def _check_transforms(ops, where: str, transform_params) -> None:
-    if ops is None:
-        return
-    if not isinstance(ops, list):
-        raise ConfigError(f"{where} must be a list of ops like '- ToTensor: {{}}'")
-    for i, entry in enumerate(ops):
-        name, params = (entry, {}) if isinstance(entry, str) else next(iter(entry.items()))
-        _wrap(lambda: _check_keys(params or {}, transform_params(name), f"{where}[{i}].{name}"),
-              f"{where}[{i}]")
 
 
 def _wrap(check, where: str) -> None:
@@ -362,6 +519,32 @@ def _wrap(check, where: str) -> None:
         raise
     except ValueError as exc:  # registries raise ValueError naming the valid names
         raise ConfigError(f"{where}: {exc}") from None
+
+
+def infer_postprocess(cfg: Dict[str, Any]) -> Dict[str, Any]:
+    """``Infer.PostProcess`` resolved: ``{"topk": int, "class_names": list | None}``.
+
+    ``class_names`` (ours) wins; else ``class_id_map_file`` (PaddleClas's ``"<id> <name>"``
+    lines, split at ``delimiter``) is read.
+    """
+    post = dict(DEFAULTS["Infer"]["PostProcess"], **(cfg["Infer"].get("PostProcess") or {}))
+    names = post.get("class_names")
+    path = post.get("class_id_map_file")
+    if names is None and path:
+        if not os.path.isfile(path):
+            raise ConfigError(f"Infer.PostProcess.class_id_map_file {path} does not exist; give "
+                              "a file of '<id> <name>' lines, or set it to null")
+        found: Dict[int, str] = {}
+        with open(path, encoding="utf-8") as f:
+            for n, line in enumerate(f, 1):
+                if not line.strip():
+                    continue
+                head, _, name = line.strip().partition(post.get("delimiter") or " ")
+                if not head.isdigit():
+                    raise ConfigError(f"{path}:{n}: expected '<id> <name>', got {line.strip()!r}")
+                found[int(head)] = name.strip()
+        names = [found.get(i, str(i)) for i in range(max(found) + 1)] if found else None
+    return {"topk": int(post.get("topk") or 5), "class_names": names}
 
 
 def dump_config(cfg: Dict[str, Any]) -> str:

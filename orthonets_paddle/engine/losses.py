@@ -1,41 +1,112 @@
-"""Losses: the seed notebook's label-smoothing cross-entropy."""
+"""Losses in PaddleClas's ``Loss.Train`` / ``Loss.Eval`` form: a list of weighted losses.
+
+``CELoss`` is PaddleClas's cross-entropy: hard labels ``[B]`` or soft labels ``[B, K]``
+(from ``MixupOperator`` / ``CutmixOperator``); with ``epsilon`` the target (one-hot, or the
+soft label) is label-smoothed, ``(1 - epsilon) * target + epsilon / K``. With ``epsilon``
+0.1 and hard labels this is the seed notebook's label-smoothing cross-entropy.
+"""
 from __future__ import annotations
+
+import inspect
+from typing import Any, Dict, List, Optional, Sequence
 
 import paddle
 import paddle.nn as nn
 import paddle.nn.functional as F
 
-__all__ = ["LabelSmoothingCrossEntropy", "LOSSES", "build_loss"]
+from ..utils.hints import did_you_mean
+
+__all__ = ["CELoss", "LabelSmoothingCrossEntropy", "CombinedLoss", "LOSSES", "build_loss",
+           "loss_params"]
 
 
-class LabelSmoothingCrossEntropy(nn.Layer):
-    """Cross-entropy against ``(1 - epsilon) * one_hot + epsilon / K``.
+class CELoss(nn.Layer):
+    """Cross-entropy, mean over the batch: ``mean_b(-sum_k target[b, k] * log_softmax[b, k])``.
 
-    The seed's formula: ``mean_b( -sum_k target[b, k] * log_softmax(logits)[b, k] )``.
-    ``epsilon=0`` is plain cross-entropy.
+    Args:
+        epsilon: label smoothing in [0, 1); None (or 0) for none.
     """
 
-    def __init__(self, epsilon: float = 0.1):
+    def __init__(self, epsilon: Optional[float] = None):
         super().__init__()
-        if not 0.0 <= epsilon < 1.0:
-            raise ValueError(f"Loss.epsilon must be in [0, 1), got {epsilon}")
-        self.epsilon = float(epsilon)
+        if epsilon is not None and (isinstance(epsilon, bool) or not isinstance(epsilon, (int, float))
+                                    or not 0.0 <= float(epsilon) < 1.0):
+            raise ValueError(f"CELoss.epsilon must be in [0, 1), got {epsilon}")
+        self.epsilon = float(epsilon or 0.0)
 
     def forward(self, logits: paddle.Tensor, label: paddle.Tensor) -> paddle.Tensor:
         k = logits.shape[-1]
-        log_probs = F.log_softmax(logits, axis=-1)
-        target = F.one_hot(label.reshape([-1]).astype("int64"), k)
-        target = target * (1.0 - self.epsilon) + self.epsilon / k
-        return -(target * log_probs).sum(axis=-1).mean()
+        logits = logits.astype("float32")  # the loss in float32 under AMP too
+        if label.ndim == 2 and label.shape[-1] == k and k > 1:
+            target = label.astype("float32")  # soft labels
+        else:
+            target = F.one_hot(label.reshape([-1]).astype("int64"), k)
+        if self.epsilon:
+            target = target * (1.0 - self.epsilon) + self.epsilon / k
+        return -(target * F.log_softmax(logits, axis=-1)).sum(axis=-1).mean()
 
 
-LOSSES = {"CELoss": LabelSmoothingCrossEntropy, "LabelSmoothingCE": LabelSmoothingCrossEntropy}
+class LabelSmoothingCrossEntropy(CELoss):
+    """The seed notebook's loss: ``CELoss`` with ``epsilon`` 0.1 by default."""
+
+    def __init__(self, epsilon: float = 0.1):
+        super().__init__(epsilon)
 
 
-def build_loss(cfg: dict) -> nn.Layer:
-    """``{name: CELoss, epsilon: 0.1}`` -> loss layer."""
-    cfg = dict(cfg or {"name": "CELoss"})
-    name = cfg.pop("name", "CELoss")
+LOSSES = {"CELoss": CELoss}
+
+
+def loss_params(name: str) -> List[str]:
+    """Valid keys of loss ``name`` in a ``Loss.Train`` entry (``weight`` is every loss's)."""
     if name not in LOSSES:
-        raise ValueError(f"unknown Loss.name {name!r}; valid: {', '.join(LOSSES)}")
-    return LOSSES[name](**cfg)
+        raise ValueError(f"unknown loss {name!r}; {did_you_mean(name, LOSSES)}valid: "
+                         f"{', '.join(LOSSES)}")
+    params = inspect.signature(LOSSES[name].__init__).parameters
+    return ["weight", *[p for p in params if p != "self"]]
+
+
+class CombinedLoss(nn.Layer):
+    """``sum_i weight_i * loss_i(logits, label)`` over a ``Loss.Train`` list."""
+
+    def __init__(self, losses: Sequence[nn.Layer], weights: Sequence[float]):
+        super().__init__()
+        self.losses = nn.LayerList(list(losses))
+        self.weights = [float(w) for w in weights]
+
+    def forward(self, logits: paddle.Tensor, label: paddle.Tensor) -> paddle.Tensor:
+        total = None
+        for loss, w in zip(self.losses, self.weights):
+            value = loss(logits, label) * w
+            total = value if total is None else total + value
+        return total
+
+
+def build_loss(cfg: Any) -> nn.Layer:
+    """A ``Loss.Train`` / ``Loss.Eval`` list such as ``[{CELoss: {weight: 1.0, epsilon: 0.1}}]``
+    -> one loss layer. None or an empty list gives plain ``CELoss``.
+
+    Raises:
+        ValueError: unknown loss or key (naming the valid ones), or a bad value.
+    """
+    if not cfg:
+        return CombinedLoss([CELoss()], [1.0])
+    if isinstance(cfg, dict):
+        raise ValueError("Loss must be PaddleClas's lists, e.g. Loss: {Train: [{CELoss: {weight: "
+                         "1.0, epsilon: 0.1}}], Eval: [{CELoss: {weight: 1.0}}]}; build_loss takes "
+                         "one of the lists")
+    losses, weights = [], []
+    for entry in cfg:
+        name, params = (entry, {}) if isinstance(entry, str) else next(iter(entry.items()))
+        params = dict(params or {})
+        valid = loss_params(name)
+        for key in params:
+            if key not in valid:
+                raise ValueError(f"loss {name}: unknown key {key!r}; valid: {', '.join(valid)}")
+        weights.append(float(params.pop("weight", 1.0)))
+        losses.append(LOSSES[name](**params))
+    return CombinedLoss(losses, weights)
+
+
+def loss_section(cfg: Dict[str, Any], split: str) -> Any:
+    """``Loss.Train`` or ``Loss.Eval`` (Eval falls back to plain CE when absent)."""
+    return (cfg.get("Loss") or {}).get(split)

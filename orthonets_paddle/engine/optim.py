@@ -4,6 +4,9 @@ Every schedule is stepped once per training iteration (``scheduler.step()`` afte
 ``optimizer.step()``), so its state is the iteration count and a resume restores it
 exactly. Schedules defined on epochs are converted to iterations here:
 
+- ``Piecewise`` (PaddleClas's): ``paddle.optimizer.lr.PiecewiseDecay`` with the
+  ``decay_epochs`` boundaries in iterations and ``values`` (one more than the boundaries);
+  ``values[0]`` is the starting rate (``learning_rate`` is ignored, as in PaddleClas).
 - ``MultiStepDecay``: ``paddle.optimizer.lr.MultiStepDecay`` with milestones at
   ``epoch * iters_per_epoch``, so the rate changes only at epoch boundaries, exactly as
   the seed's per-epoch stepping (lr 0.1, x0.1 at epochs 30/60/90).
@@ -26,8 +29,9 @@ from paddle.optimizer import lr as lr_sched
 __all__ = ["build_optimizer", "build_lr", "OPTIMIZERS", "SCHEDULES", "optimizer_params",
            "lr_params"]
 
-SCHEDULES = ("MultiStepDecay", "Cosine", "Constant")
+SCHEDULES = ("Piecewise", "MultiStepDecay", "Cosine", "Constant")
 _LR_KEYS_BY_NAME = {
+    "Piecewise": {"decay_epochs", "values"},
     "MultiStepDecay": {"milestones", "gamma"},
     "Cosine": {"eta_min"},
     "Constant": set(),
@@ -43,9 +47,9 @@ def lr_params(name: str) -> List[str]:
 
 
 OPTIMIZERS = {
-    "Momentum": ("momentum", "weight_decay", "use_nesterov"),
-    "SGD": ("weight_decay",),
-    "AdamW": ("weight_decay", "beta1", "beta2", "epsilon"),
+    "Momentum": ("momentum", "use_nesterov", "multi_precision", "regularizer"),
+    "SGD": ("multi_precision", "regularizer"),
+    "AdamW": ("weight_decay", "beta1", "beta2", "epsilon", "multi_precision"),  # decoupled decay
 }
 
 
@@ -71,9 +75,21 @@ class _Cosine(lr_sched.CosineAnnealingDecay):
 
 def _after_warmup(name: str, learning_rate: float, iters_per_epoch: int, epochs: int, warm: int,
                   milestones: Sequence[int], gamma: float,
-                  eta_min: float) -> lr_sched.LRScheduler:
+                  eta_min: float, decay_epochs: Sequence[int] = (),
+                  values: Sequence[float] = ()) -> lr_sched.LRScheduler:
     """The schedule that runs once the warm-up is over; its iteration 0 is iteration
     ``warm`` of training (``LinearWarmup`` steps it with ``iteration - warm``)."""
+    if name == "Piecewise":
+        bounds = [int(e) for e in decay_epochs]
+        if bounds != sorted(set(bounds)) or any(e < 1 for e in bounds):
+            raise ValueError(f"Optimizer.lr.decay_epochs must be increasing positive epochs, got "
+                             f"{list(decay_epochs)}")
+        if len(values) != len(bounds) + 1:
+            raise ValueError(f"Optimizer.lr.values needs one more value than decay_epochs "
+                             f"({len(bounds)} boundaries -> {len(bounds) + 1} values), got "
+                             f"{list(values)}")
+        return lr_sched.PiecewiseDecay([e * iters_per_epoch - warm for e in bounds],
+                                       [float(v) for v in values])
     if name == "MultiStepDecay":
         epochs_at = sorted(int(m) for m in milestones)
         if len(set(epochs_at)) != len(epochs_at) or any(m < 1 for m in epochs_at):
@@ -125,6 +141,8 @@ def build_lr(cfg: dict, iters_per_epoch: int, epochs: int) -> lr_sched.LRSchedul
                          f"valid keys: {', '.join(lr_params(name))}")
     if iters_per_epoch < 1:
         raise ValueError("the training loader yields no batches; lower batch_size")
+    if name == "Piecewise" and cfg.get("values"):
+        cfg["learning_rate"] = cfg["values"][0]  # PaddleClas: the first value is the start
     base = float(cfg.get("learning_rate", 0.1))
     if base < 0:
         raise ValueError(f"Optimizer.lr.learning_rate must be >= 0, got {base}")
@@ -134,7 +152,8 @@ def build_lr(cfg: dict, iters_per_epoch: int, epochs: int) -> lr_sched.LRSchedul
         raise ValueError(f"Optimizer.lr.warmup_epoch must be >= 0, got {warmup_epoch}")
     warm = int(round(warmup_epoch * iters_per_epoch))
     after = _after_warmup(name, base, iters_per_epoch, epochs, warm, cfg.get("milestones", ()),
-                          float(cfg.get("gamma", 0.1)), float(cfg.get("eta_min", 0.0)))
+                          float(cfg.get("gamma", 0.1)), float(cfg.get("eta_min", 0.0)),
+                          cfg.get("decay_epochs", ()), cfg.get("values", ()))
     if warm == 0:
         return after
     if not start < base:
@@ -144,19 +163,33 @@ def build_lr(cfg: dict, iters_per_epoch: int, epochs: int) -> lr_sched.LRSchedul
 
 
 def build_optimizer(cfg: dict, parameters, iters_per_epoch: int, epochs: int):
-    """``Optimizer`` config section -> (optimizer, schedule)."""
+    """``Optimizer`` config section -> (optimizer, schedule).
+
+    ``regularizer: {name: L2, coeff}`` is ``paddle.regularizer.L2Decay(coeff)`` (PaddleClas's
+    meaning: L2 added to the gradient, as torch SGD's weight_decay); ``multi_precision`` keeps
+    float32 master weights for float16 parameters (AMP O2).
+    """
     cfg = dict(cfg)
     name = cfg.pop("name", "Momentum")
     optimizer_params(name)
+    if name != "AdamW" and "weight_decay" in cfg:
+        raise ValueError("Optimizer.weight_decay is now Optimizer.regularizer: {name: L2, coeff: "
+                         f"{cfg['weight_decay']}}} (PaddleClas's schema)")
     lr = build_lr(cfg.pop("lr"), iters_per_epoch, epochs)
-    wd = cfg.pop("weight_decay", 0.0) or 0.0
+    reg = cfg.pop("regularizer", None) or {}
+    if reg and reg.get("name", "L2") != "L2":
+        raise ValueError(f"Optimizer.regularizer.name {reg.get('name')!r}: only L2 is supported")
+    decay = paddle.regularizer.L2Decay(float(reg["coeff"])) if reg.get("coeff") else None
+    multi = bool(cfg.pop("multi_precision", False))
     if name == "Momentum":
-        # Float weight_decay in Paddle is L2 regularisation, like torch SGD's.
         opt = paddle.optimizer.Momentum(lr, momentum=cfg.pop("momentum", 0.9),
                                         use_nesterov=cfg.pop("use_nesterov", False),
-                                        parameters=parameters, weight_decay=wd)
+                                        parameters=parameters, weight_decay=decay,
+                                        multi_precision=multi)
     elif name == "SGD":
-        opt = paddle.optimizer.SGD(lr, parameters=parameters, weight_decay=wd)
+        opt = paddle.optimizer.SGD(lr, parameters=parameters, weight_decay=decay,
+                                   multi_precision=multi)
     else:
-        opt = paddle.optimizer.AdamW(lr, parameters=parameters, weight_decay=wd, **cfg)
+        opt = paddle.optimizer.AdamW(lr, parameters=parameters, multi_precision=multi,
+                                     weight_decay=cfg.pop("weight_decay", 0.01), **cfg)
     return opt, lr

@@ -62,6 +62,15 @@ def _correct(logits: paddle.Tensor, label: paddle.Tensor, k: int = 1) -> int:
     return int((top == label.reshape([-1, 1]).astype(top.dtype)).any(axis=-1).astype("int64").sum())
 
 
+def _labels(labels: paddle.Tensor):
+    """(labels for the loss, int64 [B] labels for accuracy): Mixup/Cutmix batches carry
+    float soft labels [B, K]; accuracy is then counted against their largest entry."""
+    if labels.ndim == 2 and labels.shape[-1] > 1:
+        return labels, labels.argmax(axis=-1).astype("int64")
+    labels = labels.reshape([-1]).astype("int64")
+    return labels, labels
+
+
 def train_one_epoch(model, loader, loss_fn, optimizer, scheduler, epoch: int, env: RunEnv,
                     records: Dict[str, Any], state: Dict[str, Any], cfg: Dict[str, Any],
                     vdl: VisualDLWriter, scaler=None) -> Dict[str, float]:
@@ -76,7 +85,7 @@ def train_one_epoch(model, loader, loss_fn, optimizer, scheduler, epoch: int, en
                    g["progress_bar"] and env.is_main)
     log = get_logger(quiet=not env.is_main)
     for i, (images, labels) in enumerate(bar):
-        labels = labels.reshape([-1]).astype("int64")
+        labels, hard = _labels(labels)
         if scaler is not None:
             with paddle.amp.auto_cast(level=cfg["AMP"]["level"]):
                 logits = model(images)
@@ -101,7 +110,7 @@ def train_one_epoch(model, loader, loss_fn, optimizer, scheduler, epoch: int, en
 
         n = labels.shape[0]
         total_loss += loss_value * n
-        total_correct += _correct(logits.detach(), labels)
+        total_correct += _correct(logits.detach(), hard)
         total_seen += n
         if state["global_step"] % g["print_batch_step"] == 0:
             records["loss_record"]["train"]["loss"].append(loss_value)
@@ -199,9 +208,9 @@ def train(cfg: Dict[str, Any]) -> Dict[str, Any]:
     g = cfg["Global"]
     env = setup_env(g["device"])
     log = get_logger(quiet=not env.is_main)
-    if cfg["AMP"]["enable"] and env.device != "gpu":
-        raise RuntimeError("AMP.enable needs a GPU (float16 autocast); this run is on the CPU. "
-                           "Set -o AMP.enable=False, or -o Global.device=gpu on a GPU machine")
+    if cfg["AMP"]["use_amp"] and env.device != "gpu":
+        raise RuntimeError("AMP.use_amp needs a GPU (float16 autocast); this run is on the CPU. "
+                           "Set -o AMP.use_amp=False, or -o Global.device=gpu on a GPU machine")
     if g["use_visualdl"] and env.is_main and importlib.util.find_spec("visualdl") is None:
         raise RuntimeError("Global.use_visualdl is true but visualdl is not installed: "
                            "pip install visualdl, or set -o Global.use_visualdl=False")
@@ -211,10 +220,13 @@ def train(cfg: Dict[str, Any]) -> Dict[str, Any]:
     loaders = cfg["DataLoader"]
     if "Train" not in loaders:
         raise ValueError("config has no DataLoader.Train section; see configs/ for examples")
+    class_num = cfg["Arch"].get("class_num")
     train_loader = build_dataloader(loaders["Train"], "train", seed=g["seed"],
-                                    distributed=env.distributed)
+                                    distributed=env.distributed, class_num=class_num)
+    use_eval = "Eval" in loaders and g["eval_during_train"]
     eval_loader = (build_dataloader(loaders["Eval"], "eval", seed=g["seed"],
-                                    distributed=env.distributed) if "Eval" in loaders else None)
+                                    distributed=env.distributed, class_num=class_num)
+                   if use_eval else None)
 
     model = build_model_from_config(cfg["Arch"])
     if g["pretrained_model"]:
@@ -222,12 +234,13 @@ def train(cfg: Dict[str, Any]) -> Dict[str, Any]:
         log.info("pretrained: %s", report.summary())
         if not report.clean or report.skipped_classifier:
             log.warning("WARNING pretrained weights did not fully fit: %s", report.summary())
-    loss_fn = build_loss(cfg["Loss"])
+    loss_fn = build_loss(cfg["Loss"]["Train"])
+    eval_loss_fn = build_loss(cfg["Loss"].get("Eval"))
     optimizer, scheduler = build_optimizer(cfg["Optimizer"], model.parameters(),
                                            len(train_loader), g["epochs"])
     scaler = None
-    if cfg["AMP"]["enable"]:
-        scaler = paddle.amp.GradScaler(init_loss_scaling=cfg["AMP"]["init_loss_scaling"],
+    if cfg["AMP"]["use_amp"]:
+        scaler = paddle.amp.GradScaler(init_loss_scaling=cfg["AMP"]["scale_loss"],
                                        use_dynamic_loss_scaling=cfg["AMP"]["use_dynamic_loss_scaling"])
         if cfg["AMP"]["level"] == "O2":
             model, optimizer = paddle.amp.decorate(model, optimizer, level="O2")
@@ -287,7 +300,7 @@ def train(cfg: Dict[str, Any]) -> Dict[str, Any]:
             save_config(cfg, os.path.join(out_dir, "config.yaml"))
             log.info("config (saved to %s):\n%s", os.path.join(out_dir, "config.yaml"),
                      dump_config(cfg))
-        return _fit(cfg, env, log, model, net_loaders=(train_loader, eval_loader), loss_fn=loss_fn,
+        return _fit(cfg, env, log, model, net_loaders=(train_loader, eval_loader), loss_fn=(loss_fn, eval_loss_fn),
                     optimizer=optimizer, scheduler=scheduler, scaler=scaler, records=records,
                     state=state, start_epoch=start_epoch)
     except OSError as exc:
@@ -303,6 +316,7 @@ def _fit(cfg, env, log, model, net_loaders, loss_fn, optimizer, scheduler, scale
     g = cfg["Global"]
     out_dir = g["output_dir"]
     train_loader, eval_loader = net_loaders
+    loss_fn, eval_loss_fn = loss_fn
     net = paddle.DataParallel(model) if env.distributed else model
     vdl = VisualDLWriter(os.path.join(out_dir, "vdl") if g["use_visualdl"] and env.is_main else None)
     main = env.is_main
@@ -320,7 +334,7 @@ def _fit(cfg, env, log, model, net_loaders, loss_fn, optimizer, scheduler, scale
             do_eval = eval_loader is not None and (
                 (epoch + 1) % g["eval_interval"] == 0 or epoch + 1 == g["epochs"])
             if do_eval:
-                last_eval = evaluate(net, eval_loader, loss_fn, env)
+                last_eval = evaluate(net, eval_loader, eval_loss_fn, env)
                 if not math.isfinite(last_eval["loss"]):
                     raise NonFiniteLossError(_nonfinite_message(
                         f"validation loss is {last_eval['loss']} after epoch {epoch + 1}", g))
