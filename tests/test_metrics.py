@@ -56,7 +56,7 @@ def setup(tmp_path_factory):
     archive = make_cifar_archive(root, n_train=10, n_test=N_TEST)
     overrides = [f"DataLoader.Eval.dataset.data_file={archive}", "DataLoader.Eval.loader.num_workers=0",
                  f"DataLoader.Eval.sampler.batch_size={BATCH}", "Arch.width=8", "Global.progress_bar=False",
-                 f"Loss.epsilon={EPS}"]
+                 f"Loss.Eval[0].CELoss.epsilon={EPS}"]
     paddle.seed(3)
     model = build_model_from_config(load_config(CFG, overrides)["Arch"])
     model.eval()

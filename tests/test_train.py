@@ -189,7 +189,7 @@ def test_resume_restores_best_accuracy_records_and_schedule(archive, tmp_path):
     # After epoch 1 the rate drops to 1e-7 (milestone 1, gamma 1e-6) and frozen_bn keeps
     # the running statistics, so epochs 2 and 3 score what epoch 1 scored: the best epoch
     # stays 1 only if the resumed run knows epoch 1's accuracy (a tie is no improvement).
-    common = ("Arch.norm=frozen_bn", "Optimizer.lr.gamma=1e-6", "Global.plot=False",
+    common = ("Arch.norm=frozen_bn", "Optimizer.lr.values=[0.1,1e-7]", "Global.plot=False",
               "Global.use_visualdl=False", "Global.print_batch_step=1")
     full = train(load_config(CFG, tiny(archive, tmp_path / "full", *common, epochs=3)))
     assert full["best_epoch"] == 1
@@ -288,7 +288,7 @@ def test_non_finite_loss_stops_and_keeps_last_good_checkpoint(archive, tmp_path)
 
 
 def test_amp_is_refused_on_cpu(archive, tmp_path):
-    with pytest.raises(RuntimeError, match="AMP.enable needs a GPU"):
+    with pytest.raises(RuntimeError, match="AMP.use_amp needs a GPU"):
         train(load_config(CFG, tiny(archive, tmp_path / "amp", "AMP.use_amp=True", "Global.device=cpu")))
 
 

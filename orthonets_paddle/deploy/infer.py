@@ -19,7 +19,7 @@ from ..utils.schema import POSITIVE_INT, SchemaError
 from .predictors import Predictor
 
 __all__ = ["InferError", "list_images", "read_image", "load_class_names", "softmax",
-           "topk_predictions", "predict_images", "infer_transforms", "infer_from_config",
+           "topk_predictions", "predict_images", "infer_postprocess", "infer_transforms", "infer_from_config",
            "format_predictions"]
 
 
@@ -79,7 +79,7 @@ def read_image(path: str, pil: bool = False, channels: int = 3) -> Any:
 
 
 def load_class_names(spec: Any, num_classes: int) -> Optional[List[str]]:
-    """``Infer.class_names``: a list, a text file with one name per line, or None.
+    """``Infer.PostProcess.class_names``: a list, a text file with one name per line, or None.
 
     Raises:
         FileNotFoundError: the text file does not exist.
@@ -89,15 +89,15 @@ def load_class_names(spec: Any, num_classes: int) -> Optional[List[str]]:
         return None
     if isinstance(spec, str):
         if not os.path.isfile(spec):
-            raise FileNotFoundError(f"Infer.class_names file {spec} does not exist; give a text "
+            raise FileNotFoundError(f"Infer.PostProcess.class_names file {spec} does not exist; give a text "
                                     "file with one class name per line, or a list")
         with open(spec, encoding="utf-8") as f:
             names = [line.strip() for line in f if line.strip()]
         where = f"{spec} has"
     elif isinstance(spec, (list, tuple)):
-        names, where = [str(n) for n in spec], "Infer.class_names has"
+        names, where = [str(n) for n in spec], "Infer.PostProcess.class_names has"
     else:
-        raise InferError(f"Infer.class_names must be a list or a text file path, got {spec!r}")
+        raise InferError(f"Infer.PostProcess.class_names must be a list or a text file path, got {spec!r}")
     if len(names) != num_classes:
         raise InferError(f"{where} {len(names)} names but the model has {num_classes} classes "
                          "(Arch.class_num); give one name per class")
@@ -126,13 +126,39 @@ def topk_predictions(logits: np.ndarray, k: int,
     return out
 
 
+def infer_postprocess(cfg: Dict[str, Any]) -> Dict[str, Any]:
+    """``Infer.PostProcess`` resolved: ``{"topk": int, "class_names": list | None}``.
+
+    ``class_names`` (ours) wins; else ``class_id_map_file`` (PaddleClas's ``"<id> <name>"``
+    lines, split at ``delimiter``) is read.
+    """
+    post = dict(cfg["Infer"].get("PostProcess") or {})
+    names = post.get("class_names")
+    path = post.get("class_id_map_file")
+    if names is None and path:
+        if not os.path.isfile(path):
+            raise InferError(f"Infer.PostProcess.class_id_map_file {path} does not exist; give "
+                              "a file of '<id> <name>' lines, or set it to null")
+        found: Dict[int, str] = {}
+        with open(path, encoding="utf-8") as f:
+            for n, line in enumerate(f, 1):
+                if not line.strip():
+                    continue
+                head, _, name = line.strip().partition(post.get("delimiter") or " ")
+                if not head.isdigit():
+                    raise InferError(f"{path}:{n}: expected '<id> <name>', got {line.strip()!r}")
+                found[int(head)] = name.strip()
+        names = [found.get(i, str(i)) for i in range(max(found) + 1)] if found else None
+    return {"topk": int(post.get("topk") or 5), "class_names": names}
+
+
 def infer_transforms(cfg: Dict[str, Any]) -> Optional[Callable]:
-    """``Infer.transforms``, or ``DataLoader.Eval.dataset.transforms`` when that is null."""
+    """``Infer.transforms``, or ``DataLoader.Eval.dataset.transform_ops`` when that is null."""
     ops = cfg["Infer"].get("transforms")
     backend = None
     ds = cfg.get("DataLoader", {}).get("Eval", {}).get("dataset") or {}
     if ops is None:
-        ops = ds.get("transforms")
+        ops = ds.get("transform_ops")
     if ds.get("backend") in ("cv2", "pil"):
         backend = ds["backend"]
     return build_transforms(ops, backend=backend)
@@ -232,7 +258,8 @@ def infer_from_config(cfg: Dict[str, Any], backend: str = "dygraph",
         raise ValueError(f"unknown backend {backend!r}; valid: {', '.join(BACKENDS)}")
     g, inf = cfg["Global"], cfg["Infer"]
     paths = list_images(inf["infer_imgs"])  # fail on a bad path before building anything
-    names = load_class_names(inf.get("class_names"), int(cfg["Arch"]["class_num"]))
+    post = infer_postprocess(cfg)
+    names = load_class_names(post["class_names"], int(cfg["Arch"]["class_num"]))
     transforms = infer_transforms(cfg)
     ds = cfg.get("DataLoader", {}).get("Eval", {}).get("dataset") or {}
     if backend == "dygraph":
@@ -246,7 +273,7 @@ def infer_from_config(cfg: Dict[str, Any], backend: str = "dygraph",
         raise InferError(f"Global.image_shape {shape} has {shape[0]} channel(s) but the model "
                          f"takes {channels} (Arch.in_channels); set -o Global.image_shape="
                          f"[{channels},{shape[1]},{shape[2]}] and export again")
-    results = predict_images(predictor, paths, transforms, inf["batch_size"], inf["topk"], names,
+    results = predict_images(predictor, paths, transforms, inf["batch_size"], post["topk"], names,
                              image_shape=shape, pil=ds.get("backend") == "pil",
                              channels=channels)
     out = {"backend": backend, "results": results}

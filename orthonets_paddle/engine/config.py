@@ -20,8 +20,7 @@ from ..utils.io import write_text
 from ..utils.schema import BOOL, NON_NEGATIVE_INT, POSITIVE_INT, SchemaError, Typed
 
 __all__ = ["ConfigError", "DEFAULTS", "load_config", "share_data_file", "apply_override", "parse_value",
-           "validate_config", "save_config", "dump_config", "get_parser", "parse_args",
-           "infer_postprocess"]
+           "validate_config", "save_config", "dump_config", "get_parser", "parse_args"]
 
 
 class ConfigError(ValueError):
@@ -519,32 +518,6 @@ def _wrap(check, where: str) -> None:
         raise
     except ValueError as exc:  # registries raise ValueError naming the valid names
         raise ConfigError(f"{where}: {exc}") from None
-
-
-def infer_postprocess(cfg: Dict[str, Any]) -> Dict[str, Any]:
-    """``Infer.PostProcess`` resolved: ``{"topk": int, "class_names": list | None}``.
-
-    ``class_names`` (ours) wins; else ``class_id_map_file`` (PaddleClas's ``"<id> <name>"``
-    lines, split at ``delimiter``) is read.
-    """
-    post = dict(DEFAULTS["Infer"]["PostProcess"], **(cfg["Infer"].get("PostProcess") or {}))
-    names = post.get("class_names")
-    path = post.get("class_id_map_file")
-    if names is None and path:
-        if not os.path.isfile(path):
-            raise ConfigError(f"Infer.PostProcess.class_id_map_file {path} does not exist; give "
-                              "a file of '<id> <name>' lines, or set it to null")
-        found: Dict[int, str] = {}
-        with open(path, encoding="utf-8") as f:
-            for n, line in enumerate(f, 1):
-                if not line.strip():
-                    continue
-                head, _, name = line.strip().partition(post.get("delimiter") or " ")
-                if not head.isdigit():
-                    raise ConfigError(f"{path}:{n}: expected '<id> <name>', got {line.strip()!r}")
-                found[int(head)] = name.strip()
-        names = [found.get(i, str(i)) for i in range(max(found) + 1)] if found else None
-    return {"topk": int(post.get("topk") or 5), "class_names": names}
 
 
 def dump_config(cfg: Dict[str, Any]) -> str:
