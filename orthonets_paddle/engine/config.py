@@ -47,10 +47,12 @@ DEFAULTS: Dict[str, Any] = {
         "overwrite": False,          # a new run may replace the checkpoints in output_dir
     },
     "AMP": {
-        "enable": False,             # GPU only; refused on CPU
+        "use_amp": False,            # GPU only; refused on CPU
         "level": "O1",
-        "init_loss_scaling": 1024.0,
+        "scale_loss": 65536.0,       # GradScaler's initial loss scale (PaddleClas's name)
         "use_dynamic_loss_scaling": True,
+        "use_fp16_test": False,      # evaluate under auto_cast (forced on with O2)
+        "use_promote": False,
     },
     "Arch": None,                    # required: every config names its model
     "Loss": {"name": "CELoss", "epsilon": 0.1},
@@ -87,10 +89,12 @@ SCHEMA: Dict[str, Typed] = {
     "Global.plot": BOOL,
     "Global.progress_bar": BOOL,
     "Global.overwrite": BOOL,
-    "AMP.enable": BOOL,
+    "AMP.use_amp": BOOL,
     "AMP.level": Typed("choice", choices=("O1", "O2")),
-    "AMP.init_loss_scaling": Typed("number", min=0, min_open=True),
+    "AMP.scale_loss": Typed("number", min=0, min_open=True),
     "AMP.use_dynamic_loss_scaling": BOOL,
+    "AMP.use_fp16_test": BOOL,
+    "AMP.use_promote": BOOL,
     "Arch.name": Typed("str"),
     "Arch.class_num": POSITIVE_INT,
     "Arch.in_channels": POSITIVE_INT,
