@@ -262,6 +262,9 @@ def train(cfg: Dict[str, Any]) -> Dict[str, Any]:
     scaler = build_scaler(cfg["AMP"])
     if scaler is not None:
         model, optimizer = decorate(model, optimizer, cfg["AMP"])
+        if cfg["AMP"]["level"] == "O2" and not cfg["AMP"]["use_fp16_test"]:
+            log.warning("WARNING AMP.level O2 keeps float16 parameters: evaluation runs under "
+                        "auto_cast too (as PaddleClas does), whatever AMP.use_fp16_test says")
 
     records = new_records()
     state = {"best_acc": -1.0, "best_epoch": -1, "global_step": 0}
