@@ -281,7 +281,7 @@ def test_non_finite_loss_stops_and_keeps_last_good_checkpoint(archive, tmp_path)
     train(load_config(CFG, tiny(archive, out, "Global.plot=False", epochs=1)))
     before = open(out / "latest.pdparams", "rb").read()
     diverge = "Optimizer.lr.learning_rate=1e30"  # weights overflow within a few steps
-    with pytest.raises(NonFiniteLossError, match="loss is (nan|inf) (at|after) epoch 2.*latest"):
+    with pytest.raises(NonFiniteLossError, match="loss is (nan|inf) (at|after) epoch 2(, within iterations 4-[56])?.*latest"):
         train(load_config(CFG, tiny(archive, out, f"Global.checkpoints={out}", diverge)))
     assert open(out / "latest.pdparams", "rb").read() == before
     assert load_states(str(out / "latest.pdstates"))["epoch"] == 0

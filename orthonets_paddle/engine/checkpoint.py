@@ -151,7 +151,8 @@ def save_checkpoint(prefix: str, model: paddle.nn.Layer, optimizer=None,
     as one set. ``meta`` (epoch, global step, model identity) goes into the manifest;
     ``opt_path`` names the optimizer file when it is not ``prefix.pdopt`` (the seed's
     ``best_optimizer.pdopt`` beside ``best_model.pdparams``)."""
-    files = {prefix + ".pdparams": (model.state_dict(), None)}
+    from .amp import float32_state
+    files = {prefix + ".pdparams": (float32_state(model.state_dict()), None)}  # always float32
     if optimizer is not None:
         files[opt_path or prefix + ".pdopt"] = (optimizer_state(model, optimizer), None)
     if states is not None:

@@ -4,14 +4,15 @@ from __future__ import annotations
 import os
 import random
 from dataclasses import dataclass
-from typing import Any, Dict
+from typing import Any, Dict, List, Optional
 
 import numpy as np
 import paddle
 
 from ..utils.threads import set_paddle_threads
 
-__all__ = ["RunEnv", "setup_env", "seed_everything", "rng_state", "set_rng_state"]
+__all__ = ["RunEnv", "setup_env", "seed_everything", "rng_state", "set_rng_state",
+           "gather_rng_states", "rank_rng"]
 
 
 @dataclass
@@ -56,9 +57,13 @@ def setup_env(device: str = "auto") -> RunEnv:
                   world_size=paddle.distributed.get_world_size())
 
 
-def seed_everything(seed: int) -> None:
-    random.seed(seed)
-    np.random.seed(seed)
+def seed_everything(seed: int, rank: int = 0) -> None:
+    """Python and numpy (the augmentations' RNGs; Paddle's DataLoader seeds its workers
+    from numpy's state) with ``seed + rank``, so each rank draws its own augmentations;
+    Paddle's with ``seed`` (same initial weights everywhere). The sampler's global order
+    is ``default_rng(seed + epoch)`` on every rank (data.loader), unaffected."""
+    random.seed(seed + rank)
+    np.random.seed(seed + rank)
     paddle.seed(seed)
 
 
@@ -72,3 +77,23 @@ def set_rng_state(state: Dict[str, Any]) -> None:
     random.setstate(state["python"])
     np.random.set_state(state["numpy"])
     paddle.set_rng_state(state["paddle"])
+
+
+def gather_rng_states(env: RunEnv) -> Optional[List[Dict[str, Any]]]:
+    """Every rank's Python and numpy states (rank 0 saves them; a collective, so every
+    rank calls it); None in a single process (``rng`` holds the state)."""
+    if not env.distributed:
+        return None
+    mine = {"python": random.getstate(), "numpy": np.random.get_state()}
+    out: List[Any] = []
+    paddle.distributed.all_gather_object(out, mine)
+    return out
+
+
+def rank_rng(states: Dict[str, Any], rank: int) -> Dict[str, Any]:
+    """The RNG state rank ``rank`` resumes with: its own saved stream when the checkpoint
+    holds one (same world size), else the main state (a single-process checkpoint)."""
+    ranks = states.get("rank_rng")
+    if ranks and rank < len(ranks):
+        return dict(states["rng"], **ranks[rank])
+    return states["rng"]

@@ -20,10 +20,12 @@ from ..models import build_model_from_config
 from ..models.registry import model_channels
 from ..models.pretrained import load_pretrained
 from ..utils.cli import is_interrupt
+from .amp import autocast, build_scaler, decorate, fp16_eval
 from .checkpoint import (MANIFEST, CheckpointError, RunFolderError, RunLock, arch_identity,
                          holds_run, identity_diff, load_checkpoint, load_optimizer_state,
                          save_checkpoint)
-from .env import RunEnv, rng_state, seed_everything, set_rng_state, setup_env
+from .env import (RunEnv, gather_rng_states, rank_rng, rng_state, seed_everything,
+                  set_rng_state, setup_env)
 from .logger import (VisualDLWriter, get_logger, log_line, new_records, progress, step_line,
                      write_json)
 from .losses import build_loss
@@ -56,10 +58,19 @@ def _all_reduce(values: np.ndarray, env: RunEnv) -> np.ndarray:
     return t.numpy()
 
 
-def _correct(logits: paddle.Tensor, label: paddle.Tensor, k: int = 1) -> int:
+def _correct(logits: paddle.Tensor, label: paddle.Tensor, k: int = 1) -> paddle.Tensor:
+    """Top-k hits as a float64 device tensor (no host sync)."""
     k = min(k, logits.shape[-1])
     top = paddle.topk(logits, k, axis=-1)[1]
-    return int((top == label.reshape([-1, 1]).astype(top.dtype)).any(axis=-1).astype("int64").sum())
+    return (top == label.reshape([-1, 1]).astype(top.dtype)).any(axis=-1).astype("float64").sum()
+
+
+def _fetch(sums: paddle.Tensor, env: RunEnv) -> np.ndarray:
+    """The one host sync of a print step: all-reduce the device sums, copy them out."""
+    if env.distributed:
+        sums = sums.clone()
+        paddle.distributed.all_reduce(sums)
+    return sums.numpy()
 
 
 def _labels(labels: paddle.Tensor):
@@ -74,29 +85,41 @@ def _labels(labels: paddle.Tensor):
 def train_one_epoch(model, loader, loss_fn, optimizer, scheduler, epoch: int, env: RunEnv,
                     records: Dict[str, Any], state: Dict[str, Any], cfg: Dict[str, Any],
                     vdl: VisualDLWriter, scaler=None) -> Dict[str, float]:
-    """One pass over ``loader``; returns mean train loss and accuracy (all ranks)."""
+    """One pass over ``loader``; returns mean train loss and accuracy (all ranks).
+
+    Loss and hits are summed on the device; the host reads them (one all-reduce and one
+    copy) only at print steps and at the epoch's end, where a non-finite loss stops the
+    run (the sum stays NaN/inf once one step's loss was)."""
     g = cfg["Global"]
+    amp = cfg["AMP"] if scaler is not None else None
     model.train()
-    total_loss = total_correct = total_seen = 0.0
+    # [last step's loss, sum of loss * n, hits, samples], float64 on the device
+    sums = paddle.zeros([4], dtype="float64")
+    seen = 0
     start = time.perf_counter()
     steps = len(loader)
     lr = optimizer.get_lr()
     bar = progress(loader, steps, f"epoch {epoch + 1}/{g['epochs']}",
                    g["progress_bar"] and env.is_main)
     log = get_logger(quiet=not env.is_main)
+    checked = state["global_step"]  # steps up to here had a finite loss
+    host = np.zeros(4)
+
+    def sync() -> np.ndarray:
+        nonlocal checked
+        out = _fetch(sums, env)
+        if not math.isfinite(out[1]):
+            raise NonFiniteLossError(_nonfinite_message(
+                f"loss is {out[1]} at epoch {epoch + 1}, within iterations {checked + 1}-"
+                f"{state['global_step']}", g))
+        checked = state["global_step"]
+        return out
+
     for i, (images, labels) in enumerate(bar):
         labels, hard = _labels(labels)
-        if scaler is not None:
-            with paddle.amp.auto_cast(level=cfg["AMP"]["level"]):
-                logits = model(images)
-                loss = loss_fn(logits, labels)
-        else:
+        with autocast(amp):
             logits = model(images)
-            loss = loss_fn(logits, labels)
-        loss_value = float(_all_reduce(np.array([float(loss)]), env)[0]) / env.world_size
-        if not math.isfinite(loss_value):
-            raise NonFiniteLossError(_nonfinite_message(
-                f"loss is {loss_value} at epoch {epoch + 1}, iteration {state['global_step'] + 1}", g))
+        loss = loss_fn(logits.astype("float32"), labels)  # the loss in float32
         lr = optimizer.get_lr()  # this iteration's rate (the scheduler steps after it)
         if scaler is not None:
             scaler.scale(loss).backward()
@@ -109,10 +132,13 @@ def train_one_epoch(model, loader, loss_fn, optimizer, scheduler, epoch: int, en
         state["global_step"] += 1
 
         n = labels.shape[0]
-        total_loss += loss_value * n
-        total_correct += _correct(logits.detach(), hard)
-        total_seen += n
+        seen += n
+        last = loss.detach().astype("float64")
+        sums = paddle.stack([last, sums[1] + last * n,
+                             sums[2] + _correct(logits.detach(), hard), sums[3] + n])
         if state["global_step"] % g["print_batch_step"] == 0:
+            host = sync()
+            loss_value = host[0] / env.world_size  # the step's loss, mean over ranks
             records["loss_record"]["train"]["loss"].append(loss_value)
             records["loss_record"]["train"]["iter"].append(state["global_step"])
             vdl.add_scalar("train/loss", loss_value, state["global_step"])
@@ -120,41 +146,49 @@ def train_one_epoch(model, loader, loss_fn, optimizer, scheduler, epoch: int, en
             elapsed = max(time.perf_counter() - start, 1e-9)
             left = (steps - i - 1) + (g["epochs"] - epoch - 1) * steps  # training steps to go
             log_line(log, bar, step_line(
-                epoch + 1, g["epochs"], i + 1, steps, lr, total_loss / total_seen,
-                total_correct / total_seen, total_seen * env.world_size / elapsed,
-                left * elapsed / (i + 1)))
-        if bar is not loader:
-            ips = total_seen * env.world_size / max(time.perf_counter() - start, 1e-9)
-            bar.set_postfix(loss=f"{loss_value:.4f}", acc=f"{total_correct / total_seen:.4f}",
-                            lr=f"{lr:.2e}", ips=f"{ips:.0f} img/s", refresh=False)
-    sums = _all_reduce(np.array([total_loss, total_correct, total_seen]), env)
+                epoch + 1, g["epochs"], i + 1, steps, lr, host[1] / host[3], host[2] / host[3],
+                seen * env.world_size / elapsed, left * elapsed / (i + 1)))
+            if bar is not loader:
+                bar.set_postfix(loss=f"{loss_value:.4f}", acc=f"{host[2] / host[3]:.4f}",
+                                lr=f"{lr:.2e}", ips=f"{seen * env.world_size / elapsed:.0f} img/s",
+                                refresh=False)
+    host = sync()
     elapsed = time.perf_counter() - start
-    return {"loss": sums[0] / max(sums[2], 1), "acc": sums[1] / max(sums[2], 1),
-            "images_per_sec": sums[2] / max(elapsed, 1e-9), "lr": lr}
+    return {"loss": host[1] / max(host[3], 1), "acc": host[2] / max(host[3], 1),
+            "images_per_sec": host[3] / max(elapsed, 1e-9), "lr": lr}
 
 
 @paddle.no_grad()
 def evaluate(model, loader, loss_fn, env: Optional[RunEnv] = None,
-             show_progress: bool = False) -> Dict[str, float]:
-    """Top-1, top-5 and mean loss over ``loader`` (summed over ranks when distributed)."""
+             show_progress: bool = False, amp: Optional[Dict[str, Any]] = None) -> Dict[str, float]:
+    """Top-1, top-5 and mean loss over ``loader`` (summed over ranks when distributed).
+
+    With ``amp`` (the AMP section) and ``use_fp16_test`` (or level O2) the forward runs
+    under ``auto_cast`` as PaddleClas evaluates; loss and top-k are computed in float32.
+    The sums stay on the device until the end (one host sync)."""
     env = env or RunEnv(device=paddle.get_device())
     model.eval()
-    sums = np.zeros(4)
+    sums = paddle.zeros([4], dtype="float64")
     for images, labels in progress(loader, len(loader), "eval", show_progress and env.is_main):
         labels = labels.reshape([-1]).astype("int64")
-        logits = model(images)
+        with autocast(amp, fp16_eval(amp)):
+            logits = model(images)
+        logits = logits.astype("float32")
         n = labels.shape[0]
-        sums += [float(loss_fn(logits, labels)) * n, _correct(logits, labels, 1),
-                 _correct(logits, labels, 5), n]
-    sums = _all_reduce(sums, env)
-    n = max(sums[3], 1)
-    return {"loss": sums[0] / n, "acc": sums[1] / n, "top5": sums[2] / n, "samples": int(sums[3])}
+        loss = loss_fn(logits, labels).astype("float64")
+        sums = sums + paddle.stack([loss * n, _correct(logits, labels, 1),
+                                    _correct(logits, labels, 5), paddle.full([], n, "float64")])
+    host = _fetch(sums, env)
+    n = max(host[3], 1)
+    return {"loss": host[0] / n, "acc": host[1] / n, "top5": host[2] / n, "samples": int(host[3])}
 
 
-def _states(epoch: int, state: Dict[str, Any], records, scheduler) -> Dict[str, Any]:
+def _states(epoch: int, state: Dict[str, Any], records, scheduler, scaler=None,
+            rngs=None) -> Dict[str, Any]:
     return {"epoch": epoch, "best_acc": state["best_acc"], "best_epoch": state["best_epoch"],
             "global_step": state["global_step"], "lr_scheduler": scheduler.state_dict(),
-            "rng": rng_state(), "records": records}
+            "rng": rng_state(), "rank_rng": rngs, "records": records,
+            "scaler": scaler.state_dict() if scaler is not None else None}
 
 
 def _check_folder(out_dir: str, g: Dict[str, Any], resume_prefix: Optional[str]) -> None:
@@ -215,7 +249,7 @@ def train(cfg: Dict[str, Any]) -> Dict[str, Any]:
         raise RuntimeError("Global.use_visualdl is true but visualdl is not installed: "
                            "pip install visualdl, or set -o Global.use_visualdl=False")
     out_dir = g["output_dir"]
-    seed_everything(g["seed"])
+    seed_everything(g["seed"], env.rank)  # each rank its own augmentations
 
     loaders = cfg["DataLoader"]
     if "Train" not in loaders:
@@ -238,12 +272,12 @@ def train(cfg: Dict[str, Any]) -> Dict[str, Any]:
     eval_loss_fn = build_loss(cfg["Loss"].get("Eval"))
     optimizer, scheduler = build_optimizer(cfg["Optimizer"], model.parameters(),
                                            len(train_loader), g["epochs"])
-    scaler = None
-    if cfg["AMP"]["use_amp"]:
-        scaler = paddle.amp.GradScaler(init_loss_scaling=cfg["AMP"]["scale_loss"],
-                                       use_dynamic_loss_scaling=cfg["AMP"]["use_dynamic_loss_scaling"])
-        if cfg["AMP"]["level"] == "O2":
-            model, optimizer = paddle.amp.decorate(model, optimizer, level="O2")
+    scaler = build_scaler(cfg["AMP"])
+    if scaler is not None:
+        model, optimizer = decorate(model, optimizer, cfg["AMP"])
+        if cfg["AMP"]["level"] == "O2" and not cfg["AMP"]["use_fp16_test"]:
+            log.warning("WARNING AMP.level O2 keeps float16 parameters: evaluation runs under "
+                        "auto_cast too (as PaddleClas does), whatever AMP.use_fp16_test says")
 
     records = new_records()
     state = {"best_acc": -1.0, "best_epoch": -1, "global_step": 0}
@@ -257,7 +291,9 @@ def train(cfg: Dict[str, Any]) -> Dict[str, Any]:
         load_optimizer_state(model, optimizer, ckpt["optimizer"])
         st = ckpt["states"]
         scheduler.set_state_dict(st["lr_scheduler"])
-        set_rng_state(st["rng"])
+        set_rng_state(rank_rng(st, env.rank))
+        if scaler is not None and st.get("scaler"):
+            scaler.load_state_dict(st["scaler"])
         records = st["records"]
         state.update(best_acc=st["best_acc"], best_epoch=st["best_epoch"],
                      global_step=st["global_step"])
@@ -334,7 +370,7 @@ def _fit(cfg, env, log, model, net_loaders, loss_fn, optimizer, scheduler, scale
             do_eval = eval_loader is not None and (
                 (epoch + 1) % g["eval_interval"] == 0 or epoch + 1 == g["epochs"])
             if do_eval:
-                last_eval = evaluate(net, eval_loader, eval_loss_fn, env)
+                last_eval = evaluate(net, eval_loader, eval_loss_fn, env, amp=cfg["AMP"])
                 if not math.isfinite(last_eval["loss"]):
                     raise NonFiniteLossError(_nonfinite_message(
                         f"validation loss is {last_eval['loss']} after epoch {epoch + 1}", g))
@@ -348,6 +384,7 @@ def _fit(cfg, env, log, model, net_loaders, loss_fn, optimizer, scheduler, scale
             improved = metric is not None and metric > state["best_acc"]
             if improved:
                 state.update(best_acc=metric, best_epoch=epoch)
+            rngs = gather_rng_states(env)  # every rank's augmentation stream, for resume
             if main:
                 for k, v in row.items():
                     if k != "epoch":
@@ -356,7 +393,7 @@ def _fit(cfg, env, log, model, net_loaders, loss_fn, optimizer, scheduler, scale
                 if improved:
                     save_checkpoint(os.path.join(out_dir, "best_model"), model, optimizer, meta=meta,
                                     opt_path=os.path.join(out_dir, "best_optimizer.pdopt"))
-                states = _states(epoch, state, records, scheduler)
+                states = _states(epoch, state, records, scheduler, scaler, rngs)
                 save_checkpoint(os.path.join(out_dir, "latest"), model, optimizer, states, meta)
                 if g["save_interval"] and (epoch + 1) % g["save_interval"] == 0:
                     save_checkpoint(os.path.join(out_dir, f"epoch_{epoch + 1}"), model, optimizer,
