@@ -45,6 +45,7 @@ DEFAULTS: Dict[str, Any] = {
         "plot": True,                # loss.png / acc.png at the end
         "progress_bar": True,
         "overwrite": False,          # a new run may replace the checkpoints in output_dir
+        "to_static": False,          # train under paddle.jit.to_static (engine/static.py)
     },
     "AMP": {
         "enable": False,             # GPU only; refused on CPU
@@ -87,6 +88,7 @@ SCHEMA: Dict[str, Typed] = {
     "Global.plot": BOOL,
     "Global.progress_bar": BOOL,
     "Global.overwrite": BOOL,
+    "Global.to_static": BOOL,
     "AMP.enable": BOOL,
     "AMP.level": Typed("choice", choices=("O1", "O2")),
     "AMP.init_loss_scaling": Typed("number", min=0, min_open=True),
