@@ -389,3 +389,17 @@ def test_static_graph_with_dynamic_height_and_width(name):
     for x, ref in zip(xs, refs):
         with paddle.no_grad():
             np.testing.assert_allclose(static(x).numpy(), ref, rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("shape", [(3, 8, 4, 4), (2, 5, 7, 3)])
+def test_traced_squeeze_equals_the_formula(shape):
+    # A traced program squeezes with multiply-and-sum (fast in the exported runtimes).
+    b, c, h, w = shape
+    bank = paddle.to_tensor(FILTER_BANKS["ortho"](c, h, w, 1).astype("float32"))
+    xin = np.random.default_rng(1).standard_normal(shape).astype("float32")
+    def squeeze(x):
+        return attention.squeeze_gemm(x, bank)
+
+    traced = paddle.jit.to_static(squeeze, full_graph=True)
+    oracle = (xin.astype(np.float64) * bank.numpy()).sum(axis=(2, 3))
+    np.testing.assert_allclose(traced(paddle.to_tensor(xin)).numpy(), oracle, rtol=1e-5, atol=1e-5)
