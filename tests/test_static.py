@@ -58,6 +58,8 @@ def test_to_static_off_returns_the_model_and_bad_values_are_clear():
         apply_to_static(model, "yes")
 
 
+@pytest.mark.slow
+@pytest.mark.timeout(300)  # two train() runs with tracing: 70 s on a loaded 2-core machine
 def test_trainer_reads_global_to_static(tmp_path, monkeypatch):
     archive = make_cifar_archive(str(tmp_path / "cifar-10-python.tar.gz"), n_train=32, n_test=16)
     import orthonets_paddle.engine.trainer as trainer_mod
