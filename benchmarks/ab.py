@@ -79,8 +79,6 @@ _DYGRAPH = _COMMON + r"""
 x = paddle.to_tensor(np.random.default_rng(0).standard_normal(({batch}, 3, 32, 32)).astype("float32"))
 y = paddle.to_tensor(np.zeros({batch}, dtype="int64"))
 models = {{n: model(n) for n in ("orthonet18", "resnet18")}}
-if {lean}:  # the new tree's opt-in lean backward, in training only
-    models["orthonet18+lean"] = model("orthonet18", lean_attention=True)
 def infer(m):
     m.eval()
     with paddle.no_grad():
@@ -95,7 +93,6 @@ ti = interleaved({{n: (lambda n=n: infer(models[n])) for n in ("orthonet18", "re
 tt = interleaved({{n: (lambda n=n: train(n)) for n in models}}, {repeats})
 print(json.dumps({{"infer_ratio": ti["resnet18"] / ti["orthonet18"],
     "train_ratio": tt["resnet18"] / tt["orthonet18"],
-    "train_lean_ratio": tt["resnet18"] / tt.get("orthonet18+lean", float("nan")),
     "infer_ips": {{n: {batch} / v for n, v in ti.items()}},
     "train_ips": {{n: {batch} / v for n, v in tt.items()}}}}))
 """
@@ -139,14 +136,11 @@ def run_ab(old: str, new: str, rounds: int = 2, threads: int = 1, log=print) -> 
         for tree in trees:
             record(tree, "export", _EXPORT.format(threads=threads, batch=64, repeats=5))
         for tree in trees:
-            record(tree, "dygraph", _DYGRAPH.format(threads=threads, batch=32, repeats=3,
-                                                    lean=tree == "new"))
+            record(tree, "dygraph", _DYGRAPH.format(threads=threads, batch=32, repeats=3))
         for tree in trees:
             for arch in ("orthonet18", "resnet18"):
                 record(tree, f"memory/{arch}", _MEMORY.format(threads=threads, batch=64, arch=arch,
                                                               options={}))
-        record("new", "memory/orthonet18+lean", _MEMORY.format(
-            threads=threads, batch=64, arch="orthonet18", options={"lean_attention": True}))
 
     def med(tree, key, field):
         return float(np.median([r[field] for r in raw[tree][key]]))
@@ -158,7 +152,6 @@ def run_ab(old: str, new: str, rounds: int = 2, threads: int = 1, log=print) -> 
             "onnx_ratio": med(tree, "export", "onnx_ratio"),
             "dygraph_infer_ratio": med(tree, "dygraph", "infer_ratio"),
             "dygraph_train_ratio": med(tree, "dygraph", "train_ratio"),
-            "dygraph_train_lean_ratio": med(tree, "dygraph", "train_lean_ratio"),
             "memory_mb": {k.split("/", 1)[1]: med(tree, k, "peak_mb")
                           for k in raw[tree] if k.startswith("memory/")},
         }
@@ -169,23 +162,19 @@ def format_ab(res: Dict[str, Any]) -> str:
     """A Markdown table: each figure for the old and the new tree."""
     o, n = res["old"], res["new"]
     lines = [f"threads per process: {res['threads']}, rounds: {res['rounds']} (medians)", "",
-             "| figure (OrthoNet-18 / ResNet-18, cifar) | old 7393d2a | new |", "|---|---|---|"]
+             "| figure (OrthoNet-18 / ResNet-18, cifar) | old | new |", "|---|---|---|"]
     for key, label in (("paddle_ratio", "Paddle Inference throughput ratio (b64)"),
                        ("onnx_ratio", "ONNX Runtime throughput ratio (b64)"),
                        ("dygraph_infer_ratio", "dygraph inference throughput ratio (b32)"),
-                       ("dygraph_train_ratio", "dygraph training-step throughput ratio (b32), default")):
+                       ("dygraph_train_ratio", "dygraph training-step throughput ratio (b32)")):
         lines.append(f"| {label} | {o[key]:.3f} | {n[key]:.3f} |")
-    lines.append(f"| dygraph training-step ratio, lean_attention=True (b32) | (always lean) | "
-                 f"{n['dygraph_train_lean_ratio']:.3f} |")
     om, nm = o["memory_mb"], n["memory_mb"]
-    lines.append(f"| training-step peak RSS, OrthoNet-18 (b64) | {om['orthonet18']:.0f} MB "
-                 f"(lean always on) | {nm['orthonet18']:.0f} MB (lean off, default); "
-                 f"{nm['orthonet18+lean']:.0f} MB (lean_attention=True) |")
+    lines.append(f"| training-step peak RSS, OrthoNet-18 (b64) | {om['orthonet18']:.0f} MB | "
+                 f"{nm['orthonet18']:.0f} MB |")
     lines.append(f"| training-step peak RSS, ResNet-18 (b64) | {om['resnet18']:.0f} MB | "
                  f"{nm['resnet18']:.0f} MB |")
     lines.append(f"| memory ratio OrthoNet-18 / ResNet-18 | {om['orthonet18'] / om['resnet18']:.3f} | "
-                 f"{nm['orthonet18'] / nm['resnet18']:.3f} (lean: "
-                 f"{nm['orthonet18+lean'] / nm['resnet18']:.3f}) |")
+                 f"{nm['orthonet18'] / nm['resnet18']:.3f} |")
     return "\n".join(lines)
 
 

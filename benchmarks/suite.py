@@ -75,7 +75,7 @@ print(json.dumps({{"peak_mb": peak_kb / 1024}}))
 def peak_memory(arch: str, batch: int = 128, classes: int = 10, stem: str = "cifar",
                 size: int = 32, **options) -> float:
     """Peak resident memory (MB) of a fresh process doing two training steps
-    (``options``: model options, e.g. ``lean_attention=True``)."""
+    (``options``: model options, e.g. ``squeeze="dct"``)."""
     code = _MEMORY_CHILD.format(arch=arch, classes=classes, stem=stem, batch=batch, size=size,
                                 options=options)
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
@@ -126,17 +126,14 @@ def run_suite(quick: bool = False, log: Callable[[str], None] = print) -> Dict[s
 
     log("4/5 peak memory of a training step (batch 128, cifar), one process each, x3")
     # Peak RSS varies by a few % between identical processes: median of interleaved runs.
-    # The target is about the opt-in memory-lean training path; the default is reported too.
-    variants = {"orthonet18": ("orthonet18", {}), "orthonet18+lean": ("orthonet18", {"lean_attention": True}),
-                "resnet18": ("resnet18", {})}
+    variants = {"orthonet18": ("orthonet18", {}), "resnet18": ("resnet18", {})}
     runs = {n: [] for n in variants}
     for _ in range(1 if quick else 3):
         for n, (arch, options) in variants.items():
             runs[n].append(peak_memory(arch, **options))
     mem = {n: float(np.median(v)) for n, v in runs.items()}
     out["memory_mb"] = mem
-    out["memory_ratio"] = mem["orthonet18+lean"] / mem["resnet18"]
-    out["memory_ratio_default"] = mem["orthonet18"] / mem["resnet18"]
+    out["memory_ratio"] = mem["orthonet18"] / mem["resnet18"]
 
     log("5/5 the seed's CIFAR training transforms, images/s in one process")
     d = data_throughput(1000 if quick else 3000)
@@ -184,11 +181,9 @@ def format_suite(res: Dict[str, Any]) -> str:
                  f"{t['resnet152']:.2f} s | {res['construction_ratio']:.2f} | "
                  f"{_verdict('construction_ratio', res['construction_ratio'])} |")
     mm = res["memory_mb"]
-    lines.append(f"| peak RSS of a training step, OrthoNet-18 lean_attention=True / ResNet-18 (b128) | "
-                 f"{mm['orthonet18+lean']:.0f} vs {mm['resnet18']:.0f} MB | {res['memory_ratio']:.3f} | "
+    lines.append(f"| peak RSS of a training step, OrthoNet-18 / ResNet-18 (b128) | "
+                 f"{mm['orthonet18']:.0f} vs {mm['resnet18']:.0f} MB | {res['memory_ratio']:.3f} | "
                  f"{_verdict('memory_ratio', res['memory_ratio'])} |")
-    lines.append(f"| (the same with the default plain backward) | {mm['orthonet18']:.0f} MB | "
-                 f"{res['memory_ratio_default']:.3f} | |")
     d = res["data"]
     lines.append("| seed CIFAR train transforms, one process | "
                  + " vs ".join(f"{b} {v:.0f}" for b, v in d.items()) + " img/s | "

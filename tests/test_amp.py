@@ -67,7 +67,7 @@ def test_float16_model_is_saved_float32_and_evaluates_in_float32(tmp_path):
     assert all(v.dtype == paddle.float32 for v in fresh.state_dict().values()
                if paddle.is_floating_point(v))
     data = _batches(2)
-    got = evaluate(fresh, data, build_loss({"name": "CELoss", "epsilon": 0.0}))
+    got = evaluate(fresh, data, build_loss([{"CELoss": {"epsilon": 0.0}}]))
     # oracle: the same float32 model's logits by hand
     fresh.eval()
     with paddle.no_grad():
@@ -144,7 +144,7 @@ def _epoch(model, data, k, state=None, loss_fn=None):
     opt = paddle.optimizer.SGD(0.01, parameters=model.parameters())
     cfg = {"Global": {"epochs": 1, "progress_bar": False, "print_batch_step": k,
                       "output_dir": "/nonexistent"}, "AMP": {"use_amp": False}}
-    loss_fn = loss_fn or build_loss({"name": "CELoss", "epsilon": 0.1})
+    loss_fn = loss_fn or build_loss([{"CELoss": {"epsilon": 0.1}}])
     return train_one_epoch(model, data, loss_fn, opt,
                            paddle.optimizer.lr.StepDecay(0.01, step_size=1000), 0,
                            env_mod.RunEnv(device="cpu"), new_records(),
@@ -165,7 +165,7 @@ def test_epoch_means_equal_the_per_step_values():
     model = _model()
     records = new_records()
     opt = paddle.optimizer.SGD(0.0, parameters=model.parameters())  # weights stay
-    loss_fn = build_loss({"name": "CELoss", "epsilon": 0.1})
+    loss_fn = build_loss([{"CELoss": {"epsilon": 0.1}}])
     cfg = {"Global": {"epochs": 1, "progress_bar": False, "print_batch_step": 1,
                       "output_dir": "/x"}, "AMP": {"use_amp": False}}
     out = train_one_epoch(model, data, loss_fn, opt, paddle.optimizer.lr.StepDecay(0.0, step_size=1000), 0,
@@ -185,7 +185,7 @@ def test_epoch_means_equal_the_per_step_values():
 
 def test_nan_loss_is_caught_at_the_next_print_step_naming_the_range():
     from orthonets_paddle.engine import NonFiniteLossError
-    ce, calls = build_loss({"name": "CELoss", "epsilon": 0.1}), []
+    ce, calls = build_loss([{"CELoss": {"epsilon": 0.1}}]), []
 
     def loss_fn(logits, labels):  # step 5's loss is NaN, the others finite
         calls.append(1)

@@ -2,7 +2,7 @@
 
     s = sum_hw K * X,  g = sigmoid(W2 relu(W1 s)),  att(X) = X * g[:, :, None, None]
 
-and the opt-in memory-lean backward (layers/fused.py) against autograd and a float64
+and the fused training path (layers/fused.py, its lean backward) against autograd and a float64
 oracle, with saturated gates and with its public-ops fallback."""
 import numpy as np
 import paddle
@@ -10,7 +10,8 @@ import paddle.nn.functional as F
 import pytest
 
 from orthonets_paddle.layers import ChannelAttention, FILTER_BANKS, orthogonal
-from orthonets_paddle.layers import fused
+from orthonets_paddle.layers import attention, fused
+from orthonets_paddle.models import resnet as resnet_mod
 from orthonets_paddle.models import build_model
 
 EPS32 = float(np.finfo(np.float32).eps)
@@ -165,7 +166,7 @@ def test_a_hook_on_block_att_sees_x_times_gate(name, where, mode):
                                    np.maximum(out + block_io["x"].numpy(), 0), rtol=1e-6, atol=1e-6)
 
 
-# ---- the opt-in lean backward ------------------------------------------------------
+# ---- the fused training path ------------------------------------------------------
 
 
 def _oracle_grads(x, z, identity, grad):
@@ -258,27 +259,36 @@ def test_private_relu_grad_falls_back_to_public_ops(monkeypatch):
     assert fused._pick_relu_grad() is fused.relu_grad_public
 
 
-@pytest.mark.parametrize("name,size", [("orthonet18", 32), ("orthonet_mod_50", 32),
-                                       ("orthonet50", 40), ("se_resnet18", 32), ("fcanet18", 24)])
-def test_lean_attention_gives_the_plain_values_and_gradients(name, size):
+def _plain_attend_add_relu(att, x, identity=None):
+    """The block's attention from the layer's own ops (autograd backward)."""
+    out = att(x)
+    return F.relu(out if identity is None else out + identity)
+
+
+@pytest.mark.parametrize("name,size,kw", [
+    ("orthonet18", 32, {}), ("orthonet_mod_50", 32, {}), ("orthonet50", 40, {}),
+    ("orthonet18", 27, {"squeeze": "random"}), ("se_resnet18", 32, {}), ("fcanet18", 24, {})])
+def test_fused_training_path_gives_the_plain_values_and_gradients(name, size, kw, monkeypatch):
     # BN on running statistics: with batch statistics of a width-8 model at batch 4 the
     # input gradient is ill-conditioned (measured: a 1e-6 relative change of the input
     # moves it by 4%), so the two paths' rounding differences would not be comparable.
-    # The lean path runs whenever gradients are recorded; train-mode BN is covered
-    # block by block below.
-    def run(lean):
-        paddle.seed(0)
-        model = build_model(name, num_classes=5, stem="cifar", width=8, lean_attention=lean)
-        model.eval()
-        x = paddle.to_tensor(np.random.default_rng(1).standard_normal((4, 3, size, size)).astype("float32"))
-        x.stop_gradient = False
-        out = model(x)
-        (out * paddle.to_tensor(np.arange(5, dtype="float32"))).sum().backward()
+    # Train-mode BN is covered block by block below. Sizes 40, 27, 24 fold the pooling.
+    def run(plain):
+        with monkeypatch.context() as m:
+            if plain:
+                m.setattr(resnet_mod, "attend_add_relu", _plain_attend_add_relu)
+            paddle.seed(0)
+            model = build_model(name, num_classes=5, stem="cifar", width=8, **kw)
+            model.eval()
+            x = paddle.to_tensor(np.random.default_rng(1).standard_normal((4, 3, size, size)).astype("float32"))
+            x.stop_gradient = False
+            out = model(x)
+            (out * paddle.to_tensor(np.arange(5, dtype="float32"))).sum().backward()
         return out.numpy(), x.grad.numpy(), {n: p.grad.numpy() for n, p in model.named_parameters()
                                              if not p.stop_gradient and p.grad is not None}
 
-    out_a, gx_a, ga = run(False)
-    out_b, gx_b, gb = run(True)
+    out_a, gx_a, ga = run(True)
+    out_b, gx_b, gb = run(False)
     np.testing.assert_allclose(out_b, out_a, rtol=1e-5, atol=1e-5)
     _close_to_scale(gx_b, gx_a)
     assert ga.keys() == gb.keys() and len(ga) > 0
@@ -287,31 +297,33 @@ def test_lean_attention_gives_the_plain_values_and_gradients(name, size):
 
 
 def _close_to_scale(got, want, what=""):
-    # Relative to the tensor's gradient scale: the lean squeeze is a matmul, the plain one
-    # a conv, so sums run in another order; 1e-4 of the scale allows float32 rounding
-    # through ~50 layers and catches any wrong term (which moves gradients by O(1)).
+    # Relative to the tensor's gradient scale: 1e-4 of the scale allows float32 rounding
+    # through ~50 layers (the sums run in another order) and catches any wrong term
+    # (which moves gradients by O(1)).
     scale = max(float(np.abs(want).max()), 1e-6)
     assert float(np.abs(got - want).max()) <= 1e-4 * scale, what
 
 
 @pytest.mark.parametrize("name", ["orthonet50", "orthonet_mod_50", "orthonet18"])
-def test_lean_blocks_in_training_mode_match_the_plain_blocks(name):
+def test_fused_blocks_in_training_mode_match_the_plain_blocks(name, monkeypatch):
     paddle.seed(0)
     model = build_model(name, 5, stem="cifar", width=8)
     model.train()
     rng = np.random.default_rng(3)
     for block in (model.layer1[0], model.layer2[1]):  # with and without downsample
         cin = block.conv1.weight.shape[1]
-        side = 40 if block is model.layer1[0] else 20  # pooled to the 32/16-px filters
+        side = 41 if block is model.layer1[0] else 19  # pooled to the 32/16-px filters
         xin = rng.standard_normal((4, cin, side, side)).astype("float32")
         res = []
-        for lean in (False, True):
-            block.lean = lean
-            x = paddle.to_tensor(xin)
-            x.stop_gradient = False
-            out = block(x)
-            proj = paddle.to_tensor(np.random.default_rng(5).standard_normal(out.shape).astype("float32"))
-            (out * proj).sum().backward()
+        for plain in (True, False):
+            with monkeypatch.context() as m:
+                if plain:
+                    m.setattr(resnet_mod, "attend_add_relu", _plain_attend_add_relu)
+                x = paddle.to_tensor(xin)
+                x.stop_gradient = False
+                out = block(x)
+                proj = paddle.to_tensor(np.random.default_rng(5).standard_normal(out.shape).astype("float32"))
+                (out * proj).sum().backward()
             res.append((out.numpy(), x.grad.numpy(), block.att.fc1.weight.grad.numpy()))
             block.clear_gradients()
         np.testing.assert_allclose(res[1][0], res[0][0], rtol=1e-5, atol=1e-5)
@@ -319,19 +331,46 @@ def test_lean_blocks_in_training_mode_match_the_plain_blocks(name):
             _close_to_scale(got, want)
 
 
-def test_lean_attention_is_off_by_default_and_hooks_run_without_it():
+def test_training_takes_the_fused_path_unless_att_has_hooks(monkeypatch):
+    fused_calls, hook_calls = [], []
+    real = resnet_mod.attend_add_relu
+    monkeypatch.setattr(resnet_mod, "attend_add_relu",
+                        lambda *a: fused_calls.append(1) or real(*a))
     model = build_model("orthonet18", 5, stem="cifar", width=4)
-    assert model.lean_attention is False and model.layer1[0].lean is False
-    calls = []
-    lean = build_model("orthonet18", 5, stem="cifar", width=4, lean_attention=True)
-    lean.layer1[0].att.register_forward_post_hook(lambda *a: calls.append(1))
-    lean.train()
-    lean(paddle.randn([1, 3, 16, 16]))
-    assert calls == []  # documented: the fused training path bypasses att's hooks
-    lean.eval()
+    model.train()
+    model(paddle.randn([1, 3, 16, 16]))
+    assert len(fused_calls) == 8  # every block, with no option to set
+    model.eval()
     with paddle.no_grad():
-        lean(paddle.randn([1, 3, 16, 16]))
-    assert calls == [1]  # evaluation takes the plain path
+        model(paddle.randn([1, 3, 16, 16]))
+    assert len(fused_calls) == 8  # no gradients recorded: the layer itself
+    model.train()
+    model.layer1[0].att.register_forward_post_hook(lambda *a: hook_calls.append(1))
+    model(paddle.randn([1, 3, 16, 16]))
+    assert hook_calls == [1] and len(fused_calls) == 15  # the hooked block runs the layer
+
+
+@pytest.mark.parametrize("squeeze", sorted(FILTER_BANKS))
+@pytest.mark.parametrize("shape", [(3, 32, 4, 4), (2, 5, 7, 3), (1, 7, 1, 1)])
+def test_gemm_squeeze_equals_the_formula_values_and_gradients(squeeze, shape):
+    b, c, h, w = shape
+    bank = paddle.to_tensor(FILTER_BANKS[squeeze](c, h, w, 1).astype("float32"))
+    grad = paddle.to_tensor(np.random.default_rng(2).standard_normal((b, c)).astype("float32"))
+    xin = np.random.default_rng(1).standard_normal(shape).astype("float32")
+    res = []
+    for fn in (attention.squeeze_reference, attention.squeeze_gemm,
+               lambda x, k: fused._Squeeze.apply(x, k)):
+        x = paddle.to_tensor(xin)
+        x.stop_gradient = False
+        s = fn(x, bank)
+        (s * grad).sum().backward()
+        res.append((s.numpy(), x.grad.numpy()))
+    oracle = (xin.astype(np.float64) * bank.numpy()).sum(axis=(2, 3))
+    np.testing.assert_allclose(res[0][0], oracle, rtol=1e-5, atol=1e-5)
+    gx = grad.numpy()[:, :, None, None] * bank.numpy()[None]  # d s / d x = K
+    for s, g in res:
+        np.testing.assert_allclose(s, oracle, rtol=1e-5, atol=1e-5)
+        np.testing.assert_allclose(g, gx, rtol=1e-6, atol=1e-7)
 
 
 @pytest.mark.parametrize("name", ["orthonet18", "se_resnet18"])
@@ -350,3 +389,17 @@ def test_static_graph_with_dynamic_height_and_width(name):
     for x, ref in zip(xs, refs):
         with paddle.no_grad():
             np.testing.assert_allclose(static(x).numpy(), ref, rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("shape", [(3, 8, 4, 4), (2, 5, 7, 3)])
+def test_traced_squeeze_equals_the_formula(shape):
+    # A traced program squeezes with multiply-and-sum (fast in the exported runtimes).
+    b, c, h, w = shape
+    bank = paddle.to_tensor(FILTER_BANKS["ortho"](c, h, w, 1).astype("float32"))
+    xin = np.random.default_rng(1).standard_normal(shape).astype("float32")
+    def squeeze(x):
+        return attention.squeeze_gemm(x, bank)
+
+    traced = paddle.jit.to_static(squeeze, full_graph=True)
+    oracle = (xin.astype(np.float64) * bank.numpy()).sum(axis=(2, 3))
+    np.testing.assert_allclose(traced(paddle.to_tensor(xin)).numpy(), oracle, rtol=1e-5, atol=1e-5)

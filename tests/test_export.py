@@ -74,10 +74,3 @@ def test_export_at_another_size_than_the_filters(tmp_path):
         assert out["check"]["ok"] and set(out["check"]["max_abs_diff"]) == {"paddle", "onnx"}
 
 
-def test_lean_attention_model_exports_the_plain_graph(tmp_path):
-    # lean_attention only changes dygraph backward: the exported graph is the plain one
-    # and agrees with dygraph within 1e-4.
-    model = build_model("orthonet_mod_50", 10, stem="cifar", width=4, lean_attention=True)
-    model.eval()
-    out = export_model(model, str(tmp_path / "inf"), [3, 32, 32], onnx=True, check_batch_sizes=(2,))
-    assert out["check"]["ok"] and set(out["check"]["max_abs_diff"]) == {"paddle", "onnx"}

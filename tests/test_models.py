@@ -321,7 +321,7 @@ def test_deep_models_to_static(name, tmp_path):
 
 @pytest.mark.parametrize("name", list_models("18") + ["orthonet50", "orthonet_mod_50", "fcanet50"])
 def test_cifar_stem(name, tmp_path):
-    _check_model(name, "cifar", [32], tmp_path, lean_attention=name.startswith("orthonet"))
+    _check_model(name, "cifar", [32], tmp_path)
 
 
 @pytest.mark.slow

@@ -83,3 +83,12 @@ def test_benchmark_data_cli():
                           capture_output=True, text=True, timeout=100)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "cv2:" in proc.stdout and "pil:" in proc.stdout and "images/s" in proc.stdout
+
+
+def test_ratios_pair_adjacent_timings_and_name_valid_sections():
+    from benchmarks import ratios
+    # Per-repeat ratios 2, 4, 3 (not the ratio of medians, 4 / 1 = 4).
+    assert ratios.paired([2.0, 4.0, 6.0], [1.0, 1.0, 2.0]) == {"median": 3.0, "min": 2.0,
+                                                               "max": 4.0, "n": 3}
+    with pytest.raises(ValueError, match="valid: dygraph32"):
+        ratios.run(sections=["gpu"])

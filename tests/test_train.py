@@ -269,7 +269,7 @@ def test_pretrained_with_other_class_count_skips_classifier(archive, tmp_path, c
     path = str(tmp_path / "pre.pdparams")
     paddle.save(src.state_dict(), path)
     res = train(load_config(CFG, tiny(archive, tmp_path / "ft", f"Global.pretrained_model={path[:-9]}",
-                                      "Global.plot=False", "Optimizer.lr.learning_rate=0.0", epochs=1)))
+                                      "Global.plot=False", "Optimizer.lr.values=[0.0,0.0]", epochs=1)))
     model = res["model"]
     assert model.fc.weight.shape == [32, 10]
     np.testing.assert_array_equal(model.layer1[0].conv1.weight.numpy(), src.layer1[0].conv1.weight.numpy())
@@ -280,7 +280,7 @@ def test_non_finite_loss_stops_and_keeps_last_good_checkpoint(archive, tmp_path)
     out = tmp_path / "nan"
     train(load_config(CFG, tiny(archive, out, "Global.plot=False", epochs=1)))
     before = open(out / "latest.pdparams", "rb").read()
-    diverge = "Optimizer.lr.learning_rate=1e30"  # weights overflow within a few steps
+    diverge = "Optimizer.lr.values=[1e30,1e30]"  # weights overflow within a few steps
     with pytest.raises(NonFiniteLossError, match="loss is (nan|inf) (at|after) epoch 2(, within iterations 4-[56])?.*latest"):
         train(load_config(CFG, tiny(archive, out, f"Global.checkpoints={out}", diverge)))
     assert open(out / "latest.pdparams", "rb").read() == before

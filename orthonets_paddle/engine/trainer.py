@@ -14,6 +14,7 @@ from typing import Any, Dict, Optional
 import numpy as np
 import paddle
 
+from .static import apply_to_static
 from .config import dump_config, save_config
 from ..data import build_dataloader, check_loader_channels, set_epoch
 from ..models import build_model_from_config
@@ -268,6 +269,8 @@ def train(cfg: Dict[str, Any]) -> Dict[str, Any]:
         log.info("pretrained: %s", report.summary())
         if not report.clean or report.skipped_classifier:
             log.warning("WARNING pretrained weights did not fully fit: %s", report.summary())
+    # Global.to_static (issue 21): the traced program trains; engine/static.py.
+    model = apply_to_static(model, g["to_static"])
     loss_fn = build_loss(cfg["Loss"]["Train"])
     eval_loss_fn = build_loss(cfg["Loss"].get("Eval"))
     optimizer, scheduler = build_optimizer(cfg["Optimizer"], model.parameters(),

@@ -1,4 +1,5 @@
-"""Opt-in memory-lean training path of a block's attention (``ResNet(lean_attention=True)``).
+"""The training path of a block's attention: ``relu(att(x) + identity)`` in one op
+(``models/resnet.py::_attend_add_relu`` uses it whenever dygraph records gradients).
 
 Plain autograd keeps the block's pre-attention map ``x`` alive for backward (the squeeze
 conv and the rescale both save it): one extra feature map per block, about +12% peak
@@ -18,6 +19,8 @@ from typing import Optional
 import paddle
 import paddle.nn.functional as F
 from paddle.autograd import PyLayer
+
+from .attention import squeeze_gemm
 
 __all__ = ["attend_add_relu", "relu_grad", "relu_grad_public"]
 
@@ -63,11 +66,10 @@ class _Squeeze(PyLayer):
 
     @staticmethod
     def forward(ctx, x, bank):
-        c, hw = bank.shape[0], bank.shape[1] * bank.shape[2]
         # A plain reference, not save_for_backward: a folded bank is a temporary whose
         # storage save_for_backward did not keep (measured: wrong gradients at 40 px).
         ctx.bank = bank
-        return paddle.matmul(x.reshape([-1, c, 1, hw]), bank.reshape([c, hw, 1])).reshape([-1, c])
+        return squeeze_gemm(x, bank)
 
     @staticmethod
     def backward(ctx, grad):

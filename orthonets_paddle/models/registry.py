@@ -64,7 +64,7 @@ def build_model(name: str, num_classes: int = 1000, **options) -> nn.Layer:
 
 def build_model_from_config(arch: Dict[str, Any]) -> nn.Layer:
     """``Arch`` section -> model (``class_num`` is ``num_classes``; the rest are
-    ``ResNet`` options such as ``stem``, ``width``, ``squeeze``, ``lean_attention``)."""
+    ``ResNet`` options such as ``stem``, ``width``, ``squeeze``, ``position``)."""
     opts = {k: v for k, v in arch.items() if k not in ("name", "class_num")}
     return build_model(arch["name"], num_classes=arch["class_num"], **opts)
 

@@ -56,8 +56,7 @@ class BasicBlock(nn.Layer):
 
     def __init__(self, inplanes: int, planes: int, stride: int = 1,
                  downsample: Optional[nn.Layer] = None, attn: Optional[Callable] = None,
-                 size: int = 7, position: str = "post", norm: Callable = nn.BatchNorm2D,
-                 lean: bool = False):
+                 size: int = 7, position: str = "post", norm: Callable = nn.BatchNorm2D):
         super().__init__()
         self.conv1 = _conv(inplanes, planes, 3, stride)
         self.bn1 = norm(planes)
@@ -66,7 +65,6 @@ class BasicBlock(nn.Layer):
         self.bn2 = norm(planes)
         self.att = attn(planes, size) if attn else None
         self.downsample = downsample
-        self.lean = lean
 
     def forward(self, x):
         identity = x if self.downsample is None else self.downsample(x)
@@ -86,8 +84,7 @@ class Bottleneck(nn.Layer):
 
     def __init__(self, inplanes: int, planes: int, stride: int = 1,
                  downsample: Optional[nn.Layer] = None, attn: Optional[Callable] = None,
-                 size: int = 7, position: str = "post", norm: Callable = nn.BatchNorm2D,
-                 lean: bool = False):
+                 size: int = 7, position: str = "post", norm: Callable = nn.BatchNorm2D):
         super().__init__()
         self.conv1 = _conv(inplanes, planes, 1)
         self.bn1 = norm(planes)
@@ -100,7 +97,6 @@ class Bottleneck(nn.Layer):
         att_channels = planes if position == "mod" else planes * 4
         self.att = attn(att_channels, size) if attn else None
         self.downsample = downsample
-        self.lean = lean
 
     def forward(self, x):
         identity = x if self.downsample is None else self.downsample(x)
@@ -116,13 +112,17 @@ class Bottleneck(nn.Layer):
 
 def _attend_add_relu(block: nn.Layer, out: paddle.Tensor,
                      identity: Optional[paddle.Tensor] = None) -> paddle.Tensor:
-    """``out = block.att(out); relu(out + identity)`` (``relu(out)`` without identity).
+    """``relu(block.att(out) + identity)`` (``relu(block.att(out))`` without identity).
 
-    With ``lean_attention``, while dygraph records gradients (the only time the lean
-    backward matters), the same values come from the fused op of ``layers/fused.py``."""
-    if block.lean and not out.stop_gradient and paddle.in_dynamic_mode():
-        return attend_add_relu(block.att, out, identity)
-    out = block.att(out)
+    While dygraph records gradients the fused op of ``layers/fused.py`` computes the same
+    values with a backward that keeps one feature map less per block (and is faster);
+    ``no_grad``, ``to_static``, export, and an ``att`` with forward hooks (which must see
+    ``x * gate``) run the layer itself."""
+    att = block.att
+    if (not out.stop_gradient and paddle.in_dynamic_mode()
+            and not att._forward_pre_hooks and not att._forward_post_hooks):
+        return attend_add_relu(att, out, identity)
+    out = att(out)
     return block.relu(out if identity is None else out + identity)
 
 
@@ -150,12 +150,6 @@ class ResNet(nn.Layer):
         seed: seed of the random filter banks; block ``i`` uses ``seed + i``.
         freq_sel: DCT frequency selection for ``squeeze='dct'``.
         norm: ``bn``, ``frozen_bn`` (running statistics also in training) or ``sync_bn``.
-        lean_attention: train with the memory-lean backward of ``layers/fused.py``
-            (about one feature map less per block; same values and gradients up to
-            float32 rounding). Whenever dygraph records gradients the block then
-            computes ``relu(att(x) + identity)`` in one fused op, so forward hooks on
-            ``block.att`` are NOT called; ``no_grad`` evaluation, ``to_static`` and
-            export always use the plain path. Off by default.
         features_only: ``forward`` returns the stage feature maps of ``out_indices``
             (no pooling, no classifier); ``feature_info`` describes them.
         out_indices: stages (0-3) returned with ``features_only``.
@@ -165,8 +159,7 @@ class ResNet(nn.Layer):
                  squeeze: Optional[str] = None, position: str = "post", stem: str = "imagenet",
                  input_size: int = 224, width: int = 64, in_channels: int = 3,
                  reduction: int = 16, seed: int = 0, freq_sel: str = "top16", norm: str = "bn",
-                 features_only: bool = False, out_indices: Sequence[int] = (0, 1, 2, 3),
-                 lean_attention: bool = False):
+                 features_only: bool = False, out_indices: Sequence[int] = (0, 1, 2, 3)):
         super().__init__()
         _choice("stem", stem, STEMS)
         _choice("attention position", position, POSITIONS)
@@ -190,7 +183,6 @@ class ResNet(nn.Layer):
         self.stem = stem
         self.norm = norm
         self.features_only = features_only
-        self.lean_attention = bool(lean_attention)
         self.out_indices = out_indices
         norm_layer = _norm_layer(norm)
         self._norm_layer = norm_layer
@@ -257,7 +249,7 @@ class ResNet(nn.Layer):
             block_attn = att_factories.pop(0)
             out.append(block(self.inplanes, planes, stride if j == 0 else 1,
                              downsample if j == 0 else None, block_attn, size, position,
-                             self._norm_layer, self.lean_attention))
+                             self._norm_layer))
             self.inplanes = planes * block.expansion
         return nn.Sequential(*out)
 
