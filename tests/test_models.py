@@ -518,3 +518,46 @@ def test_no_classifier_model_loads_a_full_checkpoint(tmp_path):
     src.eval(), feats.eval()
     np.testing.assert_allclose(feats(x).numpy(), src.forward_head(src.forward_features(x), True).numpy(),
                                rtol=1e-6, atol=1e-6)
+
+
+# ----------------------------------------------------------------------------- paddle.hub
+def _clean_copy(dst):
+    """The repository's files (tracked and new, not ignored) copied to ``dst``: a clean
+    clone of the working tree, without outputs, caches or an install."""
+    import os
+    import shutil
+    import subprocess
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    files = subprocess.run(["git", "-C", root, "ls-files", "-co", "--exclude-standard"],
+                           capture_output=True, text=True, check=True).stdout.split("\n")
+    for rel in filter(None, files):
+        if os.path.isfile(os.path.join(root, rel)):
+            os.makedirs(os.path.dirname(os.path.join(dst, rel)), exist_ok=True)
+            shutil.copy2(os.path.join(root, rel), os.path.join(dst, rel))
+    return dst
+
+
+def test_paddle_hub_load_and_list_from_a_clean_clone(tmp_path):
+    import subprocess
+    import sys
+    clone = _clean_copy(str(tmp_path / "repo"))
+    code = (
+        "import json, sys, paddle\n"
+        "names = paddle.hub.list(sys.argv[1], source='local')\n"
+        "m = paddle.hub.load(sys.argv[1], 'orthonet50', source='local', num_classes=0, width=4)\n"
+        "c = paddle.hub.load(sys.argv[1], 'resnet18', source='local', num_classes=3, stem='cifar',"
+        " width=4, in_chans=1)\n"
+        "out = c(paddle.randn([2, 1, 16, 16]))\n"
+        "print(json.dumps({'names': names, 'arch': m.arch, 'feat': m.num_features,"
+        " 'fc': m.fc is None, 'out': out.shape, 'file': sys.modules['orthonets_paddle'].__file__,"
+        " 'doc': paddle.hub.help(sys.argv[1], 'orthonet18', source='local')}))\n")
+    proc = subprocess.run([sys.executable, "-c", code, clone], capture_output=True, text=True,
+                          cwd=str(tmp_path), timeout=300,
+                          env={k: v for k, v in __import__("os").environ.items()
+                               if k != "PYTHONPATH"})
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    got = __import__("json").loads(proc.stdout.strip().splitlines()[-1])
+    assert sorted(got["names"]) == sorted(list_models())  # only the models are public
+    assert got["arch"] == "orthonet50" and got["feat"] == 128 and got["fc"]
+    assert got["out"] == [2, 3] and got["file"].startswith(clone)  # the clone's package
+    assert "OrthoNet-18" in got["doc"]

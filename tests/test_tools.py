@@ -171,8 +171,11 @@ def test_infer_tool_topk_json(work, images, tmp_path):
                             f"Infer.class_names={names}", "Infer.batch_size=4"))
     assert proc.returncode == 0, proc.stderr
     assert "class_0/img_0.png: label_" in proc.stdout
-    with open(tmp_path / "infer_results.json") as f:
-        saved = json.load(f)
+    assert f"model: {work['weights']}" in proc.stdout
+    text = (tmp_path / "infer_results_dygraph.json").read_text()
+    assert text.startswith('{\n  "backend"')  # indented JSON
+    saved = json.loads(text)
+    assert saved["model_files"] == [work["weights"]]
     assert saved["backend"] == "dygraph" and len(saved["results"]) == 6
     for row in saved["results"]:
         top = row["topk"]
@@ -202,6 +205,105 @@ def test_infer_errors_name_the_file(work, images, tmp_path):
     cfg = cfg_for(work, tmp_path, f"Infer.infer_imgs={images}", "Infer.class_names=[a, b]")
     with pytest.raises(InferError, match="2 names but the model has 10 classes"):
         infer_from_config(cfg)
+
+
+FMNIST_CFG = os.path.join(ROOT, "configs", "orthonet18_fashionmnist.yaml")
+
+
+@pytest.fixture(scope="module")
+def fmnist(tmp_path_factory):
+    """Random-weight Fashion-MNIST OrthoNet-18 (width 8, grayscale 28x28), exported."""
+    root = tmp_path_factory.mktemp("fmnist")
+    paddle.seed(11)
+    over = [f"Global.save_inference_dir={root / 'inference'}", "Global.progress_bar=False"]
+    model = build_model_from_config(load_config(FMNIST_CFG, over)["Arch"])
+    weights = str(root / "w.pdparams")
+    paddle.save(model.state_dict(), weights)
+    over.append(f"Global.pretrained_model={weights}")
+    export_from_config(load_config(FMNIST_CFG, over + [f"Global.output_dir={root}"]), onnx=True)
+    return {"root": root, "overrides": over, "weights": weights}
+
+
+def _fmnist_images(folder, rng):
+    from PIL import Image
+    folder.mkdir()
+    for side in (28, 64, 280):
+        for i in range(2):
+            # A bright square on noise: cropping instead of resizing changes what is seen.
+            img = rng.integers(0, 60, (side, side)).astype(np.uint8)
+            img[side // 8: side // 2, side // 4: side // 2 + i * side // 4] = 250
+            Image.fromarray(img, "L").save(folder / f"s{side}_{i}.png")
+    return folder
+
+
+def test_any_image_size_gives_one_answer_on_all_backends(fmnist, tmp_path):
+    """28x28, 64x64 and 280x280 images, Infer.transforms null (the shipped config): the
+    pipeline resolved from pretrained_cfg (crop_pct 1.0, bilinear, the eval Normalize)
+    gives the same top-3 on dygraph, Paddle Inference and ONNX Runtime, and that equals
+    the model on the image PIL-resized to 28x28 and normalised by hand."""
+    from PIL import Image
+    folder = _fmnist_images(tmp_path / "imgs", np.random.default_rng(12))
+    outs = {}
+    for backend in ("dygraph", "paddle", "onnx"):
+        cfg = load_config(FMNIST_CFG, fmnist["overrides"] + [
+            f"Global.output_dir={tmp_path}", f"Infer.infer_imgs={folder}"])
+        outs[backend] = infer_from_config(cfg, backend=backend)
+        assert outs[backend]["results_file"] == str(tmp_path / f"infer_results_{backend}.json")
+    assert outs["paddle"]["model_files"][0].endswith("inference.json")
+    assert "runs the export" in outs["onnx"]["note"] and "inference.onnx" in outs["onnx"]["note"]
+    model = build_model_from_config(cfg["Arch"])
+    model.set_state_dict(paddle.load(fmnist["weights"]))
+    model.eval()
+    ids = {b: [[t["class_id"] for t in r["topk"]] for r in o["results"]] for b, o in outs.items()}
+    assert ids["dygraph"] == ids["paddle"] == ids["onnx"] and len(ids["dygraph"]) == 6
+    for b in ("paddle", "onnx"):
+        np.testing.assert_allclose([[t["score"] for t in r["topk"]] for r in outs[b]["results"]],
+                                   [[t["score"] for t in r["topk"]] for r in outs["dygraph"]["results"]],
+                                   atol=1e-4)
+    for row in outs["dygraph"]["results"]:
+        with Image.open(row["image"]) as im:
+            small = np.asarray(im.resize((28, 28), Image.BILINEAR), dtype=np.float32) / 255
+        x = ((small - 0.286) / 0.353)[None, None]
+        with paddle.no_grad():
+            logits = model(paddle.to_tensor(x)).numpy()[0]
+        p = np.exp(logits - logits.max())
+        p /= p.sum()
+        want = np.argsort(-p)[:3]
+        assert [t["class_id"] for t in row["topk"]] == want.tolist(), row["image"]
+        np.testing.assert_allclose([t["score"] for t in row["topk"]], p[want], rtol=1e-5)
+
+
+def test_bad_file_in_a_folder_is_skipped_or_fatal(fmnist, tmp_path, caplog):
+    folder = _fmnist_images(tmp_path / "imgs", np.random.default_rng(13))
+    (folder / "broken.png").write_bytes(b"not a png")
+    cfg = load_config(FMNIST_CFG, fmnist["overrides"] + [
+        f"Global.output_dir={tmp_path}", f"Infer.infer_imgs={folder}"])
+    out = infer_from_config(cfg)
+    assert out["skipped"] == [str(folder / "broken.png")] and len(out["results"]) == 6
+    assert "broken.png" in caplog.text and "skipped" in caplog.text
+    with pytest.raises(InferError, match="broken.png is not a readable image"):
+        infer_from_config(cfg, strict=True)
+    proc = run_tool("infer.py", "-c", FMNIST_CFG, "--strict", *[a for o in fmnist["overrides"] + [
+        f"Global.output_dir={tmp_path}", f"Infer.infer_imgs={folder}"] for a in ("-o", o)])
+    assert proc.returncode == 2 and "broken.png" in proc.stderr
+
+
+def test_infer_settings_reads_postprocess_and_the_flat_keys(tmp_path):
+    from orthonets_paddle.deploy.infer import infer_settings, load_class_id_map
+    flat = {"Infer": {"infer_imgs": "a.png", "batch_size": 2, "topk": 3, "class_names": ["x"]}}
+    assert infer_settings(flat) == {"infer_imgs": "a.png", "batch_size": 2, "transforms": None,
+                                    "topk": 3, "class_names": ["x"], "class_id_map_file": None}
+    idmap = tmp_path / "ids.txt"
+    idmap.write_text("1 dog\n0 cat\n\n2 hot dog\n")
+    new = {"Infer": {"infer_imgs": "b", "batch_size": 4, "transforms": None,
+                     "PostProcess": {"name": "Topk", "topk": 1, "class_id_map_file": str(idmap)}}}
+    got = infer_settings(new)
+    assert got["topk"] == 1 and got["class_id_map_file"] == str(idmap)
+    assert load_class_id_map(got["class_id_map_file"], 3) == ["cat", "dog", "hot dog"]
+    with pytest.raises(InferError, match=r"no name for class id\(s\) \[3\]"):
+        load_class_id_map(str(idmap), 4)
+    with pytest.raises(InferError, match="valid: Topk"):
+        infer_settings({"Infer": {"PostProcess": {"name": "Argmax"}}})
 
 
 def test_static_backend_without_export_is_an_error(work, tmp_path):
@@ -305,3 +407,23 @@ def test_compare_needs_run_folders(tmp_path):
         compare_runs([str(tmp_path)])
     proc = run_tool("compare.py", tmp_path / "missing")
     assert proc.returncode == 2 and "does not exist" in proc.stderr
+
+
+def test_resolve_data_config_precedence_and_ops():
+    from orthonets_paddle.data.preprocess import resolve_data_config, transform_ops
+    from orthonets_paddle.models import build_model
+    m = build_model("orthonet50", width=4)
+    cfg = resolve_data_config(model=m)
+    assert cfg == {"input_size": (3, 256, 256), "interpolation": "bilinear",
+                   "mean": (0.485, 0.456, 0.406), "std": (0.229, 0.224, 0.225), "crop_pct": 0.875}
+    # timm's eval resize: floor(256 / 0.875) = 292, then the 256 centre crop.
+    assert transform_ops(cfg)[:2] == [{"Resize": {"size": 292, "interpolation": "bilinear"}},
+                                      {"CenterCrop": {"size": [256, 256]}}]
+    over = resolve_data_config({"input_size": 224, "crop_pct": None, "mean": [0.5], "std": [0.25]},
+                               model=m)
+    assert over["input_size"] == (3, 224, 224) and over["crop_pct"] == 0.875
+    assert over["mean"] == (0.5,) * 3 and over["std"] == (0.25,) * 3
+    with pytest.raises(ValueError, match="crop_pct must be in"):
+        resolve_data_config({"crop_pct": 1.5})
+    with pytest.raises(ValueError, match="mean has 2 values but input_size"):
+        resolve_data_config({"mean": [0.1, 0.2]})

@@ -22,7 +22,7 @@ from .registry import get_pretrained_cfg, register_model
 
 __all__ = ["ResNet", "BasicBlock", "Bottleneck", "STEMS", "POSITIONS", "NORMS", "DEPTHS",
            "GLOBAL_POOLS", "FeatureInfo", "DropPath",
-           "create_resnet", "arch_options", "resnet18", "resnet34", "resnet50", "resnet101", "resnet152"]
+           "create_resnet", "pretrained_cfg_for", "arch_options", "resnet18", "resnet34", "resnet50", "resnet101", "resnet152"]
 
 STEMS = ("imagenet", "cifar")
 POSITIONS = ("post", "mod")
@@ -421,6 +421,28 @@ DEPTHS = {
 CIFAR_MEAN_STD = ((0.5, 0.5, 0.5), (0.5, 0.5, 0.5))  # the seed notebook's normalisation
 
 
+def pretrained_cfg_for(variant: str, num_classes: int = 1000, **options) -> Dict[str, Any]:
+    """The ``pretrained_cfg`` that ``create_resnet(variant, ..., **options)`` attaches to its
+    model, without building it (what inference preprocessing needs from an ``Arch``)."""
+    cfg = dict(get_pretrained_cfg(variant))
+    stem = options.get("stem", "imagenet")
+    if stem == "cifar":
+        # CIFAR images are used whole (no resize-and-crop margin).
+        cfg.update(input_size=(3, 32, 32), mean=CIFAR_MEAN_STD[0], std=CIFAR_MEAN_STD[1],
+                   crop_pct=1.0)
+    side = options.get("input_size") or cfg["input_size"][-1]
+    chans = options.get("in_channels", options.get("in_chans")) or 3
+    ok = all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in (side, chans))
+    if ok and chans != len(cfg["mean"]):  # one mean/std per channel: their average for gray
+        cfg.update(mean=(sum(cfg["mean"]) / len(cfg["mean"]),) * chans,
+                   std=(sum(cfg["std"]) / len(cfg["std"]),) * chans)
+    pool = 32 if stem == "imagenet" else 8
+    cfg.update(input_size=(chans, side, side), num_classes=num_classes,
+               pool_size=(math.ceil(side / pool),) * 2 if ok and not options.get("features_only")
+               else None)  # bad sizes: ResNet's own check names them
+    return cfg
+
+
 def create_resnet(variant: str, depth: int, pretrained: Union[bool, str] = False, *,
                   num_classes: int = 1000, n_classes: Optional[int] = None,
                   **options) -> ResNet:
@@ -444,22 +466,10 @@ def create_resnet(variant: str, depth: int, pretrained: Union[bool, str] = False
             raise ValueError(f"{variant}: in_chans={options['in_chans']} and in_channels="
                              f"{options['in_channels']} disagree; give one of them")
         options["in_channels"] = options.pop("in_chans")
-    cfg = dict(get_pretrained_cfg(variant))
-    if options.get("stem") == "cifar":
-        # CIFAR images are used whole (no resize-and-crop margin).
-        cfg.update(input_size=(3, 32, 32), mean=CIFAR_MEAN_STD[0], std=CIFAR_MEAN_STD[1],
-                   crop_pct=1.0)
-    if options.get("input_size") is None:
-        options["input_size"] = cfg["input_size"][-1]
+    cfg = pretrained_cfg_for(variant, num_classes, **options)
+    options["input_size"] = cfg["input_size"][-1]
     block, layers = DEPTHS[depth]
     model = ResNet(block, layers, num_classes=num_classes, **options)
-    side, chans = model.input_size, options.get("in_channels", 3)
-    if chans != len(cfg["mean"]):  # one mean/std per channel: their average for grayscale
-        cfg.update(mean=(sum(cfg["mean"]) / len(cfg["mean"]),) * chans,
-                   std=(sum(cfg["std"]) / len(cfg["std"]),) * chans)
-    pool = model.feature_info[-1]["reduction"] if not model.features_only else None
-    cfg.update(input_size=(chans, side, side), num_classes=num_classes,
-               pool_size=(math.ceil(side / pool),) * 2 if pool else None)
     model.pretrained_cfg = cfg
     model.arch = variant
     if pretrained:
