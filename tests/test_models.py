@@ -561,3 +561,50 @@ def test_paddle_hub_load_and_list_from_a_clean_clone(tmp_path):
     assert got["arch"] == "orthonet50" and got["feat"] == 128 and got["fc"]
     assert got["out"] == [2, 3] and got["file"].startswith(clone)  # the clone's package
     assert "OrthoNet-18" in got["doc"]
+
+
+# ----------------------------------------------------------------------------- docs/MODELS.md
+_MODELS_MD = __import__("os").path.join(__import__("os").path.dirname(
+    __import__("os").path.dirname(__import__("os").path.abspath(__file__))), "docs", "MODELS.md")
+
+
+def _table_params():
+    from orthonets_paddle.deploy.model_table import read_params_column
+    with open(_MODELS_MD, encoding="utf-8") as f:
+        return read_params_column(f.read())
+
+
+def test_models_md_lists_every_registered_model():
+    assert set(_table_params()) == set(list_models())
+
+
+@pytest.mark.parametrize("name", [pytest.param(n, marks=pytest.mark.slow) if n.endswith(("101", "152"))
+                                  else n for n in list_models()])
+def test_models_md_params_equal_build_model(name):
+    assert _table_params()[name] == _trainable(build_model(name, num_classes=1000))
+
+
+def test_model_flops_counts_conv_and_linear_macs():
+    from orthonets_paddle.deploy.model_table import model_flops
+    net = paddle.nn.Sequential(paddle.nn.Conv2D(3, 4, 3, padding=1), paddle.nn.ReLU(),
+                               paddle.nn.Conv2D(4, 6, 1, stride=2, groups=2),
+                               paddle.nn.Flatten(), paddle.nn.Linear(6 * 4 * 4, 5))
+    # 8x8x4 outputs x 27 MACs; 4x4x6 outputs x (4/2 input channels); 96 x 5.
+    assert model_flops(net, [3, 8, 8]) == 8 * 8 * 4 * 27 + 4 * 4 * 6 * 2 + 96 * 5
+    assert round(model_flops(build_model("resnet50"), [3, 224, 224]) / 1e9, 1) == 4.1  # timm: 4.1
+
+
+def test_squeeze_none_and_config_errors_name_the_dotted_key():
+    plain = build_model_from_config({"name": "orthonet18", "class_num": 3, "squeeze": "none", **TINY})
+    ref = build_model("resnet18", 3, **TINY)
+    assert all(b.att is None for b in _blocks(plain))
+    assert [(k, v.shape) for k, v in plain.state_dict().items()] == [
+        (k, v.shape) for k, v in ref.state_dict().items()]
+    with pytest.raises(ValueError, match=r"^Arch\.squeeze: unknown squeeze 'gram'.*valid: none "):
+        build_model_from_config({"name": "resnet18", "class_num": 3, "squeeze": "gram"})
+    with pytest.raises(ValueError, match=r"^Arch\.class_num: num_classes must be"):
+        build_model_from_config({"name": "resnet18", "class_num": -2})
+    with pytest.raises(ValueError, match=r"^Arch\.global_pool: unknown global_pool"):
+        build_model_from_config({"name": "resnet18", "class_num": 3, "global_pool": "mean"})
+    with pytest.raises(ValueError, match=r"^Arch\.name: unknown model 'orthonet19'"):
+        build_model_from_config({"name": "orthonet19", "class_num": 3})

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import fnmatch
+import re
 import sys
 from typing import Any, Callable, Dict, List, Sequence, Union
 
@@ -93,7 +94,22 @@ def build_model_from_config(arch: Dict[str, Any]) -> nn.Layer:
     """``Arch`` section -> model (``class_num`` is ``num_classes``; the rest are
     ``ResNet`` options such as ``stem``, ``width``, ``squeeze``, ``lean_attention``)."""
     opts = {k: v for k, v in arch.items() if k not in ("name", "class_num")}
-    return build_model(arch["name"], num_classes=arch["class_num"], **opts)
+    try:
+        return build_model(arch["name"], num_classes=arch["class_num"], **opts)
+    except ValueError as exc:
+        raise ValueError(_dotted(str(exc), arch)) from None
+
+
+def _dotted(msg: str, arch: Dict[str, Any]) -> str:
+    """Name the config key in a model error: ``unknown squeeze`` -> ``Arch.squeeze: unknown
+    squeeze`` (``num_classes`` is ``Arch.class_num`` there)."""
+    keys = {"num_classes": "class_num", "in_channels": "in_chans" if "in_chans" in arch
+            else "in_channels", **{k: k for k in arch}}
+    found = [(m.start(), key) for key in keys if key != "name"
+             for m in [re.search(rf"\b{re.escape(key)}\b", msg)] if m]
+    if not found:
+        return msg if arch.get("name", "") not in msg else f"Arch.name: {msg}"
+    return f"Arch.{keys[min(found)[1]]}: {msg}"
 
 
 def model_channels(arch: Dict[str, Any]) -> int:

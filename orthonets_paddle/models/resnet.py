@@ -16,7 +16,8 @@ import paddle
 import paddle.nn as nn
 
 from ..layers import create_attention
-from ..layers.filter_banks import get_filter_bank, make_banks
+from ..layers.filter_banks import FILTER_BANKS, get_filter_bank, make_banks
+from ..utils.hints import did_you_mean
 from ..layers.fused import attend_add_relu
 from .registry import get_pretrained_cfg, register_model
 
@@ -171,7 +172,7 @@ class ResNet(nn.Layer):
         layers: blocks per stage, e.g. ``[2, 2, 2, 2]``.
         num_classes: classifier outputs.
         squeeze: attention filter bank (``ortho``, ``dct``, ``avg``, ``random``)
-            or None for a plain ResNet.
+            or None / ``'none'`` for a plain ResNet.
         position: ``post`` or ``mod`` (Bottleneck only; BasicBlock uses post).
         stem: ``imagenet`` (7x7/2 conv + max pool) or ``cifar`` (3x3/1 conv).
         input_size: input resolution the filter sizes are made for (stage
@@ -210,6 +211,11 @@ class ResNet(nn.Layer):
                  lean_attention: bool = False, global_pool: str = "avg", drop_rate: float = 0.0,
                  drop_path_rate: float = 0.0):
         super().__init__()
+        if squeeze == "none":  # the config spelling of "no attention"
+            squeeze = None
+        if squeeze is not None and squeeze not in FILTER_BANKS:
+            raise ValueError(f"unknown squeeze {squeeze!r}; {did_you_mean(str(squeeze), FILTER_BANKS)}"
+                             f"valid: none (a plain ResNet), {', '.join(FILTER_BANKS)}")
         _choice("stem", stem, STEMS)
         _choice("attention position", position, POSITIONS)
         _choice("norm", norm, NORMS)
