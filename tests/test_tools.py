@@ -104,6 +104,7 @@ def test_export_tool_and_infer_backends(work, images, tmp_path):
     inf = work["root"] / "inference"
     assert sorted(os.listdir(inf)) == ["inference.json", "inference.onnx", "inference.pdiparams"]
     assert "max abs diff" in proc.stdout
+    assert "PIR" not in proc.stderr and "W1" not in proc.stderr  # Paddle's tracing notices
     # No temporary export folders left next to the output.
     assert not [p for p in os.listdir(work["root"]) if ".export-" in p]
 
@@ -320,6 +321,7 @@ def test_benchmark_tool_compare(tmp_path):
                     "--width", 8, "--batch-size", 2, "--warmup", 1, "--repeats", 2, "--threads", 1,
                     "--compare", "resnet18", "--train", "--json", out)
     assert proc.returncode == 0, proc.stderr
+    assert "PIR" not in proc.stderr and "W1" not in proc.stderr  # Paddle's tracing notices
     assert "1 CPU threads" in proc.stdout
     for text in ("orthonet18", "resnet18", "Paddle Inference", "ONNX Runtime", "training",
                  "throughput ratio orthonet18 / resnet18"):
