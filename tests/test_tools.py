@@ -444,3 +444,25 @@ def test_interrupted_training_prints_the_resume_command(tmp_path, monkeypatch):
     assert tool.resume_hint(argv, str(tmp_path)) == (
         "resume with: python tools/train.py -c configs/orthonet18_cifar10.yaml -o Global.epochs=3"
         f" -o Global.checkpoints={tmp_path}")
+
+
+def _options_without_help(text):
+    """Option lines of an argparse -h text with no help after them (same line or next)."""
+    import re
+    lines, out = text.splitlines(), []
+    for i, line in enumerate(lines):
+        m = re.match(r"^  (-[^ ].*?)(\s{2,}(\S.*))?$", line)
+        if m and not m.group(3) and not re.match(r"^\s{8,}\S", (lines + [""])[i + 1]):
+            out.append(m.group(1).strip())
+    return out
+
+
+def test_every_option_of_every_tool_has_help():
+    assert _options_without_help("options:\n  -h, --help  show\n  --x X\n  --y Y\n        why\n") == ["--x X"]
+    tools = sorted(t for t in os.listdir(os.path.join(ROOT, "tools"))
+                   if t.endswith(".py") and not t.startswith("_"))
+    assert "model_table.py" in tools and "infer.py" in tools
+    for tool in tools:
+        proc = run_tool(tool, "-h")
+        assert proc.returncode == 0, (tool, proc.stderr[-500:])
+        assert _options_without_help(proc.stdout) == [], tool
