@@ -367,10 +367,10 @@ def test_measure_functions():
 
 
 # ----------------------------------------------------------------------------- compare
-def _fake_run(path, arch, accs, throughput=None):
+def _fake_run(path, arch, accs, throughput=None, extra=()):
     """A finished run folder as train() leaves it (config.yaml + metrics.json)."""
     os.makedirs(path)
-    cfg = load_config(CFG, [f"Arch.name={arch}", "Arch.width=8"])
+    cfg = load_config(CFG, [f"Arch.name={arch}", "Arch.width=8", *extra])
     with open(os.path.join(path, "config.yaml"), "w") as f:
         yaml.safe_dump(cfg, f)
     steps = [10 * (i + 1) for i in range(len(accs))]
@@ -402,6 +402,26 @@ def test_compare_tool(tmp_path):
     assert f"{params:,}" in lines["orthonet18"] and "0.6000" in lines["orthonet18"]
     assert "123.4" in lines["orthonet18"] and lines["resnet18"].rstrip().endswith("| - |")
     assert (out / "learning_curves.png").stat().st_size > 0
+
+
+def test_compare_labels_variants_and_keeps_titles_short(tmp_path, monkeypatch):
+    import orthonets_paddle.plotting as plotting
+    _fake_run(tmp_path / "a", "resnet18", [0.2, 0.5])
+    _fake_run(tmp_path / "b", "resnet18", [0.3, 0.5], extra=["Arch.squeeze=random"])
+    _fake_run(tmp_path / "c", "resnet18", [0.3, 0.6], extra=["Arch.squeeze=random"])
+    _fake_run(tmp_path / "d", "orthonet18", [0.4, 0.6])
+    titles = []
+    real = plotting.plot_curves_together
+
+    def spy(*args, **kwargs):
+        titles.append(kwargs.get("title"))
+        return real(*args, **kwargs)
+    monkeypatch.setattr(plotting, "plot_curves_together", spy)
+    out = compare_runs([str(tmp_path / n) for n in "abcd"], str(tmp_path / "cmp"))
+    assert [r["model"] for r in out["rows"]] == [
+        "resnet18", "resnet18 (squeeze=random) (b)", "resnet18 (squeeze=random) (c)",
+        "orthonet18"]
+    assert titles == ["Val acc (4 runs)", "Val loss (4 runs)"]  # the legend names the runs
 
 
 def test_compare_needs_run_folders(tmp_path):
