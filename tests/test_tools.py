@@ -492,7 +492,7 @@ def test_data_file_that_is_a_folder_says_so(tmp_path):
     from orthonets_paddle.data import Cifar10, DataFileError
     with pytest.raises(DataFileError, match=r"is a folder; give the archive file cifar-10-python"):
         Cifar10(data_file=str(tmp_path))
-    archive = make_cifar_archive(tmp_path / "data", n_train=2, n_test=2)
+    archive = make_cifar_archive(tmp_path / "data", n_train=10, n_test=10)
     folder = os.path.dirname(archive)
     if os.path.basename(archive) == "cifar-10-python.tar.gz":
         with pytest.raises(DataFileError, match=f"is a folder; use {archive}"):
