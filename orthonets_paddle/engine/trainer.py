@@ -103,9 +103,7 @@ def train_one_epoch(model, loader, loss_fn, optimizer, scheduler, epoch: int, en
         total_loss += loss_value * n
         total_correct += _correct(logits.detach(), labels)
         total_seen += n
-        # Every print_batch_step iterations of the epoch, as PaddleClas counts them (the
-        # line's Iter); records and VisualDL are keyed by the global step (api, issue 19).
-        if (i + 1) % g["print_batch_step"] == 0:
+        if state["global_step"] % g["print_batch_step"] == 0:
             records["loss_record"]["train"]["loss"].append(loss_value)
             records["loss_record"]["train"]["iter"].append(state["global_step"])
             vdl.add_scalar("train/loss", loss_value, state["global_step"])
