@@ -497,3 +497,22 @@ def test_data_file_that_is_a_folder_says_so(tmp_path):
     if os.path.basename(archive) == "cifar-10-python.tar.gz":
         with pytest.raises(DataFileError, match=f"is a folder; use {archive}"):
             Cifar10(data_file=folder)
+
+
+def test_raw_pipelines_get_the_file_bytes(tmp_path):
+    """A PaddleClas pipeline starting with DecodeImage is handed the file's bytes."""
+    from PIL import Image
+    from orthonets_paddle.deploy.infer import predict_images
+    path = tmp_path / "a.png"
+    Image.fromarray(np.full((4, 4, 3), 7, np.uint8)).save(path)
+    seen = []
+
+    def decode(data):
+        seen.append(data)
+        return np.zeros((3, 4, 4), np.float32)
+
+    class Zero:
+        def predict(self, batch):
+            return np.zeros((len(batch), 2), np.float32)
+    predict_images(Zero(), [str(path)], decode, raw=True)
+    assert seen == [path.read_bytes()]

@@ -216,7 +216,7 @@ def infer_pipeline(cfg: Dict[str, Any]) -> Dict[str, Any]:
         backend = ds.get("backend") if ds.get("backend") in ("cv2", "pil") else None
         return {"transforms": build_transforms(ops, backend=backend),
                 "pil": backend == "pil", "image_shape": list(shape) if shape else None,
-                "ops": None}
+                "ops": None, "raw": _op_name(ops[0]) == "DecodeImage"}
     arch = cfg["Arch"]
     opts = {k: v for k, v in arch.items() if k not in ("name", "class_num")}
     model_cfg = pretrained_cfg_for(arch["name"], arch.get("class_num", 1000), **opts)
@@ -225,7 +225,12 @@ def infer_pipeline(cfg: Dict[str, Any]) -> Dict[str, Any]:
                                     **normalize_of(eval_ops)}, pretrained_cfg=model_cfg)
     from ..data.preprocess import transform_ops
     return {"transforms": create_transform(data_cfg), "pil": True,
-            "image_shape": list(data_cfg["input_size"]), "ops": transform_ops(data_cfg)}
+            "image_shape": list(data_cfg["input_size"]), "ops": transform_ops(data_cfg),
+            "raw": False}
+
+
+def _op_name(entry: Any) -> str:
+    return entry if isinstance(entry, str) else next(iter(entry), "") if isinstance(entry, dict) else ""
 
 
 def infer_transforms(cfg: Dict[str, Any]) -> Optional[Callable]:
@@ -237,7 +242,7 @@ def predict_images(predictor: Predictor, paths: Sequence[str],
                    transforms: Optional[Callable], batch_size: int = 8, topk: int = 5,
                    class_names: Optional[Sequence[str]] = None,
                    image_shape: Optional[Sequence[int]] = None,
-                   pil: bool = False, channels: int = 3,
+                   pil: bool = False, channels: int = 3, raw: bool = False,
                    skipped: Optional[List[str]] = None) -> List[Dict[str, Any]]:
     """Top-k predictions for image files, in batches.
 
@@ -251,6 +256,8 @@ def predict_images(predictor: Predictor, paths: Sequence[str],
         class_names: names by class index (default: the index as a string).
         image_shape: ``[C, H, W]`` the predictor needs (exported models); ``None``: any.
         pil: hand the transforms PIL images instead of numpy arrays.
+        raw: hand them the file's bytes (a PaddleClas pipeline that starts with
+            DecodeImage); the file is still checked to decode first.
         channels: the model's input channels; images are decoded as RGB (3) or gray (1).
         skipped: when a list, a file that is not a readable image is skipped with a
             warning naming it and appended here; when None, it is an error.
@@ -272,6 +279,9 @@ def predict_images(predictor: Predictor, paths: Sequence[str],
         for path in paths[start:start + batch_size]:
             try:
                 img = read_image(path, pil=pil, channels=channels)
+                if raw:
+                    with open(path, "rb") as f:
+                        img = f.read()
             except InferError as exc:
                 if skipped is None:
                     raise
@@ -375,6 +385,7 @@ def infer_from_config(cfg: Dict[str, Any], backend: str = "dygraph",
     skipped: List[str] = []
     results = predict_images(predictor, paths, pipe["transforms"], inf["batch_size"], inf["topk"],
                              names, image_shape=shape, pil=pipe["pil"], channels=channels,
+                             raw=pipe["raw"],
                              skipped=skipped if from_folder and not strict else None)
     out = {"backend": backend, "model_files": files, "note": note, "skipped": skipped,
            "results": results}
