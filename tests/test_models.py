@@ -73,7 +73,8 @@ def test_one_greppable_function_per_model_with_the_timm_signature():
 
 
 def test_pretrained_cfg():
-    keys = {"input_size", "mean", "std", "num_classes", "classifier", "url", "sha256", "paper"}
+    keys = {"input_size", "mean", "std", "num_classes", "classifier", "url", "sha256", "paper",
+            "crop_pct", "interpolation", "first_conv", "pool_size"}
     for name in list_models():
         assert set(get_pretrained_cfg(name)) == keys
     assert build_model("orthonet50", **SMALL).pretrained_cfg["input_size"][-1] == 256
@@ -82,7 +83,7 @@ def test_pretrained_cfg():
     assert build_model("se_resnet50", **SMALL).pretrained_cfg["input_size"][-1] == 224
     cifar = build_model("orthonet18", 10, stem="cifar", in_channels=1, **SMALL)
     assert cifar.pretrained_cfg["input_size"] == (1, 32, 32) and cifar.pretrained_cfg["num_classes"] == 10
-    assert cifar.pretrained_cfg["mean"] == (0.5, 0.5, 0.5)
+    assert cifar.pretrained_cfg["mean"] == (0.5,)  # one per input channel
     m = build_model("orthonet18", **SMALL)
     assert m.pretrained_cfg["classifier"] == "fc" and hasattr(m, m.pretrained_cfg["classifier"])
     assert "2311.03071" in m.pretrained_cfg["paper"]
@@ -259,7 +260,7 @@ def test_bad_names_and_options_are_clear_errors():
     with pytest.raises(ValueError, match="ortho, dct, avg, random"):
         build_model("resnet18", squeeze="gram")
     with pytest.raises(ValueError, match="num_classes must be a positive integer"):
-        build_model("orthonet18", num_classes=0)
+        build_model("orthonet18", num_classes=-1)
     with pytest.raises(ValueError, match="valid: top1"):
         build_model("fcanet18", freq_sel="top3")
 
@@ -341,3 +342,269 @@ def test_full_width_at_224_to_static(name):
 def test_mod_position_on_basic_blocks_is_an_error_not_silently_post():
     with pytest.raises(ValueError, match="position 'mod' needs Bottleneck blocks"):
         build_model("orthonet18", 10, stem="cifar", width=4, position="mod")
+
+
+# ----------------------------------------------------------------------------- timm conventions
+from orthonets_paddle import create_model  # noqa: E402
+from orthonets_paddle.models.resnet import DropPath  # noqa: E402
+
+TINY = dict(width=4, stem="cifar")
+SAMPLE = ["resnet18", "se_resnet34", "fcanet50", "orthonet18", "orthonet_mod_50"]
+
+
+def test_list_models_wildcards_as_timm():
+    ortho = ["orthonet18", "orthonet34", "orthonet50", "orthonet101", "orthonet152",
+             "orthonet_mod_50", "orthonet_mod_101", "orthonet_mod_152"]
+    assert list_models("orthonet*") == ortho
+    assert list_models("orthonet_mod_*") == ortho[5:]
+    assert list_models("*50", exclude_filters=["orthonet_mod*", "se_*"]) == [
+        "resnet50", "fcanet50", "orthonet50"]
+    assert list_models(["resnet1?", "fcanet18"]) == ["resnet18", "fcanet18"]
+    assert list_models("18") == ["resnet18", "se_resnet18", "fcanet18", "orthonet18"]  # substring
+    assert list_models("nothing*") == []
+
+
+@pytest.mark.parametrize("name", list_models())
+def test_every_model_has_the_timm_attributes(name):
+    m = create_model(name, num_classes=0, in_chans=1, **TINY)
+    assert m.arch == name and m.fc is None and isinstance(m.get_classifier(), paddle.nn.Identity)
+    assert not any(k.startswith("fc.") for k in m.state_dict())
+    assert m.feature_info.channels()[-1] == m.num_features
+    assert m.feature_info.reduction() == [1, 2, 4, 8]
+    cfg = m.pretrained_cfg
+    assert cfg["num_classes"] == 0 and cfg["input_size"] == (1, 32, 32) and cfg["crop_pct"] == 1.0
+    assert m.state_dict()[cfg["first_conv"] + ".weight"].shape[1] == 1  # the in_chans conv
+    assert cfg["pool_size"] == (4, 4) and cfg["interpolation"] == "bilinear"
+    imagenet = get_pretrained_cfg(name)
+    side = imagenet["input_size"][-1]
+    assert imagenet["pool_size"] == (-(-side // 32),) * 2 and imagenet["crop_pct"] == 0.875
+
+
+@pytest.mark.parametrize("name", SAMPLE)
+def test_create_model_is_build_model(name):
+    paddle.seed(5)
+    a = create_model(name, num_classes=7, in_chans=2, **TINY)
+    paddle.seed(5)
+    b = build_model(name, num_classes=7, in_channels=2, **TINY)
+    sa, sb = a.state_dict(), b.state_dict()
+    assert list(sa) == list(sb)
+    for k in sa:
+        np.testing.assert_array_equal(sa[k].numpy(), sb[k].numpy())
+    with pytest.raises(ValueError, match="in_chans=1 and in_channels=3 disagree"):
+        create_model(name, in_chans=1, in_channels=3, **TINY)
+
+
+def _pool_oracle(fmap, pool):
+    avg, mx = fmap.mean(axis=(2, 3)), fmap.max(axis=(2, 3))
+    return {"avg": avg, "max": mx, "avgmax": 0.5 * (avg + mx),
+            "catavgmax": np.concatenate([avg, mx], 1)}[pool]
+
+
+@pytest.mark.parametrize("name", SAMPLE)
+@pytest.mark.parametrize("pool", ["avg", "max", "avgmax", "catavgmax"])
+def test_num_classes_0_and_global_pool_against_numpy(name, pool):
+    paddle.seed(6)
+    m = create_model(name, num_classes=0, global_pool=pool, **TINY)
+    m.eval()
+    x = paddle.randn([2, 3, 16, 16])
+    with paddle.no_grad():
+        fmap = m.forward_features(x).numpy()
+        got = m(x).numpy()
+    assert got.shape == (2, m.num_features)
+    np.testing.assert_allclose(got, _pool_oracle(fmap, pool), rtol=1e-5, atol=1e-6)
+    m.reset_classifier(3)  # the classifier takes num_features (twice the channels for cat)
+    assert m(x).shape == [2, 3] and m.get_classifier() is m.fc
+
+
+def test_unpooled_features_and_pool_errors():
+    m = create_model("orthonet18", num_classes=0, global_pool="", **TINY)
+    assert m(paddle.randn([1, 3, 16, 16])).shape == [1, 32, 2, 2]
+    with pytest.raises(ValueError, match="global_pool='' .*num_classes=0"):
+        create_model("orthonet18", num_classes=10, global_pool="", **TINY)
+    with pytest.raises(ValueError, match="unknown global_pool 'mean'; valid: avg, max"):
+        create_model("orthonet18", global_pool="mean", **TINY)
+    with pytest.raises(ValueError, match="drop_path_rate must be a probability"):
+        create_model("orthonet18", drop_path_rate=1.5, **TINY)
+
+
+def test_drop_rate_is_dropout_before_the_classifier():
+    paddle.seed(7)
+    m = create_model("orthonet18", num_classes=0, drop_rate=0.5, **TINY)
+    feats = paddle.ones([400, m.num_features, 2, 2])
+    m.train()
+    out = m.forward_head(feats).numpy()
+    assert set(np.unique(out)) <= {0.0, 2.0}  # inverted dropout: kept values scaled by 1/(1-p)
+    assert 0.4 < (out == 0).mean() < 0.6
+    m.eval()
+    np.testing.assert_array_equal(m.forward_head(feats).numpy(), np.ones_like(out))
+
+
+def test_drop_path_rates_increase_linearly_per_block():
+    m = create_model("orthonet_mod_50", drop_path_rate=0.2, **TINY)
+    rates = [b.drop_path.p if b.drop_path is not None else 0.0 for b in _blocks(m)]
+    np.testing.assert_allclose(rates, np.linspace(0, 0.2, 16), rtol=1e-12)  # timm's rule
+    assert create_model("orthonet18", **TINY).layer4[1].drop_path is None  # off by default
+
+
+def test_drop_path_drops_whole_samples_of_the_branch():
+    paddle.seed(8)
+    dp = DropPath(0.3)
+    x = paddle.ones([2000, 3, 2, 2])
+    dp.train()
+    y = dp(x).numpy()
+    per_sample = y.reshape(2000, -1)
+    assert (per_sample == per_sample[:, :1]).all()  # all or nothing per sample
+    assert set(np.unique(y)) <= {0.0, 1 / 0.7} or np.allclose(np.unique(y), [0, 1 / 0.7])
+    assert 0.25 < (per_sample[:, 0] == 0).mean() < 0.35
+    dp.eval()
+    np.testing.assert_array_equal(dp(x).numpy(), x.numpy())
+
+
+@pytest.mark.parametrize("name", ["orthonet18", "orthonet_mod_50", "resnet18"])
+def test_drop_path_in_a_block_against_its_definition(name):
+    """With frozen BN, block(x) in training is relu(identity) for a dropped sample and
+    relu(identity + branch / keep) for a kept one (branch: the block's residual branch)."""
+    paddle.seed(9)
+    m = create_model(name, drop_path_rate=0.9, norm="frozen_bn", **TINY)
+    blk = m.layer4[-1]  # the last block (rate 0.9); stride 1, no downsample: identity is x
+    keep = 1 - blk.drop_path.p
+    x = paddle.randn([64, blk.conv1.weight.shape[1], 2, 2])
+    m.eval()
+    with paddle.no_grad():
+        blk.drop_path.p, saved = 0.0, blk.drop_path.p
+        ref_full = blk(x).numpy()
+        blk.drop_path.p = saved
+        # branch + identity through relu at p=0 gives ref_full; recover the branch from a
+        # copy of the block's forward without the final relu/add.
+        def branch(z):
+            if isinstance(blk, resnet.Bottleneck):
+                out = blk.relu(blk.bn1(blk.conv1(z)))
+                out = blk.bn2(blk.conv2(out))
+                out = blk.att(out) if blk.att is not None and blk.position == "mod" else out
+                out = blk.bn3(blk.conv3(blk.relu(out)))
+                return out if blk.att is None or blk.position == "mod" else blk.att(out)
+            out = blk.bn2(blk.conv2(blk.relu(blk.bn1(blk.conv1(z)))))
+            return out if blk.att is None else blk.att(out)
+        b = branch(x).numpy()
+    np.testing.assert_allclose(np.maximum(b + x.numpy(), 0), ref_full, rtol=1e-5, atol=1e-5)
+    m.train()
+    got = blk(x).numpy()
+    dropped = np.maximum(x.numpy(), 0)
+    kept = np.maximum(x.numpy() + b / keep, 0)
+    is_dropped = np.array([np.allclose(g, d, atol=1e-5) for g, d in zip(got, dropped)])
+    np.testing.assert_allclose(got[~is_dropped], kept[~is_dropped], rtol=1e-4, atol=1e-4)
+    assert keep == pytest.approx(0.1) and 0.7 * 64 < is_dropped.sum() < 64
+
+
+def test_feature_info_matches_the_feature_maps():
+    m = create_model("orthonet50", features_only=True, width=4)
+    feats = m(paddle.randn([1, 3, 64, 64]))
+    assert m.feature_info.channels() == [f.shape[1] for f in feats]
+    assert m.feature_info.reduction() == [64 // f.shape[2] for f in feats]
+    assert m.feature_info.channels(-1) == 128 and m.feature_info.module_name(0) == "layer1"
+    full = create_model("orthonet50", width=4)
+    assert full.pretrained_cfg["pool_size"] == tuple(full.forward_features(
+        paddle.randn([1, 3, 256, 256])).shape[2:])
+    assert full.feature_info[0]["num_chs"] == 16  # still the list of dicts det/backbone reads
+
+
+def test_no_classifier_model_loads_a_full_checkpoint(tmp_path):
+    paddle.seed(10)
+    src = create_model("orthonet18", num_classes=10, **TINY)
+    path = str(tmp_path / "w.pdparams")
+    paddle.save(src.state_dict(), path)
+    feats = create_model("orthonet18", num_classes=0, pretrained=path, **TINY)
+    x = paddle.randn([2, 3, 16, 16])
+    src.eval(), feats.eval()
+    np.testing.assert_allclose(feats(x).numpy(), src.forward_head(src.forward_features(x), True).numpy(),
+                               rtol=1e-6, atol=1e-6)
+
+
+# ----------------------------------------------------------------------------- paddle.hub
+def _clean_copy(dst):
+    """The repository's files (tracked and new, not ignored) copied to ``dst``: a clean
+    clone of the working tree, without outputs, caches or an install."""
+    import os
+    import shutil
+    import subprocess
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    files = subprocess.run(["git", "-C", root, "ls-files", "-co", "--exclude-standard"],
+                           capture_output=True, text=True, check=True).stdout.split("\n")
+    for rel in filter(None, files):
+        if os.path.isfile(os.path.join(root, rel)):
+            os.makedirs(os.path.dirname(os.path.join(dst, rel)), exist_ok=True)
+            shutil.copy2(os.path.join(root, rel), os.path.join(dst, rel))
+    return dst
+
+
+def test_paddle_hub_load_and_list_from_a_clean_clone(tmp_path):
+    import subprocess
+    import sys
+    clone = _clean_copy(str(tmp_path / "repo"))
+    code = (
+        "import json, sys, paddle\n"
+        "names = paddle.hub.list(sys.argv[1], source='local')\n"
+        "m = paddle.hub.load(sys.argv[1], 'orthonet50', source='local', num_classes=0, width=4)\n"
+        "c = paddle.hub.load(sys.argv[1], 'resnet18', source='local', num_classes=3, stem='cifar',"
+        " width=4, in_chans=1)\n"
+        "out = c(paddle.randn([2, 1, 16, 16]))\n"
+        "print(json.dumps({'names': names, 'arch': m.arch, 'feat': m.num_features,"
+        " 'fc': m.fc is None, 'out': out.shape, 'file': sys.modules['orthonets_paddle'].__file__,"
+        " 'doc': paddle.hub.help(sys.argv[1], 'orthonet18', source='local')}))\n")
+    proc = subprocess.run([sys.executable, "-c", code, clone], capture_output=True, text=True,
+                          cwd=str(tmp_path), timeout=300,
+                          env={k: v for k, v in __import__("os").environ.items()
+                               if k != "PYTHONPATH"})
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    got = __import__("json").loads(proc.stdout.strip().splitlines()[-1])
+    assert sorted(got["names"]) == sorted(list_models())  # only the models are public
+    assert got["arch"] == "orthonet50" and got["feat"] == 128 and got["fc"]
+    assert got["out"] == [2, 3] and got["file"].startswith(clone)  # the clone's package
+    assert "OrthoNet-18" in got["doc"]
+
+
+# ----------------------------------------------------------------------------- docs/MODELS.md
+_MODELS_MD = __import__("os").path.join(__import__("os").path.dirname(
+    __import__("os").path.dirname(__import__("os").path.abspath(__file__))), "docs", "MODELS.md")
+
+
+def _table_params():
+    from orthonets_paddle.deploy.model_table import read_params_column
+    with open(_MODELS_MD, encoding="utf-8") as f:
+        return read_params_column(f.read())
+
+
+def test_models_md_lists_every_registered_model():
+    assert set(_table_params()) == set(list_models())
+
+
+@pytest.mark.parametrize("name", [pytest.param(n, marks=pytest.mark.slow) if n.endswith(("101", "152"))
+                                  else n for n in list_models()])
+def test_models_md_params_equal_build_model(name):
+    assert _table_params()[name] == _trainable(build_model(name, num_classes=1000))
+
+
+def test_model_flops_counts_conv_and_linear_macs():
+    from orthonets_paddle.deploy.model_table import model_flops
+    net = paddle.nn.Sequential(paddle.nn.Conv2D(3, 4, 3, padding=1), paddle.nn.ReLU(),
+                               paddle.nn.Conv2D(4, 6, 1, stride=2, groups=2),
+                               paddle.nn.Flatten(), paddle.nn.Linear(6 * 4 * 4, 5))
+    # 8x8x4 outputs x 27 MACs; 4x4x6 outputs x (4/2 input channels); 96 x 5.
+    assert model_flops(net, [3, 8, 8]) == 8 * 8 * 4 * 27 + 4 * 4 * 6 * 2 + 96 * 5
+    assert round(model_flops(build_model("resnet50"), [3, 224, 224]) / 1e9, 1) == 4.1  # timm: 4.1
+
+
+def test_squeeze_none_and_config_errors_name_the_dotted_key():
+    plain = build_model_from_config({"name": "orthonet18", "class_num": 3, "squeeze": "none", **TINY})
+    ref = build_model("resnet18", 3, **TINY)
+    assert all(b.att is None for b in _blocks(plain))
+    assert [(k, v.shape) for k, v in plain.state_dict().items()] == [
+        (k, v.shape) for k, v in ref.state_dict().items()]
+    with pytest.raises(ValueError, match=r"^Arch\.squeeze: unknown squeeze 'gram'.*valid: none "):
+        build_model_from_config({"name": "resnet18", "class_num": 3, "squeeze": "gram"})
+    with pytest.raises(ValueError, match=r"^Arch\.class_num: num_classes must be"):
+        build_model_from_config({"name": "resnet18", "class_num": -2})
+    with pytest.raises(ValueError, match=r"^Arch\.global_pool: unknown global_pool"):
+        build_model_from_config({"name": "resnet18", "class_num": 3, "global_pool": "mean"})
+    with pytest.raises(ValueError, match=r"^Arch\.name: unknown model 'orthonet19'"):
+        build_model_from_config({"name": "orthonet19", "class_num": 3})

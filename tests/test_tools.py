@@ -104,6 +104,7 @@ def test_export_tool_and_infer_backends(work, images, tmp_path):
     inf = work["root"] / "inference"
     assert sorted(os.listdir(inf)) == ["inference.json", "inference.onnx", "inference.pdiparams"]
     assert "max abs diff" in proc.stdout
+    assert "PIR" not in proc.stderr and "W1" not in proc.stderr  # Paddle's tracing notices
     # No temporary export folders left next to the output.
     assert not [p for p in os.listdir(work["root"]) if ".export-" in p]
 
@@ -171,8 +172,11 @@ def test_infer_tool_topk_json(work, images, tmp_path):
                             f"Infer.PostProcess.class_names={names}", "Infer.batch_size=4"))
     assert proc.returncode == 0, proc.stderr
     assert "class_0/img_0.png: label_" in proc.stdout
-    with open(tmp_path / "infer_results.json") as f:
-        saved = json.load(f)
+    assert f"model: {work['weights']}" in proc.stdout
+    text = (tmp_path / "infer_results_dygraph.json").read_text()
+    assert text.startswith('{\n  "backend"')  # indented JSON
+    saved = json.loads(text)
+    assert saved["model_files"] == [work["weights"]]
     assert saved["backend"] == "dygraph" and len(saved["results"]) == 6
     for row in saved["results"]:
         top = row["topk"]
@@ -204,6 +208,105 @@ def test_infer_errors_name_the_file(work, images, tmp_path):
         infer_from_config(cfg)
 
 
+FMNIST_CFG = os.path.join(ROOT, "configs", "orthonet18_fashionmnist.yaml")
+
+
+@pytest.fixture(scope="module")
+def fmnist(tmp_path_factory):
+    """Random-weight Fashion-MNIST OrthoNet-18 (width 8, grayscale 28x28), exported."""
+    root = tmp_path_factory.mktemp("fmnist")
+    paddle.seed(11)
+    over = [f"Global.save_inference_dir={root / 'inference'}", "Global.progress_bar=False"]
+    model = build_model_from_config(load_config(FMNIST_CFG, over)["Arch"])
+    weights = str(root / "w.pdparams")
+    paddle.save(model.state_dict(), weights)
+    over.append(f"Global.pretrained_model={weights}")
+    export_from_config(load_config(FMNIST_CFG, over + [f"Global.output_dir={root}"]), onnx=True)
+    return {"root": root, "overrides": over, "weights": weights}
+
+
+def _fmnist_images(folder, rng):
+    from PIL import Image
+    folder.mkdir()
+    for side in (28, 64, 280):
+        for i in range(2):
+            # A bright square on noise: cropping instead of resizing changes what is seen.
+            img = rng.integers(0, 60, (side, side)).astype(np.uint8)
+            img[side // 8: side // 2, side // 4: side // 2 + i * side // 4] = 250
+            Image.fromarray(img, "L").save(folder / f"s{side}_{i}.png")
+    return folder
+
+
+def test_any_image_size_gives_one_answer_on_all_backends(fmnist, tmp_path):
+    """28x28, 64x64 and 280x280 images, Infer.transforms null (the shipped config): the
+    pipeline resolved from pretrained_cfg (crop_pct 1.0, bilinear, the eval Normalize)
+    gives the same top-3 on dygraph, Paddle Inference and ONNX Runtime, and that equals
+    the model on the image PIL-resized to 28x28 and normalised by hand."""
+    from PIL import Image
+    folder = _fmnist_images(tmp_path / "imgs", np.random.default_rng(12))
+    outs = {}
+    for backend in ("dygraph", "paddle", "onnx"):
+        cfg = load_config(FMNIST_CFG, fmnist["overrides"] + [
+            f"Global.output_dir={tmp_path}", f"Infer.infer_imgs={folder}"])
+        outs[backend] = infer_from_config(cfg, backend=backend)
+        assert outs[backend]["results_file"] == str(tmp_path / f"infer_results_{backend}.json")
+    assert outs["paddle"]["model_files"][0].endswith("inference.json")
+    assert "runs the export" in outs["onnx"]["note"] and "inference.onnx" in outs["onnx"]["note"]
+    model = build_model_from_config(cfg["Arch"])
+    model.set_state_dict(paddle.load(fmnist["weights"]))
+    model.eval()
+    ids = {b: [[t["class_id"] for t in r["topk"]] for r in o["results"]] for b, o in outs.items()}
+    assert ids["dygraph"] == ids["paddle"] == ids["onnx"] and len(ids["dygraph"]) == 6
+    for b in ("paddle", "onnx"):
+        np.testing.assert_allclose([[t["score"] for t in r["topk"]] for r in outs[b]["results"]],
+                                   [[t["score"] for t in r["topk"]] for r in outs["dygraph"]["results"]],
+                                   atol=1e-4)
+    for row in outs["dygraph"]["results"]:
+        with Image.open(row["image"]) as im:
+            small = np.asarray(im.resize((28, 28), Image.BILINEAR), dtype=np.float32) / 255
+        x = ((small - 0.286) / 0.353)[None, None]
+        with paddle.no_grad():
+            logits = model(paddle.to_tensor(x)).numpy()[0]
+        p = np.exp(logits - logits.max())
+        p /= p.sum()
+        want = np.argsort(-p)[:3]
+        assert [t["class_id"] for t in row["topk"]] == want.tolist(), row["image"]
+        np.testing.assert_allclose([t["score"] for t in row["topk"]], p[want], rtol=1e-5)
+
+
+def test_bad_file_in_a_folder_is_skipped_or_fatal(fmnist, tmp_path, caplog):
+    folder = _fmnist_images(tmp_path / "imgs", np.random.default_rng(13))
+    (folder / "broken.png").write_bytes(b"not a png")
+    cfg = load_config(FMNIST_CFG, fmnist["overrides"] + [
+        f"Global.output_dir={tmp_path}", f"Infer.infer_imgs={folder}"])
+    out = infer_from_config(cfg)
+    assert out["skipped"] == [str(folder / "broken.png")] and len(out["results"]) == 6
+    assert "broken.png" in caplog.text and "skipped" in caplog.text
+    with pytest.raises(InferError, match="broken.png is not a readable image"):
+        infer_from_config(cfg, strict=True)
+    proc = run_tool("infer.py", "-c", FMNIST_CFG, "--strict", *[a for o in fmnist["overrides"] + [
+        f"Global.output_dir={tmp_path}", f"Infer.infer_imgs={folder}"] for a in ("-o", o)])
+    assert proc.returncode == 2 and "broken.png" in proc.stderr
+
+
+def test_infer_settings_reads_postprocess_and_the_flat_keys(tmp_path):
+    from orthonets_paddle.deploy.infer import infer_settings, load_class_id_map
+    flat = {"Infer": {"infer_imgs": "a.png", "batch_size": 2, "topk": 3, "class_names": ["x"]}}
+    assert infer_settings(flat) == {"infer_imgs": "a.png", "batch_size": 2, "transforms": None,
+                                    "topk": 3, "class_names": ["x"], "class_id_map_file": None}
+    idmap = tmp_path / "ids.txt"
+    idmap.write_text("1 dog\n0 cat\n\n2 hot dog\n")
+    new = {"Infer": {"infer_imgs": "b", "batch_size": 4, "transforms": None,
+                     "PostProcess": {"name": "Topk", "topk": 1, "class_id_map_file": str(idmap)}}}
+    got = infer_settings(new)
+    assert got["topk"] == 1 and got["class_id_map_file"] == str(idmap)
+    assert load_class_id_map(got["class_id_map_file"], 3) == ["cat", "dog", "hot dog"]
+    with pytest.raises(InferError, match=r"no name for class id\(s\) \[3\]"):
+        load_class_id_map(str(idmap), 4)
+    with pytest.raises(InferError, match="valid: Topk"):
+        infer_settings({"Infer": {"PostProcess": {"name": "Argmax"}}})
+
+
 def test_static_backend_without_export_is_an_error(work, tmp_path):
     with pytest.raises(FileNotFoundError, match="export_model.py"):
         create_predictor("paddle", save_dir=str(tmp_path))
@@ -218,6 +321,7 @@ def test_benchmark_tool_compare(tmp_path):
                     "--width", 8, "--batch-size", 2, "--warmup", 1, "--repeats", 2, "--threads", 1,
                     "--compare", "resnet18", "--train", "--json", out)
     assert proc.returncode == 0, proc.stderr
+    assert "PIR" not in proc.stderr and "W1" not in proc.stderr  # Paddle's tracing notices
     assert "1 CPU threads" in proc.stdout
     for text in ("orthonet18", "resnet18", "Paddle Inference", "ONNX Runtime", "training",
                  "throughput ratio orthonet18 / resnet18"):
@@ -263,10 +367,10 @@ def test_measure_functions():
 
 
 # ----------------------------------------------------------------------------- compare
-def _fake_run(path, arch, accs, throughput=None):
+def _fake_run(path, arch, accs, throughput=None, extra=()):
     """A finished run folder as train() leaves it (config.yaml + metrics.json)."""
     os.makedirs(path)
-    cfg = load_config(CFG, [f"Arch.name={arch}", "Arch.width=8"])
+    cfg = load_config(CFG, [f"Arch.name={arch}", "Arch.width=8", *extra])
     with open(os.path.join(path, "config.yaml"), "w") as f:
         yaml.safe_dump(cfg, f)
     steps = [10 * (i + 1) for i in range(len(accs))]
@@ -300,8 +404,115 @@ def test_compare_tool(tmp_path):
     assert (out / "learning_curves.png").stat().st_size > 0
 
 
+def test_compare_labels_variants_and_keeps_titles_short(tmp_path, monkeypatch):
+    import orthonets_paddle.plotting as plotting
+    _fake_run(tmp_path / "a", "resnet18", [0.2, 0.5])
+    _fake_run(tmp_path / "b", "resnet18", [0.3, 0.5], extra=["Arch.squeeze=random"])
+    _fake_run(tmp_path / "c", "resnet18", [0.3, 0.6], extra=["Arch.squeeze=random"])
+    _fake_run(tmp_path / "d", "orthonet18", [0.4, 0.6])
+    titles = []
+    real = plotting.plot_curves_together
+
+    def spy(*args, **kwargs):
+        titles.append(kwargs.get("title"))
+        return real(*args, **kwargs)
+    monkeypatch.setattr(plotting, "plot_curves_together", spy)
+    out = compare_runs([str(tmp_path / n) for n in "abcd"], str(tmp_path / "cmp"))
+    assert [r["model"] for r in out["rows"]] == [
+        "resnet18", "resnet18 (squeeze=random) (b)", "resnet18 (squeeze=random) (c)",
+        "orthonet18"]
+    assert titles == ["Val acc (4 runs)", "Val loss (4 runs)"]  # the legend names the runs
+
+
 def test_compare_needs_run_folders(tmp_path):
     with pytest.raises(ValueError, match="no metrics.json"):
         compare_runs([str(tmp_path)])
     proc = run_tool("compare.py", tmp_path / "missing")
     assert proc.returncode == 2 and "does not exist" in proc.stderr
+
+
+def test_resolve_data_config_precedence_and_ops():
+    from orthonets_paddle.data.preprocess import resolve_data_config, transform_ops
+    from orthonets_paddle.models import build_model
+    m = build_model("orthonet50", width=4)
+    cfg = resolve_data_config(model=m)
+    assert cfg == {"input_size": (3, 256, 256), "interpolation": "bilinear",
+                   "mean": (0.485, 0.456, 0.406), "std": (0.229, 0.224, 0.225), "crop_pct": 0.875}
+    # timm's eval resize: floor(256 / 0.875) = 292, then the 256 centre crop.
+    assert transform_ops(cfg)[:2] == [{"Resize": {"size": 292, "interpolation": "bilinear"}},
+                                      {"CenterCrop": {"size": [256, 256]}}]
+    over = resolve_data_config({"input_size": 224, "crop_pct": None, "mean": [0.5], "std": [0.25]},
+                               model=m)
+    assert over["input_size"] == (3, 224, 224) and over["crop_pct"] == 0.875
+    assert over["mean"] == (0.5,) * 3 and over["std"] == (0.25,) * 3
+    with pytest.raises(ValueError, match="crop_pct must be in"):
+        resolve_data_config({"crop_pct": 1.5})
+    with pytest.raises(ValueError, match="mean has 2 values but input_size"):
+        resolve_data_config({"mean": [0.1, 0.2]})
+
+
+def test_interrupted_training_prints_the_resume_command(tmp_path, monkeypatch):
+    import importlib.util
+    monkeypatch.syspath_prepend(os.path.join(ROOT, "tools"))
+    spec = importlib.util.spec_from_file_location("train_tool", os.path.join(ROOT, "tools", "train.py"))
+    tool = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tool)
+    argv = ["-c", "configs/orthonet18_cifar10.yaml", "-o", "Global.epochs=3", "-o",
+            "Global.checkpoints=old/run"]
+    assert "no checkpoint to resume" in tool.resume_hint(argv, str(tmp_path))
+    (tmp_path / "latest.pdparams").write_bytes(b"")
+    assert tool.resume_hint(argv, str(tmp_path)) == (
+        "resume with: python tools/train.py -c configs/orthonet18_cifar10.yaml -o Global.epochs=3"
+        f" -o Global.checkpoints={tmp_path}")
+
+
+def _options_without_help(text):
+    """Option lines of an argparse -h text with no help after them (same line or next)."""
+    import re
+    lines, out = text.splitlines(), []
+    for i, line in enumerate(lines):
+        m = re.match(r"^  (-[^ ].*?)(\s{2,}(\S.*))?$", line)
+        if m and not m.group(3) and not re.match(r"^\s{8,}\S", (lines + [""])[i + 1]):
+            out.append(m.group(1).strip())
+    return out
+
+
+def test_every_option_of_every_tool_has_help():
+    assert _options_without_help("options:\n  -h, --help  show\n  --x X\n  --y Y\n        why\n") == ["--x X"]
+    tools = sorted(t for t in os.listdir(os.path.join(ROOT, "tools"))
+                   if t.endswith(".py") and not t.startswith("_"))
+    assert "model_table.py" in tools and "infer.py" in tools
+    for tool in tools:
+        proc = run_tool(tool, "-h")
+        assert proc.returncode == 0, (tool, proc.stderr[-500:])
+        assert _options_without_help(proc.stdout) == [], tool
+
+
+def test_data_file_that_is_a_folder_says_so(tmp_path):
+    from orthonets_paddle.data import Cifar10, DataFileError
+    with pytest.raises(DataFileError, match=r"is a folder; give the archive file cifar-10-python"):
+        Cifar10(data_file=str(tmp_path))
+    archive = make_cifar_archive(tmp_path / "data", n_train=10, n_test=10)
+    folder = os.path.dirname(archive)
+    if os.path.basename(archive) == "cifar-10-python.tar.gz":
+        with pytest.raises(DataFileError, match=f"is a folder; use {archive}"):
+            Cifar10(data_file=folder)
+
+
+def test_raw_pipelines_get_the_file_bytes(tmp_path):
+    """A PaddleClas pipeline starting with DecodeImage is handed the file's bytes."""
+    from PIL import Image
+    from orthonets_paddle.deploy.infer import predict_images
+    path = tmp_path / "a.png"
+    Image.fromarray(np.full((4, 4, 3), 7, np.uint8)).save(path)
+    seen = []
+
+    def decode(data):
+        seen.append(data)
+        return np.zeros((3, 4, 4), np.float32)
+
+    class Zero:
+        def predict(self, batch):
+            return np.zeros((len(batch), 2), np.float32)
+    predict_images(Zero(), [str(path)], decode, raw=True)
+    assert seen == [path.read_bytes()]

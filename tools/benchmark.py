@@ -45,11 +45,16 @@ if __name__ == "__main__":
     parser.add_argument("--image-size", type=int, default=None,
                         help="input side (default: the config's image_shape, or the model's input_size)")
     parser.add_argument("--width", type=int, default=None, help="base channels (--arch only; default 64)")
-    parser.add_argument("--batch-size", type=int, default=128)
-    parser.add_argument("--warmup", type=int, default=5)
-    parser.add_argument("--repeats", type=int, default=20)
+    parser.add_argument("--batch-size", type=int, default=128,
+                        help="images per timed batch (default: 128)")
+    parser.add_argument("--warmup", type=int, default=5,
+                        help="untimed batches per model and backend first (default: 5)")
+    parser.add_argument("--repeats", type=int, default=20,
+                        help="timed batches per model and backend, interleaved (default: 20)")
     parser.add_argument("--threads", type=int, default=None, help="CPU threads (default: all cores)")
-    parser.add_argument("--backends", default="dygraph,paddle,onnx")
+    parser.add_argument("--backends", default="dygraph,paddle,onnx",
+                        help="comma-separated: dygraph (eager), paddle (Paddle Inference on an "
+                             "export), onnx (ONNX Runtime) (default: all three)")
     parser.add_argument("--train", action="store_true", help="also time training steps")
     parser.add_argument("--compare", metavar="ARCH", help="second model, e.g. resnet18")
     parser.add_argument("--json", metavar="PATH",

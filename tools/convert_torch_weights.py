@@ -18,7 +18,9 @@ def main(argv=None) -> int:
                         help="target model, e.g. orthonet50, orthonet_mod_50, fcanet50, resnet50")
     parser.add_argument("--num-classes", type=int, default=None,
                         help="classifier outputs (default: from the checkpoint's fc.weight)")
-    parser.add_argument("--stem", default="imagenet", choices=["imagenet", "cifar"])
+    parser.add_argument("--stem", default="imagenet", choices=["imagenet", "cifar"],
+                        help="the checkpoint's stem: imagenet (7x7/2 conv + max pool) or cifar "
+                             "(3x3/1 conv) (default: imagenet)")
     parser.add_argument("--input-size", type=int, default=None,
                         help="training size (default: from the checkpoint's filter banks)")
     parser.add_argument("--trust-pickle", action="store_true",

@@ -209,6 +209,11 @@ class Cifar10(_ArrayDataset):
         name = type(self).__name__
         if data_file is not None:
             data_file = os.path.expanduser(str(data_file))
+            if os.path.isdir(data_file):  # api helper (issue 19): say it is a folder
+                inside = os.path.join(data_file, self.archive)
+                hint = (f"use {inside}" if os.path.isfile(inside) else
+                        f"give the archive file {self.archive} itself, not its folder")
+                raise DataFileError(f"{name}: data_file {data_file} is a folder; {hint}")
             if not os.path.isfile(data_file):
                 raise DataFileError(
                     f"{name}: data_file {data_file} does not exist; give the path of the "

@@ -8,8 +8,10 @@ never leaves half-written or mismatched files behind.
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
+import sys
 import tempfile
 from typing import Any, Dict, Optional, Sequence
 
@@ -22,7 +24,7 @@ from ..utils.io import write_bytes
 from .predictors import OnnxPredictor, PaddlePredictor, inference_files
 
 __all__ = ["ExportError", "export_model", "export_onnx", "export_from_config", "verify_export",
-           "check_image_shape", "DEFAULT_OPSET"]
+           "check_image_shape", "drop_paddle_notices", "DEFAULT_OPSET"]
 
 DEFAULT_OPSET = 13  # the lowest opset paddle2onnx 2.1 picks for these models anyway
 TOLERANCE = 1e-4
@@ -30,6 +32,32 @@ TOLERANCE = 1e-4
 
 class ExportError(RuntimeError):
     """An export failed, or the exported model disagrees with the dygraph one."""
+
+
+# Paddle's C++ notices during tracing that no user can act on (every model, even
+# paddle.vision's ResNet, triggers the first).
+PADDLE_NOTICES = ("not support input out tensor",)
+
+
+@contextlib.contextmanager
+def drop_paddle_notices(patterns: Sequence[str] = PADDLE_NOTICES):
+    """Run the block with the process's stderr (file descriptor 2, where Paddle's glog
+    writes) captured, then pass on every line except those containing ``patterns``."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile() as buf:
+        os.dup2(buf.fileno(), 2)
+        try:
+            yield
+        finally:
+            sys.stderr.flush()
+            os.dup2(saved, 2)
+            os.close(saved)
+            buf.seek(0)
+            for line in buf.read().decode("utf-8", "replace").splitlines(True):
+                if not any(p in line for p in patterns):
+                    sys.stderr.write(line)
+            sys.stderr.flush()
 
 
 def check_image_shape(image_shape: Any) -> list:
@@ -166,7 +194,8 @@ def export_model(model: paddle.nn.Layer, save_dir: str, image_shape: Sequence[in
         model.eval()
         spec = paddle.static.InputSpec([None, *image_shape], "float32", name="x")
         try:
-            paddle.jit.save(model, os.path.join(tmp, prefix), input_spec=[spec])
+            with drop_paddle_notices():
+                paddle.jit.save(model, os.path.join(tmp, prefix), input_spec=[spec])
         except Exception as exc:  # to_static raises many types; the cause is in the message
             shape = ", ".join(map(str, image_shape))
             raise ExportError(f"paddle.jit.save failed for input [N, {shape}] "

@@ -270,7 +270,9 @@ def load_checkpoint(path: str) -> Dict[str, Any]:
 
 
 # ----------------------------------------------------------------------------- identity
-_IDENTITY_SKIP = ("features_only", "out_indices")  # views of the same weights
+# Views of the same weights, and training-only regularisers (api helper, issue 19: timm's
+# global_pool/drop_rate/drop_path_rate are absent from older checkpoints' identities).
+_IDENTITY_SKIP = ("features_only", "out_indices", "global_pool", "drop_rate", "drop_path_rate")
 
 
 def arch_identity(arch: Dict[str, Any]) -> Dict[str, Any]:

@@ -88,17 +88,33 @@ def load_run(run_dir: str) -> Dict[str, Any]:
     arch = metrics.get("arch") or (arch_cfg or {}).get("name") or os.path.basename(run_dir)
     params = count_parameters(build_model_from_config(arch_cfg)) if arch_cfg else None
     best = metrics.get("best_acc")
-    return {"dir": run_dir, "arch": arch,
+    return {"dir": run_dir, "arch": arch, "arch_cfg": arch_cfg or {},
             "best_acc": best if isinstance(best, (int, float)) and best >= 0 else None,
             "params": params, "throughput": run_throughput(run_dir, arch),
             "records": {"acc": metrics.get("acc_record") or {},
                         "loss": metrics.get("loss_record") or {}}}
 
 
+def _variant(run: Dict[str, Any], same_arch: Sequence[Dict[str, Any]]) -> str:
+    """``squeeze=random, width=16``: the Arch keys whose values differ among the runs of
+    one architecture (empty when none do)."""
+    cfgs = [r.get("arch_cfg") or {} for r in same_arch]
+    keys = sorted({k for c in cfgs for k in c} - {"name"})
+    diff = [k for k in keys if len({repr(c.get(k)) for c in cfgs}) > 1]
+    mine = run.get("arch_cfg") or {}
+    return ", ".join(f"{k}={mine.get(k)}" for k in diff if k in mine)
+
+
 def _labels(runs: Sequence[Dict[str, Any]]) -> List[str]:
     archs = [r["arch"] for r in runs]
-    labels = [a if archs.count(a) == 1 else f"{a} ({os.path.basename(os.path.normpath(r['dir']))})"
-              for a, r in zip(archs, runs)]
+    labels = []
+    for a, r in zip(archs, runs):
+        same = [q for q in runs if q["arch"] == a]
+        variant = _variant(r, same) if len(same) > 1 else ""
+        labels.append(f"{a} ({variant})" if variant else a)
+    # Same arch and options: the folder name tells them apart.
+    labels = [l if labels.count(l) == 1 else f"{l} ({os.path.basename(os.path.normpath(r['dir']))})"
+              for l, r in zip(labels, runs)]
     # Same arch and same folder name: fall back to the position.
     return [f"{l} #{i + 1}" if labels.count(l) > 1 else l for i, l in enumerate(labels)]
 
@@ -147,7 +163,10 @@ def compare_runs(run_dirs: Sequence[str], out_dir: Optional[str] = None,
         # Validation curves when every run has them (runs without an Eval loader do not).
         split = "val" if all(_has(rec, "val", key) for rec in records.values()) else "train"
         if all(_has(rec, split, key) for rec in records.values()):
-            plot_curves_together(records, metric=key, split=split, ax=ax)
+            # A short title: the legend names the runs (a "a vs b vs c" title overlaps
+            # the other panel's from three runs on).
+            plot_curves_together(records, metric=key, split=split, ax=ax,
+                                 title=f"{split.capitalize()} {key} ({len(runs)} runs)")
         else:
             ax.set_axis_off()
             ax.set_title(f"no {key} curves recorded")

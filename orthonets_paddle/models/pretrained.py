@@ -181,7 +181,10 @@ def load_pretrained(model: paddle.nn.Layer, path: str, strict: bool = False,
     classifier = getattr(model, "pretrained_cfg", {}).get("classifier", "fc") + "."
     for key, value in state.items():
         if key not in own:
-            report.unexpected.append(key)
+            if key.startswith(classifier) and getattr(model, "fc", 0) is None and not strict:
+                report.skipped_classifier = True  # num_classes=0 / features_only: no head
+            else:
+                report.unexpected.append(key)
             continue
         value = np.asarray(value)
         if tuple(value.shape) != tuple(own[key].shape):

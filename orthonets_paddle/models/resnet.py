@@ -16,18 +16,21 @@ import paddle
 import paddle.nn as nn
 
 from ..layers import create_attention
-from ..layers.filter_banks import get_filter_bank, make_banks
+from ..layers.filter_banks import FILTER_BANKS, get_filter_bank, make_banks
+from ..utils.hints import did_you_mean
 from ..layers.fused import attend_add_relu
 from .registry import get_pretrained_cfg, register_model
 
 __all__ = ["ResNet", "BasicBlock", "Bottleneck", "STEMS", "POSITIONS", "NORMS", "DEPTHS",
-           "create_resnet", "arch_options", "resnet18", "resnet34", "resnet50", "resnet101", "resnet152"]
+           "GLOBAL_POOLS", "FeatureInfo", "DropPath",
+           "create_resnet", "pretrained_cfg_for", "arch_options", "resnet18", "resnet34", "resnet50", "resnet101", "resnet152"]
 
 STEMS = ("imagenet", "cifar")
 POSITIONS = ("post", "mod")
 # bn: BatchNorm2D. frozen_bn: running statistics in training too (the output does not
 # depend on the batch; detection's usual setting). sync_bn: statistics across GPUs.
 NORMS = ("bn", "frozen_bn", "sync_bn")
+GLOBAL_POOLS = ("avg", "max", "avgmax", "catavgmax", "")
 
 
 def _norm_layer(kind: str) -> Callable[[int], nn.Layer]:
@@ -56,8 +59,10 @@ class BasicBlock(nn.Layer):
 
     def __init__(self, inplanes: int, planes: int, stride: int = 1,
                  downsample: Optional[nn.Layer] = None, attn: Optional[Callable] = None,
-                 size: int = 7, position: str = "post", norm: Callable = nn.BatchNorm2D):
+                 size: int = 7, position: str = "post", norm: Callable = nn.BatchNorm2D,
+                 drop_path: float = 0.0):
         super().__init__()
+        self.drop_path = DropPath(drop_path) if drop_path > 0 else None
         self.conv1 = _conv(inplanes, planes, 3, stride)
         self.bn1 = norm(planes)
         self.relu = nn.ReLU()
@@ -72,7 +77,7 @@ class BasicBlock(nn.Layer):
         out = self.bn2(self.conv2(out))
         if self.att is not None:
             return _attend_add_relu(self, out, identity)
-        return self.relu(out + identity)
+        return self.relu(_drop_path(self, out) + identity)
 
 
 class Bottleneck(nn.Layer):
@@ -84,8 +89,10 @@ class Bottleneck(nn.Layer):
 
     def __init__(self, inplanes: int, planes: int, stride: int = 1,
                  downsample: Optional[nn.Layer] = None, attn: Optional[Callable] = None,
-                 size: int = 7, position: str = "post", norm: Callable = nn.BatchNorm2D):
+                 size: int = 7, position: str = "post", norm: Callable = nn.BatchNorm2D,
+                 drop_path: float = 0.0):
         super().__init__()
+        self.drop_path = DropPath(drop_path) if drop_path > 0 else None
         self.conv1 = _conv(inplanes, planes, 1)
         self.bn1 = norm(planes)
         self.conv2 = _conv(planes, planes, 3, stride)
@@ -107,7 +114,7 @@ class Bottleneck(nn.Layer):
         out = self.bn3(self.conv3(out))
         if self.att is not None and not mod:
             return _attend_add_relu(self, out, identity)
-        return self.relu(out + identity)
+        return self.relu(_drop_path(self, out) + identity)
 
 
 def _attend_add_relu(block: nn.Layer, out: paddle.Tensor,
@@ -117,8 +124,11 @@ def _attend_add_relu(block: nn.Layer, out: paddle.Tensor,
     While dygraph records gradients the fused op of ``layers/fused.py`` computes the same
     values with a backward that keeps one feature map less per block (and is faster);
     ``no_grad``, ``to_static``, export, and an ``att`` with forward hooks (which must see
-    ``x * gate``) run the layer itself."""
+    ``x * gate``) run the layer itself. Stochastic depth in training drops the attended
+    branch before the add, so it runs the plain ops."""
     att = block.att
+    if identity is not None and block.drop_path is not None and block.drop_path.training:
+        return block.relu(block.drop_path(att(out)) + identity)
     if (not out.stop_gradient and paddle.in_dynamic_mode()
             and not att._forward_pre_hooks and not att._forward_post_hooks):
         return attend_add_relu(att, out, identity)
@@ -126,9 +136,34 @@ def _attend_add_relu(block: nn.Layer, out: paddle.Tensor,
     return block.relu(out if identity is None else out + identity)
 
 
+def _drop_path(block: nn.Layer, out: paddle.Tensor) -> paddle.Tensor:
+    return out if block.drop_path is None else block.drop_path(out)
+
+
+class DropPath(nn.Layer):
+    """Stochastic depth (Huang et al., arXiv:1603.09382): in training, zero a sample's
+    residual branch with probability ``p`` and scale the kept ones by ``1 / (1 - p)``;
+    the identity in eval mode (so export sees no op)."""
+
+    def __init__(self, p: float):
+        super().__init__()
+        self.p = float(p)
+
+    def forward(self, x):
+        if not self.training or self.p == 0.0:
+            return x
+        keep = 1.0 - self.p
+        mask = paddle.floor(keep + paddle.rand([x.shape[0]] + [1] * (x.ndim - 1), dtype=x.dtype))
+        return x / keep * mask
+
+    def extra_repr(self) -> str:
+        return f"p={self.p}"
+
+
 def _choice(name: str, value, valid: Sequence) -> None:
     if value not in valid:
-        raise ValueError(f"unknown {name} {value!r}; valid: {', '.join(map(str, valid))}")
+        shown = ", ".join(repr(v) if v == "" else str(v) for v in valid)
+        raise ValueError(f"unknown {name} {value!r}; valid: {shown}")
 
 
 class ResNet(nn.Layer):
@@ -139,7 +174,7 @@ class ResNet(nn.Layer):
         layers: blocks per stage, e.g. ``[2, 2, 2, 2]``.
         num_classes: classifier outputs.
         squeeze: attention filter bank (``ortho``, ``dct``, ``avg``, ``random``)
-            or None for a plain ResNet.
+            or None / ``'none'`` for a plain ResNet.
         position: ``post`` or ``mod`` (Bottleneck only; BasicBlock uses post).
         stem: ``imagenet`` (7x7/2 conv + max pool) or ``cifar`` (3x3/1 conv).
         input_size: input resolution the filter sizes are made for (stage
@@ -153,14 +188,29 @@ class ResNet(nn.Layer):
         features_only: ``forward`` returns the stage feature maps of ``out_indices``
             (no pooling, no classifier); ``feature_info`` describes them.
         out_indices: stages (0-3) returned with ``features_only``.
+        global_pool: ``avg``, ``max``, ``avgmax`` (their mean), ``catavgmax`` (both,
+            concatenated: twice the features) or ``''`` (no pooling: the feature map; needs
+            ``num_classes=0``), as timm names them.
+        drop_rate: dropout probability on the pooled features, before the classifier.
+        drop_path_rate: stochastic depth of the last block; block ``i`` of ``n`` drops its
+            residual branch with ``drop_path_rate * i / (n - 1)`` (timm's linear rule).
+
+    ``num_classes=0`` builds no classifier: ``forward`` returns the pooled features
+    ``[b, num_features]`` (timm's convention).
     """
 
     def __init__(self, block: Type[nn.Layer], layers: Sequence[int], num_classes: int = 1000,
                  squeeze: Optional[str] = None, position: str = "post", stem: str = "imagenet",
                  input_size: int = 224, width: int = 64, in_channels: int = 3,
                  reduction: int = 16, seed: int = 0, freq_sel: str = "top16", norm: str = "bn",
-                 features_only: bool = False, out_indices: Sequence[int] = (0, 1, 2, 3)):
+                 features_only: bool = False, out_indices: Sequence[int] = (0, 1, 2, 3),
+                 global_pool: str = "avg", drop_rate: float = 0.0, drop_path_rate: float = 0.0):
         super().__init__()
+        if squeeze == "none":  # the config spelling of "no attention"
+            squeeze = None
+        if squeeze is not None and squeeze not in FILTER_BANKS:
+            raise ValueError(f"unknown squeeze {squeeze!r}; {did_you_mean(str(squeeze), FILTER_BANKS)}"
+                             f"valid: none (a plain ResNet), {', '.join(FILTER_BANKS)}")
         _choice("stem", stem, STEMS)
         _choice("attention position", position, POSITIONS)
         _choice("norm", norm, NORMS)
@@ -174,8 +224,19 @@ class ResNet(nn.Layer):
             raise ValueError(f"out_indices must be stage numbers among 0, 1, 2, 3, got {out_indices!r}")
         for key, val in (("num_classes", num_classes), ("input_size", input_size),
                          ("width", width), ("in_channels", in_channels)):
-            if not isinstance(val, int) or isinstance(val, bool) or val < 1:
-                raise ValueError(f"{key} must be a positive integer, got {val!r}")
+            if not isinstance(val, int) or isinstance(val, bool) or val < (key != "num_classes"):
+                raise ValueError(f"{key} must be a positive integer"
+                                 f"{' (or 0: no classifier)' if key == 'num_classes' else ''}, "
+                                 f"got {val!r}")
+        _choice("global_pool", global_pool, GLOBAL_POOLS)
+        if global_pool == "" and num_classes:
+            raise ValueError("global_pool='' returns the unpooled feature map, which has no "
+                             "classifier; use num_classes=0 with it, or global_pool='avg'")
+        for key, val in (("drop_rate", drop_rate), ("drop_path_rate", drop_path_rate)):
+            if isinstance(val, bool) or not isinstance(val, (int, float)) or not 0 <= val < 1:
+                raise ValueError(f"{key} must be a probability in [0, 1), got {val!r}")
+        self.global_pool = global_pool
+        self.drop_rate = float(drop_rate)
         self.num_classes = num_classes
         self.input_size = input_size
         self.squeeze = squeeze
@@ -203,22 +264,25 @@ class ResNet(nn.Layer):
             sizes.append(math.ceil(sizes[-1] / 2))
         att_factories = self._attention_factories(block, layers, width, sizes, squeeze, position,
                                                   seed, reduction, freq_sel)
+        total = sum(layers)
+        self._block_dpr = [drop_path_rate * k / max(total - 1, 1) for k in range(total)]
         stages = []
         for i, (n, stage_size) in enumerate(zip(layers, sizes)):
             stages.append(self._make_layer(block, width * 2 ** i, n, 1 if i == 0 else 2,
                                            att_factories, stage_size, position))
         self.layer1, self.layer2, self.layer3, self.layer4 = stages
         stem_reduction = 4 if stem == "imagenet" else 1
-        self.feature_info = [
+        self.feature_info = FeatureInfo(
             {"num_chs": width * 2 ** i * block.expansion, "reduction": stem_reduction * 2 ** i,
-             "module": f"layer{i + 1}"} for i in range(4)]
-        self.num_features = self.inplanes
-        self.avgpool = nn.AdaptiveAvgPool2D(1)
-        self.fc = nn.Linear(self.inplanes, num_classes)
+             "module": f"layer{i + 1}"} for i in range(4))
+        self.num_features = self.inplanes * (2 if global_pool == "catavgmax" else 1)
+        self.avgpool = nn.AdaptiveAvgPool2D(1)  # the name paddle.vision's ResNet uses
+        self.maxpool_head = nn.AdaptiveMaxPool2D(1) if "max" in global_pool else None
+        self.head_drop = nn.Dropout(self.drop_rate) if self.drop_rate > 0 else None
+        self.fc = nn.Linear(self.num_features, num_classes) if num_classes else None
         if features_only:
-            self.feature_info = [self.feature_info[i] for i in out_indices]
-            del self.fc  # no classifier: its weights are not part of a backbone
-            self.fc = None
+            self.feature_info = FeatureInfo(self.feature_info[i] for i in out_indices)
+            self.fc = None  # no classifier: its weights are not part of a backbone
 
     @staticmethod
     def _attention_factories(block, layers, width, sizes, squeeze, position, seed, reduction,
@@ -249,7 +313,7 @@ class ResNet(nn.Layer):
             block_attn = att_factories.pop(0)
             out.append(block(self.inplanes, planes, stride if j == 0 else 1,
                              downsample if j == 0 else None, block_attn, size, position,
-                             self._norm_layer))
+                             self._norm_layer, self._block_dpr.pop(0)))
             self.inplanes = planes * block.expansion
         return nn.Sequential(*out)
 
@@ -263,16 +327,46 @@ class ResNet(nn.Layer):
         return self.layer4(self.layer3(self.layer2(self.layer1(x))))
 
     def forward_head(self, x, pre_logits: bool = False):
-        """Global average pooling and the classifier (``pre_logits``: the pooled features)."""
-        x = paddle.flatten(self.avgpool(x), 1)
+        """Global pooling (``global_pool``), dropout and the classifier (``pre_logits``:
+        the pooled features)."""
+        pool = self.global_pool
+        if pool == "":
+            return x
+        if pool == "avg":
+            x = self.avgpool(x)
+        elif pool == "max":
+            x = self.maxpool_head(x)
+        elif pool == "avgmax":
+            x = 0.5 * (self.avgpool(x) + self.maxpool_head(x))
+        else:  # catavgmax
+            x = paddle.concat([self.avgpool(x), self.maxpool_head(x)], axis=1)
+        x = paddle.flatten(x, 1)
+        if self.head_drop is not None:
+            x = self.head_drop(x)
         return x if pre_logits or self.fc is None else self.fc(x)
 
-    def reset_classifier(self, num_classes: int) -> None:
-        """A new, freshly initialised classifier with ``num_classes`` outputs."""
-        if not isinstance(num_classes, int) or isinstance(num_classes, bool) or num_classes < 1:
-            raise ValueError(f"num_classes must be a positive integer, got {num_classes!r}")
+    def get_classifier(self) -> nn.Layer:
+        """The classifier layer (``nn.Identity`` when there is none, as timm returns)."""
+        return self.fc if self.fc is not None else nn.Identity()
+
+    def reset_classifier(self, num_classes: int, global_pool: Optional[str] = None) -> None:
+        """A new, freshly initialised classifier with ``num_classes`` outputs (0: none,
+        ``forward`` returns the pooled features); ``global_pool`` changes the pooling."""
+        if not isinstance(num_classes, int) or isinstance(num_classes, bool) or num_classes < 0:
+            raise ValueError(f"num_classes must be a positive integer (or 0: no classifier), "
+                             f"got {num_classes!r}")
+        if global_pool is not None:
+            _choice("global_pool", global_pool, GLOBAL_POOLS)
+            if global_pool == "" and num_classes:
+                raise ValueError("global_pool='' needs num_classes=0 (no classifier)")
+            width = self.num_features // (2 if self.global_pool == "catavgmax" else 1)
+            self.global_pool = global_pool
+            self.num_features = width * (2 if global_pool == "catavgmax" else 1)
+            self.maxpool_head = nn.AdaptiveMaxPool2D(1) if "max" in global_pool else None
         self.num_classes = num_classes
-        self.fc = nn.Linear(self.num_features, num_classes)
+        self.fc = nn.Linear(self.num_features, num_classes) if num_classes else None
+        if getattr(self, "pretrained_cfg", None) is not None:
+            self.pretrained_cfg["num_classes"] = num_classes
 
     def forward(self, x):
         if self.features_only:
@@ -285,6 +379,26 @@ class ResNet(nn.Layer):
                     break
             return outs
         return self.forward_head(self.forward_features(x))
+
+
+class FeatureInfo(list):
+    """``model.feature_info``: one dict per stage (``num_chs``, ``reduction``, ``module``)
+    with timm's accessors."""
+
+    def _get(self, key: str, idx: Optional[int]):
+        return [f[key] for f in self] if idx is None else self[idx][key]
+
+    def channels(self, idx: Optional[int] = None):
+        """Channels of stage ``idx`` (all stages when None)."""
+        return self._get("num_chs", idx)
+
+    def reduction(self, idx: Optional[int] = None):
+        """Stride of stage ``idx`` relative to the input (all stages when None)."""
+        return self._get("reduction", idx)
+
+    def module_name(self, idx: Optional[int] = None):
+        """Layer name of stage ``idx`` (all stages when None)."""
+        return self._get("module", idx)
 
 
 def arch_options() -> Dict[str, Any]:
@@ -307,6 +421,28 @@ DEPTHS = {
 CIFAR_MEAN_STD = ((0.5, 0.5, 0.5), (0.5, 0.5, 0.5))  # the seed notebook's normalisation
 
 
+def pretrained_cfg_for(variant: str, num_classes: int = 1000, **options) -> Dict[str, Any]:
+    """The ``pretrained_cfg`` that ``create_resnet(variant, ..., **options)`` attaches to its
+    model, without building it (what inference preprocessing needs from an ``Arch``)."""
+    cfg = dict(get_pretrained_cfg(variant))
+    stem = options.get("stem", "imagenet")
+    if stem == "cifar":
+        # CIFAR images are used whole (no resize-and-crop margin).
+        cfg.update(input_size=(3, 32, 32), mean=CIFAR_MEAN_STD[0], std=CIFAR_MEAN_STD[1],
+                   crop_pct=1.0)
+    side = options.get("input_size") or cfg["input_size"][-1]
+    chans = options.get("in_channels", options.get("in_chans")) or 3
+    ok = all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in (side, chans))
+    if ok and chans != len(cfg["mean"]):  # one mean/std per channel: their average for gray
+        cfg.update(mean=(sum(cfg["mean"]) / len(cfg["mean"]),) * chans,
+                   std=(sum(cfg["std"]) / len(cfg["std"]),) * chans)
+    pool = 32 if stem == "imagenet" else 8
+    cfg.update(input_size=(chans, side, side), num_classes=num_classes,
+               pool_size=(math.ceil(side / pool),) * 2 if ok and not options.get("features_only")
+               else None)  # bad sizes: ResNet's own check names them
+    return cfg
+
+
 def create_resnet(variant: str, depth: int, pretrained: Union[bool, str] = False, *,
                   num_classes: int = 1000, n_classes: Optional[int] = None,
                   **options) -> ResNet:
@@ -325,15 +461,15 @@ def create_resnet(variant: str, depth: int, pretrained: Union[bool, str] = False
                         f"{pretrained!r}; give the number of classes as num_classes={pretrained!r}")
     if n_classes is not None:
         num_classes = n_classes
-    cfg = dict(get_pretrained_cfg(variant))
-    if options.get("stem") == "cifar":
-        cfg.update(input_size=(3, 32, 32), mean=CIFAR_MEAN_STD[0], std=CIFAR_MEAN_STD[1])
-    if options.get("input_size") is None:
-        options["input_size"] = cfg["input_size"][-1]
+    if "in_chans" in options:  # timm's name
+        if options.get("in_channels", options["in_chans"]) != options["in_chans"]:
+            raise ValueError(f"{variant}: in_chans={options['in_chans']} and in_channels="
+                             f"{options['in_channels']} disagree; give one of them")
+        options["in_channels"] = options.pop("in_chans")
+    cfg = pretrained_cfg_for(variant, num_classes, **options)
+    options["input_size"] = cfg["input_size"][-1]
     block, layers = DEPTHS[depth]
     model = ResNet(block, layers, num_classes=num_classes, **options)
-    side, chans = model.input_size, options.get("in_channels", 3)
-    cfg.update(input_size=(chans, side, side), num_classes=num_classes)
     model.pretrained_cfg = cfg
     model.arch = variant
     if pretrained:

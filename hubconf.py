@@ -1,0 +1,19 @@
+"""paddle.hub entry points: every registered model of orthonets_paddle, by its name.
+
+    import paddle
+    paddle.hub.list("path/to/orthonets-paddle", source="local")
+    model = paddle.hub.load("path/to/orthonets-paddle", "orthonet50", source="local",
+                            num_classes=10, pretrained=False)
+    # online: paddle.hub.load("<owner>/orthonets-paddle:main", "orthonet50", source="github")
+
+Each entry is the model's registered function (``pretrained=False, **kwargs``: the
+``build_model`` options, timm's included), so ``paddle.hub.help`` shows its docstring.
+Only the model functions are public here: ``paddle.hub.list`` lists every public callable.
+"""
+import orthonets_paddle.models as _models  # paddle.hub puts this folder first on sys.path
+
+dependencies = ["paddle", "numpy", "PIL", "yaml"]
+
+# One name per registered model (the registry is the list; nothing to keep in sync).
+globals().update({_name: _models.registry.MODEL_ENTRYPOINTS[_name]
+                  for _name in _models.list_models()})
