@@ -116,6 +116,10 @@ def plan_sweep(config: str, grids: Sequence[str], seeds: Any, out: str,
         name = "__".join(_slug(k, v) for k, v in zip(keys, combo))
         variants.append({"name": name, "overrides": ovs,
                          "label": ", ".join(f"{k.split('.')[-1]}={v}" for k, v in zip(keys, combo))})
+    # Each run seed draws its own filter bank (Arch.seed = Global.seed), so intervals hold
+    # the variance of drawing the filters, unless the grid or an override fixes Arch.seed.
+    fixed = "Arch.seed" in keys or any(o.split("=", 1)[0].strip() == "Arch.seed"
+                                       for o in overrides)
     runs = []
     out = os.path.abspath(out)
     for seed in seed_list:
@@ -125,7 +129,7 @@ def plan_sweep(config: str, grids: Sequence[str], seeds: Any, out: str,
                          "overrides": v["overrides"]})
     return {"config": os.path.abspath(config), "grid": dict(parsed), "seeds": seed_list,
             "overrides": list(overrides), "out": os.path.abspath(out), "epochs": epochs,
-            "variants": variants, "runs": runs}
+            "bank_seed": "fixed" if fixed else "per_seed", "variants": variants, "runs": runs}
 
 
 def run_status(run_dir: str, epochs: int) -> str:
@@ -154,7 +158,8 @@ def run_command(plan: Dict[str, Any], run: Dict[str, Any], resume: bool = False,
     """The ``tools/train.py`` command line of one run."""
     cmd = [python or sys.executable, TRAIN_TOOL, "-c", plan["config"]]
     for ov in list(plan["overrides"]) + list(run["overrides"]) + [
-            f"Global.seed={run['seed']}", f"Global.output_dir={os.path.abspath(run['dir'])}"]:
+            f"Global.seed={run['seed']}", f"Global.output_dir={os.path.abspath(run['dir'])}"
+    ] + ([f"Arch.seed={run['seed']}"] if plan.get("bank_seed") == "per_seed" else []):
         cmd += ["-o", ov]
     if resume:
         cmd += ["-o", f"Global.checkpoints={os.path.abspath(run['dir'])}"]
@@ -172,7 +177,7 @@ def _check_same_plan(plan: Dict[str, Any]) -> None:
         return
     with open(path, encoding="utf-8") as f:
         old = json.load(f)
-    for key in ("config", "grid", "overrides"):
+    for key in ("config", "grid", "overrides", "bank_seed"):
         if old.get(key) != plan[key]:
             raise ValueError(f"{plan['out']} holds a different sweep ({key}: {old.get(key)!r} "
                              f"there, {plan[key]!r} now); use another --out")
@@ -349,10 +354,21 @@ def _read_json(path: str) -> Dict[str, Any]:
         return json.load(f)
 
 
+def _run_arch(run_dir: str) -> Dict[str, Any]:
+    """The ``Arch`` section the run recorded in its ``config.yaml`` (empty if none)."""
+    import yaml
+    path = os.path.join(run_dir, "config.yaml")
+    if not os.path.isfile(path):
+        return {}
+    with open(path, encoding="utf-8") as f:
+        return (yaml.safe_load(f) or {}).get("Arch", {}) or {}
+
+
 def load_sweep_runs(out: str) -> Tuple[Dict[str, Any], List[Dict[str, Any]]]:
     """The plan (``sweep.json``) and one record per finished run, from the runs' own files.
 
     Each record: ``{"variant", "seed", "dir", "best_acc", "final_acc", "val_acc" (per epoch),
+    "bank_seed" (the run's recorded ``Arch.seed``),
     "train_loss" (per logged step), "train_iter", "train_images_per_sec", "epochs"}``.
     Unfinished runs are left out (and counted in the plan's ``"missing"``).
 
@@ -372,6 +388,7 @@ def load_sweep_runs(out: str) -> Tuple[Dict[str, Any], List[Dict[str, Any]]]:
             missing.append(d)
             continue
         m = _read_json(os.path.join(d, "metrics.json"))
+        bank_seed = _run_arch(d).get("seed")
         rows = m["epochs"]
         val = [r["val_acc"] for r in rows if "val_acc" in r]
         if not val:
@@ -379,7 +396,7 @@ def load_sweep_runs(out: str) -> Tuple[Dict[str, Any], List[Dict[str, Any]]]:
                              "DataLoader.Eval section")
         runs.append({"variant": run["variant"], "seed": run["seed"], "dir": d,
                      "best_acc": float(m["best_acc"]), "final_acc": float(val[-1]),
-                     "val_acc": val, "epochs": len(rows),
+                     "val_acc": val, "epochs": len(rows), "bank_seed": bank_seed,
                      "train_loss": m["loss_record"]["train"]["loss"],
                      "train_iter": m["loss_record"]["train"]["iter"],
                      "train_images_per_sec": float(np.mean(
@@ -500,9 +517,23 @@ def summary_markdown(rows: List[Dict[str, Any]], plan: Dict[str, Any], base: str
               "and t interval. train img/s: mean training throughput recorded by each run "
               "(metrics.json); infer img/s: measured once per variant in the summary step "
               "(batch 64, random input, this machine at that moment)."]
+    lines += ["", _bank_seed_note(plan)]
     if plan.get("missing"):
         lines += ["", f"Unfinished runs left out: {len(plan['missing'])}."]
     return "\n".join(lines) + "\n"
+
+
+def _bank_seed_note(plan: Dict[str, Any]) -> str:
+    """One sentence on which filter-bank seed (``Arch.seed``) the runs used."""
+    mode = plan.get("bank_seed")
+    if mode == "per_seed":
+        return ("Filter banks: Arch.seed = Global.seed in every run, so each seed draws its own "
+                "bank and the intervals include the variance of drawing the filters.")
+    if mode == "fixed":
+        return ("Filter banks: Arch.seed fixed by the sweep's --grid/-o, so runs of one "
+                "variant share their bank; the intervals leave out the filter-drawing variance.")
+    return ("Filter banks: this sweep predates per-seed banks; every run used the config's "
+            "Arch.seed (runs.csv: bank_seed).")
 
 
 def summary_csv(rows: List[Dict[str, Any]]) -> str:
@@ -516,14 +547,15 @@ def summary_csv(rows: List[Dict[str, Any]]) -> str:
 
 
 def runs_csv(runs: List[Dict[str, Any]]) -> str:
-    """One row per run: variant, seed, best and final accuracy, epochs, folder."""
+    """One row per run: variant, seed, best and final accuracy, epochs, folder, bank seed."""
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
     w.writerow(["variant", "seed", "best_acc", "final_acc", "epochs", "train_images_per_sec",
-                "dir"])
+                "dir", "bank_seed"])
     for r in runs:
         w.writerow([r["variant"], r["seed"], repr(r["best_acc"]), repr(r["final_acc"]),
-                    r["epochs"], repr(r["train_images_per_sec"]), r["dir"]])
+                    r["epochs"], repr(r["train_images_per_sec"]), r["dir"],
+                    "" if r.get("bank_seed") is None else r["bank_seed"]])
     return buf.getvalue()
 
 
@@ -574,7 +606,7 @@ def get_parser():
     p.add_argument("--grid", action="append", default=[], metavar="KEY=v1,v2",
                    help="one axis of the grid, repeatable (the product of the axes is run)")
     p.add_argument("--seeds", default="3", help="a count N (seeds 0..N-1) or a list 0,1,2; "
-                   "each sets Global.seed")
+                   "each sets Global.seed, and Arch.seed unless --grid/-o sets it")
     p.add_argument("--out", help="sweep directory (one folder per run)")
     p.add_argument("--jobs", type=int, default=1, help="runs at once; the cores are split")
     p.add_argument("--dry-run", action="store_true", help="print the commands, run nothing")
