@@ -388,3 +388,41 @@ def test_committed_results_agree_with_their_runs():
         assert f"{finals.mean():.4f} ± {finals.std(ddof=1):.4f}" in results_md
     # every planned run is there, one epoch each
     assert all(int(r["epochs"]) == 1 for r in runs) and len(runs) == 15
+
+
+def test_sweep_figure_one_colour_per_variant_all_in_legend_intervals_clipped():
+    import matplotlib
+    matplotlib.use("Agg")
+    from matplotlib.colors import to_rgba
+
+    from orthonets_paddle.plotting import plot_sweep
+    labels = ["squeeze=none", "squeeze=random", "squeeze=ortho"]
+    # intervals of 3 seeds can pass 1 (or 0): the figure must clip them
+    rows = [{"label": lab, "final_mean": m, "final_lo": m - 0.3, "final_hi": m + 0.3,
+             "best_mean": m, "best_lo": -0.5, "best_hi": 1.7}
+            for lab, m in zip(labels, (0.8, 0.85, 0.9))]
+    curves = {lab: {"val_acc": [[0.7, 0.8], [0.75, 0.82]], "train_loss": [[2.0, 1.0], [2.1, 1.1]],
+                    "train_iter": [1, 2]} for lab in labels}
+    fig = plot_sweep(rows, curves, baseline="squeeze=none")
+    acc, loss, val = fig.axes[:3]
+    seen = {}
+    for cont in acc.containers:
+        data_line, _, bars = cont
+        lab = cont.get_label().split(":")[0]
+        seen.setdefault(lab, set()).add(to_rgba(data_line.get_color()))
+        for seg in bars[0].get_segments():
+            assert 0.0 <= seg[:, 1].min() and seg[:, 1].max() <= 1.0
+    assert sorted(seen) == sorted(labels)
+    for ax in (loss, val):
+        for line in ax.get_lines():
+            seen[line.get_label()].add(to_rgba(line.get_color()))
+    assert all(len(c) == 1 for c in seen.values())          # one colour in every panel
+    assert len({next(iter(c)) for c in seen.values()}) == len(labels)  # and distinct
+    for ax in (acc, loss, val):
+        handles, names = ax.get_legend_handles_labels()
+        shown = [t.get_text() for t in ax.get_legend().get_texts()]
+        assert shown == names and all(not n.startswith("_") for n in names)
+        drawn = [a.get_label() for a in ax.get_lines() + ax.collections + ax.containers
+                 if not a.get_label().startswith("_")]
+        assert set(drawn) <= set(names)
+    assert "squeeze=none: final mean (baseline)" in acc.get_legend_handles_labels()[1]
