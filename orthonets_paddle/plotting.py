@@ -534,27 +534,34 @@ def plot_sweep(rows: Sequence[Mapping[str, Any]], curves: Mapping[str, Mapping[s
     ncols = 3 if epochs > 1 else 2
     fig = _new_figure((5.0 * ncols, 4.2))
     ax = fig.add_subplot(1, ncols, 1)
-    x = np.arange(len(rows))
-    for off, key, name in ((-0.12, "final", "final"), (0.12, "best", "best")):
-        mean = np.array([float(r[f"{key}_mean"]) for r in rows])
-        lo = np.array([float(r[f"{key}_lo"]) for r in rows])
-        hi = np.array([float(r[f"{key}_hi"]) for r in rows])
-        err = np.nan_to_num(np.vstack([mean - lo, hi - mean]))
-        ax.errorbar(x + off, mean, yerr=err, fmt="o", capsize=4, label=f"{name} (mean, 95% CI)")
+    # one colour per variant, the same in every panel
+    colour = {str(r["label"]): f"C{i % 10}" for i, r in enumerate(rows)}
     for i, r in enumerate(rows):
+        label, col = str(r["label"]), colour[str(r["label"])]
+        for off, key, marker in ((-0.12, "final", "o"), (0.12, "best", "s")):
+            mean = float(r[f"{key}_mean"])
+            # an accuracy interval beyond [0, 1] says nothing: clip it
+            lo = min(max(float(r[f"{key}_lo"]), 0.0), mean)
+            hi = max(min(float(r[f"{key}_hi"]), 1.0), mean)
+            err = np.nan_to_num(np.array([[mean - lo], [hi - mean]]))
+            ax.errorbar([i + off], [mean], yerr=err, fmt=marker, color=col, capsize=4,
+                        label=f"{label}: {key} (mean, 95% CI)")
         seeds = curves.get(r["label"], {}).get("val_acc", [])
-        finals = [s[-1] for s in seeds if len(s)]
-        ax.scatter(np.full(len(finals), i - 0.12), finals, s=10, color="gray", alpha=0.6,
-                   zorder=3, label="final, each seed" if i == 0 else None)
+        finals = [v[-1] for v in seeds if len(v)]
+        if finals:
+            ax.scatter(np.full(len(finals), i - 0.12), finals, s=10, color=col, alpha=0.5,
+                       edgecolors="black", linewidths=0.3, zorder=3,
+                       label=f"{label}: final, each seed")
     if baseline is not None:
         for r in rows:
             if r["label"] == baseline:
-                ax.axhline(float(r["final_mean"]), ls="--", lw=0.8, color="gray")
-    ax.set_xticks(x)
+                ax.axhline(float(r["final_mean"]), ls="--", lw=0.8, color=colour[str(baseline)],
+                           label=f"{baseline}: final mean (baseline)")
+    ax.set_xticks(np.arange(len(rows)))
     ax.set_xticklabels([str(r["label"]) for r in rows], rotation=20)
     ax.set_ylabel("Test accuracy", fontsize=_LABEL_SIZE)
-    ax.set_title("Accuracy per variant", fontsize=_TITLE_SIZE)
-    ax.legend(fontsize=8)
+    ax.set_title("Accuracy per variant (o final, s best)", fontsize=_TITLE_SIZE)
+    ax.legend(fontsize=6, ncol=1 + len(rows) // 4)
     ax.grid(alpha=0.3)
 
     ax2 = fig.add_subplot(1, ncols, 2)
@@ -562,7 +569,8 @@ def plot_sweep(rows: Sequence[Mapping[str, Any]], curves: Mapping[str, Mapping[s
         mean = _mean_over_seeds(c.get("train_loss", []))
         if mean is not None:
             it = np.asarray(c.get("train_iter", np.arange(len(mean))))[:len(mean)]
-            ax2.plot(it, mean, label=label, lw=1.2, marker="o" if len(mean) < 3 else None)
+            ax2.plot(it, mean, label=label, lw=1.2, color=colour.get(str(label)),
+                     marker="o" if len(mean) < 3 else None)
     _label_panel(ax2, "Iteration", "Train loss (mean over seeds)", "Mean training curve")
 
     if ncols == 3:
@@ -570,7 +578,8 @@ def plot_sweep(rows: Sequence[Mapping[str, Any]], curves: Mapping[str, Mapping[s
         for label, c in curves.items():
             mean = _mean_over_seeds(c.get("val_acc", []))
             if mean is not None:
-                ax3.plot(np.arange(1, len(mean) + 1), mean, marker="o", label=label)
+                ax3.plot(np.arange(1, len(mean) + 1), mean, marker="o", label=label,
+                         color=colour.get(str(label)))
         _label_panel(ax3, "Epoch", "Test accuracy (mean over seeds)", "Mean validation curve")
     if title:
         fig.suptitle(title, fontsize=_TITLE_SIZE)

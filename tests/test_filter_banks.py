@@ -108,18 +108,70 @@ def test_unknown_squeeze_lists_valid_names():
         orthogonal(0, 4, 4)
 
 
-@pytest.mark.parametrize("d,n", [(16, 16), (1024, 64), (4096, 32), (1024, 96)])
-def test_both_qr_backends_give_gram_schmidt(d, n):
-    # Small matrices use numpy's QR, large ones Paddle's (filter_banks._NUMPY_QR_MAX):
-    # both must be the in-order Gram-Schmidt basis of the same draws.
-    big = d * n > filter_banks._NUMPY_QR_MAX
-    assert big == (d * n > 65536)
-    a = np.random.default_rng(d + n).random((d, n))
-    q = filter_banks._orthonormal_columns(a).astype(np.float64)
-    # Oracle: modified Gram-Schmidt in float64, in column order.
-    ref = a.copy()
-    for j in range(n):
-        for i in range(j):
-            ref[:, j] -= (ref[:, i] @ ref[:, j]) * ref[:, i]
-        ref[:, j] /= np.linalg.norm(ref[:, j])
-    np.testing.assert_allclose(q, ref, atol=2e-5 if big else 1e-9)
+def _gram_schmidt64(vecs):
+    """Oracle: modified Gram-Schmidt, twice (re-orthogonalised), float64, rows in order."""
+    out = []
+    for v in vecs.astype(np.float64):
+        for _ in range(2):
+            for u in out:
+                v = v - (v @ u) * u
+        out.append(v / np.linalg.norm(v))
+    return np.stack(out)
+
+
+def test_large_bank_is_float64_gram_schmidt_before_the_cast():
+    # 256 x 64x64: 4096 x 256 entries, formerly Paddle's float32 QR (1.4e-6 off).
+    c, h, w = 256, 64, 64
+    vecs = np.random.default_rng(5).random((h * w, c)).T
+    bank64 = filter_banks._orthogonal64(c, h, w, seed=5)
+    assert bank64.dtype == np.float64
+    np.testing.assert_allclose(bank64, _gram_schmidt64(vecs), rtol=0, atol=1e-12)
+    np.testing.assert_array_equal(orthogonal(c, h, w, seed=5),
+                                  bank64.reshape(c, h, w).astype(np.float32))
+
+
+def test_bank_is_the_same_in_any_thread_and_thread_count():
+    from concurrent.futures import ThreadPoolExecutor
+
+    from threadpoolctl import threadpool_limits
+    specs = [(256, 64, 64, 1), (2048, 8, 8, 2), (100, 3, 3, 3)]
+    main = filter_banks.make_banks(orthogonal, specs)
+    others = []
+    for n in (1, 2):  # BLAS threads used by numpy's QR
+        with threadpool_limits(limits=n):
+            others.append(filter_banks.make_banks(orthogonal, specs))
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        others.append(pool.submit(filter_banks.make_banks, orthogonal, specs).result())
+    for banks in others:
+        for a, b in zip(main, banks):
+            np.testing.assert_array_equal(a, b)
+
+
+def test_make_banks_uses_no_thread_pool():
+    src = inspect.getsource(filter_banks)
+    assert "ThreadPool" not in src and "paddle" not in src.replace("PaddlePaddle", "")
+
+
+def test_random_is_ortho_draws_normalised_not_orthogonalised():
+    for c, h, w in [(32, 4, 4), (40, 3, 3), (8, 5, 5)]:
+        o = orthogonal(c, h, w, seed=7).reshape(c, -1)
+        r = random(c, h, w, seed=7).reshape(c, -1)
+        # the same draws: ortho's group matrices, columns in channel order
+        d = h * w
+        rng = np.random.default_rng(7)
+        if d >= c:
+            raw = rng.random((d, c)).T
+        else:
+            full, rest = divmod(c, d)
+            raw = np.concatenate([g.T for g in rng.random((full, d, d))]
+                                 + ([rng.random((d, rest)).T] if rest else []))
+        np.testing.assert_array_equal(
+            r, (raw / np.linalg.norm(raw, axis=1, keepdims=True)).astype(np.float32))
+        np.testing.assert_allclose(np.linalg.norm(r.astype(np.float64), axis=1), 1.0, atol=1e-6)
+        for a, b in orthogonal_groups(c, h, w):
+            # Gram-Schmidt leaves a group's first vector as it is, only normalised
+            np.testing.assert_allclose(r[a], o[a], rtol=0, atol=1e-7)
+            if b - a > 1:
+                assert np.abs(r[a + 1:b] - o[a + 1:b]).max() > 0.05
+                gram = r[a:b].astype(np.float64) @ r[a:b].T.astype(np.float64)
+                assert np.abs(gram - np.eye(b - a)).max() > 0.3

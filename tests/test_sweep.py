@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 import yaml
 
-from orthonets_paddle.engine import sweep as sw
+from orthonets_paddle.experiments import sweep as sw
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CONFIG = os.path.join(ROOT, "configs", "orthonet18_fashionmnist.yaml")
@@ -86,7 +86,7 @@ def _fake_run(d, squeeze, seed, accs, epochs=None, final=True):
     with open(os.path.join(d, "config.yaml"), "w") as f:
         f.write("Global: {image_shape: [1, 28, 28]}\n"
                 f"Arch: {{name: orthonet18, class_num: 10, stem: cifar, input_size: 28, width: 4, "
-                f"in_channels: 1, squeeze: {squeeze}}}\n")
+                f"in_channels: 1, squeeze: {squeeze}, seed: {seed}}}\n")
     if final:
         open(os.path.join(d, "final_model.pdparams"), "wb").close()
 
@@ -110,6 +110,42 @@ def _fake_sweep(tmp_path, accs, epochs=2):
     with open(os.path.join(out, "sweep.json"), "w") as f:
         json.dump(plan, f)
     return out
+
+
+def _arch_seed(cmd):
+    vals = [cmd[i + 1] for i, c in enumerate(cmd) if c == "-o" and cmd[i + 1].startswith("Arch.seed=")]
+    return vals
+
+
+def test_each_run_seed_draws_its_own_bank_unless_the_sweep_fixes_it(tmp_path):
+    out = str(tmp_path / "p")
+    plan = sw.plan_sweep(CONFIG, ["Arch.squeeze=random,ortho"], "0,3", out)
+    assert plan["bank_seed"] == "per_seed"
+    for run in plan["runs"]:
+        assert _arch_seed(sw.run_command(plan, run)) == [f"Arch.seed={run['seed']}"]
+    fixed_o = sw.plan_sweep(CONFIG, ["Arch.squeeze=ortho"], 2, out, ["Arch.seed=7"])
+    fixed_g = sw.plan_sweep(CONFIG, ["Arch.squeeze=ortho", "Arch.seed=1,2"], 2, out)
+    for p, want in ((fixed_o, ["Arch.seed=7"]), (fixed_g, None)):
+        assert p["bank_seed"] == "fixed"
+        for run in p["runs"]:
+            got = _arch_seed(sw.run_command(p, run))
+            # the fixed value comes only from -o / the grid, never from Global.seed
+            assert got == (want if want else [run["overrides"][1]])
+    # the summary says which: a per-seed note for this plan, a fixed one otherwise
+    rows = []
+    assert "each seed draws its own bank" in sw.summary_markdown(rows, plan, "x")
+    assert "fixed" in sw.summary_markdown(rows, fixed_o, "x")
+
+
+def test_runs_record_their_bank_seed(tmp_path):
+    out = _fake_sweep(tmp_path, {"none": {0: [0.5], 4: [0.6]}, "ortho": {0: [0.55], 4: [0.62]}},
+                      epochs=1)
+    _, runs = sw.load_sweep_runs(out)
+    assert sorted((r["variant"], r["seed"], r["bank_seed"]) for r in runs) == [
+        ("squeeze-none", 0, 0), ("squeeze-none", 4, 4), ("squeeze-ortho", 0, 0),
+        ("squeeze-ortho", 4, 4)]
+    rows = list(csv.DictReader(io.StringIO(sw.runs_csv(runs))))
+    assert [r["bank_seed"] for r in rows] == [r["seed"] for r in rows]
 
 
 def _read_csv(path):
@@ -352,3 +388,41 @@ def test_committed_results_agree_with_their_runs():
         assert f"{finals.mean():.4f} ± {finals.std(ddof=1):.4f}" in results_md
     # every planned run is there, one epoch each
     assert all(int(r["epochs"]) == 1 for r in runs) and len(runs) == 15
+
+
+def test_sweep_figure_one_colour_per_variant_all_in_legend_intervals_clipped():
+    import matplotlib
+    matplotlib.use("Agg")
+    from matplotlib.colors import to_rgba
+
+    from orthonets_paddle.plotting import plot_sweep
+    labels = ["squeeze=none", "squeeze=random", "squeeze=ortho"]
+    # intervals of 3 seeds can pass 1 (or 0): the figure must clip them
+    rows = [{"label": lab, "final_mean": m, "final_lo": m - 0.3, "final_hi": m + 0.3,
+             "best_mean": m, "best_lo": -0.5, "best_hi": 1.7}
+            for lab, m in zip(labels, (0.8, 0.85, 0.9))]
+    curves = {lab: {"val_acc": [[0.7, 0.8], [0.75, 0.82]], "train_loss": [[2.0, 1.0], [2.1, 1.1]],
+                    "train_iter": [1, 2]} for lab in labels}
+    fig = plot_sweep(rows, curves, baseline="squeeze=none")
+    acc, loss, val = fig.axes[:3]
+    seen = {}
+    for cont in acc.containers:
+        data_line, _, bars = cont
+        lab = cont.get_label().split(":")[0]
+        seen.setdefault(lab, set()).add(to_rgba(data_line.get_color()))
+        for seg in bars[0].get_segments():
+            assert 0.0 <= seg[:, 1].min() and seg[:, 1].max() <= 1.0
+    assert sorted(seen) == sorted(labels)
+    for ax in (loss, val):
+        for line in ax.get_lines():
+            seen[line.get_label()].add(to_rgba(line.get_color()))
+    assert all(len(c) == 1 for c in seen.values())          # one colour in every panel
+    assert len({next(iter(c)) for c in seen.values()}) == len(labels)  # and distinct
+    for ax in (acc, loss, val):
+        handles, names = ax.get_legend_handles_labels()
+        shown = [t.get_text() for t in ax.get_legend().get_texts()]
+        assert shown == names and all(not n.startswith("_") for n in names)
+        drawn = [a.get_label() for a in ax.get_lines() + ax.collections + ax.containers
+                 if not a.get_label().startswith("_")]
+        assert set(drawn) <= set(names)
+    assert "squeeze=none: final mean (baseline)" in acc.get_legend_handles_labels()[1]

@@ -7,7 +7,7 @@
 import _bootstrap  # noqa: F401  (sys.path, CPU threads)
 
 from orthonets_paddle.utils.cli import run
-from orthonets_paddle.engine.sweep import main
+from orthonets_paddle.experiments.sweep import main
 
 if __name__ == "__main__":
     run(main)

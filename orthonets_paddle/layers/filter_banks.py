@@ -9,13 +9,15 @@ the bank (docs/DESIGN.md):
 * ``dct`` - FcaNet (Qin et al., "FcaNet: Frequency Channel Attention Networks",
   arXiv 2012.11879); ``dct_bank(freq_sel)`` makes the other frequency selections.
 * ``avg`` - SENet's global average pooling.
-* ``random`` - uniform random unit-norm filters, the ablation control.
+* ``random`` - the ablation control: the same uniform draws as ``ortho`` (same seed),
+  each scaled to unit norm but not orthogonalised.
+
+Banks are built in float64 numpy on the calling thread, then cast to float32, so a bank
+depends only on ``(c, h, w, seed)``: not on the device, the thread count or the thread.
 """
 from __future__ import annotations
 
 import math
-import os
-from concurrent.futures import ThreadPoolExecutor
 from typing import Callable, Dict, List, Sequence, Tuple
 
 import numpy as np
@@ -37,24 +39,15 @@ _FREQS = {
             [6, 4, 4, 6, 6, 3, 1, 4, 4, 5, 6, 5, 2, 2, 5, 1, 4, 3, 5, 0, 3, 1, 1, 2, 4, 2, 1, 1, 5, 3, 3, 3]),
 }
 _FREQ_COUNTS = (1, 2, 4, 8, 16, 32)
-# Above this many entries per matrix Paddle's float32 QR is faster than numpy's float64
-# (one BLAS thread: 89 vs 106 ms at 4096x256, 32 vs 46 ms at 1024x512); at and below it
-# numpy is as fast (1.3 vs 1.5 ms at 1024x64, 1.4 vs 1.2 ms for 16 x 64x64).
-_NUMPY_QR_MAX = 1024 * 64
 
 
 def _orthonormal_columns(a: np.ndarray) -> np.ndarray:
-    """Gram-Schmidt on the columns of ``a`` (batched ``[..., d, n]``, n <= d).
+    """Gram-Schmidt on the columns of float64 ``a`` (batched ``[..., d, n]``, n <= d).
 
     Householder QR with R's diagonal made positive gives exactly the Gram-Schmidt basis
     in column order, vectorised and more stable than the loop.
     """
-    if a.shape[-2] * a.shape[-1] <= _NUMPY_QR_MAX:
-        q, r = np.linalg.qr(a)
-    else:
-        import paddle  # only for large matrices, where its float32 QR is faster
-        qt, rt = paddle.linalg.qr(paddle.to_tensor(a, dtype="float32"))
-        q, r = qt.numpy(), rt.numpy()
+    q, r = np.linalg.qr(a)
     signs = np.sign(np.diagonal(r, axis1=-2, axis2=-1))
     signs[signs == 0] = 1.0
     return q * signs[..., None, :]
@@ -66,6 +59,26 @@ def orthogonal_groups(c: int, h: int, w: int) -> List[Tuple[int, int]]:
     return [(0, c)] if d >= c else [(s, min(s + d, c)) for s in range(0, c, d)]
 
 
+def _raw_groups(c: int, h: int, w: int, seed: int) -> List[np.ndarray]:
+    """The uniform [0, 1) draws of ``ortho`` and ``random``: one float64 ``[d, n]`` matrix
+    per orthogonal group (its columns are the group's filters, in channel order)."""
+    _check_shape(c, h, w)
+    rng = np.random.default_rng(seed)
+    d = h * w
+    if d >= c:
+        return [rng.random((d, c))]
+    full, rest = divmod(c, d)
+    groups = list(rng.random((full, d, d)))
+    if rest:
+        groups.append(rng.random((d, rest)))
+    return groups
+
+
+def _orthogonal64(c: int, h: int, w: int, seed: int = 0) -> np.ndarray:
+    """:func:`orthogonal` before the float32 cast, ``[c, h*w]`` float64."""
+    return np.concatenate([_orthonormal_columns(g).T for g in _raw_groups(c, h, w, seed)])
+
+
 def orthogonal(c: int, h: int, w: int, seed: int = 0) -> np.ndarray:
     """OrthoNets' filters: uniform [0, 1) vectors orthonormalised in order.
 
@@ -73,18 +86,7 @@ def orthogonal(c: int, h: int, w: int, seed: int = 0) -> np.ndarray:
     ``c // d`` independent orthonormal bases of ``d`` filters, plus (when
     ``c % d != 0``, where the authors' code fails) a last set of ``c % d``.
     """
-    _check_shape(c, h, w)
-    rng = np.random.default_rng(seed)
-    d = h * w
-    if d >= c:
-        bank = _orthonormal_columns(rng.random((d, c))).T
-    else:
-        full, rest = divmod(c, d)
-        parts = [np.swapaxes(_orthonormal_columns(rng.random((full, d, d))), 1, 2).reshape(full * d, d)]
-        if rest:
-            parts.append(_orthonormal_columns(rng.random((d, rest))).T)
-        bank = np.concatenate(parts, axis=0)
-    return bank.reshape(c, h, w).astype(np.float32)
+    return _orthogonal64(c, h, w, seed).reshape(c, h, w).astype(np.float32)
 
 
 def dct_frequencies(method: str = "top16") -> Tuple[List[int], List[int]]:
@@ -137,12 +139,12 @@ def average(c: int, h: int, w: int, seed: int = 0) -> np.ndarray:
 
 
 def random(c: int, h: int, w: int, seed: int = 0) -> np.ndarray:
-    """Uniform [0, 1) filters scaled to unit L2 norm, not orthogonalised (the control):
-    they differ from the orthogonal ones only in orthogonality, not in scale."""
-    _check_shape(c, h, w)
-    bank = np.random.default_rng(seed).random((c, h * w))
-    bank /= np.linalg.norm(bank, axis=1, keepdims=True)
-    return bank.reshape(c, h, w).astype(np.float32)
+    """The control: ``ortho``'s own uniform draws (same seed), each scaled to unit L2 norm,
+    not orthogonalised. So the two banks differ in orthogonality only; the first filter of
+    each orthogonal group is the same in both."""
+    flat = np.concatenate([g.T for g in _raw_groups(c, h, w, seed)], axis=0)
+    flat /= np.linalg.norm(flat, axis=1, keepdims=True)
+    return flat.reshape(c, h, w).astype(np.float32)
 
 
 def _check_shape(c: int, h: int, w: int) -> None:
@@ -162,9 +164,6 @@ def get_filter_bank(name: str, freq_sel: str = "top16") -> BankFn:
 
 
 def make_banks(fn: BankFn, specs: Sequence[Tuple[int, int, int, int]]) -> List[np.ndarray]:
-    """``[fn(c, h, w, seed) for each spec]`` (one per block of a model), in a thread pool:
-    QR releases the GIL, so on 2 cores orthonet152's banks take about half the time."""
-    if len(specs) < 2 or fn is not orthogonal:
-        return [fn(*spec) for spec in specs]
-    with ThreadPoolExecutor(max_workers=min(len(specs), os.cpu_count() or 1)) as pool:
-        return list(pool.map(lambda spec: fn(*spec), specs))
+    """``[fn(c, h, w, seed) for each spec]`` (one per block of a model), in order on the
+    calling thread: no pool, so the banks cannot depend on threads."""
+    return [fn(*spec) for spec in specs]

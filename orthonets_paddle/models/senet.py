@@ -3,7 +3,8 @@
 
 SE-ResNets: channel attention whose squeeze is global average pooling (the ``avg``
 filter bank, constant ``1 / (h*w)``), after the block's last BN. The excitation has no
-biases, like the other attentions of this package.
+biases, like the other attentions of this package and the SE checkpoints ``convert.py``
+maps; Hu et al.'s SENet has biases on both FC layers (README, "Use it from Python").
 """
 from __future__ import annotations
 

@@ -31,7 +31,8 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 import numpy as np
 
 from ..utils.io import write_json, write_text
-from .config import load_config
+from ..engine.config import load_config
+from .stats import mean_interval, t_quantile  # noqa: F401  (t_quantile: re-exported)
 
 __all__ = ["parse_grid", "parse_seeds", "plan_sweep", "run_status", "run_sweep",
            "summarize", "t_quantile", "mean_interval", "load_sweep_runs"]
@@ -116,6 +117,10 @@ def plan_sweep(config: str, grids: Sequence[str], seeds: Any, out: str,
         name = "__".join(_slug(k, v) for k, v in zip(keys, combo))
         variants.append({"name": name, "overrides": ovs,
                          "label": ", ".join(f"{k.split('.')[-1]}={v}" for k, v in zip(keys, combo))})
+    # Each run seed draws its own filter bank (Arch.seed = Global.seed), so intervals hold
+    # the variance of drawing the filters, unless the grid or an override fixes Arch.seed.
+    fixed = "Arch.seed" in keys or any(o.split("=", 1)[0].strip() == "Arch.seed"
+                                       for o in overrides)
     runs = []
     out = os.path.abspath(out)
     for seed in seed_list:
@@ -125,7 +130,7 @@ def plan_sweep(config: str, grids: Sequence[str], seeds: Any, out: str,
                          "overrides": v["overrides"]})
     return {"config": os.path.abspath(config), "grid": dict(parsed), "seeds": seed_list,
             "overrides": list(overrides), "out": os.path.abspath(out), "epochs": epochs,
-            "variants": variants, "runs": runs}
+            "bank_seed": "fixed" if fixed else "per_seed", "variants": variants, "runs": runs}
 
 
 def run_status(run_dir: str, epochs: int) -> str:
@@ -154,7 +159,8 @@ def run_command(plan: Dict[str, Any], run: Dict[str, Any], resume: bool = False,
     """The ``tools/train.py`` command line of one run."""
     cmd = [python or sys.executable, TRAIN_TOOL, "-c", plan["config"]]
     for ov in list(plan["overrides"]) + list(run["overrides"]) + [
-            f"Global.seed={run['seed']}", f"Global.output_dir={os.path.abspath(run['dir'])}"]:
+            f"Global.seed={run['seed']}", f"Global.output_dir={os.path.abspath(run['dir'])}"
+    ] + ([f"Arch.seed={run['seed']}"] if plan.get("bank_seed") == "per_seed" else []):
         cmd += ["-o", ov]
     if resume:
         cmd += ["-o", f"Global.checkpoints={os.path.abspath(run['dir'])}"]
@@ -172,7 +178,7 @@ def _check_same_plan(plan: Dict[str, Any]) -> None:
         return
     with open(path, encoding="utf-8") as f:
         old = json.load(f)
-    for key in ("config", "grid", "overrides"):
+    for key in ("config", "grid", "overrides", "bank_seed"):
         if old.get(key) != plan[key]:
             raise ValueError(f"{plan['out']} holds a different sweep ({key}: {old.get(key)!r} "
                              f"there, {plan[key]!r} now); use another --out")
@@ -282,66 +288,6 @@ def run_sweep(plan: Dict[str, Any], jobs: int = 1, dry_run: bool = False,
     return {"ran": ran, "skipped": skipped, "failed": failed, "wall_seconds": wall}
 
 
-
-# ----------------------------------------------------------------------------- statistics
-
-def _t_pdf(x: np.ndarray, df: float) -> np.ndarray:
-    c = math.exp(math.lgamma((df + 1) / 2) - math.lgamma(df / 2)) / math.sqrt(df * math.pi)
-    return c * (1.0 + x * x / df) ** (-(df + 1) / 2)
-
-
-def _t_cdf(x: float, df: float) -> float:
-    """P(T <= x) for x >= 0 by Simpson's rule on [0, x] (the density is smooth)."""
-    n = 4000
-    grid = np.linspace(0.0, x, n + 1)
-    y = _t_pdf(grid, df)
-    h = x / n
-    return 0.5 + h / 3 * (y[0] + y[-1] + 4 * y[1:-1:2].sum() + 2 * y[2:-1:2].sum())
-
-
-def t_quantile(p: float, df: int) -> float:
-    """The ``p`` quantile (0.5 < p < 1) of Student's t with ``df`` degrees of freedom.
-
-    Computed from the density (bisection on its integral) so numpy is enough; accurate to
-    about 1e-6 for df >= 1.
-    """
-    if not 0.5 < p < 1:
-        raise ValueError(f"t_quantile: p must be in (0.5, 1), got {p}")
-    if df < 1:
-        raise ValueError(f"t_quantile: df must be >= 1, got {df}")
-    lo, hi = 0.0, 1.0
-    while _t_cdf(hi, df) < p:       # heavy tails at df=1: widen until bracketed
-        lo, hi = hi, hi * 2
-    for _ in range(60):
-        mid = (lo + hi) / 2
-        if _t_cdf(mid, df) < p:
-            lo = mid
-        else:
-            hi = mid
-    return (lo + hi) / 2
-
-
-def mean_interval(values: Sequence[float], level: float = 0.95) -> Dict[str, float]:
-    """Mean, sample standard deviation (n-1) and the t interval of the mean.
-
-    Returns:
-        ``{"n", "mean", "std", "half", "lo", "hi"}``; ``std`` and the interval are NaN when
-        n < 2.
-    """
-    x = np.asarray([v for v in values], dtype=np.float64)
-    n = len(x)
-    if n == 0:
-        nan = float("nan")
-        return {"n": 0, "mean": nan, "std": nan, "half": nan, "lo": nan, "hi": nan}
-    mean = float(x.mean())
-    if n < 2:
-        nan = float("nan")
-        return {"n": 1, "mean": mean, "std": nan, "half": nan, "lo": nan, "hi": nan}
-    std = float(x.std(ddof=1))
-    half = t_quantile(0.5 + level / 2, n - 1) * std / math.sqrt(n)
-    return {"n": n, "mean": mean, "std": std, "half": half, "lo": mean - half, "hi": mean + half}
-
-
 # ----------------------------------------------------------------------------- reading runs
 
 def _read_json(path: str) -> Dict[str, Any]:
@@ -349,10 +295,21 @@ def _read_json(path: str) -> Dict[str, Any]:
         return json.load(f)
 
 
+def _run_arch(run_dir: str) -> Dict[str, Any]:
+    """The ``Arch`` section the run recorded in its ``config.yaml`` (empty if none)."""
+    import yaml
+    path = os.path.join(run_dir, "config.yaml")
+    if not os.path.isfile(path):
+        return {}
+    with open(path, encoding="utf-8") as f:
+        return (yaml.safe_load(f) or {}).get("Arch", {}) or {}
+
+
 def load_sweep_runs(out: str) -> Tuple[Dict[str, Any], List[Dict[str, Any]]]:
     """The plan (``sweep.json``) and one record per finished run, from the runs' own files.
 
     Each record: ``{"variant", "seed", "dir", "best_acc", "final_acc", "val_acc" (per epoch),
+    "bank_seed" (the run's recorded ``Arch.seed``),
     "train_loss" (per logged step), "train_iter", "train_images_per_sec", "epochs"}``.
     Unfinished runs are left out (and counted in the plan's ``"missing"``).
 
@@ -372,6 +329,7 @@ def load_sweep_runs(out: str) -> Tuple[Dict[str, Any], List[Dict[str, Any]]]:
             missing.append(d)
             continue
         m = _read_json(os.path.join(d, "metrics.json"))
+        bank_seed = _run_arch(d).get("seed")
         rows = m["epochs"]
         val = [r["val_acc"] for r in rows if "val_acc" in r]
         if not val:
@@ -379,7 +337,7 @@ def load_sweep_runs(out: str) -> Tuple[Dict[str, Any], List[Dict[str, Any]]]:
                              "DataLoader.Eval section")
         runs.append({"variant": run["variant"], "seed": run["seed"], "dir": d,
                      "best_acc": float(m["best_acc"]), "final_acc": float(val[-1]),
-                     "val_acc": val, "epochs": len(rows),
+                     "val_acc": val, "epochs": len(rows), "bank_seed": bank_seed,
                      "train_loss": m["loss_record"]["train"]["loss"],
                      "train_iter": m["loss_record"]["train"]["iter"],
                      "train_images_per_sec": float(np.mean(
@@ -395,7 +353,7 @@ def _model_facts(run_dir: str, measure: bool, batch: int = 64, repeats: int = 5
     import paddle
     import yaml
     from ..models.registry import build_model_from_config
-    from .runs import count_parameters
+    from ..engine.runs import count_parameters
     with open(os.path.join(run_dir, "config.yaml"), encoding="utf-8") as f:
         cfg = yaml.safe_load(f)
     model = build_model_from_config(cfg["Arch"])
@@ -500,9 +458,23 @@ def summary_markdown(rows: List[Dict[str, Any]], plan: Dict[str, Any], base: str
               "and t interval. train img/s: mean training throughput recorded by each run "
               "(metrics.json); infer img/s: measured once per variant in the summary step "
               "(batch 64, random input, this machine at that moment)."]
+    lines += ["", _bank_seed_note(plan)]
     if plan.get("missing"):
         lines += ["", f"Unfinished runs left out: {len(plan['missing'])}."]
     return "\n".join(lines) + "\n"
+
+
+def _bank_seed_note(plan: Dict[str, Any]) -> str:
+    """One sentence on which filter-bank seed (``Arch.seed``) the runs used."""
+    mode = plan.get("bank_seed")
+    if mode == "per_seed":
+        return ("Filter banks: Arch.seed = Global.seed in every run, so each seed draws its own "
+                "bank and the intervals include the variance of drawing the filters.")
+    if mode == "fixed":
+        return ("Filter banks: Arch.seed fixed by the sweep's --grid/-o, so runs of one "
+                "variant share their bank; the intervals leave out the filter-drawing variance.")
+    return ("Filter banks: this sweep predates per-seed banks; every run used the config's "
+            "Arch.seed (runs.csv: bank_seed).")
 
 
 def summary_csv(rows: List[Dict[str, Any]]) -> str:
@@ -516,14 +488,15 @@ def summary_csv(rows: List[Dict[str, Any]]) -> str:
 
 
 def runs_csv(runs: List[Dict[str, Any]]) -> str:
-    """One row per run: variant, seed, best and final accuracy, epochs, folder."""
+    """One row per run: variant, seed, best and final accuracy, epochs, folder, bank seed."""
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
     w.writerow(["variant", "seed", "best_acc", "final_acc", "epochs", "train_images_per_sec",
-                "dir"])
+                "dir", "bank_seed"])
     for r in runs:
         w.writerow([r["variant"], r["seed"], repr(r["best_acc"]), repr(r["final_acc"]),
-                    r["epochs"], repr(r["train_images_per_sec"]), r["dir"]])
+                    r["epochs"], repr(r["train_images_per_sec"]), r["dir"],
+                    "" if r.get("bank_seed") is None else r["bank_seed"]])
     return buf.getvalue()
 
 
@@ -574,7 +547,7 @@ def get_parser():
     p.add_argument("--grid", action="append", default=[], metavar="KEY=v1,v2",
                    help="one axis of the grid, repeatable (the product of the axes is run)")
     p.add_argument("--seeds", default="3", help="a count N (seeds 0..N-1) or a list 0,1,2; "
-                   "each sets Global.seed")
+                   "each sets Global.seed, and Arch.seed unless --grid/-o sets it")
     p.add_argument("--out", help="sweep directory (one folder per run)")
     p.add_argument("--jobs", type=int, default=1, help="runs at once; the cores are split")
     p.add_argument("--dry-run", action="store_true", help="print the commands, run nothing")
