@@ -35,7 +35,8 @@ from ..utils.schema import POSITIVE_INT, Typed
 from .transforms import build_transforms
 
 __all__ = ["DATASETS", "DataFileError", "build_dataset", "dataset_params", "Cifar10",
-           "Cifar100", "FashionMNIST", "ImageFolder", "Synthetic", "download", "check_channels"]
+           "Cifar100", "FashionMNIST", "ImageFolder", "Synthetic", "download", "check_channels",
+           "validate_dataset"]
 
 CIFAR10_CLASSES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse",
                    "ship", "truck"]
@@ -236,10 +237,15 @@ class Cifar10(_ArrayDataset):
             with tarfile.open(path, "r:*") as tar:
                 for member in tar:
                     if member.name in wanted:
+                        if not member.isfile():  # a link could point anywhere
+                            raise DataFileError(f"{name}: member {member.name} of {path} is a "
+                                                f"link or special file, not data; {fix}")
                         batches[member.name] = safe_load(tar.extractfile(member),
                                                          f"{path}:{member.name}", "bytes")
         except UnsafePickleError as err:
             raise DataFileError(f"{name}: {err}") from None
+        except DataFileError:
+            raise
         except (tarfile.TarError, EOFError, OSError, zlib.error, pickle.UnpicklingError,
                 ValueError) as err:
             raise DataFileError(f"{name}: cannot read {path} as a CIFAR tar archive "
@@ -254,9 +260,36 @@ class Cifar10(_ArrayDataset):
             if b"data" not in batch or self.label_key not in batch:
                 raise DataFileError(f"{name}: member {member} of {path} lacks b'data' or "
                                     f"{self.label_key!r}; {fix}")
-            images.append(np.asarray(batch[b"data"], dtype=np.uint8).reshape(-1, 3, 32, 32))
-            labels.append(np.asarray(batch[self.label_key], dtype=np.int64))
+            try:
+                data = np.asarray(batch[b"data"], dtype=np.uint8).reshape(-1, 3, 32, 32)
+                label = np.asarray(batch[self.label_key], dtype=np.int64).reshape(-1)
+            except (ValueError, TypeError) as err:
+                raise DataFileError(f"{name}: member {member} of {path} is not [N, 3072] uint8 "
+                                    f"images with N labels ({err}); {fix}") from None
+            if len(data) != len(label):  # mispaired images and labels would train silently
+                raise DataFileError(f"{name}: member {member} of {path} has {len(data)} images "
+                                    f"but {len(label)} labels; {fix}")
+            images.append(data)
+            labels.append(label)
         return np.concatenate(images).transpose(0, 2, 3, 1), np.concatenate(labels)
+
+
+def validate_dataset(dataset: Any, class_num: int, where: str = "DataLoader.Train") -> None:
+    """Check a dataset's labels against ``Arch.class_num`` before the first step (else
+    Paddle fails mid-epoch with its index message, after the epoch's work).
+
+    Raises:
+        ValueError: a label outside ``[0, class_num)``, naming the setting to change.
+    """
+    labels = getattr(dataset, "labels", None)
+    if labels is None or not len(labels):
+        return
+    labels = np.asarray(labels)
+    lo, hi = int(labels.min()), int(labels.max())
+    if lo < 0 or hi >= int(class_num):
+        raise ValueError(f"{where}: the dataset has labels {lo}..{hi} but Arch.class_num is "
+                         f"{class_num} (labels must be in 0..{int(class_num) - 1}); set "
+                         f"-o Arch.class_num={max(hi + 1, 1)} or fix the labels")
 
     def _image(self, idx: int) -> Any:
         img = self.images[idx]
