@@ -497,7 +497,7 @@ def test_duplicate_yaml_keys_and_sections_are_refused_with_the_line(tmp_path, te
         src = open(path).read().replace("Global:\n", "Global:\n  epochs: 3\n  epochs: 5\n", 1)
         open(path, "w").write(src)
     lines = open(path).read().splitlines()
-    second = max(i for i, l in enumerate(lines) if l.strip().startswith(key + ":")) + 1
+    second = [i for i, l in enumerate(lines) if l.strip().startswith(key + ":")][1] + 1
     with pytest.raises(ValueError, match=rf"c.yaml:{second}: duplicate key '{key}'"):
         load_config(path)
 
