@@ -36,7 +36,7 @@ from .transforms import build_transforms
 
 __all__ = ["DATASETS", "DataFileError", "build_dataset", "dataset_params", "Cifar10",
            "Cifar100", "FashionMNIST", "ImageFolder", "Synthetic", "download", "check_channels",
-           "validate_dataset"]
+           "validate_dataset", "read_image_file", "max_image_pixels"]
 
 CIFAR10_CLASSES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse",
                    "ship", "truck"]
@@ -404,6 +404,53 @@ class FashionMNIST(_ArrayDataset):
 
 
 # ----------------------------------------------------------------------------- image folder
+MAX_IMAGE_PIXELS_ENV = "ORTHONETS_MAX_IMAGE_PIXELS"
+MAX_IMAGE_PIXELS = 89_478_485  # PIL's warning threshold; PIL refuses only at twice that
+
+
+def max_image_pixels() -> int:
+    """The largest image (width x height) read, ``$ORTHONETS_MAX_IMAGE_PIXELS`` or PIL's."""
+    value = os.environ.get(MAX_IMAGE_PIXELS_ENV)
+    try:
+        return int(value) if value else MAX_IMAGE_PIXELS
+    except ValueError:
+        raise ValueError(f"{MAX_IMAGE_PIXELS_ENV}={value!r} must be an integer number of "
+                         "pixels") from None
+
+
+def read_image_file(path: str, channels: int = 3, owner: str = "image") -> np.ndarray:
+    """Decode an image file as uint8 HWC (RGB, or ``[H, W, 1]`` gray), as it is displayed.
+
+    The size is checked from the header before decoding (``max_image_pixels``); EXIF
+    orientation is applied; 16-bit and 32-bit images are scaled to 8 bits, not clipped.
+
+    Raises:
+        DataFileError: the file cannot be decoded or is too large (naming it and the fix).
+    """
+    from PIL import ImageOps
+    try:
+        with Image.open(path) as im:
+            w, h = im.size
+            limit = max_image_pixels()
+            if w * h > limit:
+                raise DataFileError(
+                    f"{owner}: image {path} is {w}x{h} ({w * h:,} pixels), more than the "
+                    f"{limit:,} read without decoding it whole; shrink it, or raise the limit "
+                    f"with {MAX_IMAGE_PIXELS_ENV}=<pixels>")
+            im = ImageOps.exif_transpose(im)
+            if im.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
+                arr = np.asarray(im).astype(np.float64)
+                top = 65535.0 if im.mode.startswith("I;16") or arr.max() <= 65535 else arr.max()
+                im = Image.fromarray(np.clip(np.rint(arr * 255.0 / top), 0, 255).astype(np.uint8))
+            img = np.asarray(im.convert("RGB" if channels == 3 else "L"))
+    except DataFileError:
+        raise
+    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as err:
+        raise DataFileError(f"{owner}: cannot read image {path} ({err}); delete or replace "
+                            "the file") from None
+    return img[:, :, None] if img.ndim == 2 else img  # HWC with one channel, as FashionMNIST
+
+
 class ImageFolder(paddle.io.Dataset):
     """Images in class folders: ``root/<mode>/<class>/*.jpg`` (ImageNet style, modes
     ``train``/``val``) or, if ``root`` has no ``train``/``val`` folders, ``root/<class>/*``.
@@ -461,14 +508,7 @@ class ImageFolder(paddle.io.Dataset):
 
     def __getitem__(self, idx: int) -> Tuple[Any, np.ndarray]:
         path, label = self.samples[idx]
-        try:
-            with Image.open(path) as im:
-                img = np.asarray(im.convert("RGB" if self.channels == 3 else "L"))
-            if img.ndim == 2:
-                img = img[:, :, None]  # HWC with one channel, as FashionMNIST gives
-        except (OSError, ValueError, Image.DecompressionBombError) as err:
-            raise DataFileError(f"ImageFolder: cannot read image {path} ({err}); delete or "
-                                f"replace the file") from None
+        img = read_image_file(path, self.channels, "ImageFolder")
         if self.transforms is not None:
             img = self.transforms(img)
         return img, np.array(label, dtype=np.int64)
