@@ -564,3 +564,31 @@ def test_weights_of_other_dtypes_nan_or_int_keys(tmp_path, dtype):
         with pytest.raises(WeightsError, match={"int64": "non-float", "nan": "NaN/inf",
                                                 "intkey": "keys must be"}[dtype]):
             load_pretrained(model, path, strict=True, verbose=False)
+
+
+def test_a_transform_entry_that_is_a_number_is_one_error(tmp_path):
+    src = open(CFG).read()
+    i = src.index("transforms:")
+    j = src.index("\n", i)
+    indent = src[j + 1:].split("-")[0]
+    path = tmp_path / "t.yaml"
+    path.write_text(src[:j + 1] + indent + "- 5\n" + src[j + 1:])
+    with pytest.raises(ValueError, match=r"transforms\[0\] is 5; each entry is one op"):
+        load_config(str(path))
+
+
+def test_an_export_is_swapped_in_whole(tmp_path):
+    """The export folder is replaced as a whole: a file of the old export never stays
+    beside the new one, other files are kept."""
+    from orthonets_paddle import build_model
+    from orthonets_paddle.deploy.export import export_model
+    out = tmp_path / "inf"
+    export_model(build_model("resnet18", num_classes=10, stem="cifar", width=4), str(out),
+                 [3, 32, 32], check=False)
+    (out / "notes.txt").write_text("mine")
+    old = {n: (out / n).read_bytes() for n in ("inference.json", "inference.pdiparams")}
+    export_model(build_model("resnet18", num_classes=10, stem="cifar", width=8), str(out),
+                 [3, 32, 32], check=False)
+    assert all((out / n).read_bytes() != b for n, b in old.items())
+    assert (out / "notes.txt").read_text() == "mine"
+    assert sorted(os.listdir(tmp_path)) == ["inf"]

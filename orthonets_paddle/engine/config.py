@@ -15,6 +15,7 @@ from typing import Any, Dict, Iterable, List, Optional, Sequence
 
 import yaml
 
+from ..utils.io import cap_repr
 from ..utils.yamlio import YamlError, load_yaml
 
 from ..utils.hints import did_you_mean
@@ -353,6 +354,10 @@ def _check_transforms(ops, where: str, transform_params) -> None:
     if not isinstance(ops, list):
         raise ConfigError(f"{where} must be a list of ops like '- ToTensor: {{}}'")
     for i, entry in enumerate(ops):
+        if not isinstance(entry, str) and not (isinstance(entry, dict) and len(entry) == 1):
+            # reliability (issue 20): e.g. '- 5' was an AttributeError traceback
+            raise ConfigError(f"{where}[{i}] is {cap_repr(entry)}; each entry is one op like "
+                              "'- ToTensor: {}' or '- RandomCrop: {size: 32}'")
         name, params = (entry, {}) if isinstance(entry, str) else next(iter(entry.items()))
         _wrap(lambda: _check_keys(params or {}, transform_params(name), f"{where}[{i}].{name}"),
               f"{where}[{i}]")
