@@ -367,3 +367,228 @@ def test_ctrl_c_exits_130_with_latest_intact(archive, tmp_path, action):
     assert verify_set(str(out / "latest")) is not None
     assert load_states(str(out / "latest.pdstates"))["epoch"] == 0
     assert not (out / "run.lock").exists()
+
+
+# ----------------------------------------------------------------------------- issue 20
+# Each test below failed on the code before issue 20 (checked against main's tree).
+import signal as _signal  # noqa: E402
+
+from orthonets_paddle.engine.checkpoint import RunLock, load_checkpoint, save_checkpoint  # noqa: E402
+
+
+def _save(prefix, model, opt, epoch):
+    save_checkpoint(prefix, model, opt, {"epoch": epoch}, {"epoch": epoch})
+
+
+@pytest.mark.parametrize("k", [1, 2, 3, 4, 5])
+def test_a_kill_at_any_rename_of_a_save_leaves_a_resumable_run(tmp_path, k):
+    """os._exit at the k-th os.replace of a save (1: pending manifest, 2-4: the files,
+    5: the manifest): the run resumes from the old or the new set, never from a mix, and
+    the next start's clean rolls the staged set forward instead of deleting it."""
+    import paddle
+    prefix = str(tmp_path / "latest")
+    model = paddle.nn.Linear(2, 2)
+    opt = paddle.optimizer.SGD(parameters=model.parameters())
+    _save(prefix, model, opt, 0)
+    pid = os.fork()
+    if pid == 0:  # the killed process
+        try:
+            calls, orig = [0], os.replace
+
+            def replace(a, b):
+                calls[0] += 1
+                if calls[0] == k:
+                    os._exit(9)
+                return orig(a, b)
+            os.replace = replace
+            model.weight.set_value(model.weight + 1)
+            _save(prefix, model, opt, 1)
+        finally:
+            os._exit(0)
+    os.waitpid(pid, 0)
+    before = load_checkpoint(str(tmp_path))["states"]["epoch"]
+    lock = RunLock(str(tmp_path)).acquire()
+    lock.clean()
+    lock.release()
+    after = load_checkpoint(str(tmp_path))
+    # Before the clean the old set may still be whole (read as is); after it the staged
+    # set has been rolled forward whenever it was complete.
+    assert before in (0, 1) and after["states"]["epoch"] == (0 if k == 1 else 1)
+    assert verify_set(prefix) is not None
+    assert not [n for n in os.listdir(tmp_path) if TMP_MARK in n or "manifest-next" in n]
+
+
+def test_an_empty_young_run_lock_is_not_taken_over(tmp_path):
+    (tmp_path / "run.lock").write_text("")
+    with pytest.raises(RunFolderError, match="being taken by another run"):
+        RunLock(str(tmp_path)).acquire()
+    assert (tmp_path / "run.lock").read_text() == ""
+
+
+def test_a_download_shorter_than_its_content_length_is_not_cached(tmp_path):
+    from orthonets_paddle.utils.io import DownloadError, download
+
+    class Response(io.BytesIO):
+        headers = {"Content-Length": "100"}
+
+    with pytest.raises(DownloadError, match="50 of the 100 bytes"):
+        download("http://x/f", str(tmp_path / "c" / "f"), lambda url, timeout: Response(b"x" * 50), 5)
+    assert not (tmp_path / "c").exists()
+
+
+def test_outputs_honour_the_umask(tmp_path):
+    from orthonets_paddle.utils.io import write_text
+    old = os.umask(0o027)
+    try:
+        write_text("x", str(tmp_path / "a.txt"))
+    finally:
+        os.umask(old)
+    assert os.stat(tmp_path / "a.txt").st_mode & 0o777 == 0o640
+
+
+def test_sigterm_stops_training_like_ctrl_c(archive, tmp_path):
+    out = tmp_path / "run"
+    script = _INTERRUPT.format(root=ROOT, at=3, action="os.kill(os.getpid(), signal.SIGTERM)",
+                               cfg=CFG, overrides=tiny(archive, str(out), epochs=2))
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                          env=ENV, timeout=100)
+    assert proc.returncode == 143, proc.stderr[-2000:]
+    assert "C++" not in proc.stderr and "Traceback" not in proc.stderr
+    assert f"-o Global.checkpoints={out}" in proc.stderr.strip().splitlines()[-1]
+    assert verify_set(str(out / "latest")) is not None
+    assert not (out / "run.lock").exists()
+
+
+def test_pickle_bombs_are_refused_before_allocating():
+    bytearray_bomb = b"\x80\x02cbuiltins\nbytearray\nJ\x00\x00\x00\x60\x85R."  # 1.6 GB
+    length_bomb = b"\x80\x04\x8e" + (5 << 30).to_bytes(8, "little") + b"abc."  # claims 5 GB
+    # one 1 MB string latin1-encoded 200 times through the memo: 200 MB from 1 MB
+    s = pickle.dumps("x" * (1 << 20), protocol=2)[2:-1]
+    memo = (b"\x80\x02(" + s + b"q\x00" + b"c_codecs\nencode\nq\x01"
+            + b"h\x01h\x00X\x06\x00\x00\x00latin1\x86R" * 1 + b"0"
+            + b"h\x01h\x00X\x06\x00\x00\x00latin1\x86R0" * 200 + b"l.")
+    for bomb in (bytearray_bomb, length_bomb, memo):
+        with pytest.raises(UnsafePickleError):
+            safe_loads(bomb)
+
+
+def _config_with(tmp_path, text):
+    src = open(CFG).read() + text
+    path = tmp_path / "c.yaml"
+    path.write_text(src)
+    return str(path)
+
+
+def test_yaml_alias_bomb_fails_fast_with_a_short_line(tmp_path):
+    levels = ["&l0 [" + ", ".join(["lol"] * 10) + "]"]
+    levels += [f"&l{i} [" + ", ".join([f"*l{i - 1}"] * 10) + "]" for i in range(1, 9)]
+    path = _config_with(tmp_path, "\nInfer:\n  class_names: [" + ", ".join(levels) + "]\n")
+    assert os.path.getsize(path) < 5000
+    with pytest.raises(ValueError, match="expand to more than") as err:
+        load_config(path)
+    assert len(str(err.value)) < 300
+
+
+@pytest.mark.parametrize("text,key", [("\nGlobal:\n  epochs: 7\n", "Global"),
+                                      (None, "epochs")])
+def test_duplicate_yaml_keys_and_sections_are_refused_with_the_line(tmp_path, text, key):
+    path = _config_with(tmp_path, text or "")
+    if text is None:  # a key repeated inside a section
+        src = open(path).read().replace("Global:\n", "Global:\n  epochs: 3\n  epochs: 5\n", 1)
+        open(path, "w").write(src)
+    lines = open(path).read().splitlines()
+    second = [i for i, l in enumerate(lines) if l.strip().startswith(key + ":")][1] + 1
+    with pytest.raises(ValueError, match=rf"c.yaml:{second}: duplicate key '{key}'"):
+        load_config(path)
+
+
+def test_a_numeric_output_dir_override_is_a_path():
+    assert load_config(CFG, ["Global.output_dir=2024"])["Global"]["output_dir"] == "2024"
+
+
+def _cifar_tar(path, batch=None, link=False):
+    with tarfile.open(path, "w:gz") as tar:
+        for name in [f"cifar-10-batches-py/data_batch_{i}" for i in range(1, 6)] + [
+                "cifar-10-batches-py/test_batch"]:
+            info = tarfile.TarInfo(name)
+            if link:
+                info.type, info.linkname = tarfile.SYMTYPE, "/etc/passwd"
+                tar.addfile(info)
+                continue
+            data = pickle.dumps(batch, protocol=2)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    return str(path)
+
+
+def test_cifar_batch_with_fewer_labels_than_images_names_the_member(tmp_path):
+    path = _cifar_tar(tmp_path / "c.tar.gz", {b"data": np.zeros((4, 3072), np.uint8),
+                                             b"labels": [1, 2, 3]})
+    with pytest.raises(DataFileError, match="data_batch_1 .* 4 images but 3 labels"):
+        Cifar10(path)
+
+
+def test_cifar_member_that_is_a_link_is_one_error(tmp_path):
+    with pytest.raises(DataFileError, match="is a link"):
+        Cifar10(_cifar_tar(tmp_path / "c.tar.gz", link=True))
+
+
+def test_class_num_below_the_labels_fails_before_the_first_step(archive, tmp_path):
+    out = tmp_path / "run"
+    with pytest.raises(ValueError, match=r"labels 0\.\.9 but Arch.class_num is 5"):
+        train(load_config(CFG, tiny(archive, str(out), "Arch.class_num=5")))
+    assert not out.exists()
+
+
+@pytest.mark.parametrize("dtype", ["float16", "float64", "int64", "nan", "intkey"])
+def test_weights_of_other_dtypes_nan_or_int_keys(tmp_path, dtype):
+    from orthonets_paddle import build_model
+    from orthonets_paddle.models.pretrained import WeightsError, load_pretrained
+    model = build_model("resnet18", num_classes=10, stem="cifar", width=4)
+    ref = {k: v.numpy() for k, v in model.state_dict().items()}
+    state = {k: v.astype(dtype if dtype not in ("nan", "intkey") else "float32")
+             for k, v in ref.items()}
+    if dtype == "nan":
+        state["fc.weight"][0, 0] = np.nan
+    if dtype == "intkey":
+        state[5] = np.zeros(3, np.float32)
+    path = str(tmp_path / "w.pdparams")
+    with open(path, "wb") as f:
+        pickle.dump(state, f, protocol=4)
+    if dtype in ("float16", "float64"):
+        load_pretrained(model, path, strict=True, verbose=False)
+        got = model.state_dict()["fc.weight"]
+        assert str(got.dtype) == "paddle.float32"
+        np.testing.assert_allclose(got.numpy(), state["fc.weight"].astype(np.float32))
+    else:
+        with pytest.raises(WeightsError, match={"int64": "non-float", "nan": "NaN/inf",
+                                                "intkey": "keys must be"}[dtype]):
+            load_pretrained(model, path, strict=True, verbose=False)
+
+
+def test_a_transform_entry_that_is_a_number_is_one_error(tmp_path):
+    src = open(CFG).read()
+    i = src.index("transforms:")
+    j = src.index("\n", i)
+    indent = src[j + 1:].split("-")[0]
+    path = tmp_path / "t.yaml"
+    path.write_text(src[:j + 1] + indent + "- 5\n" + src[j + 1:])
+    with pytest.raises(ValueError, match=r"transforms\[0\] is 5; each entry is one op"):
+        load_config(str(path))
+
+
+def test_an_export_is_swapped_in_whole(tmp_path):
+    """The export folder is replaced as a whole: a file of the old export never stays
+    beside the new one, other files are kept."""
+    from orthonets_paddle import build_model
+    from orthonets_paddle.deploy.export import export_model
+    out = tmp_path / "inf"
+    export_model(build_model("resnet18", num_classes=10, stem="cifar", width=4), str(out),
+                 [3, 32, 32], check=False)
+    (out / "notes.txt").write_text("mine")
+    old = {n: (out / n).read_bytes() for n in ("inference.json", "inference.pdiparams")}
+    export_model(build_model("resnet18", num_classes=10, stem="cifar", width=8), str(out),
+                 [3, 32, 32], check=False)
+    assert all((out / n).read_bytes() != b for n, b in old.items())
+    assert (out / "notes.txt").read_text() == "mine"
+    assert sorted(os.listdir(tmp_path)) == ["inf"]

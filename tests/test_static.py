@@ -72,9 +72,9 @@ def test_trainer_reads_global_to_static(tmp_path, monkeypatch):
                 "Global.plot=False", "Global.use_visualdl=False", "Global.print_batch_step=1",
                 f"Global.to_static={flag}",
                 f"DataLoader.Train.dataset.data_file={archive}", f"DataLoader.Eval.dataset.data_file={archive}",
-                "DataLoader.Train.batch_size=8", "DataLoader.Eval.batch_size=8",
-                "DataLoader.Train.num_workers=0", "DataLoader.Eval.num_workers=0",
-                "DataLoader.Train.shuffle=False", "Arch.width=4"]
+                "DataLoader.Train.sampler.batch_size=8", "DataLoader.Eval.sampler.batch_size=8",
+                "DataLoader.Train.loader.num_workers=0", "DataLoader.Eval.loader.num_workers=0",
+                "DataLoader.Train.sampler.shuffle=False", "Arch.width=4"]
         runs[flag] = train(load_config(CFG, over))
     assert seen == [False, True]
     losses = [runs[f]["records"]["loss_record"]["train"]["loss"] for f in (False, True)]

@@ -37,7 +37,7 @@ from .transforms import build_transforms
 
 __all__ = ["DATASETS", "DataFileError", "build_dataset", "dataset_params", "Cifar10",
            "Cifar100", "FashionMNIST", "ImageFolder", "ImageNetDataset", "Synthetic", "download",
-           "check_channels"]
+           "check_channels", "validate_dataset", "read_image_file", "max_image_pixels"]
 
 CIFAR10_CLASSES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse",
                    "ship", "truck"]
@@ -243,10 +243,15 @@ class Cifar10(_ArrayDataset):
             with tarfile.open(path, "r:*") as tar:
                 for member in tar:
                     if member.name in wanted:
+                        if not member.isfile():  # a link could point anywhere
+                            raise DataFileError(f"{name}: member {member.name} of {path} is a "
+                                                f"link or special file, not data; {fix}")
                         batches[member.name] = safe_load(tar.extractfile(member),
                                                          f"{path}:{member.name}", "bytes")
         except UnsafePickleError as err:
             raise DataFileError(f"{name}: {err}") from None
+        except DataFileError:
+            raise
         except (tarfile.TarError, EOFError, OSError, zlib.error, pickle.UnpicklingError,
                 ValueError) as err:
             raise DataFileError(f"{name}: cannot read {path} as a CIFAR tar archive "
@@ -261,9 +266,36 @@ class Cifar10(_ArrayDataset):
             if b"data" not in batch or self.label_key not in batch:
                 raise DataFileError(f"{name}: member {member} of {path} lacks b'data' or "
                                     f"{self.label_key!r}; {fix}")
-            images.append(np.asarray(batch[b"data"], dtype=np.uint8).reshape(-1, 3, 32, 32))
-            labels.append(np.asarray(batch[self.label_key], dtype=np.int64))
+            try:
+                data = np.asarray(batch[b"data"], dtype=np.uint8).reshape(-1, 3, 32, 32)
+                label = np.asarray(batch[self.label_key], dtype=np.int64).reshape(-1)
+            except (ValueError, TypeError) as err:
+                raise DataFileError(f"{name}: member {member} of {path} is not [N, 3072] uint8 "
+                                    f"images with N labels ({err}); {fix}") from None
+            if len(data) != len(label):  # mispaired images and labels would train silently
+                raise DataFileError(f"{name}: member {member} of {path} has {len(data)} images "
+                                    f"but {len(label)} labels; {fix}")
+            images.append(data)
+            labels.append(label)
         return np.concatenate(images).transpose(0, 2, 3, 1), np.concatenate(labels)
+
+
+def validate_dataset(dataset: Any, class_num: int, where: str = "DataLoader.Train") -> None:
+    """Check a dataset's labels against ``Arch.class_num`` before the first step (else
+    Paddle fails mid-epoch with its index message, after the epoch's work).
+
+    Raises:
+        ValueError: a label outside ``[0, class_num)``, naming the setting to change.
+    """
+    labels = getattr(dataset, "labels", None)
+    if labels is None or not len(labels):
+        return
+    labels = np.asarray(labels)
+    lo, hi = int(labels.min()), int(labels.max())
+    if lo < 0 or hi >= int(class_num):
+        raise ValueError(f"{where}: the dataset has labels {lo}..{hi} but Arch.class_num is "
+                         f"{class_num} (labels must be in 0..{int(class_num) - 1}); set "
+                         f"-o Arch.class_num={max(hi + 1, 1)} or fix the labels")
 
     def _image(self, idx: int) -> Any:
         img = self.images[idx]
@@ -378,6 +410,53 @@ class FashionMNIST(_ArrayDataset):
 
 
 # ----------------------------------------------------------------------------- image folder
+MAX_IMAGE_PIXELS_ENV = "ORTHONETS_MAX_IMAGE_PIXELS"
+MAX_IMAGE_PIXELS = 89_478_485  # PIL's warning threshold; PIL refuses only at twice that
+
+
+def max_image_pixels() -> int:
+    """The largest image (width x height) read, ``$ORTHONETS_MAX_IMAGE_PIXELS`` or PIL's."""
+    value = os.environ.get(MAX_IMAGE_PIXELS_ENV)
+    try:
+        return int(value) if value else MAX_IMAGE_PIXELS
+    except ValueError:
+        raise ValueError(f"{MAX_IMAGE_PIXELS_ENV}={value!r} must be an integer number of "
+                         "pixels") from None
+
+
+def read_image_file(path: str, channels: int = 3, owner: str = "image") -> np.ndarray:
+    """Decode an image file as uint8 HWC (RGB, or ``[H, W, 1]`` gray), as it is displayed.
+
+    The size is checked from the header before decoding (``max_image_pixels``); EXIF
+    orientation is applied; 16-bit and 32-bit images are scaled to 8 bits, not clipped.
+
+    Raises:
+        DataFileError: the file cannot be decoded or is too large (naming it and the fix).
+    """
+    from PIL import ImageOps
+    try:
+        with Image.open(path) as im:
+            w, h = im.size
+            limit = max_image_pixels()
+            if w * h > limit:
+                raise DataFileError(
+                    f"{owner}: image {path} is {w}x{h} ({w * h:,} pixels), more than the "
+                    f"{limit:,} read without decoding it whole; shrink it, or raise the limit "
+                    f"with {MAX_IMAGE_PIXELS_ENV}=<pixels>")
+            im = ImageOps.exif_transpose(im)
+            if im.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
+                arr = np.asarray(im).astype(np.float64)
+                top = 65535.0 if im.mode.startswith("I;16") or arr.max() <= 65535 else arr.max()
+                im = Image.fromarray(np.clip(np.rint(arr * 255.0 / top), 0, 255).astype(np.uint8))
+            img = np.asarray(im.convert("RGB" if channels == 3 else "L"))
+    except DataFileError:
+        raise
+    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as err:
+        raise DataFileError(f"{owner}: cannot read image {path} ({err}); delete or replace "
+                            "the file") from None
+    return img[:, :, None] if img.ndim == 2 else img  # HWC with one channel, as FashionMNIST
+
+
 class ImageFolder(paddle.io.Dataset):
     """Images in class folders: ``root/<mode>/<class>/*.jpg`` (ImageNet style, modes
     ``train``/``val``) or, if ``root`` has no ``train``/``val`` folders, ``root/<class>/*``.
@@ -435,14 +514,7 @@ class ImageFolder(paddle.io.Dataset):
 
     def __getitem__(self, idx: int) -> Tuple[Any, np.ndarray]:
         path, label = self.samples[idx]
-        try:
-            with Image.open(path) as im:
-                img = np.asarray(im.convert("RGB" if self.channels == 3 else "L"))
-            if img.ndim == 2:
-                img = img[:, :, None]  # HWC with one channel, as FashionMNIST gives
-        except (OSError, ValueError, Image.DecompressionBombError) as err:
-            raise DataFileError(f"ImageFolder: cannot read image {path} ({err}); delete or "
-                                f"replace the file") from None
+        img = read_image_file(path, self.channels, "ImageFolder")
         if self.transforms is not None:
             img = self.transforms(img)
         return img, np.array(label, dtype=np.int64)

@@ -2,9 +2,9 @@
 
 ``export_model`` writes ``<save_dir>/inference.json`` + ``inference.pdiparams`` (Paddle 3's
 PIR program format) with a dynamic batch axis, and optionally ``inference.onnx`` through
-paddle2onnx. Everything is written into a temporary folder next to ``save_dir`` and
-checked against the dygraph model before it is moved into place, so a failed export
-never leaves half-written or mismatched files behind.
+paddle2onnx. Everything is written into a temporary folder next to ``save_dir``,
+checked against the dygraph model, and then swapped with ``save_dir`` as a whole, so a
+failed or killed export never leaves half-written or mismatched files behind.
 """
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ import paddle
 
 from ..models import load_model
 from ..models.registry import model_channels
-from ..utils.io import write_bytes
+from ..utils.io import fsync_dir, write_bytes
 from .predictors import OnnxPredictor, PaddlePredictor, inference_files
 
 __all__ = ["ExportError", "export_model", "export_onnx", "export_from_config", "verify_export",
@@ -217,16 +217,65 @@ def export_model(model: paddle.nn.Layer, save_dir: str, image_shape: Sequence[in
                 raise ExportError(f"exported outputs differ from dygraph's: max abs diff "
                                   f"{report['max_abs_diff']} > {report['tolerance']:.3g}; nothing "
                                   f"was written to {save_dir}")
-        os.makedirs(save_dir, exist_ok=True)
         final = inference_files(save_dir, prefix)
         kinds = ["model", "params"] + (["onnx"] if onnx else [])
-        for kind in kinds:
-            os.replace(files[kind], final[kind])
-        if not onnx and os.path.isfile(final["onnx"]):
-            os.remove(final["onnx"])
+        _swap_in(tmp, save_dir, prefix)
         return {"files": {k: final[k] for k in kinds}, "check": report}
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _swap_in(tmp: str, save_dir: str, prefix: str) -> None:
+    """Make ``tmp`` (the new export) ``save_dir`` as a whole, so a kill at any instant
+    leaves the old folder or the new one, never a new ``.json`` beside an old
+    ``.pdiparams``. Other files of the old folder are carried over (hard links)."""
+    if os.path.isdir(save_dir):
+        ours = set(inference_files(save_dir, prefix).values())
+        for name in os.listdir(save_dir):
+            src = os.path.join(save_dir, name)
+            if src in ours or os.path.exists(os.path.join(tmp, name)):
+                continue
+            if os.path.isdir(src):
+                shutil.copytree(src, os.path.join(tmp, name), copy_function=_link_or_copy)
+            else:
+                _link_or_copy(src, os.path.join(tmp, name))
+    for name in os.listdir(tmp):
+        fd = os.open(os.path.join(tmp, name), os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+    fsync_dir(tmp)
+    if not os.path.isdir(save_dir):
+        os.rename(tmp, save_dir)
+    elif not _exchange(tmp, save_dir):
+        # No atomic exchange here: for a moment save_dir is absent (never mixed).
+        old = tmp + ".old"
+        os.rename(save_dir, old)
+        os.rename(tmp, save_dir)
+        tmp = old
+    fsync_dir(os.path.dirname(save_dir))
+    shutil.rmtree(tmp, ignore_errors=True)  # after an exchange it holds the old export
+
+
+def _link_or_copy(src: str, dst: str) -> str:
+    try:
+        os.link(src, dst)
+    except OSError:
+        shutil.copy2(src, dst)
+    return dst
+
+
+def _exchange(a: str, b: str) -> bool:
+    """Swap two folders atomically (Linux renameat2 RENAME_EXCHANGE); False if unsupported."""
+    try:
+        import ctypes
+        libc = ctypes.CDLL(None, use_errno=True)
+        fn = libc.renameat2
+    except (OSError, AttributeError):
+        return False
+    at_fdcwd, exchange = -100, 2
+    return fn(at_fdcwd, os.fsencode(a), at_fdcwd, os.fsencode(b), exchange) == 0
 
 
 def export_from_config(cfg: Dict[str, Any], onnx: bool = False,

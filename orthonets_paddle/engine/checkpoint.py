@@ -21,13 +21,13 @@ from typing import Any, Dict, List, Optional, Tuple
 import numpy as np
 import paddle
 
-from ..utils.io import (UnsafePickleError, atomic_write, atomic_write_set, load_paddle_file,
-                        remove_stale_tmp, safe_load, sha256_file, write_json)
+from ..utils.io import (UnsafePickleError, atomic_write, atomic_write_set, fsync_dir,
+                        TMP_MARK, load_paddle_file, remove_stale_tmp, safe_load, sha256_file, write_json)
 
 __all__ = ["atomic_save", "save_checkpoint", "save_set", "optimizer_state",
            "load_optimizer_state", "resolve_checkpoint", "load_checkpoint", "load_states",
            "verify_set", "consistent_sets", "CheckpointError", "RunFolderError",
-           "arch_identity", "identity_diff", "holds_run", "RunLock", "MANIFEST"]
+           "arch_identity", "identity_diff", "holds_run", "RunLock", "MANIFEST", "recover_sets"]
 
 MANIFEST = ".manifest.json"
 _NEXT = ".manifest-next.json"
@@ -135,13 +135,59 @@ def save_set(files: Dict[str, Tuple[Any, Any]], manifest_prefix: str,
     manifest, pending = manifest_prefix + MANIFEST, manifest_prefix + _NEXT
 
     def record(staged: Dict[str, str]) -> None:
-        entries = {os.path.basename(p): {"sha256": sha256_file(t), "bytes": os.path.getsize(t)}
+        # "staged" lets the next start finish the renames after a kill (recover_sets).
+        entries = {os.path.basename(p): {"sha256": sha256_file(t), "bytes": os.path.getsize(t),
+                                         "staged": os.path.basename(t)}
                    for p, t in staged.items()}
         write_json({"format": 1, **(meta or {}), "files": entries}, pending)
 
     atomic_write_set({path: (lambda tmp, o=obj, w=writer: (w or paddle.save)(o, tmp))
                       for path, (obj, writer) in files.items()}, before_commit=record)
     os.replace(pending, manifest)
+    fsync_dir(os.path.dirname(os.path.abspath(manifest)))
+
+
+def _entry_ok(path: str, entry: Dict[str, Any]) -> bool:
+    return (os.path.isfile(path) and os.path.getsize(path) == entry.get("bytes")
+            and sha256_file(path) == entry.get("sha256"))
+
+
+def recover_sets(folder: str) -> List[str]:
+    """Finish the saves a kill interrupted in ``folder`` (call it only while holding the
+    folder: ``RunLock.clean`` does, before any temporary file is removed).
+
+    A pending manifest (``*.manifest-next.json``) is written only once every file of its
+    set is staged and fsynced, so each of its files is either in place or still staged:
+    the staged ones are renamed in (rolled forward) and the manifest takes its place. A
+    pending manifest whose files are gone is dropped; the previous complete set (the old
+    manifest) is then still whole, since no rename had happened.
+
+    Returns:
+        the prefixes rolled forward.
+    """
+    done = []
+    for pending in sorted(glob.glob(os.path.join(glob.escape(folder), "*" + _NEXT))):
+        manifest = _read_manifest(pending)
+        if manifest is None:
+            continue
+        moves, whole = [], True
+        for name, entry in manifest["files"].items():
+            final = os.path.join(folder, name)
+            staged = os.path.join(folder, str(entry.get("staged", "")))
+            if entry.get("staged") and _entry_ok(staged, entry):
+                moves.append((staged, final))
+            elif not _entry_ok(final, entry):
+                whole = False
+        prefix = pending[: -len(_NEXT)]
+        if not whole:
+            os.remove(pending)
+            continue
+        for staged, final in moves:
+            os.replace(staged, final)
+        os.replace(pending, prefix + MANIFEST)
+        fsync_dir(folder)
+        done.append(prefix)
+    return done
 
 
 def save_checkpoint(prefix: str, model: paddle.nn.Layer, optimizer=None,
@@ -191,6 +237,28 @@ def verify_set(prefix: str, parts=_PARTS) -> Optional[Dict[str, Any]]:
     return None
 
 
+def _roll_forward_readonly(prefix: str) -> Optional[Dict[str, str]]:
+    """``{suffix: path}`` of a set whose pending manifest's files are each in place or
+    still staged (a save killed between its renames), without touching the folder."""
+    folder = os.path.dirname(os.path.abspath(prefix))
+    manifest = _read_manifest(prefix + _NEXT)
+    if manifest is None:
+        return None
+    paths = {}
+    for name, entry in manifest["files"].items():
+        final = os.path.join(folder, name)
+        staged = os.path.join(folder, str(entry.get("staged", "")))
+        if entry.get("staged") and _entry_ok(staged, entry):
+            paths[name] = staged
+        elif _entry_ok(final, entry):
+            paths[name] = final
+        else:
+            return None
+    base = os.path.basename(prefix)
+    out = {p: paths.get(base + p) for p in _PARTS}
+    return out if all(out.values()) else None
+
+
 def consistent_sets(folder: str, resumable: bool = True) -> List[str]:
     """Prefixes in ``folder`` whose files match their manifest (with ``resumable``: only
     sets holding weights, optimizer and states)."""
@@ -225,7 +293,7 @@ def resolve_checkpoint(path: str) -> str:
             path = path[: -len(suffix)]
     needed = [path + s for s in _PARTS]
     missing = [p for p in needed if not os.path.isfile(p)]
-    if missing:
+    if missing and _roll_forward_readonly(path) is None:
         raise CheckpointError(
             f"cannot resume from {path}: missing {', '.join(missing)}. Global.checkpoints takes a "
             "run's output directory (resumes from its latest.*) or a checkpoint prefix such as "
@@ -244,6 +312,10 @@ def load_checkpoint(path: str) -> Dict[str, Any]:
     prefix = resolve_checkpoint(path)
     folder = os.path.dirname(os.path.abspath(prefix))
     manifest = verify_set(prefix)
+    paths = {p: prefix + p for p in _PARTS}
+    staged = _roll_forward_readonly(prefix) if manifest is None else None
+    if staged is not None:  # a save killed between its renames: its files are all there
+        manifest, paths = _read_manifest(prefix + _NEXT), staged
     if manifest is None:
         if not os.path.isfile(prefix + MANIFEST):
             why = (f"{prefix}.* has no manifest ({os.path.basename(prefix)}{MANIFEST}), so its "
@@ -257,7 +329,7 @@ def load_checkpoint(path: str) -> Dict[str, Any]:
     out: Dict[str, Any] = {"prefix": prefix, "manifest": manifest}
     for key, suffix in (("model", ".pdparams"), ("optimizer", ".pdopt"), ("states", ".pdstates")):
         try:
-            out[key] = (load_states if key == "states" else load_paddle_file)(prefix + suffix)
+            out[key] = (load_states if key == "states" else load_paddle_file)(paths[suffix])
         except UnsafePickleError as exc:
             raise CheckpointError(str(exc)) from None
         except Exception as exc:
@@ -311,6 +383,17 @@ def _alive(pid: int) -> bool:
     return True
 
 
+LOCK_GRACE = 30.0  # seconds an unreadable lock file counts as being written
+
+
+def _young(path: str) -> bool:
+    import time
+    try:
+        return time.time() - os.path.getmtime(path) < LOCK_GRACE
+    except OSError:
+        return False
+
+
 class RunLock:
     """``folder/run.lock`` holding the owner's pid and host: one writing process per run
     folder. A lock left by a dead process on this host is taken over (``note`` says so)."""
@@ -323,12 +406,19 @@ class RunLock:
         self.held = False
 
     def _create(self) -> bool:
+        # Written whole to a temporary file, then linked into place: run.lock never exists
+        # without its owner (os.link fails if it exists, like O_EXCL).
+        tmp = f"{self.path}{TMP_MARK}{os.getpid()}"
+        with open(tmp, "w", encoding="utf-8") as f:
+            json.dump({"pid": os.getpid(), "host": socket.gethostname()}, f)
+            f.flush()
+            os.fsync(f.fileno())
         try:
-            fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+            os.link(tmp, self.path)
         except FileExistsError:
             return False
-        with os.fdopen(fd, "w") as f:
-            json.dump({"pid": os.getpid(), "host": socket.gethostname()}, f)
+        finally:
+            os.remove(tmp)
         return True
 
     def acquire(self) -> "RunLock":
@@ -340,6 +430,11 @@ class RunLock:
                 pid, host = int(owner["pid"]), str(owner.get("host", ""))
             except (OSError, ValueError, KeyError, TypeError):
                 pid, host = None, ""
+                if _young(self.path):  # an older version between create and write
+                    raise RunFolderError(
+                        f"{os.path.dirname(self.path)} is being taken by another run (its lock "
+                        f"file {self.path} is {LOCK_GRACE:.0f} s old at most and not yet "
+                        "written); wait, or choose another Global.output_dir") from None
             same_host = host == socket.gethostname()
             if pid is not None and (not same_host or _alive(pid)):
                 raise RunFolderError(
@@ -369,5 +464,10 @@ class RunLock:
             os.remove(self.path)
 
     def clean(self) -> List[str]:
-        """Remove temporary files of crashed writes (only while holding the lock)."""
-        return remove_stale_tmp(os.path.dirname(self.path)) if self.held else []
+        """Finish saves a kill interrupted (``recover_sets``), then remove the temporary
+        files of crashed writes (only while holding the lock)."""
+        if not self.held:
+            return []
+        folder = os.path.dirname(self.path)
+        self.recovered = recover_sets(folder)
+        return remove_stale_tmp(folder)

@@ -15,6 +15,9 @@ from typing import Any, Dict, Iterable, List, Optional, Sequence
 
 import yaml
 
+from ..utils.io import cap_repr
+from ..utils.yamlio import YamlError, load_yaml
+
 from ..utils.hints import did_you_mean
 from ..utils.io import write_text
 from ..utils.schema import BOOL, NON_NEGATIVE_INT, POSITIVE_INT, SchemaError, Typed
@@ -270,7 +273,12 @@ def apply_override(cfg: Dict[str, Any], override: str) -> None:
         if not isinstance(last, int) or last >= len(node):
             raise ConfigError(f"override {key!r}: index {last} out of range for a list of "
                               f"{len(node)} items")
-    node[last] = parse_value(text)
+    value = parse_value(text)
+    # reliability (issue 20): a string-typed key (a path) keeps its text: -o Global.output_dir=2024
+    spec = SCHEMA.get(".".join("*" if i == 1 and parts[0] == "DataLoader" else str(p) for i, p in enumerate(parts)))
+    if spec is not None and spec.kind == "str" and value is not None and not isinstance(value, str):
+        value = text.strip()
+    node[last] = value
 
 
 def _merge(base: Dict[str, Any], new: Dict[str, Any], depth: int = 0) -> Dict[str, Any]:
@@ -290,14 +298,10 @@ def _read_yaml(path: str) -> Dict[str, Any]:
     if not os.path.isfile(path):
         raise ConfigError(f"config file not found: {path} (configs live in configs/, e.g. "
                           "-c configs/orthonet18_cifar10.yaml)")
-    try:
-        with open(path, encoding="utf-8") as f:
-            data = yaml.safe_load(f) or {}
-    except UnicodeDecodeError as exc:
-        raise ConfigError(f"config file {path} is not UTF-8 text ({exc.reason} at byte "
-                          f"{exc.start}); save it with UTF-8 encoding") from None
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{path} is not valid YAML: {exc}") from None
+    try:  # bounded aliases, duplicate keys refused with their line (utils.yamlio)
+        data = load_yaml(path) or {}
+    except YamlError as exc:
+        raise ConfigError(str(exc)) from None
     if not isinstance(data, dict):
         raise ConfigError(f"{path} must hold a mapping of sections ({', '.join(_SECTIONS)})")
     return data
@@ -400,8 +404,8 @@ def _op_list(ops: Any, where: str, params_of, required: bool = False) -> None:
         elif isinstance(entry, dict) and len(entry) == 1:
             name, params = next(iter(entry.items()))
         else:
-            raise ConfigError(f"{where}[{i}]: each entry must be a name or a one-key mapping "
-                              f"'- Name: {{param: value}}', got {_short(entry)}")
+            raise ConfigError(f"{where}[{i}] is {cap_repr(entry)}; each entry is one op like "
+                              "'- Name: {param: value}' (e.g. '- ToTensor: {}')")
         _wrap(lambda: _check_keys(params or {}, params_of(name), f"{where}[{i}].{name}"),
               f"{where}[{i}]")
 

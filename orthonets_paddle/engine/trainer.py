@@ -17,10 +17,11 @@ import paddle
 from .static import apply_to_static
 from .config import dump_config, save_config
 from ..data import build_dataloader, check_loader_channels, set_epoch
+from ..data.datasets import validate_dataset
 from ..models import build_model_from_config
 from ..models.registry import model_channels
 from ..models.pretrained import load_pretrained
-from ..utils.cli import is_interrupt
+from ..utils.cli import Terminated, is_interrupt
 from .amp import autocast, build_scaler, decorate, fp16_eval
 from .checkpoint import (MANIFEST, CheckpointError, RunFolderError, RunLock, arch_identity,
                          holds_run, identity_diff, load_checkpoint, load_optimizer_state,
@@ -233,6 +234,15 @@ def _unwrap_interrupt(exc: OSError) -> None:
         raise KeyboardInterrupt from None
 
 
+def _resumable(exc: BaseException, out_dir: str) -> BaseException:
+    """Tell ``utils.cli.run`` how to resume a stopped run (the latest set, if any)."""
+    if os.path.isfile(os.path.join(out_dir, "latest" + MANIFEST)):
+        exc.resume_dir = out_dir
+    else:
+        exc.note = "no checkpoint was saved yet (the first is written at the end of an epoch)"
+    return exc
+
+
 def train(cfg: Dict[str, Any]) -> Dict[str, Any]:
     """Train as the config says; returns best/final accuracy and the records.
 
@@ -314,6 +324,10 @@ def train(cfg: Dict[str, Any]) -> Dict[str, Any]:
 
     # The real cause, before the first conv reports a weight-shape error (and after the
     # resume identity check, whose message lists every differing Arch key).
+    # reliability (issue 20): labels against Arch.class_num before the first step
+    validate_dataset(train_loader.dataset, cfg["Arch"]["class_num"], "DataLoader.Train")
+    if eval_loader is not None:
+        validate_dataset(eval_loader.dataset, cfg["Arch"]["class_num"], "DataLoader.Eval")
     check_loader_channels(train_loader, model_channels(cfg["Arch"]), "DataLoader.Train")
 
     # Every check passed: from here on the run owns out_dir.
@@ -343,8 +357,12 @@ def train(cfg: Dict[str, Any]) -> Dict[str, Any]:
                     optimizer=optimizer, scheduler=scheduler, scaler=scaler, records=records,
                     state=state, start_epoch=start_epoch)
     except OSError as exc:
-        _unwrap_interrupt(exc)
+        if is_interrupt(exc):
+            kind = Terminated if "Terminated" in str(exc) else KeyboardInterrupt
+            raise _resumable(kind(), out_dir) from None
         raise
+    except KeyboardInterrupt as exc:  # reliability (issue 20): the resume command
+        raise _resumable(exc, out_dir)
     finally:
         lock.release()
 

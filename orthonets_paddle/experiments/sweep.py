@@ -30,6 +30,7 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
+from ..utils.cli import sigterm_as_interrupt
 from ..utils.io import write_json, write_text
 from ..engine.config import load_config
 from .stats import mean_interval, t_quantile  # noqa: F401  (t_quantile: re-exported)
@@ -236,6 +237,7 @@ def run_sweep(plan: Dict[str, Any], jobs: int = 1, dry_run: bool = False,
           flush=True)
     failed, ran = [], []
     procs: Dict[str, subprocess.Popen] = {}
+    stopping: List[bool] = []
 
     def one(item):
         run, resume = item
@@ -248,8 +250,10 @@ def run_sweep(plan: Dict[str, Any], jobs: int = 1, dry_run: bool = False,
         with open(log_path, "a", encoding="utf-8") as log:
             log.write(f"{sep}$ {' '.join(shlex.quote(c) for c in cmd)}\n")
             log.flush()
-            proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env)
             with lock:
+                if stopping:  # stopped while this run was queued
+                    return
+                proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env)
                 procs[run["dir"]] = proc
             code = proc.wait()
         dt = time.time() - t0
@@ -266,15 +270,21 @@ def run_sweep(plan: Dict[str, Any], jobs: int = 1, dry_run: bool = False,
               f"{' (resumed)' if resume else ''}: {word} in {dt:.0f} s", file=stream, flush=True)
 
     t0 = time.time()
+    # reliability (issue 20): SIGTERM stops the children as Ctrl-C does, and they are
+    # stopped before the pool waits for its threads (which wait for the children).
+    pool = ThreadPoolExecutor(max_workers=jobs)
     try:
-        with ThreadPoolExecutor(max_workers=jobs) as pool:
+        with sigterm_as_interrupt():
             list(pool.map(one, todo))
     except KeyboardInterrupt:
         # Stop the children too: their folders resume on the next sweep.
         with lock:
+            stopping.append(True)
             for proc in procs.values():
                 proc.terminate()
         raise
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
     wall = time.time() - t0
     manifest["wall_seconds"] = manifest.get("wall_seconds", 0.0) + wall
     save_manifest()

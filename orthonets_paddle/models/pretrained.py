@@ -16,6 +16,7 @@ import paddle
 
 from ..utils.io import (DigestError, DownloadError, UnsafePickleError, download,
                         load_paddle_file, sha256_file)
+from ..utils.io import StateDictError, check_state_dict
 
 __all__ = ["load_pretrained", "load_state_file", "resolve_weights", "cache_dir", "cache_path", "LoadReport",
            "WeightsError"]
@@ -176,6 +177,12 @@ def load_pretrained(model: paddle.nn.Layer, path: str, strict: bool = False,
     local = resolve_weights(path, sha256=sha256)
     state = load_state_file(local)
     own = model.state_dict()
+    try:  # reliability (issue 20): keys, dtypes and NaN/inf checked before set_state_dict
+        state, notes = check_state_dict(state, {k for k, v in own.items() if v.is_floating_point()}, local)
+    except StateDictError as exc:
+        raise WeightsError(str(exc)) from None
+    for note in notes:
+        logger.warning("pretrained weights %s: %s", local, note)
     report = LoadReport(path=local)
     to_set = {}
     classifier = getattr(model, "pretrained_cfg", {}).get("classifier", "fc") + "."

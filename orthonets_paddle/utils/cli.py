@@ -1,34 +1,86 @@
-"""Error handling shared by the command-line tools."""
+"""Error handling shared by the command-line tools: one line per failure, SIGTERM handled
+like Ctrl-C (a clean stop that releases the run folder), messages of bounded length."""
 from __future__ import annotations
 
+import contextlib
+import os
+import shlex
+import signal
 import sys
-from typing import Callable
+import threading
+from typing import Callable, Iterator
 
-__all__ = ["run", "USER_ERRORS", "is_interrupt"]
+__all__ = ["run", "USER_ERRORS", "is_interrupt", "Terminated", "sigterm_as_interrupt",
+           "cap_text", "MAX_MESSAGE"]
 
 USER_ERRORS = (ValueError, RuntimeError, FileNotFoundError, OSError)
+MAX_MESSAGE = 2000  # characters of an error line; a value in a message can be huge
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (``kill``, a scheduler, an OOM watchdog): handled as a Ctrl-C is."""
 
 
 def is_interrupt(exc: BaseException) -> bool:
     """A Ctrl-C: Paddle re-raises one that lands inside backward() as OSError."""
     return isinstance(exc, KeyboardInterrupt) or (
-        isinstance(exc, OSError) and "KeyboardInterrupt" in str(exc))
+        isinstance(exc, OSError) and ("KeyboardInterrupt" in str(exc) or "Terminated" in str(exc)))
+
+
+def cap_text(text: str, limit: int = MAX_MESSAGE) -> str:
+    """``text`` cut to ``limit`` characters, saying how much was left out."""
+    text = str(text)
+    if len(text) <= limit:
+        return text
+    return text[:limit] + f"... ({len(text) - limit} more characters)"
+
+
+def _raise_terminated(signum, frame) -> None:
+    raise Terminated()
+
+
+@contextlib.contextmanager
+def sigterm_as_interrupt() -> Iterator[None]:
+    """Within the block SIGTERM raises ``Terminated`` (a ``KeyboardInterrupt``) in the main
+    thread, so ``finally`` blocks run: locks are released, children stopped. Replaces
+    Paddle's handler, which prints a C++ dump. A no-op outside the main thread."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    old = signal.signal(signal.SIGTERM, _raise_terminated)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, old)
+
+
+def _interrupted(exc: BaseException) -> None:
+    term = isinstance(exc, Terminated) or (
+        isinstance(exc, OSError) and "Terminated" in str(exc))
+    what = "terminated (SIGTERM)" if term else "interrupted"
+    resume = getattr(exc, "resume_dir", None)
+    if resume:
+        cmd = " ".join(shlex.quote(a) for a in ["python", *sys.argv])
+        what += f"; resume with: {cmd} -o Global.checkpoints={shlex.quote(str(resume))}"
+    elif getattr(exc, "note", None):
+        what += f"; {exc.note}"
+    print(cap_text(what), file=sys.stderr, flush=True)
+    sys.exit(143 if term else 130)
 
 
 def run(main: Callable[[], object]) -> None:
-    """Run a tool; user errors print one clear line and exit 2 instead of a traceback.
-    Set ORTHONETS_DEBUG=1 for the full traceback."""
-    import os
+    """Run a tool; user errors print one clear line and exit 2 instead of a traceback;
+    Ctrl-C exits 130 and SIGTERM 143, each with one line (and the resume command when a
+    training run was stopped). Set ORTHONETS_DEBUG=1 for the full traceback."""
     try:
-        main()
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        sys.exit(130)
+        with sigterm_as_interrupt():
+            main()
+    except KeyboardInterrupt as exc:
+        _interrupted(exc)
     except USER_ERRORS as exc:
         if is_interrupt(exc):
-            print("interrupted", file=sys.stderr)
-            sys.exit(130)
+            _interrupted(exc)
         if os.environ.get("ORTHONETS_DEBUG"):
             raise
-        print(f"error: {type(exc).__name__}: {exc}", file=sys.stderr)
+        print(cap_text(f"error: {type(exc).__name__}: {exc}"), file=sys.stderr)
         sys.exit(2)

@@ -1,0 +1,107 @@
+"""The one YAML reader of configs: ``load_yaml(path)``.
+
+PyYAML's ``safe_load`` shares aliased nodes, so a 2 KB file of nested anchors is small in
+memory until something walks it (an error message printing it expanded takes GBs), and
+a repeated key silently replaces the first. Here the expanded size is bounded and counted
+on the node graph before anything is built, and a repeated key (a repeated section too)
+is an error naming both lines.
+"""
+from __future__ import annotations
+
+from typing import Any, Dict
+
+import yaml
+
+__all__ = ["load_yaml", "YamlError", "MAX_NODES", "MAX_DEPTH"]
+
+MAX_NODES = 100_000  # nodes after alias expansion; the shipped configs have a few hundred
+MAX_DEPTH = 100
+
+
+class YamlError(ValueError):
+    """A YAML file cannot be read as a config (the message names the file and line)."""
+
+
+class _Loader(yaml.SafeLoader):
+    def construct_mapping(self, node, deep=False):
+        if isinstance(node, yaml.MappingNode):
+            seen: Dict[Any, int] = {}
+            for key_node, _ in node.value:
+                if key_node.tag == "tag:yaml.org,2002:merge":
+                    continue
+                key = self.construct_object(key_node, deep=True)
+                try:
+                    first = seen.get(key)
+                except TypeError:  # an unhashable key: PyYAML reports it itself
+                    continue
+                line = key_node.start_mark.line + 1
+                if first is not None:
+                    raise YamlError(f"{self.name}:{line}: duplicate key {str(key)[:80]!r} (first at "
+                                    f"line {first}); a repeated key or section would silently "
+                                    "replace the first: merge them into one")
+                seen[key] = line
+        return super().construct_mapping(node, deep=deep)
+
+
+def _expanded_size(root) -> int:
+    """Nodes of ``root`` with every alias expanded, counted once per distinct node."""
+    sizes: Dict[int, int] = {}
+    stack = [(root, False, 0)]
+    while stack:
+        node, ready, depth = stack.pop()
+        if id(node) in sizes:
+            continue
+        if depth > MAX_DEPTH:
+            raise YamlError(f"nested more than {MAX_DEPTH} levels deep")
+        children = []
+        if isinstance(node, yaml.SequenceNode):
+            children = list(node.value)
+        elif isinstance(node, yaml.MappingNode):
+            children = [n for pair in node.value for n in pair]
+        if ready or not children:
+            total = 1 + sum(sizes.get(id(c), 0) for c in children)
+            sizes[id(node)] = min(total, MAX_NODES + 1)
+            if total > MAX_NODES:
+                raise YamlError(f"its aliases (*name) expand to more than {MAX_NODES:,} values "
+                                f"(line {node.start_mark.line + 1}); a config is never that big: "
+                                "write the values out instead of nesting anchors")
+            continue
+        stack.append((node, True, depth))
+        stack.extend((c, False, depth + 1) for c in children if id(c) not in sizes)
+    return sizes[id(root)]
+
+
+def load_yaml(path: str) -> Any:
+    """Read ``path`` as YAML in bounded memory and time.
+
+    Raises:
+        YamlError: not UTF-8, not valid YAML, nested too deeply, aliases expanding beyond
+            ``MAX_NODES``, or a duplicate key (each with the file and line).
+        OSError: the file cannot be opened.
+    """
+    try:
+        with open(path, encoding="utf-8") as f:
+            text = f.read()
+    except UnicodeDecodeError as exc:
+        raise YamlError(f"{path} is not UTF-8 text ({exc.reason} at byte {exc.start}); save "
+                        "it with UTF-8 encoding") from None
+    loader = _Loader(text)
+    loader.name = path
+    try:
+        node = loader.get_single_node()
+        if node is None:
+            return None
+        _expanded_size(node)
+        return loader.construct_document(node)
+    except YamlError as exc:
+        msg = str(exc)
+        raise YamlError(msg if msg.startswith(path) else f"{path}: {msg}") from None
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f":{mark.line + 1}" if mark is not None else ""
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise YamlError(f"{path}{where} is not valid YAML: {str(problem)[:200]}") from None
+    except RecursionError:
+        raise YamlError(f"{path}: nested too deeply to be a config") from None
+    finally:
+        loader.dispose()
