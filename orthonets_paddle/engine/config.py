@@ -90,6 +90,7 @@ _MOVED = {
     "Global.class_num": "Arch.class_num",
     "Global.image_channel": "Arch.in_channels",
     "Arch.input_image_channel": "Arch.in_channels",
+    "AMP.use_pure_fp16": "AMP.level: O2",
 }
 # PaddleClas keys whose other values this package cannot honour: key -> (accepted
 # values, why). A key here with an accepted value is kept and means what it says.
@@ -105,6 +106,10 @@ _REFUSED = {
                                 "Global.checkpoints instead"),
     "Optimizer.lr.verbose": ((False,), "the learning rate is logged every print_batch_step "
                              "instead"),
+    "Optimizer.lr.by_epoch": ((False,), "schedules step every iteration here (epoch-based ones "
+                              "change only at epoch boundaries)"),
+    "Arch.use_ssld": ((False,), "SSLD-distilled pretrained weights do not exist for these "
+                      "models"),
 }
 _NOT_HERE = {  # whole PaddleClas features with no counterpart here
     "Arch.Backbone": "RecModel (retrieval) architectures",
@@ -117,6 +122,7 @@ _NOT_HERE = {  # whole PaddleClas features with no counterpart here
     "Arch.use_first_short_conv": "ResNet variants other than this family",
     "Arch.layer_type": "ResNet variants other than this family",
     "Arch.pretrained_list": "per-model pretrained lists",
+    "Arch.lr_mult_list": "per-stage learning-rate multipliers",
     "Global.feature_normalize": "retrieval", "Global.feature_binarize": "retrieval",
     "Global.use_ema": "EMA weights", "Global.use_sync_bn": "use Arch.norm: sync_bn",
 }
@@ -335,7 +341,12 @@ def load_config(path: Optional[str], overrides: Sequence[str] = ()) -> Dict[str,
 
 
 def _resolve_arch_name(arch: Dict[str, Any]) -> None:
-    from ..models.aliases import paddleclas_alias
+    from ..models.aliases import paddleclas_alias, paddleclas_variant
+    near = paddleclas_variant(arch.get("name"))
+    if near is not None:
+        raise ConfigError(f"Arch.name: {arch['name']} is PaddleClas's {arch['name'].rsplit('_', 1)[1]} "
+                          "variant (deep stem, average-pool downsampling), which this package does "
+                          f"not build; nearest: {near} (-o Arch.name={near})")
     ours = paddleclas_alias(arch.get("name"))
     if ours is not None:
         arch["name"] = ours
@@ -443,8 +454,13 @@ def validate_config(cfg: Dict[str, Any]) -> None:
         _wrap(lambda: build_loss(loss.get(split)), f"Loss.{split}")
     metric = cfg["Metric"] or {}
     _check_keys(metric, ["Train", "Eval"], "Metric")
+    from .metrics import metric_topk
     for split in ("Train", "Eval"):
         _op_list(metric.get(split), f"Metric.{split}", metric_params)
+        ks = _wrap_value(lambda: metric_topk(cfg, split), f"Metric.{split}")
+        if set(ks) - {1, 5}:
+            raise ConfigError(f"Metric.{split}.TopkAcc.topk {ks}: this trainer reports top-1 and "
+                              "top-5 only; use topk: [1, 5]")
 
     opt = cfg["Optimizer"]
     _wrap(lambda: _check_keys(opt, [*optimizer_params(opt.get("name")), *_refusable("Optimizer")],
@@ -513,6 +529,13 @@ def _check_values(cfg: Dict[str, Any]) -> None:
             elif isinstance(value, dict) and not (len(here) >= 2 and here[-1] in _LISTS):
                 visit(value, here)
     visit(cfg, [])
+
+
+def _wrap_value(fn, where: str):
+    try:
+        return fn()
+    except ValueError as exc:
+        raise ConfigError(f"{where}: {exc}") from None
 
 
 def _wrap(check, where: str) -> None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from typing import Optional
 
-__all__ = ["paddleclas_alias"]
+__all__ = ["paddleclas_alias", "paddleclas_variant"]
 
 # PaddleClas prefix -> our prefix; depths are the ResNet family's.
 _PREFIXES = {"ResNet": "resnet", "SE_ResNet": "se_resnet", "OrthoNet": "orthonet",
@@ -23,4 +23,14 @@ def paddleclas_alias(name: str) -> Optional[str]:
     """Our model name for a PaddleClas-style ``name`` (``SE_ResNet50`` -> ``se_resnet50``),
     or None when ``name`` is not of that form."""
     m = _PATTERN.match(str(name))
+    return None if m is None else _PREFIXES[m.group(1)] + m.group(2)
+
+
+_VARIANT = re.compile(r"^(SE_ResNet|ResNet)(18|34|50|101|152)(_vd|_vc|_vb)$")
+
+
+def paddleclas_variant(name: str) -> Optional[str]:
+    """For a PaddleClas ResNet variant we do not build (``SE_ResNet50_vd``), the nearest of
+    ours (``se_resnet50``); None otherwise."""
+    m = _VARIANT.match(str(name))
     return None if m is None else _PREFIXES[m.group(1)] + m.group(2)
