@@ -135,6 +135,8 @@ def build_lr(cfg: dict, iters_per_epoch: int, epochs: int) -> lr_sched.LRSchedul
     """
     cfg = dict(cfg)
     name = cfg.pop("name", "Constant")
+    for key in ("last_epoch", "verbose", "by_epoch"):  # PaddleClas's; config.py checks their values
+        cfg.pop(key, None)
     unknown = set(cfg) - set(lr_params(name))
     if unknown:
         raise ValueError(f"Optimizer.lr: {name} does not take {', '.join(sorted(unknown))}; "
