@@ -276,7 +276,7 @@ def test_build_dataset_and_errors(cifar10_file):
     with pytest.raises(ValueError, match="missing required keyword.*root"):
         build_dataset({"name": "ImageFolder"})
     with pytest.raises(ValueError, match="'transforms' is now 'transform_ops'"):
-        build_dataset({"name": "Cifar10", "data_file": cifar10_file, "transform_ops": ["ToTensor"]})
+        build_dataset({"name": "Cifar10", "data_file": cifar10_file, "transforms": ["ToTensor"]})
     assert dataset_params("FashionMNIST") == ["image_path", "label_path", "mode", "num_samples",
                                               "channels"]
     assert "transforms" not in dataset_params("Synthetic")
@@ -386,7 +386,7 @@ def test_loader_eval_defaults_and_errors(cifar10_file):
         build_dataloader({"dataset": cfg["dataset"], "sampler": {"name": "PKSampler",
                                                                  "batch_size": 4}}, "train")
     with pytest.raises(ValueError, match="transforms is now transform_ops"):
-        build_dataloader({"dataset": {"name": "Synthetic", "transform_ops": []},
+        build_dataloader({"dataset": {"name": "Synthetic", "transforms": []},
                           "sampler": {"batch_size": 4}}, "train")
     with pytest.raises(ValueError, match="fewer than sampler.batch_size"):
         build_dataloader(_loader_cfg(cifar10_file, batch_size=64), "train")

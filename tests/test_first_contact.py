@@ -332,7 +332,7 @@ def test_the_channel_probe_leaves_the_random_state_alone():
     loader = build_dataloader({"dataset": {"name": "Synthetic", "num_samples": 4, "image_size": 16,
                                            "transform_ops": [{"RandomCrop": {"size": 16, "padding": 4}},
                                                           {"RandomHorizontalFlip": {}}, {"ToTensor": {}}]},
-                               "batch_size": 2}, "train")
+                               "sampler": {"batch_size": 2}}, "train")
     random.seed(3)
     np.random.seed(3)
     check_loader_channels(loader, 3, "DataLoader.Train")

@@ -89,7 +89,7 @@ _IMAGES = "[{Resize: {size: 32}}, {ToTensor: {}}]"
 def test_unreadable_image_ends_the_command_with_one_message(tmp_path, workers, tool):
     bad = _image_folder(tmp_path / "imgs", "zero.jpg" if workers else "text.png")
     out = tmp_path / "run"
-    ds = f"{{name: ImageFolder, root: {tmp_path / 'imgs'}, transforms: {_IMAGES}}}"
+    ds = f"{{name: ImageFolder, root: {tmp_path / 'imgs'}, transform_ops: {_IMAGES}}}"
     over = [f"Global.output_dir={out}", "Global.epochs=1", "Global.progress_bar=False",
             "Global.use_visualdl=False", "Arch.width=4", "Arch.class_num=2",
             f"DataLoader.Train.dataset={ds}", f"DataLoader.Eval.dataset={ds}",
@@ -116,7 +116,7 @@ def test_loader_raises_the_dataset_error_in_the_main_process(tmp_path):
     bad = _image_folder(tmp_path / "imgs", "text.png")
     loader = build_dataloader({"dataset": {"name": "ImageFolder", "root": str(tmp_path / "imgs"),
                                            "transform_ops": [{"ToTensor": {}}]},
-                               "batch_size": 7, "shuffle": False}, "eval")
+                               "sampler": {"batch_size": 7, "shuffle": False}}, "eval")
     with pytest.raises(DataFileError, match=str(bad)):
         list(loader)
     assert loader.dataset.class_names == ["a", "b"]  # attributes pass through the guard
@@ -128,8 +128,8 @@ def test_skip_bad_images_leaves_them_out_with_a_warning(tmp_path, workers, caplo
     (tmp_path / "imgs" / "b" / "zero.jpg").write_bytes(b"")
     loader = build_dataloader({"dataset": {"name": "ImageFolder", "root": str(tmp_path / "imgs"),
                                            "transform_ops": [{"ToTensor": {}}]},
-                               "batch_size": 2, "shuffle": False, "num_workers": workers,
-                               "skip_bad_images": True}, "eval")
+                               "sampler": {"batch_size": 2, "shuffle": False},
+                               "loader": {"num_workers": workers, "skip_bad_images": True}}, "eval")
     logger = logging.getLogger("orthonets_paddle")
     logger.addHandler(caplog.handler)
     try:
@@ -327,7 +327,7 @@ def test_safe_unpickler_admits_what_the_files_hold():
 def test_nan_in_the_first_epoch_names_no_missing_checkpoint(archive, tmp_path):
     out = tmp_path / "nan"
     with pytest.raises(NonFiniteLossError) as info:
-        train(load_config(CFG, tiny(archive, out, "Optimizer.lr.learning_rate=1e30", epochs=2)))
+        train(load_config(CFG, tiny(archive, out, "Optimizer.lr.values=[1e30,1e30]", epochs=2)))
     assert "No checkpoint was saved yet" in str(info.value)
     assert "latest" not in str(info.value)
     assert not os.path.exists(out / "latest.pdparams")
@@ -568,12 +568,12 @@ def test_weights_of_other_dtypes_nan_or_int_keys(tmp_path, dtype):
 
 def test_a_transform_entry_that_is_a_number_is_one_error(tmp_path):
     src = open(CFG).read()
-    i = src.index("transforms:")
+    i = src.index("transform_ops:")
     j = src.index("\n", i)
     indent = src[j + 1:].split("-")[0]
     path = tmp_path / "t.yaml"
     path.write_text(src[:j + 1] + indent + "- 5\n" + src[j + 1:])
-    with pytest.raises(ValueError, match=r"transforms\[0\] is 5; each entry is one op"):
+    with pytest.raises(ValueError, match=r"transform_ops\[0\] is 5; each entry is one op"):
         load_config(str(path))
 
 

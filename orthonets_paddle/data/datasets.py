@@ -279,6 +279,10 @@ class Cifar10(_ArrayDataset):
             labels.append(label)
         return np.concatenate(images).transpose(0, 2, 3, 1), np.concatenate(labels)
 
+    def _image(self, idx: int) -> Any:
+        img = self.images[idx]
+        return Image.fromarray(img) if self.backend == "pil" else img
+
 
 def validate_dataset(dataset: Any, class_num: int, where: str = "DataLoader.Train") -> None:
     """Check a dataset's labels against ``Arch.class_num`` before the first step (else
@@ -296,10 +300,6 @@ def validate_dataset(dataset: Any, class_num: int, where: str = "DataLoader.Trai
         raise ValueError(f"{where}: the dataset has labels {lo}..{hi} but Arch.class_num is "
                          f"{class_num} (labels must be in 0..{int(class_num) - 1}); set "
                          f"-o Arch.class_num={max(hi + 1, 1)} or fix the labels")
-
-    def _image(self, idx: int) -> Any:
-        img = self.images[idx]
-        return Image.fromarray(img) if self.backend == "pil" else img
 
 
 class Cifar100(Cifar10):
