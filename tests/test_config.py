@@ -165,3 +165,31 @@ def test_mistyped_value_leaves_the_run_folder_untouched(tmp_path):
     assert "Optimizer.momentum must be a number" in proc.stderr
     assert "Traceback" not in proc.stderr
     assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+
+
+# PaddleClas's keys: honoured, refused with the reason, or moved (this package's old layout).
+@pytest.mark.parametrize("override,message", [
+    ("Global.use_dali=True", "Global.use_dali: True cannot be honoured: NVIDIA DALI"),
+    ("Arch.data_format=NHWC", "Arch.data_format: 'NHWC' cannot be honoured: the models here are NCHW"),
+    ("Global.eval_mode=retrieval", "only classification is supported"),
+    ("Arch.Head={name: FC}", "Arch.Head: RecModel (retrieval) architectures are not supported"),
+    ("Global.class_num=10", "Global.class_num is now Arch.class_num"),
+    ("AMP.enable=True", "AMP.enable is now AMP.use_amp"),
+    ("Optimizer.weight_decay=5e-4", "Optimizer.weight_decay is now Optimizer.regularizer"),
+    ("DataLoader.Train.batch_size=8", "DataLoader.Train.batch_size is now DataLoader.Train.sampler.batch_size"),
+    ("Infer.topk=3", "Infer.topk is now Infer.PostProcess.topk"),
+    ("Arch.name=SE_ResNet50_vd", "nearest: se_resnet50"),
+    ("Metric.Eval=[{TopkAcc: {topk: [1, 3]}}]", "reports top-1 and top-5 only"),
+    ("Loss.Train=[{TripletLossV2: {weight: 1.0}}]", "unknown loss 'TripletLossV2'"),
+])
+def test_paddleclas_keys_are_honoured_or_refused_by_name(override, message):
+    with pytest.raises(ConfigError) as info:
+        load_config(CFG, [override])
+    assert message in str(info.value)
+
+
+def test_paddleclas_values_that_mean_off_are_accepted_and_names_map():
+    cfg = load_config(CFG, ["Global.use_dali=False", "Arch.data_format=NCHW", "Arch.name=SE_ResNet18",
+                            "Optimizer.lr.last_epoch=-1", "AMP.use_promote=False"])
+    assert cfg["Arch"]["name"] == "se_resnet18"
+    assert load_config(CFG, ["Arch.name=OrthoNet_MOD_50"])["Arch"]["name"] == "orthonet_mod_50"
