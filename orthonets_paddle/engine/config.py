@@ -208,6 +208,33 @@ SCHEMA: Dict[str, Typed] = {
 _INDEX = re.compile(r"^(.*?)\[(\d+)\]$")
 
 
+# PaddleClas's Metric.Train / Metric.Eval entries this package computes.
+METRICS = {"TopkAcc": ["topk"]}
+
+
+def metric_params(name: str) -> List[str]:
+    """Valid keys of a ``Metric.Train/Eval`` entry named ``name``."""
+    if name not in METRICS:
+        raise ValueError(f"unknown metric {name!r}; valid: {', '.join(METRICS)} (top-1/top-k "
+                         "accuracy; the other PaddleClas metrics are for retrieval/multi-label)")
+    return METRICS[name]
+
+
+def metric_topk(cfg: Dict[str, Any], split: str = "Eval") -> List[int]:
+    """The k of every ``TopkAcc`` in ``Metric.<split>`` (sorted; 1 is always reported, as
+    the best-model metric is top-1). An empty or null list gives ``[1]``."""
+    ks = {1}
+    for entry in ((cfg.get("Metric") or {}).get(split) or []):
+        name, params = (entry, {}) if isinstance(entry, str) else next(iter(entry.items()))
+        topk = (params or {}).get("topk", [1, 5])
+        for k in ([topk] if isinstance(topk, int) else topk):
+            if not isinstance(k, int) or isinstance(k, bool) or k < 1:
+                raise ValueError(f"Metric.{split}.{name}.topk must hold positive integers, got "
+                                 f"{topk!r}")
+            ks.add(int(k))
+    return sorted(ks)
+
+
 def _near(key: str, valid: Iterable[str]) -> str:
     valid = [str(v) for v in valid]
     return f"{did_you_mean(key, valid, n=3, cutoff=0.5, quote=False)}valid keys: {', '.join(valid)}"
@@ -427,7 +454,6 @@ def validate_config(cfg: Dict[str, Any]) -> None:
                         loader_params, sampler_params, transform_params)
     from ..models.registry import model_entrypoint
     from .losses import loss_params
-    from .metrics import metric_params
     from .optim import lr_params, optimizer_params
 
     _check_keys(cfg, _SECTIONS, "config")
@@ -454,7 +480,6 @@ def validate_config(cfg: Dict[str, Any]) -> None:
         _wrap(lambda: build_loss(loss.get(split)), f"Loss.{split}")
     metric = cfg["Metric"] or {}
     _check_keys(metric, ["Train", "Eval"], "Metric")
-    from .metrics import metric_topk
     for split in ("Train", "Eval"):
         _op_list(metric.get(split), f"Metric.{split}", metric_params)
         ks = _wrap_value(lambda: metric_topk(cfg, split), f"Metric.{split}")

@@ -12,35 +12,8 @@ from typing import Any, Dict, List, Optional, Sequence
 import numpy as np
 import paddle
 
-__all__ = ["METRICS", "metric_params", "metric_topk", "confusion_matrix", "per_class_accuracy", "plot_confusion_matrix",
+__all__ = ["confusion_matrix", "per_class_accuracy", "plot_confusion_matrix",
            "evaluate_with_predictions", "evaluate_from_config", "format_eval"]
-
-
-# PaddleClas's Metric.Train / Metric.Eval entries this package computes.
-METRICS = {"TopkAcc": ["topk"]}
-
-
-def metric_params(name: str) -> List[str]:
-    """Valid keys of a ``Metric.Train/Eval`` entry named ``name``."""
-    if name not in METRICS:
-        raise ValueError(f"unknown metric {name!r}; valid: {', '.join(METRICS)} (top-1/top-k "
-                         "accuracy; the other PaddleClas metrics are for retrieval/multi-label)")
-    return METRICS[name]
-
-
-def metric_topk(cfg: Dict[str, Any], split: str = "Eval") -> List[int]:
-    """The k of every ``TopkAcc`` in ``Metric.<split>`` (sorted; 1 is always reported, as
-    the best-model metric is top-1). An empty or null list gives ``[1]``."""
-    ks = {1}
-    for entry in ((cfg.get("Metric") or {}).get(split) or []):
-        name, params = (entry, {}) if isinstance(entry, str) else next(iter(entry.items()))
-        topk = (params or {}).get("topk", [1, 5])
-        for k in ([topk] if isinstance(topk, int) else topk):
-            if not isinstance(k, int) or isinstance(k, bool) or k < 1:
-                raise ValueError(f"Metric.{split}.{name}.topk must hold positive integers, got "
-                                 f"{topk!r}")
-            ks.add(int(k))
-    return sorted(ks)
 
 
 def confusion_matrix(labels: Sequence[int], preds: Sequence[int], num_classes: int) -> np.ndarray:
