@@ -592,3 +592,29 @@ def test_an_export_is_swapped_in_whole(tmp_path):
     assert all((out / n).read_bytes() != b for n, b in old.items())
     assert (out / "notes.txt").read_text() == "mine"
     assert sorted(os.listdir(tmp_path)) == ["inf"]
+
+
+def test_infer_reads_images_as_training_does(tmp_path):
+    """Infer's reader is the datasets' one: a 16-bit PNG is scaled (32768 -> 128), not clipped
+    to 255; an EXIF-rotated photo is read as displayed; a file claiming too many pixels is one
+    InferError naming it, before it is decoded."""
+    from PIL import Image
+
+    from orthonets_paddle.deploy.infer import InferError, read_image
+
+    p16 = tmp_path / "deep.png"
+    Image.fromarray(np.full((4, 6), 32768, np.uint16)).save(p16)
+    assert read_image(str(p16), channels=1).max() == 128
+    rot = tmp_path / "rot.jpg"
+    exif = Image.Exif()
+    exif[0x0112] = 6  # orientation: rotate 90 degrees to display
+    Image.fromarray(np.zeros((4, 8, 3), np.uint8)).save(rot, exif=exif)
+    assert read_image(str(rot)).shape[:2] == (8, 4)
+    big = tmp_path / "big.png"
+    Image.new("L", (3000, 3000)).save(big)
+    os.environ["ORTHONETS_MAX_IMAGE_PIXELS"] = "1000000"
+    try:
+        with pytest.raises(InferError, match="big.png"):
+            read_image(str(big))
+    finally:
+        del os.environ["ORTHONETS_MAX_IMAGE_PIXELS"]

@@ -18,7 +18,7 @@ from typing import Any, Callable, Dict, List, Optional, Sequence
 import numpy as np
 from PIL import Image
 
-from ..data.datasets import IMAGE_EXTENSIONS
+from ..data.datasets import IMAGE_EXTENSIONS, DataFileError, read_image_file
 from ..data.preprocess import create_transform, normalize_of, resolve_data_config
 from ..data.transforms import build_transforms
 from ..utils.schema import POSITIVE_INT, SchemaError
@@ -74,16 +74,16 @@ def read_image(path: str, pil: bool = False, channels: int = 3) -> Any:
     """
     if not os.path.isfile(path):
         raise FileNotFoundError(f"image {path} does not exist")
+    # The training datasets' reader: size checked from the header, EXIF orientation
+    # applied, 16-bit scaled to 8 bits (so infer sees what training saw).
     try:
-        with Image.open(path) as im:
-            im = im.convert("L" if channels == 1 else "RGB")
-    except (OSError, ValueError, Image.DecompressionBombError) as exc:
-        raise InferError(f"{path} is not a readable image ({type(exc).__name__}: {exc}); remove "
-                         "it or point Infer.infer_imgs at image files only") from None
+        arr = read_image_file(path, channels=1 if channels == 1 else 3, owner="Infer")
+    except DataFileError as exc:
+        raise InferError(f"{path} is not a readable image ({exc}); remove it or point "
+                         "Infer.infer_imgs at image files only") from None
     if pil:
-        return im
-    arr = np.asarray(im)
-    return arr[:, :, None] if arr.ndim == 2 else arr
+        return Image.fromarray(arr[:, :, 0] if arr.shape[2] == 1 else arr)
+    return arr
 
 
 def load_class_names(spec: Any, num_classes: int) -> Optional[List[str]]:
