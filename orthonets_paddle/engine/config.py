@@ -394,7 +394,7 @@ def share_data_file(cfg: Dict[str, Any]) -> None:
 
 def _check_keys(section: Dict[str, Any], valid: Iterable[str], where: str) -> None:
     if not isinstance(section, dict):
-        raise ConfigError(f"{where} must be a mapping, got {_short(section)}")
+        raise ConfigError(f"{where} must be a mapping, got {cap_repr(section)}")
     valid = list(valid)
     for key in section:
         dotted = f"{where}.{key}"
@@ -410,11 +410,6 @@ def _check_keys(section: Dict[str, Any], valid: Iterable[str], where: str) -> No
             continue
         if key not in valid:
             raise ConfigError(f"{dotted}: unknown key; " + _near(key, valid))
-
-
-def _short(value: Any, limit: int = 80) -> str:
-    text = repr(value)
-    return text if len(text) <= limit else text[:limit] + "..."
 
 
 def _refusable(where: str) -> List[str]:
@@ -435,7 +430,7 @@ def _op_list(ops: Any, where: str, params_of, required: bool = False) -> None:
         return
     if not isinstance(ops, list):
         raise ConfigError(f"{where} must be a list of '- Name: {{param: value}}' entries, got "
-                          f"{_short(ops)}")
+                          f"{cap_repr(ops)}")
     for i, entry in enumerate(ops):
         if isinstance(entry, str):
             name, params = entry, {}
