@@ -74,13 +74,16 @@ class ConversionReport:
     renamed: int = 0
     transposed: List[str] = field(default_factory=list)
     dropped: List[str] = field(default_factory=list)
+    zero_biases: List[str] = field(default_factory=list)
 
     def summary(self) -> str:
         """One line for logs and the command line."""
         return (f"converted {self.src} -> {self.dst}: {self.arch} (num_classes={self.num_classes}, "
                 f"stem={self.stem}, input_size={self.input_size}); {self.tensors} tensors, "
                 f"{self.renamed} renamed, {len(self.transposed)} Linear weights transposed, "
-                f"{len(self.dropped)} dropped (BN num_batches_tracked)")
+                f"{len(self.dropped)} dropped (BN num_batches_tracked)"
+                + (f", {len(self.zero_biases)} SE excitation biases set to 0 (the checkpoint has "
+                   "none; same function)" if self.zero_biases else ""))
 
 
 def _family(arch: str) -> Optional[str]:
@@ -245,6 +248,7 @@ def _convert(torch_state: Mapping[str, Any], arch: str, num_classes: Optional[in
         state[key] = np.ascontiguousarray(state[key].T)
 
     own = model.state_dict()
+    zero_biases = _fill_se_biases(state, own) if family == "se_resnet" else []
     missing = [k for k in own if k not in state]
     unexpected = [k for k in state if k not in own]
     mismatched = [(k, tuple(state[k].shape), tuple(own[k].shape)) for k in own
@@ -262,8 +266,21 @@ def _convert(torch_state: Mapping[str, Any], arch: str, num_classes: Optional[in
     info = {"num_classes": getattr(model, "num_classes", num_classes),
             "input_size": getattr(model, "input_size", input_size),
             "renamed": sum(1 for k, src in sources.items() if k != _strip_prefix(src)),
-            "transposed": transposed, "dropped": dropped}
+            "transposed": transposed, "dropped": dropped, "zero_biases": zero_biases}
     return out, info
+
+
+def _fill_se_biases(state: Dict[str, np.ndarray], own: Mapping[str, Any]) -> List[str]:
+    """senet.pytorch's SE layer has no biases; SENet's (ours) has: a missing excitation
+    bias is 0, which computes the same function. -> the keys filled."""
+    filled = []
+    for key in own:
+        weight = key[:-len("bias")] + "weight"
+        if (".att.fc" in key and key.endswith(".bias") and key not in state
+                and weight in state and state[weight].ndim == 2):
+            state[key] = np.zeros(state[weight].shape[1], np.float32)  # Paddle [in, out]
+            filled.append(key)
+    return filled
 
 
 def convert_state_dict(torch_state: Mapping[str, Any], arch: str,
@@ -377,4 +394,4 @@ def convert_checkpoint(src_path: str, dst_path: str, arch: str, num_classes: Opt
     return ConversionReport(src=src_path, dst=dst_path, arch=arch, num_classes=info["num_classes"],
                             stem=stem, input_size=info["input_size"], tensors=len(state),
                             renamed=info["renamed"], transposed=info["transposed"],
-                            dropped=info["dropped"])
+                            dropped=info["dropped"], zero_biases=info["zero_biases"])

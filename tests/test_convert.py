@@ -325,3 +325,59 @@ def test_missing_torch_is_explained(tmp_path, monkeypatch):
     monkeypatch.setitem(sys.modules, "torch", None)  # makes `import torch` fail
     with pytest.raises(ImportError, match=r"pip install torch==2\.13\.0"):
         convert_checkpoint(tmp_path / "a.pth", tmp_path / "a.pdparams", "orthonet18")
+
+
+# ------------------------------------------------------------------ SENet's excitation biases
+def _with_se_biases(torch_model, seed=3):
+    """Hu et al.'s SE layer: both FC layers with (non-zero) biases, senet.pytorch's names."""
+    gen = torch.Generator().manual_seed(seed)
+    for module in torch_model.modules():
+        if isinstance(module, ref.SELayer):
+            lin1, lin2 = module.fc[0], module.fc[2]
+            fc = torch.nn.Sequential(torch.nn.Linear(lin1.in_features, lin1.out_features),
+                                     torch.nn.ReLU(), torch.nn.Linear(lin2.in_features, lin2.out_features),
+                                     torch.nn.Sigmoid())
+            with torch.no_grad():
+                for lin in (fc[0], fc[2]):
+                    lin.weight.normal_(0, 0.3, generator=gen)
+                    lin.bias.normal_(0, 0.5, generator=gen)
+            module.fc = fc
+    return torch_model
+
+
+def test_se_resnet_has_senets_biases_and_converts_with_and_without_them(tmp_path):
+    torch_model = _with_se_biases(_reference("se_resnet18", num_classes=10))
+    state = torch_model.state_dict()
+    assert "layer2.1.se.fc.0.bias" in state
+    model = op.build_model("se_resnet18", num_classes=10)
+    converted = convert_state_dict(state, "se_resnet18", model=model)
+    np.testing.assert_array_equal(converted["layer2.1.att.fc2.bias"], state["layer2.1.se.fc.2.bias"].numpy())
+    model.set_state_dict(converted)
+    model.eval()
+    x = _images(2, 224, seed=4)
+    with torch.no_grad():
+        expected = torch_model(torch.from_numpy(x)).numpy()
+    with paddle.no_grad():
+        got = model(paddle.to_tensor(x)).numpy()
+    np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-4 * np.abs(expected).max())
+
+    # senet.pytorch's layer has no biases: they become 0 (the same function) and the
+    # report says so; every other tensor is copied.
+    plain = _reference("se_resnet18", num_classes=10).state_dict()
+    report = convert_checkpoint(_save(plain, tmp_path / "se.pth"), tmp_path / "se.pdparams", "se_resnet18")
+    assert len(report.zero_biases) == 2 * 8 and "SE excitation biases set to 0" in report.summary()
+    loaded = paddle.load(str(tmp_path / "se.pdparams"), return_numpy=True)
+    assert not loaded["layer4.1.att.fc1.bias"].any()
+    np.testing.assert_array_equal(loaded["layer4.1.att.fc1.weight"], plain["layer4.1.se.fc.0.weight"].numpy().T)
+
+
+def test_se_resnet_parameter_count_is_senets():
+    # SENet's excitation adds W1 (c x c/16), W2 and the biases c/16 + c to each block of the
+    # ResNet; OrthoNet's is the same layer without biases (AUTHOR_PARAMS, exact).
+    def trainable(name):
+        return sum(int(np.prod(p.shape)) for p in op.build_model(name).parameters() if not p.stop_gradient)
+
+    channels = [256] * 3 + [512] * 4 + [1024] * 6 + [2048] * 3  # ResNet-50's block outputs
+    assert trainable("se_resnet50") == AUTHOR_PARAMS["orthonet50"] + sum(c + c // 16 for c in channels)
+    assert trainable("se_resnet50") == 28_088_024  # timm's seresnet50
+    assert trainable("se_resnet50", ) - trainable("resnet50") == sum(2 * c * c // 16 + c + c // 16 for c in channels)

@@ -1,7 +1,8 @@
 """Channel attention with a fixed filter bank: squeeze, excitation, rescale.
 
     s[b, c] = sum_hw K[c, h, w] * X[b, c, h, w]          squeeze (K: the filter bank)
-    g[b, c] = sigmoid(W2 relu(W1 s[b]))                   excitation, no biases
+    g[b, c] = sigmoid(W2 relu(W1 s[b]))                   excitation, no biases (OrthoNet,
+                                                          FcaNet; SENet's has b1, b2)
     out     = X * g[:, :, None, None]                     rescale
 
 OrthoNet, FcaNet and SENet are this layer with different banks (``filter_banks.py``).
@@ -64,11 +65,13 @@ class ChannelAttention(nn.Layer):
         seed: seed of the random banks.
         bank: a ready ``[channels, h, w]`` bank (a model builds all of its banks at
             once); by default it is ``squeeze(channels, h, w, seed)``.
+        bias: biases on both excitation layers, ``sigmoid(W2 relu(W1 s + b1) + b2)``, as
+            in Hu et al.'s SENet; OrthoNet and FcaNet have none.
     """
 
     def __init__(self, channels: int, size: Union[int, Sequence[int]] = 7,
                  squeeze: Union[str, BankFn] = "ortho", reduction: int = 16, seed: int = 0,
-                 bank: Optional[np.ndarray] = None):
+                 bank: Optional[np.ndarray] = None, bias: bool = False):
         super().__init__()
         bank_fn = get_filter_bank(squeeze) if isinstance(squeeze, str) else squeeze
         if reduction <= 0:
@@ -77,8 +80,8 @@ class ChannelAttention(nn.Layer):
         self.size = (size, size) if isinstance(size, int) else (int(size[0]), int(size[1]))
         self.squeeze = squeeze if isinstance(squeeze, str) else getattr(squeeze, "__name__", "custom")
         hidden = max(1, int(round(channels / reduction)))
-        self.fc1 = nn.Linear(channels, hidden, bias_attr=False)
-        self.fc2 = nn.Linear(hidden, channels, bias_attr=False)
+        self.fc1 = nn.Linear(channels, hidden, bias_attr=None if bias else False)
+        self.fc2 = nn.Linear(hidden, channels, bias_attr=None if bias else False)
         if bank is None:
             bank = bank_fn(channels, *self.size, seed)
         if tuple(bank.shape) != (channels, *self.size):
@@ -116,7 +119,8 @@ class ChannelAttention(nn.Layer):
                 paddle.to_tensor(pool_matrix(w, self.size[1])))
 
     def excite(self, s: paddle.Tensor) -> paddle.Tensor:
-        """Excitation logits ``W2 relu(W1 s)``: ``[b, c] -> [b, c]`` (before the sigmoid)."""
+        """Excitation logits ``W2 relu(W1 s)`` (plus biases when built with ``bias``):
+        ``[b, c] -> [b, c]`` (before the sigmoid)."""
         return self.fc2(F.relu(self.fc1(s)))
 
     def excitation(self, x: paddle.Tensor) -> paddle.Tensor:

@@ -182,6 +182,8 @@ class ResNet(nn.Layer):
         width: base channels (64 is the standard ResNet).
         in_channels: image channels (3 for RGB, 1 for grayscale).
         reduction: excitation reduction ratio.
+        excitation_bias: biases on the attention's two FC layers (SENet's excitation;
+            ``se_resnet*`` sets it, OrthoNet and FcaNet have none).
         seed: seed of the random filter banks; block ``i`` uses ``seed + i``.
         freq_sel: DCT frequency selection for ``squeeze='dct'``.
         norm: ``bn``, ``frozen_bn`` (running statistics also in training) or ``sync_bn``.
@@ -202,7 +204,8 @@ class ResNet(nn.Layer):
     def __init__(self, block: Type[nn.Layer], layers: Sequence[int], num_classes: int = 1000,
                  squeeze: Optional[str] = None, position: str = "post", stem: str = "imagenet",
                  input_size: int = 224, width: int = 64, in_channels: int = 3,
-                 reduction: int = 16, seed: int = 0, freq_sel: str = "top16", norm: str = "bn",
+                 reduction: int = 16, excitation_bias: bool = False, seed: int = 0,
+                 freq_sel: str = "top16", norm: str = "bn",
                  features_only: bool = False, out_indices: Sequence[int] = (0, 1, 2, 3),
                  global_pool: str = "avg", drop_rate: float = 0.0, drop_path_rate: float = 0.0):
         super().__init__()
@@ -263,7 +266,7 @@ class ResNet(nn.Layer):
         for _ in layers[1:]:
             sizes.append(math.ceil(sizes[-1] / 2))
         att_factories = self._attention_factories(block, layers, width, sizes, squeeze, position,
-                                                  seed, reduction, freq_sel)
+                                                  seed, reduction, freq_sel, excitation_bias)
         total = sum(layers)
         self._block_dpr = [drop_path_rate * k / max(total - 1, 1) for k in range(total)]
         stages = []
@@ -286,10 +289,10 @@ class ResNet(nn.Layer):
 
     @staticmethod
     def _attention_factories(block, layers, width, sizes, squeeze, position, seed, reduction,
-                             freq_sel) -> List[Optional[Callable]]:
+                             freq_sel, bias=False) -> List[Optional[Callable]]:
         """One attention factory per block, in order. Block ``i`` gets its own bank,
         ``bank(c, h, w, seed + i)``; the banks of all blocks are built together."""
-        attn = create_attention(squeeze, reduction=reduction)
+        attn = create_attention(squeeze, reduction=reduction, bias=bool(bias))
         total = sum(layers)
         if attn is None:
             return [None] * total
