@@ -561,7 +561,8 @@ def plot_sweep(rows: Sequence[Mapping[str, Any]], curves: Mapping[str, Mapping[s
     ax.set_xticklabels([str(r["label"]) for r in rows], rotation=20)
     ax.set_ylabel("Test accuracy", fontsize=_LABEL_SIZE)
     ax.set_title("Accuracy per variant (o final, s best)", fontsize=_TITLE_SIZE)
-    ax.legend(fontsize=6, ncol=1 + len(rows) // 4)
+    # below the panel: inside, 3 entries per variant cover the intervals they explain
+    ax.legend(fontsize=6, ncol=3, loc="upper center", bbox_to_anchor=(0.5, -0.3), frameon=False)
     ax.grid(alpha=0.3)
 
     ax2 = fig.add_subplot(1, ncols, 2)
