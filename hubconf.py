@@ -17,8 +17,9 @@ import importlib.util as _util
 dependencies = ["paddle", "numpy"]  # what the models need (their other imports are stdlib)
 _missing = [_name for _name in dependencies if _util.find_spec(_name) is None]
 if _missing:
-    raise RuntimeError(f"orthonets-paddle hubconf: missing {', '.join(_missing)}; "
-                       "install them first (pip install paddlepaddle numpy)")
+    _pip = {"paddle": "paddlepaddle"}  # import name -> PyPI name where they differ
+    raise RuntimeError(f"orthonets-paddle hubconf: missing {', '.join(_missing)}; install "
+                       f"first: pip install {' '.join(_pip.get(n, n) for n in _missing)}")
 
 import orthonets_paddle.models as _models  # noqa: E402  (paddle.hub puts this folder first on sys.path)
 
