@@ -378,7 +378,7 @@ def test_documented_commands_leave_the_work_tree_clean(tmp_path):
                   "-o", "DataLoader.Eval.dataset.num_samples=100",
                   "-o", "Global.print_batch_step=1"], repo)
     log = train
-    assert "[Train][Epoch 1/1][Iter: 2/2]lr: " in log  # the PaddleClas-style step line
+    assert "[Train][Epoch 1/1][Iter: 1/2]lr: " in log  # the PaddleClas-style step line
     assert "\r" not in log  # no progress bar when redirected
     assert "Warning" not in log and "WARNING" not in log, log
     over = ["-o", "Arch.width=4"]

@@ -492,6 +492,10 @@ def test_every_option_of_every_tool_has_help():
         proc = run_tool(tool, "-h")
         assert proc.returncode == 0, (tool, proc.stderr[-500:])
         assert _options_without_help(proc.stdout) == [], tool
+        # the description keeps its example commands one a line (argparse reflows by default)
+        joined = [ln for ln in proc.stdout.splitlines() if "python tools/" in ln
+                  and not ln.lstrip().startswith(("python tools/", "[", "usage"))]
+        assert joined == [], (tool, joined)
 
 
 def test_data_file_that_is_a_folder_says_so(tmp_path):

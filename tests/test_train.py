@@ -68,6 +68,28 @@ def test_train_loss_recorded_every_print_batch_step(archive, tmp_path):
     assert res["records"]["loss_record"]["train"]["iter"] == [2, 4, 6]
 
 
+def test_log_line_counts_iterations_per_epoch_as_paddleclas(archive, tmp_path):
+    """PaddleClas (ppcls/engine/train/train.py, utils.log_info) logs
+    `[Train][Epoch {epoch_id}/{epochs}][Iter: {iter_id}/{max_iter}]` when
+    `iter_id % print_batch_step == 0`, iter_id counting 0..max_iter-1 within each epoch and
+    epoch_id from 1. 48 samples / batch 16 = 3 iterations, 2 epochs, print_batch_step 2."""
+    import logging
+
+    lines = []
+    handler = logging.Handler()
+    handler.emit = lambda record: lines.append(record.getMessage())
+    logger = logging.getLogger("orthonets_paddle")
+    logger.addHandler(handler)
+    try:
+        train(load_config(CFG, tiny(archive, tmp_path / "r", "Global.print_batch_step=2",
+                                    "Global.use_visualdl=False", "Global.plot=False")))
+    finally:
+        logger.removeHandler(handler)
+    steps = [ln.split("]lr:")[0] for ln in lines if ln.startswith("[Train]")]
+    want = [f"[Train][Epoch {e}/2][Iter: {i}/3" for e in (1, 2) for i in range(3) if i % 2 == 0]
+    assert steps == want
+
+
 def test_training_steps_equal_plain_sgd_by_hand(archive, tmp_path):
     """Two epochs of train() (SGD, no momentum or weight decay, no augmentation, no
     shuffling, frozen_bn) against w <- w - lr * grad(mean loss of the batch), batch by batch,

@@ -39,9 +39,9 @@ def main(args) -> None:
 if __name__ == "__main__":
     parser = get_parser(__doc__)
     parser.add_argument("--arch", help="model name instead of -c, e.g. orthonet18")
-    parser.add_argument("--num-classes", type=int, default=1000, help="classes (--arch only)")
+    parser.add_argument("--num-classes", type=int, default=1000, help="classes (--arch only; default 1000)")
     parser.add_argument("--stem", choices=["imagenet", "cifar"], default="imagenet",
-                        help="stem (--arch only)")
+                        help="stem (--arch only; default imagenet)")
     parser.add_argument("--image-size", type=int, default=None,
                         help="input side (default: the config's image_shape, or the model's input_size)")
     parser.add_argument("--width", type=int, default=None, help="base channels (--arch only; default 64)")

@@ -18,8 +18,9 @@ def main(args) -> None:
 
 
 if __name__ == "__main__":
-    parser = argparse.ArgumentParser(description=__doc__)
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("run_dirs", nargs="+", metavar="RUN_DIR", help="training output folders")
-    parser.add_argument("--out", default="output/compare", help="folder for comparison.md and the PNG")
+    parser.add_argument("--out", default="output/compare", help="folder for comparison.md and the PNG (default: output/compare)")
     args = parser.parse_args()
     run(lambda: main(args))

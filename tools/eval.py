@@ -1,4 +1,4 @@
-"""Evaluate trained weights on DataLoader.Eval: top-1, top-5, loss (and per-class accuracy).
+r"""Evaluate trained weights on DataLoader.Eval: top-1, top-5, loss (and per-class accuracy).
 
 python tools/eval.py -c configs/orthonet18_cifar10.yaml \
     -o Global.pretrained_model=output/orthonet18_cifar10/best_model.pdparams \

@@ -1,4 +1,4 @@
-"""Export trained weights for deployment: Paddle Inference (inference.json + .pdiparams)
+r"""Export trained weights for deployment: Paddle Inference (inference.json + .pdiparams)
 and, with --onnx, ONNX (inference.onnx), into Global.save_inference_dir.
 
 python tools/export_model.py -c configs/orthonet18_cifar10.yaml \
@@ -27,7 +27,7 @@ def main(args) -> None:
 if __name__ == "__main__":
     parser = get_parser(__doc__)
     parser.add_argument("--onnx", action="store_true", help="also export inference.onnx (paddle2onnx)")
-    parser.add_argument("--opset", type=int, default=DEFAULT_OPSET, help="ONNX opset version")
+    parser.add_argument("--opset", type=int, default=DEFAULT_OPSET, help=f"ONNX opset version (default: {DEFAULT_OPSET})")
     parser.add_argument("--no-check", action="store_true",
                         help="skip comparing the exported outputs with dygraph's")
     args = parser.parse_args()

@@ -1,4 +1,4 @@
-"""Predict the classes of images: top-k class names and softmax scores, saved as JSON.
+r"""Predict the classes of images: top-k class names and softmax scores, saved as JSON.
 
 python tools/infer.py -c configs/orthonet18_cifar10.yaml -o Infer.infer_imgs=IMAGE_OR_FOLDER \
     -o Global.pretrained_model=WEIGHTS [--backend dygraph|paddle|onnx] [--strict]

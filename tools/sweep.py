@@ -1,4 +1,4 @@
-"""Ablation sweep: a grid of overrides x seeds, one tools/train.py run each, then a summary.
+r"""Ablation sweep: a grid of overrides x seeds, one tools/train.py run each, then a summary.
 
   python tools/sweep.py -c configs/orthonet18_fashionmnist.yaml \
       --grid Arch.squeeze=none,avg,dct,random,ortho --seeds 3 --out output/sweeps/squeeze [--jobs 2]

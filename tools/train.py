@@ -1,4 +1,6 @@
-"""Train a model: python tools/train.py -c configs/orthonet18_cifar10.yaml [-o Key=value ...]
+"""Train a model (a PaddleClas-style YAML config, keys overridable from the command line).
+
+python tools/train.py -c configs/orthonet18_cifar10.yaml [-o Key=value ...]
 
 Ctrl-C stops the run and prints the command that resumes it from the last saved epoch."""
 import os

@@ -1,4 +1,4 @@
-"""Train a detector with PaddleDetection's trainer and an OrthoNet backbone.
+r"""Train a detector with PaddleDetection's trainer and an OrthoNet backbone.
 
 python tools/train_det.py -c configs/det/faster_rcnn_orthonet50_fpn_1x_coco.yml [--eval] \
     [-o TrainDataset.dataset_dir=/data/coco EvalDataset.dataset_dir=/data/coco use_gpu=false ...]

@@ -578,7 +578,9 @@ def save_config(cfg: Dict[str, Any], path: str) -> None:
 
 def get_parser(description: str) -> argparse.ArgumentParser:
     """The tools' shared ``-c`` / ``-o`` arguments."""
-    parser = argparse.ArgumentParser(description=description)
+    # Raw: the tools' docstrings hold example commands, one a line; argparse would reflow them.
+    parser = argparse.ArgumentParser(description=description,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("-c", "--config", help="YAML config, e.g. configs/orthonet18_cifar10.yaml")
     parser.add_argument("-o", "--override", action="append", default=[], metavar="KEY=VALUE",
                         help="override a config key, e.g. -o Global.epochs=1 (repeatable)")

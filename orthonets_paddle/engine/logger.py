@@ -74,9 +74,13 @@ def step_line(epoch: int, epochs: int, step: int, steps: int, lr: float, loss: f
     """A PaddleClas-style progress line, e.g. ``[Train][Epoch 1/2][Iter: 10/468]lr: 0.10000,
     loss: 2.30126, top1: 0.10938, ips: 812.3 images/s, eta: 0:05:02``.
 
+    As PaddleClas's ``log_info``: the epoch counts from 1, the iteration from 0 within the
+    epoch (``Iter: 0/468`` .. ``Iter: 467/468``), and the trainer writes a line when that
+    iteration is a multiple of ``print_batch_step``.
+
     Args:
         epoch: 1-based epoch; ``epochs`` the run's total.
-        step: 1-based iteration within the epoch; ``steps`` the epoch's total.
+        step: 0-based iteration within the epoch; ``steps`` the epoch's total.
         lr: current learning rate.
         loss: mean training loss of the epoch so far.
         acc: mean top-1 accuracy of the epoch so far.

@@ -138,17 +138,23 @@ def train_one_epoch(model, loader, loss_fn, optimizer, scheduler, epoch: int, en
         last = loss.detach().astype("float64")
         sums = paddle.stack([last, sums[1] + last * n,
                              sums[2] + _correct(logits.detach(), hard), sums[3] + n])
-        if state["global_step"] % g["print_batch_step"] == 0:
+        # The records follow the global step (curves do not restart); the log line follows
+        # the iteration within the epoch, 0-based, as PaddleClas's `iter_id % print_batch_step`.
+        record_now = state["global_step"] % g["print_batch_step"] == 0
+        log_now = i % g["print_batch_step"] == 0
+        if record_now or log_now:
             host = sync()
             loss_value = host[0] / env.world_size  # the step's loss, mean over ranks
+            elapsed = max(time.perf_counter() - start, 1e-9)
+        if record_now:
             records["loss_record"]["train"]["loss"].append(loss_value)
             records["loss_record"]["train"]["iter"].append(state["global_step"])
             vdl.add_scalar("train/loss", loss_value, state["global_step"])
             vdl.add_scalar("train/lr", lr, state["global_step"])
-            elapsed = max(time.perf_counter() - start, 1e-9)
+        if log_now:
             left = (steps - i - 1) + (g["epochs"] - epoch - 1) * steps  # training steps to go
             log_line(log, bar, step_line(
-                epoch + 1, g["epochs"], i + 1, steps, lr, host[1] / host[3], host[2] / host[3],
+                epoch + 1, g["epochs"], i, steps, lr, host[1] / host[3], host[2] / host[3],
                 seen * env.world_size / elapsed, left * elapsed / (i + 1)))
             if bar is not loader:
                 bar.set_postfix(loss=f"{loss_value:.4f}", acc=f"{host[2] / host[3]:.4f}",

@@ -552,14 +552,19 @@ def summarize(out: str, baseline: Optional[str] = None, measure_throughput: bool
 def get_parser():
     """Arguments of ``tools/sweep.py``."""
     import argparse
-    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0] + "\n\n"
+        "python tools/sweep.py -c configs/orthonet18_fashionmnist.yaml \\\n"
+        "    --grid Arch.squeeze=none,avg,dct,random,ortho --seeds 3 --out output/sweeps/squeeze [--jobs 2]\n"
+        "python tools/sweep.py --summarize output/sweeps/squeeze [--baseline squeeze-none]",
+        formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("-c", "--config", help="YAML config of every run")
     p.add_argument("--grid", action="append", default=[], metavar="KEY=v1,v2",
                    help="one axis of the grid, repeatable (the product of the axes is run)")
     p.add_argument("--seeds", default="3", help="a count N (seeds 0..N-1) or a list 0,1,2; "
-                   "each sets Global.seed, and Arch.seed unless --grid/-o sets it")
-    p.add_argument("--out", help="sweep directory (one folder per run)")
-    p.add_argument("--jobs", type=int, default=1, help="runs at once; the cores are split")
+                   "each sets Global.seed, and Arch.seed unless --grid/-o sets it (default: 3)")
+    p.add_argument("--out", help="sweep directory (one folder per run); required unless --summarize")
+    p.add_argument("--jobs", type=int, default=1, help="runs at once; the cores are split (default: 1)")
     p.add_argument("--dry-run", action="store_true", help="print the commands, run nothing")
     p.add_argument("-o", "--override", action="append", default=[], metavar="KEY=VALUE",
                    help="override for every run, repeatable")
