@@ -618,3 +618,72 @@ def test_infer_reads_images_as_training_does(tmp_path):
             read_image(str(big))
     finally:
         del os.environ["ORTHONETS_MAX_IMAGE_PIXELS"]
+
+
+# ----------------------------------------------------------------------------- issue 20, round 4
+from orthonets_paddle.data import check_loader_samples  # noqa: E402
+
+
+def _odd_folder(root, odd_name, odd_hw, size=40):
+    """a/0..2, b/0..2 of size x size, and one odd image b/<odd_name> of odd_hw (h, w)."""
+    for c in ("a", "b"):
+        os.makedirs(root / c, exist_ok=True)
+        for i in range(3):
+            Image.fromarray(np.full((size, size, 3), 40 * i, np.uint8)).save(root / c / f"{i}.png")
+    odd = root / "b" / odd_name
+    Image.fromarray(np.zeros((*odd_hw, 3), np.uint8)).save(odd)
+    return odd
+
+
+def _folder_loader(root, ops, workers=0, batch=7):
+    return build_dataloader({"dataset": {"name": "ImageFolder", "root": str(root),
+                                         "transform_ops": ops},
+                             "sampler": {"batch_size": batch, "shuffle": False},
+                             "loader": {"num_workers": workers}}, "train",
+                            image_shape=[3, 32, 32])
+
+
+@pytest.mark.parametrize("odd_hw,ops", [
+    ((40, 60), [{"Resize": {"size": 32}}, {"ToTensor": {}}]),       # a non-square photo
+    ((1, 1), [{"CenterCrop": {"size": 32}}, {"ToTensor": {}}]),     # a crop larger than it
+])
+def test_a_probed_sample_of_another_size_is_one_line_before_the_first_step(tmp_path, odd_hw, ops):
+    # 7 files sorted: a/0 a/1 a/2 b/0 b/1 b/2 b/odd -> the last is probed (first, middle, last)
+    odd = _odd_folder(tmp_path / "imgs", "zz.png", odd_hw)
+    loader = _folder_loader(tmp_path / "imgs", ops)
+    with pytest.raises(DataFileError) as info:
+        check_loader_samples(loader, 3, "DataLoader.Train", [3, 32, 32])
+    msg = str(info.value)
+    h, w = (32, 48) if odd_hw == (40, 60) else (1, 1)
+    assert "\n" not in msg and str(odd) in msg and f"is 3x{h}x{w} after transform_ops" in msg
+    assert "Global.image_shape is [3, 32, 32]" in msg and "Resize: {size: [32, 32]}" in msg
+    assert "Global.image_shape=[3," not in msg  # one odd file: the config's shape is right
+
+
+def test_transforms_giving_another_size_suggest_both_fixes(tmp_path):
+    _odd_folder(tmp_path / "imgs", "3.png", (40, 40))
+    loader = _folder_loader(tmp_path / "imgs", [{"Resize": {"size": 28}}, {"ToTensor": {}}])
+    with pytest.raises(DataFileError, match=r"is 3x28x28 .* or set -o Global.image_shape="
+                                            r"\[3,28,28\]"):
+        check_loader_samples(loader, 3, "DataLoader.Train", [3, 32, 32])
+    ok = _folder_loader(tmp_path / "imgs", [{"Resize": {"size": [32, 32]}}, {"ToTensor": {}}])
+    check_loader_samples(ok, 3, "DataLoader.Train", [3, 32, 32])  # no error
+    hwc = _folder_loader(tmp_path / "imgs", [{"Resize": {"size": [32, 32]}}])
+    with pytest.raises(DataFileError, match="channels last.*ToTensor"):
+        check_loader_samples(hwc, 3, "DataLoader.Train", [3, 32, 32])
+
+
+@pytest.mark.parametrize("workers", [0, 2])
+def test_an_unprobed_sample_of_another_size_names_its_file_in_the_loader(tmp_path, workers):
+    # b/0 (index 3, the middle) and b/2 (the last) are probed; b/1 is the wide one
+    for c in ("a", "b"):
+        os.makedirs(tmp_path / "imgs" / c, exist_ok=True)
+        for i in range(3):
+            hw = (40, 60) if (c, i) == ("b", 1) else (40, 40)
+            Image.fromarray(np.zeros((*hw, 3), np.uint8)).save(tmp_path / "imgs" / c / f"{i}.png")
+    loader = _folder_loader(tmp_path / "imgs", [{"Resize": {"size": 32}}, {"ToTensor": {}}],
+                            workers, batch=1)  # batch 1: no other image to compare with
+    check_loader_samples(loader, 3, "DataLoader.Train", [3, 32, 32])
+    with pytest.raises(DataFileError, match=r"imgs/b/1.png \(sample 4\) is 3x32x48 .*"
+                                            r"Global.image_shape is \[3, 32, 32\]"):
+        list(loader)

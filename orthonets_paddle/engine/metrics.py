@@ -164,7 +164,8 @@ def evaluate_from_config(cfg: Dict[str, Any], per_class: bool = False,
         ValueError: no ``Global.pretrained_model`` or no ``DataLoader.Eval``.
         WeightsError: unreadable weights, or weights for another architecture.
     """
-    from ..data import build_dataloader, check_loader_channels
+    from ..data import build_dataloader, check_loader_samples
+    from ..data.datasets import validate_dataset
     from ..models.registry import model_channels
     from .env import setup_env
     from .logger import write_json
@@ -177,8 +178,10 @@ def evaluate_from_config(cfg: Dict[str, Any], per_class: bool = False,
                          "(see configs/orthonet18_cifar10.yaml)")
     setup_env(g["device"])
     model = load_model(cfg)
-    loader = build_dataloader(cfg["DataLoader"]["Eval"], "eval", seed=g["seed"])
-    check_loader_channels(loader, model_channels(cfg["Arch"]), "DataLoader.Eval")
+    loader = build_dataloader(cfg["DataLoader"]["Eval"], "eval", seed=g["seed"],
+                              image_shape=g["image_shape"])
+    validate_dataset(loader.dataset, cfg["Arch"]["class_num"], "DataLoader.Eval")
+    check_loader_samples(loader, model_channels(cfg["Arch"]), "DataLoader.Eval", g["image_shape"])
     raw = evaluate_with_predictions(model, loader, build_loss(cfg["Loss"].get("Eval") or cfg["Loss"].get("Train")),
                                     show_progress=g["progress_bar"])
     k = int(cfg["Arch"]["class_num"])
