@@ -687,3 +687,44 @@ def test_an_unprobed_sample_of_another_size_names_its_file_in_the_loader(tmp_pat
     with pytest.raises(DataFileError, match=r"imgs/b/1.png \(sample 4\) is 3x32x48 .*"
                                             r"Global.image_shape is \[3, 32, 32\]"):
         list(loader)
+
+
+def _poison(run, prefix, key_part, suffix=".pdparams"):
+    """Put a NaN into the first tensor of ``prefix + suffix`` whose name contains key_part,
+    and fix the manifest (so only the NaN check stands in the way)."""
+    import paddle
+    path = str(run / (prefix + suffix))
+    state = paddle.load(path, return_numpy=True)
+    key = next(k for k in state if key_part in k and np.asarray(state[k]).dtype.kind == "f")
+    state[key] = np.asarray(state[key]).copy()
+    state[key].reshape(-1)[0] = np.nan
+    paddle.save(state, path)
+    manifest = json.load(open(run / f"{prefix}.manifest.json"))
+    manifest["files"][prefix + suffix] = {"sha256": sha256_file(path), "bytes": os.path.getsize(path)}
+    (run / f"{prefix}.manifest.json").write_text(json.dumps(manifest))
+    return key
+
+
+def test_resuming_nan_weights_is_refused_naming_tensor_and_file(archive, finished, tmp_path):
+    run = copy_run(finished, tmp_path / "run")
+    key = _poison(run, "latest", "fc.weight")
+    before = snapshot(run)
+    with pytest.raises(CheckpointError) as info:
+        train(load_config(CFG, tiny(archive, run, f"Global.checkpoints={run}", epochs=3)))
+    msg = str(info.value)
+    assert f"{run}/latest.pdparams holds NaN/inf values in {key} (1 of" in msg
+    assert f"Global.checkpoints={run}/epoch_2" in msg and "\n" not in msg
+    assert snapshot(run) == before
+
+
+def test_pretrained_nan_weights_end_train_and_eval_with_one_line(archive, finished, tmp_path):
+    run = copy_run(finished, tmp_path / "run")
+    key = _poison(run, "best_model", "conv")
+    weights = f"Global.pretrained_model={run}/best_model.pdparams"
+    from orthonets_paddle.models.pretrained import WeightsError
+    from orthonets_paddle.engine.metrics import evaluate_from_config
+    with pytest.raises(WeightsError, match=f"NaN/inf values: {key}"):
+        evaluate_from_config(load_config(CFG, ["Arch.width=4", weights]))
+    with pytest.raises(WeightsError, match=f"NaN/inf values: {key}"):
+        train(load_config(CFG, tiny(archive, tmp_path / "o", weights)))
+    assert not (tmp_path / "o").exists()
