@@ -147,7 +147,8 @@ def model_files(backend: str, cfg: Dict[str, Any]) -> List[str]:
     if backend == "dygraph":
         weights = cfg["Global"].get("pretrained_model")
         return [str(weights)] if weights else []
-    files = inference_files(cfg["Global"]["save_inference_dir"])
+    from .export import export_dir
+    files = inference_files(export_dir(cfg["Global"]["save_inference_dir"]))
     return [files["onnx"]] if backend == "onnx" else [files["model"], files["params"]]
 
 
