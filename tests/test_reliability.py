@@ -827,3 +827,49 @@ def test_an_export_killed_at_any_step_of_its_swap_is_old_or_new(two_exports, tmp
         assert open(os.path.join(out, "notes.txt")).read() == "mine"
         seen.append(first)
     assert seen[0] == 0 and seen[-1] == 1 and seen == sorted(seen), seen  # old, then new
+
+
+def _imagenet_list(root, files):
+    """files: {relative name: (array, label)} -> the list file's path."""
+    lines = []
+    for name, (arr, label, *save) in files.items():
+        Image.fromarray(arr).save(root / name, **(save[0] if save else {}))
+        lines.append(f"{name} {label}")
+    (root / "list.txt").write_text("\n".join(lines) + "\n")
+    return str(root / "list.txt")
+
+
+@pytest.mark.parametrize("decode", [None, "cv2", "pil"])
+def test_imagenet_dataset_and_decode_image_read_as_the_datasets_do(tmp_path, decode, monkeypatch):
+    """Without DecodeImage, and with it (either backend): a 16-bit PNG is scaled
+    (32768 -> 128), an EXIF-rotated photo is read as displayed, a file claiming too many
+    pixels is one DataFileError naming it."""
+    from orthonets_paddle.data import ImageNetDataset
+    from orthonets_paddle.data.transforms import build_transforms
+    exif = Image.Exif()
+    exif[0x0112] = 6  # rotate 90 degrees to display
+    listing = _imagenet_list(tmp_path, {
+        "deep.png": (np.full((4, 6), 32768, np.uint16), 0),
+        "rot.jpg": (np.zeros((4, 8, 3), np.uint8), 1, {"exif": exif}),
+        "my big.png": (np.zeros((40, 40), np.uint8), 1)})  # a space in the name
+    pipe = build_transforms([{"DecodeImage": {"backend": decode}}]) if decode else None
+    ds = ImageNetDataset(str(tmp_path), listing, transforms=pipe)
+    img = lambda i: ds[i][0].transpose(1, 2, 0) if decode else ds[i][0]  # noqa: E731
+    assert img(0).max() == 128 and img(0).shape == (4, 6, 3)
+    assert img(1).shape == (8, 4, 3)
+    monkeypatch.setenv("ORTHONETS_MAX_IMAGE_PIXELS", "1000")
+    with pytest.raises(DataFileError, match=r"my big.png.* is 40x40 \(1,600 pixels\), more than"):
+        ds[2]
+
+
+def test_imagenet_labels_are_checked_naming_the_list_line(tmp_path):
+    from orthonets_paddle.data import ImageNetDataset
+    from orthonets_paddle.data.datasets import validate_dataset
+    small = np.zeros((4, 4, 3), np.uint8)
+    listing = _imagenet_list(tmp_path, {"a.png": (small, 0), "b.png": (small, 4), "c.png": (small, 1)})
+    with pytest.raises(ValueError, match=r"labels 0\.\.4 \(first: label 4 at .*list.txt line 2\) "
+                                         r"but Arch.class_num is 3"):
+        validate_dataset(ImageNetDataset(str(tmp_path), listing), 3)
+    (tmp_path / "huge.txt").write_text("a.png 0\nb.png 99999999999999999999\n")
+    with pytest.raises(DataFileError, match=r"huge.txt line 2: expected"):
+        ImageNetDataset(str(tmp_path), str(tmp_path / "huge.txt"))
