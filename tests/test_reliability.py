@@ -873,3 +873,54 @@ def test_imagenet_labels_are_checked_naming_the_list_line(tmp_path):
     (tmp_path / "huge.txt").write_text("a.png 0\nb.png 99999999999999999999\n")
     with pytest.raises(DataFileError, match=r"huge.txt line 2: expected"):
         ImageNetDataset(str(tmp_path), str(tmp_path / "huge.txt"))
+
+
+# ----------------------------------------------------------------------------- re-probe (round 4)
+def test_a_named_pipe_with_an_image_name_is_not_opened(tmp_path):
+    """Opening a FIFO blocks forever: folders list regular files only (train and infer)."""
+    from orthonets_paddle.data import ImageFolder
+    from orthonets_paddle.deploy.infer import list_images
+    _image_folder(tmp_path / "imgs", "2.png")
+    os.mkfifo(tmp_path / "imgs" / "b" / "pipe.png")
+    ds = ImageFolder(str(tmp_path / "imgs"))
+    assert len(ds) == 6 and "pipe.png" not in [os.path.basename(p) for p, _ in ds.samples]
+    assert "pipe.png" not in [os.path.basename(p) for p in list_images(str(tmp_path / "imgs"))]
+    with pytest.raises(FileNotFoundError, match="pipe.png is not a regular file"):
+        list_images(str(tmp_path / "imgs" / "b" / "pipe.png"))
+
+
+def test_a_small_gzip_idx_that_expands_to_gigabytes_is_refused_unexpanded(tmp_path):
+    import gzip
+    import resource
+    import struct
+    from orthonets_paddle.data.datasets import _read_idx
+    path = tmp_path / "bomb-images-idx3-ubyte.gz"
+    with gzip.open(path, "wb", compresslevel=1) as f:  # 512 MB of zeros after a 10-image header
+        f.write(struct.pack(">IIII", 2051, 10, 28, 28))
+        zeros = b"\0" * (1 << 24)
+        for _ in range(32):
+            f.write(zeros)
+    assert os.path.getsize(path) < 4_000_000
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    with pytest.raises(DataFileError, match="holds more than the 7840 data bytes its header says"):
+        _read_idx(str(path), 2051, "FashionMNIST")
+    assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before < 100_000  # KB
+    claims = tmp_path / "claims.gz"
+    with gzip.open(claims, "wb") as f:
+        f.write(struct.pack(">IIII", 2051, 1 << 20, 1 << 10, 1 << 10))
+    with pytest.raises(DataFileError, match="more than the .* read; it is not a Fashion-MNIST"):
+        _read_idx(str(claims), 2051, "FashionMNIST")
+
+
+def test_train_and_val_folders_with_other_classes_are_refused(tmp_path):
+    for split, classes in (("train", "abc"), ("val", "ac")):
+        for c in classes:
+            os.makedirs(tmp_path / split / c)
+            Image.fromarray(np.zeros((32, 32, 3), np.uint8)).save(tmp_path / split / c / "0.png")
+    ds = f"{{name: ImageFolder, root: {tmp_path}, transform_ops: [{{ToTensor: {{}}}}]}}"
+    with pytest.raises(ValueError, match="only in train: b; only in eval: none"):
+        train(load_config(CFG, [f"Global.output_dir={tmp_path}/o", "Arch.class_num=3",
+                                "Arch.width=4", f"DataLoader.Train.dataset={ds}",
+                                f"DataLoader.Eval.dataset={ds}",
+                                "DataLoader.Train.sampler.batch_size=2"]))
+    assert not (tmp_path / "o").exists()

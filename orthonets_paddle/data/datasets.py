@@ -33,12 +33,12 @@ from ..utils.io import DigestError, DownloadError, UnsafePickleError, safe_load
 from ..utils.io import download as fetch
 from ..utils.schema import POSITIVE_INT, Typed
 from .images import (MAX_IMAGE_PIXELS, MAX_IMAGE_PIXELS_ENV, DataFileError,  # noqa: F401
-                     max_image_pixels, read_image_file)
+                     max_image_pixels, read_image_file, walk_files)
 from .transforms import build_transforms
 
 __all__ = ["DATASETS", "DataFileError", "build_dataset", "dataset_params", "Cifar10",
            "Cifar100", "FashionMNIST", "ImageFolder", "ImageNetDataset", "Synthetic", "download",
-           "check_channels", "validate_dataset", "read_image_file", "max_image_pixels"]
+           "check_channels", "validate_dataset", "check_same_classes", "read_image_file", "max_image_pixels"]
 
 CIFAR10_CLASSES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse",
                    "ship", "truck"]
@@ -303,6 +303,27 @@ def validate_dataset(dataset: Any, class_num: int, where: str = "DataLoader.Trai
                          f"-o Arch.class_num={max(hi + 1, 1)} or fix the labels")
 
 
+def check_same_classes(train: Any, evaluation: Any) -> None:
+    """Folder datasets label by sorted class-folder index: a val split missing (or adding)
+    a class would be scored against shifted labels, silently. Refuse that.
+
+    Raises:
+        ValueError: naming the classes only one split has.
+    """
+    train, evaluation = (getattr(d, "dataset", d) for d in (train, evaluation))
+    if not (isinstance(train, ImageFolder) and isinstance(evaluation, ImageFolder)):
+        return
+    a, b = train.class_names, evaluation.class_names
+    if a == b:
+        return
+    only = lambda x, y: ", ".join([c for c in x if c not in y][:5]) or "none"  # noqa: E731
+    raise ValueError(f"DataLoader.Eval's class folders ({evaluation.root}) are not "
+                     f"DataLoader.Train's ({train.root}): only in train: {only(a, b)}; only in "
+                     f"eval: {only(b, a)}. Labels are the index of the sorted folder names, so "
+                     f"they would not match; give both splits the same class sub-folders (an "
+                     f"empty folder keeps a class's place)")
+
+
 class Cifar100(Cifar10):
     """CIFAR-100 (fine labels) from ``cifar-100-python.tar.gz``; arguments as ``Cifar10``."""
 
@@ -315,30 +336,52 @@ class Cifar100(Cifar10):
 
 
 # ----------------------------------------------------------------------------- Fashion-MNIST
+IDX_MAX_BYTES = 1 << 32  # far above Fashion-MNIST's 47 MB; bounds what a header can claim
+
+
 def _read_idx(path: str, magic: int, owner: str) -> np.ndarray:
-    """Read an IDX file (gzipped or not) with the given magic number as a uint8 array."""
+    """Read an IDX file (gzipped or not) with the given magic number as a uint8 array.
+
+    Read as a stream and never past what the header says (+1 byte, to notice extra data):
+    a small .gz that expands to gigabytes is refused without being expanded."""
+    ndim = magic & 0xFF
+    header = 4 + 4 * ndim
+    kind = "images (idx3)" if magic == 2051 else "labels (idx1)"
     try:
-        with open(path, "rb") as f:
-            raw = f.read()
-        if raw[:2] == b"\x1f\x8b":
-            raw = gzip.decompress(raw)
+        with open(path, "rb") as raw_file:
+            gz = raw_file.read(2) == b"\x1f\x8b"
+            raw_file.seek(0)
+            f = gzip.GzipFile(fileobj=raw_file) if gz else raw_file
+            head = f.read(header)
+            found = int.from_bytes(head[:4], "big") if len(head) >= 4 else None
+            if found != magic:
+                raise DataFileError(f"{owner}: {path} has magic number {found}, expected {magic} "
+                                    f"for {kind}; check that image_path and label_path point to "
+                                    f"the right files")
+            dims = [int.from_bytes(head[4 + 4 * i:8 + 4 * i], "big") for i in range(ndim)]
+            expected = int(np.prod(dims, dtype=object)) if len(head) == header else -1
+            if expected > IDX_MAX_BYTES:
+                raise DataFileError(f"{owner}: {path}'s header says {dims} ({expected:,} bytes), "
+                                    f"more than the {IDX_MAX_BYTES:,} read; it is not a "
+                                    f"Fashion-MNIST file")
+            body = bytearray()
+            while len(body) <= expected:
+                chunk = f.read(min(1 << 24, expected + 1 - len(body)))
+                if not chunk:
+                    break
+                body += chunk
+    except DataFileError:
+        raise
     except (OSError, EOFError, zlib.error) as err:
         raise DataFileError(f"{owner}: cannot read IDX file {path} ({err}); give a "
                             f"Fashion-MNIST IDX file (.gz or not)") from None
-    ndim = magic & 0xFF
-    header = 4 + 4 * ndim
-    found = int.from_bytes(raw[:4], "big") if len(raw) >= 4 else None
-    if found != magic:
-        kind = "images (idx3)" if magic == 2051 else "labels (idx1)"
-        raise DataFileError(f"{owner}: {path} has magic number {found}, expected {magic} for "
-                            f"{kind}; check that image_path and label_path point to the right "
-                            f"files")
-    dims = [int.from_bytes(raw[4 + 4 * i:8 + 4 * i], "big") for i in range(ndim)]
-    expected = int(np.prod(dims))
-    if len(raw) - header != expected:
-        raise DataFileError(f"{owner}: {path} holds {len(raw) - header} data bytes but its "
-                            f"header says {dims} ({expected}); the file is truncated or corrupt")
-    return np.frombuffer(raw, dtype=np.uint8, offset=header).reshape(dims)
+    if len(body) > expected:
+        raise DataFileError(f"{owner}: {path} holds more than the {expected} data bytes its "
+                            f"header says ({dims}); the file is corrupt")
+    if len(body) != expected:
+        raise DataFileError(f"{owner}: {path} holds {len(body)} data bytes but its header says "
+                            f"{dims} ({expected}); the file is truncated or corrupt")
+    return np.frombuffer(body, dtype=np.uint8).reshape(dims)
 
 
 class FashionMNIST(_ArrayDataset):
@@ -456,7 +499,7 @@ class ImageFolder(paddle.io.Dataset):
         self.num_classes = len(self.class_names)
         samples: List[Tuple[str, int]] = []
         for label, cls in enumerate(self.class_names):
-            for dirpath, dirnames, filenames in sorted(os.walk(os.path.join(self.root, cls))):
+            for dirpath, dirnames, filenames in sorted(walk_files(os.path.join(self.root, cls))):
                 dirnames.sort()
                 samples += [(os.path.join(dirpath, f), label) for f in sorted(filenames)
                             if f.lower().endswith(self.extensions)]

@@ -8,13 +8,13 @@ from __future__ import annotations
 
 import io
 import os
-from typing import Union
+from typing import Iterator, List, Tuple, Union
 
 import numpy as np
 from PIL import Image, ImageOps
 
 __all__ = ["DataFileError", "MAX_IMAGE_PIXELS", "MAX_IMAGE_PIXELS_ENV", "max_image_pixels",
-           "check_image_pixels", "read_image_file"]
+           "check_image_pixels", "read_image_file", "walk_files"]
 
 MAX_IMAGE_PIXELS_ENV = "ORTHONETS_MAX_IMAGE_PIXELS"
 MAX_IMAGE_PIXELS = 89_478_485  # PIL's warning threshold; PIL refuses only at twice that
@@ -78,3 +78,27 @@ def read_image_file(path: Union[str, bytes, bytearray, memoryview], channels: in
         raise DataFileError(f"{owner}: cannot read image {name} ({err}); delete or replace "
                             "the file") from None
     return img[:, :, None] if img.ndim == 2 else img  # HWC with one channel, as FashionMNIST
+
+
+def walk_files(top: str) -> Iterator[Tuple[str, List[str], List[str]]]:
+    """``os.walk`` (top-down; sort ``dirnames`` in place to order the descent; symlinked
+    folders listed, not entered) whose file names are regular files only: opening a named
+    pipe or a device that carries an image's name would block or never end."""
+    dirs, files = [], []
+    try:
+        with os.scandir(top) as entries:
+            for entry in entries:
+                try:
+                    if entry.is_dir():
+                        dirs.append(entry.name)
+                    elif entry.is_file():  # cached d_type: no stat per regular file
+                        files.append(entry.name)
+                except OSError:
+                    continue
+    except OSError:
+        return
+    yield top, dirs, files
+    for name in dirs:
+        path = os.path.join(top, name)
+        if not os.path.islink(path):
+            yield from walk_files(path)

@@ -17,7 +17,7 @@ import paddle
 from .static import apply_to_static
 from .config import dump_config, save_config
 from ..data import build_dataloader, check_loader_samples, set_epoch
-from ..data.datasets import validate_dataset
+from ..data.datasets import check_same_classes, validate_dataset
 from ..models import build_model_from_config
 from ..models.registry import model_channels
 from ..models.pretrained import load_pretrained
@@ -333,6 +333,8 @@ def train(cfg: Dict[str, Any]) -> Dict[str, Any]:
         if loader is not None:
             validate_dataset(loader.dataset, cfg["Arch"]["class_num"], where)
             check_loader_samples(loader, model_channels(cfg["Arch"]), where, shape)
+    if eval_loader is not None:
+        check_same_classes(train_loader.dataset, eval_loader.dataset)
 
     # Every check passed: from here on the run owns out_dir.
     lock = RunLock(out_dir)
