@@ -924,3 +924,11 @@ def test_train_and_val_folders_with_other_classes_are_refused(tmp_path):
                                 f"DataLoader.Eval.dataset={ds}",
                                 "DataLoader.Train.sampler.batch_size=2"]))
     assert not (tmp_path / "o").exists()
+
+
+def test_a_tilde_in_global_paths_is_the_home_folder(monkeypatch, tmp_path):
+    monkeypatch.setenv("HOME", str(tmp_path))
+    g = load_config(CFG, ["Global.output_dir=~/runs/a", "Global.checkpoints=~/runs/a",
+                          "Global.pretrained_model=https://x/~w.pdparams"])["Global"]
+    assert g["output_dir"] == g["checkpoints"] == f"{tmp_path}/runs/a"
+    assert g["pretrained_model"] == "https://x/~w.pdparams"
