@@ -932,3 +932,18 @@ def test_a_tilde_in_global_paths_is_the_home_folder(monkeypatch, tmp_path):
                           "Global.pretrained_model=https://x/~w.pdparams"])["Global"]
     assert g["output_dir"] == g["checkpoints"] == f"{tmp_path}/runs/a"
     assert g["pretrained_model"] == "https://x/~w.pdparams"
+
+
+def test_a_zero_std_or_non_finite_samples_are_refused_before_training(tmp_path):
+    from orthonets_paddle.data.transforms import build_transforms
+    for name in ("Normalize", "NormalizeImage"):
+        with pytest.raises(ValueError, match=f"transform {name}: std must be positive"):
+            build_transforms([{name: {"mean": [0.5] * 3, "std": [0.5, 0, 0.5]}}])
+    # a transform giving NaN (here a Lambda-like op) is caught on the probed samples
+    loader = build_dataloader({"dataset": {"name": "Synthetic", "num_samples": 4, "image_size": 8,
+                                           "transform_ops": [{"ToTensor": {}}]},
+                               "sampler": {"batch_size": 2}}, "train")
+    inner = loader.dataset.dataset
+    inner.transforms.ops.append(lambda x: x / 0.0)
+    with np.errstate(all="ignore"), pytest.raises(DataFileError, match="sample 0 has NaN/inf values"):
+        check_loader_samples(loader, 3, "DataLoader.Train", [3, 8, 8])

@@ -502,6 +502,10 @@ def check_loader_samples(loader: DataLoader, expected: int, source: str,
         if image.ndim != 3:
             continue  # PIL images or anything else the loader itself will report
         where = describe(getattr(dataset, "dataset", dataset), idx)
+        if image.dtype.kind == "f" and not np.isfinite(image).all():
+            # the model may turn NaN inputs into finite losses (a ReLU passes 0): no stop later
+            raise DataFileError(f"{source}: {where} has NaN/inf values after transform_ops; "
+                                f"check Normalize's std (no zeros) and the ops before it")
         if image_shape is not None and image.shape[-1] in (1, 3) and image.shape[0] not in (1, 3):
             raise DataFileError(shape_message(source, where, image.shape, image_shape))
         if not checked_channels:
