@@ -947,3 +947,26 @@ def test_a_zero_std_or_non_finite_samples_are_refused_before_training(tmp_path):
     inner.transforms.ops.append(lambda x: x / 0.0)
     with np.errstate(all="ignore"), pytest.raises(DataFileError, match="sample 0 has NaN/inf values"):
         check_loader_samples(loader, 3, "DataLoader.Train", [3, 8, 8])
+
+
+def test_eval_warns_when_the_val_folders_are_not_the_models_classes(tmp_path, caplog):
+    import paddle
+    from orthonets_paddle.engine.metrics import evaluate_from_config
+    from orthonets_paddle.models import build_model_from_config
+    for c in "ac":
+        os.makedirs(tmp_path / "val" / c)
+        Image.fromarray(np.zeros((32, 32, 3), np.uint8)).save(tmp_path / "val" / c / "0.png")
+    os.makedirs(tmp_path / "train")
+    model = build_model_from_config({"name": "orthonet18", "class_num": 3, "stem": "cifar", "width": 4})
+    paddle.save(model.state_dict(), str(tmp_path / "w.pdparams"))
+    ds = f"{{name: ImageFolder, root: {tmp_path}, transform_ops: [{{ToTensor: {{}}}}]}}"
+    logger = logging.getLogger("orthonets_paddle")
+    logger.addHandler(caplog.handler)
+    try:
+        evaluate_from_config(load_config(CFG, [
+            f"Global.output_dir={tmp_path}/o", "Arch.class_num=3", "Arch.width=4",
+            f"Global.pretrained_model={tmp_path}/w.pdparams", f"DataLoader.Eval.dataset={ds}",
+            "DataLoader.Eval.loader.num_workers=0"]))
+    finally:
+        logger.removeHandler(caplog.handler)
+    assert "has 2 class folders but Arch.class_num is 3" in caplog.text
