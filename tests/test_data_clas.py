@@ -196,7 +196,7 @@ def test_imagenet_dataset_errors(tmp_path):
     ds = ImageNetDataset(root, str(tabs), delimiter="\t", relabel=True)
     assert ds.labels.tolist() == [1, 0]
     (tmp_path / "ILSVRC" / "train" / "img_2.png").write_bytes(b"broken")
-    with pytest.raises(DataFileError, match="img_2.png.*cannot decode"):
+    with pytest.raises(DataFileError, match=r"cannot read image .*img_2\.png"):
         ImageNetDataset(root, listing)[2]
 
 

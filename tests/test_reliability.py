@@ -618,3 +618,355 @@ def test_infer_reads_images_as_training_does(tmp_path):
             read_image(str(big))
     finally:
         del os.environ["ORTHONETS_MAX_IMAGE_PIXELS"]
+
+
+# ----------------------------------------------------------------------------- issue 20, round 4
+from orthonets_paddle.data import check_loader_samples  # noqa: E402
+
+
+def _odd_folder(root, odd_name, odd_hw, size=40):
+    """a/0..2, b/0..2 of size x size, and one odd image b/<odd_name> of odd_hw (h, w)."""
+    for c in ("a", "b"):
+        os.makedirs(root / c, exist_ok=True)
+        for i in range(3):
+            Image.fromarray(np.full((size, size, 3), 40 * i, np.uint8)).save(root / c / f"{i}.png")
+    odd = root / "b" / odd_name
+    Image.fromarray(np.zeros((*odd_hw, 3), np.uint8)).save(odd)
+    return odd
+
+
+def _folder_loader(root, ops, workers=0, batch=7):
+    return build_dataloader({"dataset": {"name": "ImageFolder", "root": str(root),
+                                         "transform_ops": ops},
+                             "sampler": {"batch_size": batch, "shuffle": False},
+                             "loader": {"num_workers": workers}}, "train",
+                            image_shape=[3, 32, 32])
+
+
+@pytest.mark.parametrize("odd_hw,ops", [
+    ((40, 60), [{"Resize": {"size": 32}}, {"ToTensor": {}}]),       # a non-square photo
+    ((1, 1), [{"CenterCrop": {"size": 32}}, {"ToTensor": {}}]),     # a crop larger than it
+])
+def test_a_probed_sample_of_another_size_is_one_line_before_the_first_step(tmp_path, odd_hw, ops):
+    # 7 files sorted: a/0 a/1 a/2 b/0 b/1 b/2 b/odd -> the last is probed (first, middle, last)
+    odd = _odd_folder(tmp_path / "imgs", "zz.png", odd_hw)
+    loader = _folder_loader(tmp_path / "imgs", ops)
+    with pytest.raises(DataFileError) as info:
+        check_loader_samples(loader, 3, "DataLoader.Train", [3, 32, 32])
+    msg = str(info.value)
+    h, w = (32, 48) if odd_hw == (40, 60) else (1, 1)
+    assert "\n" not in msg and str(odd) in msg and f"is 3x{h}x{w} after transform_ops" in msg
+    assert "Global.image_shape is [3, 32, 32]" in msg and "Resize: {size: [32, 32]}" in msg
+    assert "Global.image_shape=[3," not in msg  # one odd file: the config's shape is right
+
+
+def test_transforms_giving_another_size_suggest_both_fixes(tmp_path):
+    _odd_folder(tmp_path / "imgs", "3.png", (40, 40))
+    loader = _folder_loader(tmp_path / "imgs", [{"Resize": {"size": 28}}, {"ToTensor": {}}])
+    with pytest.raises(DataFileError, match=r"is 3x28x28 .* or set -o Global.image_shape="
+                                            r"\[3,28,28\]"):
+        check_loader_samples(loader, 3, "DataLoader.Train", [3, 32, 32])
+    ok = _folder_loader(tmp_path / "imgs", [{"Resize": {"size": [32, 32]}}, {"ToTensor": {}}])
+    check_loader_samples(ok, 3, "DataLoader.Train", [3, 32, 32])  # no error
+    hwc = _folder_loader(tmp_path / "imgs", [{"Resize": {"size": [32, 32]}}])
+    with pytest.raises(DataFileError, match="channels last.*ToTensor"):
+        check_loader_samples(hwc, 3, "DataLoader.Train", [3, 32, 32])
+
+
+@pytest.mark.parametrize("workers", [0, 2])
+def test_an_unprobed_sample_of_another_size_names_its_file_in_the_loader(tmp_path, workers):
+    # b/0 (index 3, the middle) and b/2 (the last) are probed; b/1 is the wide one
+    for c in ("a", "b"):
+        os.makedirs(tmp_path / "imgs" / c, exist_ok=True)
+        for i in range(3):
+            hw = (40, 60) if (c, i) == ("b", 1) else (40, 40)
+            Image.fromarray(np.zeros((*hw, 3), np.uint8)).save(tmp_path / "imgs" / c / f"{i}.png")
+    loader = _folder_loader(tmp_path / "imgs", [{"Resize": {"size": 32}}, {"ToTensor": {}}],
+                            workers, batch=1)  # batch 1: no other image to compare with
+    check_loader_samples(loader, 3, "DataLoader.Train", [3, 32, 32])
+    with pytest.raises(DataFileError, match=r"imgs/b/1.png \(sample 4\) is 3x32x48 .*"
+                                            r"Global.image_shape is \[3, 32, 32\]"):
+        list(loader)
+
+
+def _poison(run, prefix, key_part, suffix=".pdparams"):
+    """Put a NaN into the first tensor of ``prefix + suffix`` whose name contains key_part,
+    and fix the manifest (so only the NaN check stands in the way)."""
+    import paddle
+    path = str(run / (prefix + suffix))
+    state = paddle.load(path, return_numpy=True)
+    key = next(k for k in state if key_part in k and np.asarray(state[k]).dtype.kind == "f")
+    state[key] = np.asarray(state[key]).copy()
+    state[key].reshape(-1)[0] = np.nan
+    paddle.save(state, path)
+    manifest = json.load(open(run / f"{prefix}.manifest.json"))
+    manifest["files"][prefix + suffix] = {"sha256": sha256_file(path), "bytes": os.path.getsize(path)}
+    (run / f"{prefix}.manifest.json").write_text(json.dumps(manifest))
+    return key
+
+
+def test_resuming_nan_weights_is_refused_naming_tensor_and_file(archive, finished, tmp_path):
+    run = copy_run(finished, tmp_path / "run")
+    key = _poison(run, "latest", "fc.weight")
+    before = snapshot(run)
+    with pytest.raises(CheckpointError) as info:
+        train(load_config(CFG, tiny(archive, run, f"Global.checkpoints={run}", epochs=3)))
+    msg = str(info.value)
+    assert f"{run}/latest.pdparams holds NaN/inf values in {key} (1 of" in msg
+    assert f"Global.checkpoints={run}/epoch_2" in msg and "\n" not in msg
+    assert snapshot(run) == before
+
+
+def test_pretrained_nan_weights_end_train_and_eval_with_one_line(archive, finished, tmp_path):
+    run = copy_run(finished, tmp_path / "run")
+    key = _poison(run, "best_model", "conv")
+    weights = f"Global.pretrained_model={run}/best_model.pdparams"
+    from orthonets_paddle.models.pretrained import WeightsError
+    from orthonets_paddle.engine.metrics import evaluate_from_config
+    with pytest.raises(WeightsError, match=f"NaN/inf values: {key}"):
+        evaluate_from_config(load_config(CFG, ["Arch.width=4", weights]))
+    with pytest.raises(WeightsError, match=f"NaN/inf values: {key}"):
+        train(load_config(CFG, tiny(archive, tmp_path / "o", weights)))
+    assert not (tmp_path / "o").exists()
+
+
+@pytest.fixture(scope="module")
+def two_exports(tmp_path_factory):
+    """Exports of two models (A: width 4, B: width 8) and their outputs on a fixed batch."""
+    import paddle
+    from orthonets_paddle import build_model
+    from orthonets_paddle.deploy.export import export_model
+    root = tmp_path_factory.mktemp("exports")
+    x = np.random.default_rng(0).standard_normal((2, 3, 8, 8)).astype(np.float32)
+    refs = []
+    for i, width in enumerate((4, 8)):
+        paddle.seed(i)
+        model = build_model("resnet18", num_classes=3, stem="cifar", width=width).eval()
+        refs.append(model(paddle.to_tensor(x)).numpy())
+        export_model(model, str(root / "AB"[i]), [3, 8, 8], check=False)
+    return root, x, refs
+
+
+def _killed_swap(two_exports, tmp_path, k, exchange=True):
+    """The export folder holds A (and a user's notes.txt); B is staged as a killed export's
+    folder would be; the swap runs in a forked child that os._exit()s at its k-th file
+    operation (os.rename/link/fsync, the exchange, rmtree). k=0 runs it whole. Returns
+    (save_dir, the number of operations the child made)."""
+    from orthonets_paddle.deploy import export as ex
+    root = two_exports[0]
+    tmp_path.mkdir()
+    out = str(tmp_path / "inf")
+    shutil.copytree(root / "A", out)
+    (tmp_path / "inf" / "notes.txt").write_text("mine")
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()  # the staging folder is the killed export's: named by a dead pid
+    staged = os.path.join(tmp_path, f".inf.export-{dead.pid}-x")
+    shutil.copytree(root / "B", staged)
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the killed process
+        try:
+            os.close(r)
+            calls = [0]
+
+            def hook(orig):
+                def f(*a, **kw):
+                    calls[0] += 1
+                    if calls[0] == k:
+                        os._exit(9)
+                    return orig(*a, **kw)
+                return f
+            for name in ("rename", "link", "fsync"):
+                setattr(os, name, hook(getattr(os, name)))
+            ex.shutil.rmtree = hook(shutil.rmtree)
+            ex._exchange = hook(ex._exchange if exchange else lambda a, b: False)
+            ex._swap_in(staged, out, "inference")
+            os.write(w, str(calls[0]).encode())
+        finally:
+            os._exit(0)
+    os.close(w)
+    os.waitpid(pid, 0)
+    made = os.read(r, 100).decode()
+    os.close(r)
+    return out, int(made or 0)
+
+
+def _which(out, two_exports, run=False):
+    """0 (old) or 1 (new): the export the paddle backend reads from ``out``, by the bytes of
+    the program/weights pair it opens (run: also by running it against the models)."""
+    from orthonets_paddle.deploy.export import export_dir
+    from orthonets_paddle.deploy.predictors import create_predictor
+    root, x, refs = two_exports
+    folder = export_dir(out)
+    pair = [open(os.path.join(folder, n), "rb").read() for n in ("inference.json", "inference.pdiparams")]
+    hits = [i for i, d in enumerate("AB") if pair == [open(root / d / n, "rb").read()
+                                                       for n in ("inference.json", "inference.pdiparams")]]
+    assert len(hits) == 1, "the export is neither the whole old model nor the whole new one"
+    if run:
+        got = create_predictor("paddle", save_dir=out, threads=1).predict(x)
+        np.testing.assert_allclose(got, refs[hits[0]], atol=1e-4)
+    return hits[0]
+
+
+@pytest.mark.parametrize("exchange", [True, False])
+def test_an_export_killed_at_any_step_of_its_swap_is_old_or_new(two_exports, tmp_path, exchange):
+    """A kill at every file operation of the swap (both the atomic-exchange path and the
+    two-rename fallback): the paddle backend reads the whole old model or the whole new
+    one, the next export's recovery leaves one folder, and the user's other files are kept."""
+    from orthonets_paddle.deploy.export import recover_export
+    _, total = _killed_swap(two_exports, tmp_path / "count", 0, exchange)
+    assert total >= (5 if exchange else 6)
+    seen = []
+    for k in range(1, total + 1):
+        out, _ = _killed_swap(two_exports, tmp_path / str(k), k, exchange)
+        # run the predictor where the answer changes (or may: the fallback's gap)
+        first = _which(out, two_exports, run=k in (1, total) or not os.path.isdir(out))
+        recover_export(out)
+        assert _which(out, two_exports) == first
+        assert os.listdir(os.path.dirname(out)) == ["inf"]
+        assert open(os.path.join(out, "notes.txt")).read() == "mine"
+        seen.append(first)
+    assert seen[0] == 0 and seen[-1] == 1 and seen == sorted(seen), seen  # old, then new
+
+
+def _imagenet_list(root, files):
+    """files: {relative name: (array, label)} -> the list file's path."""
+    lines = []
+    for name, (arr, label, *save) in files.items():
+        Image.fromarray(arr).save(root / name, **(save[0] if save else {}))
+        lines.append(f"{name} {label}")
+    (root / "list.txt").write_text("\n".join(lines) + "\n")
+    return str(root / "list.txt")
+
+
+@pytest.mark.parametrize("decode", [None, "cv2", "pil"])
+def test_imagenet_dataset_and_decode_image_read_as_the_datasets_do(tmp_path, decode, monkeypatch):
+    """Without DecodeImage, and with it (either backend): a 16-bit PNG is scaled
+    (32768 -> 128), an EXIF-rotated photo is read as displayed, a file claiming too many
+    pixels is one DataFileError naming it."""
+    from orthonets_paddle.data import ImageNetDataset
+    from orthonets_paddle.data.transforms import build_transforms
+    exif = Image.Exif()
+    exif[0x0112] = 6  # rotate 90 degrees to display
+    listing = _imagenet_list(tmp_path, {
+        "deep.png": (np.full((4, 6), 32768, np.uint16), 0),
+        "rot.jpg": (np.zeros((4, 8, 3), np.uint8), 1, {"exif": exif}),
+        "my big.png": (np.zeros((40, 40), np.uint8), 1)})  # a space in the name
+    pipe = build_transforms([{"DecodeImage": {"backend": decode}}]) if decode else None
+    ds = ImageNetDataset(str(tmp_path), listing, transforms=pipe)
+    img = lambda i: ds[i][0].transpose(1, 2, 0) if decode else ds[i][0]  # noqa: E731
+    assert img(0).max() == 128 and img(0).shape == (4, 6, 3)
+    assert img(1).shape == (8, 4, 3)
+    monkeypatch.setenv("ORTHONETS_MAX_IMAGE_PIXELS", "1000")
+    with pytest.raises(DataFileError, match=r"my big.png.* is 40x40 \(1,600 pixels\), more than"):
+        ds[2]
+
+
+def test_imagenet_labels_are_checked_naming_the_list_line(tmp_path):
+    from orthonets_paddle.data import ImageNetDataset
+    from orthonets_paddle.data.datasets import validate_dataset
+    small = np.zeros((4, 4, 3), np.uint8)
+    listing = _imagenet_list(tmp_path, {"a.png": (small, 0), "b.png": (small, 4), "c.png": (small, 1)})
+    with pytest.raises(ValueError, match=r"labels 0\.\.4 \(first: label 4 at .*list.txt line 2\) "
+                                         r"but Arch.class_num is 3"):
+        validate_dataset(ImageNetDataset(str(tmp_path), listing), 3)
+    (tmp_path / "huge.txt").write_text("a.png 0\nb.png 99999999999999999999\n")
+    with pytest.raises(DataFileError, match=r"huge.txt line 2: expected"):
+        ImageNetDataset(str(tmp_path), str(tmp_path / "huge.txt"))
+
+
+# ----------------------------------------------------------------------------- re-probe (round 4)
+def test_a_named_pipe_with_an_image_name_is_not_opened(tmp_path):
+    """Opening a FIFO blocks forever: folders list regular files only (train and infer)."""
+    from orthonets_paddle.data import ImageFolder
+    from orthonets_paddle.deploy.infer import list_images
+    _image_folder(tmp_path / "imgs", "2.png")
+    os.mkfifo(tmp_path / "imgs" / "b" / "pipe.png")
+    ds = ImageFolder(str(tmp_path / "imgs"))
+    assert len(ds) == 6 and "pipe.png" not in [os.path.basename(p) for p, _ in ds.samples]
+    assert "pipe.png" not in [os.path.basename(p) for p in list_images(str(tmp_path / "imgs"))]
+    with pytest.raises(FileNotFoundError, match="pipe.png is not a regular file"):
+        list_images(str(tmp_path / "imgs" / "b" / "pipe.png"))
+
+
+def test_a_small_gzip_idx_that_expands_to_gigabytes_is_refused_unexpanded(tmp_path):
+    import gzip
+    import resource
+    import struct
+    from orthonets_paddle.data.datasets import _read_idx
+    path = tmp_path / "bomb-images-idx3-ubyte.gz"
+    with gzip.open(path, "wb", compresslevel=1) as f:  # 512 MB of zeros after a 10-image header
+        f.write(struct.pack(">IIII", 2051, 10, 28, 28))
+        zeros = b"\0" * (1 << 24)
+        for _ in range(32):
+            f.write(zeros)
+    assert os.path.getsize(path) < 4_000_000
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    with pytest.raises(DataFileError, match="holds more than the 7840 data bytes its header says"):
+        _read_idx(str(path), 2051, "FashionMNIST")
+    assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before < 100_000  # KB
+    claims = tmp_path / "claims.gz"
+    with gzip.open(claims, "wb") as f:
+        f.write(struct.pack(">IIII", 2051, 1 << 20, 1 << 10, 1 << 10))
+    with pytest.raises(DataFileError, match="more than the .* read; it is not a Fashion-MNIST"):
+        _read_idx(str(claims), 2051, "FashionMNIST")
+
+
+def test_train_and_val_folders_with_other_classes_are_refused(tmp_path):
+    for split, classes in (("train", "abc"), ("val", "ac")):
+        for c in classes:
+            os.makedirs(tmp_path / split / c)
+            Image.fromarray(np.zeros((32, 32, 3), np.uint8)).save(tmp_path / split / c / "0.png")
+    ds = f"{{name: ImageFolder, root: {tmp_path}, transform_ops: [{{ToTensor: {{}}}}]}}"
+    with pytest.raises(ValueError, match="only in train: b; only in eval: none"):
+        train(load_config(CFG, [f"Global.output_dir={tmp_path}/o", "Arch.class_num=3",
+                                "Arch.width=4", f"DataLoader.Train.dataset={ds}",
+                                f"DataLoader.Eval.dataset={ds}",
+                                "DataLoader.Train.sampler.batch_size=2"]))
+    assert not (tmp_path / "o").exists()
+
+
+def test_a_tilde_in_global_paths_is_the_home_folder(monkeypatch, tmp_path):
+    monkeypatch.setenv("HOME", str(tmp_path))
+    g = load_config(CFG, ["Global.output_dir=~/runs/a", "Global.checkpoints=~/runs/a",
+                          "Global.pretrained_model=https://x/~w.pdparams"])["Global"]
+    assert g["output_dir"] == g["checkpoints"] == f"{tmp_path}/runs/a"
+    assert g["pretrained_model"] == "https://x/~w.pdparams"
+
+
+def test_a_zero_std_or_non_finite_samples_are_refused_before_training(tmp_path):
+    from orthonets_paddle.data.transforms import build_transforms
+    for name in ("Normalize", "NormalizeImage"):
+        with pytest.raises(ValueError, match=f"transform {name}: std must be positive"):
+            build_transforms([{name: {"mean": [0.5] * 3, "std": [0.5, 0, 0.5]}}])
+    # a transform giving NaN (here a Lambda-like op) is caught on the probed samples
+    loader = build_dataloader({"dataset": {"name": "Synthetic", "num_samples": 4, "image_size": 8,
+                                           "transform_ops": [{"ToTensor": {}}]},
+                               "sampler": {"batch_size": 2}}, "train")
+    inner = loader.dataset.dataset
+    inner.transforms.ops.append(lambda x: x / 0.0)
+    with np.errstate(all="ignore"), pytest.raises(DataFileError, match="sample 0 has NaN/inf values"):
+        check_loader_samples(loader, 3, "DataLoader.Train", [3, 8, 8])
+
+
+def test_eval_warns_when_the_val_folders_are_not_the_models_classes(tmp_path, caplog):
+    import paddle
+    from orthonets_paddle.engine.metrics import evaluate_from_config
+    from orthonets_paddle.models import build_model_from_config
+    for c in "ac":
+        os.makedirs(tmp_path / "val" / c)
+        Image.fromarray(np.zeros((32, 32, 3), np.uint8)).save(tmp_path / "val" / c / "0.png")
+    os.makedirs(tmp_path / "train")
+    model = build_model_from_config({"name": "orthonet18", "class_num": 3, "stem": "cifar", "width": 4})
+    paddle.save(model.state_dict(), str(tmp_path / "w.pdparams"))
+    ds = f"{{name: ImageFolder, root: {tmp_path}, transform_ops: [{{ToTensor: {{}}}}]}}"
+    logger = logging.getLogger("orthonets_paddle")
+    logger.addHandler(caplog.handler)
+    try:
+        evaluate_from_config(load_config(CFG, [
+            f"Global.output_dir={tmp_path}/o", "Arch.class_num=3", "Arch.width=4",
+            f"Global.pretrained_model={tmp_path}/w.pdparams", f"DataLoader.Eval.dataset={ds}",
+            "DataLoader.Eval.loader.num_workers=0"]))
+    finally:
+        logger.removeHandler(caplog.handler)
+    assert "has 2 class folders but Arch.class_num is 3" in caplog.text

@@ -3,7 +3,8 @@ from .batch_ops import BATCH_TRANSFORMS, batch_transform_params, build_batch_tra
 from .datasets import (DATASETS, Cifar10, Cifar100, DataFileError, FashionMNIST, ImageFolder,
                        ImageNetDataset, Synthetic, build_dataset, dataset_params)
 from .loader import (SAMPLERS, EpochBatchSampler, EpochSampler, SeededDistributedBatchSampler,
-                     build_dataloader, check_loader_channels, loader_options, loader_params,
+                     build_dataloader, check_loader_channels, check_loader_samples,
+                     loader_options, loader_params,
                      sampler_params, set_epoch)
 from .transforms import (BACKENDS, DEFAULT_BACKEND, TRANSFORMS, Compose, build_transforms,
                          is_clas_pipeline, measure_transform_throughput, transform_params)
@@ -11,7 +12,7 @@ from .transforms import (BACKENDS, DEFAULT_BACKEND, TRANSFORMS, Compose, build_t
 __all__ = ["DATASETS", "Cifar10", "Cifar100", "DataFileError", "FashionMNIST", "ImageFolder",
            "ImageNetDataset", "Synthetic", "build_dataset", "dataset_params", "SAMPLERS",
            "EpochBatchSampler", "EpochSampler", "SeededDistributedBatchSampler",
-           "build_dataloader", "check_loader_channels", "loader_options", "loader_params",
+           "build_dataloader", "check_loader_channels", "check_loader_samples", "loader_options", "loader_params",
            "sampler_params", "set_epoch", "BACKENDS", "DEFAULT_BACKEND", "TRANSFORMS", "Compose",
            "build_transforms", "is_clas_pipeline", "measure_transform_throughput",
            "transform_params", "BATCH_TRANSFORMS", "batch_transform_params",

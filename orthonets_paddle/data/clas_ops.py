@@ -22,6 +22,8 @@ import numpy as np
 import paddle.vision.transforms as T
 from PIL import Image
 
+from .images import check_image_pixels, read_image_file
+
 __all__ = ["CLAS_OPS", "CLAS_OVERRIDES", "DecodeImage", "ResizeImage", "CropImage", "RandCropImage",
            "RandFlipImage", "NormalizeImage", "ToCHWImage", "PCALighting", "ClasColorJitter",
            "ClasRandomRotation", "parse_scale"]
@@ -89,6 +91,16 @@ def _array(img: Any) -> np.ndarray:
     return np.asarray(img) if isinstance(img, Image.Image) else img
 
 
+def _check_header(data: bytes) -> None:
+    """``check_image_pixels`` from the header alone (formats PIL cannot identify pass)."""
+    try:
+        with Image.open(io.BytesIO(bytes(data))) as im:
+            size = im.size
+    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError):
+        return  # OpenCV may still read it, or says it cannot
+    check_image_pixels(*size, f"({len(data)} bytes)", "DecodeImage")
+
+
 class DecodeImage:
     """Raw file bytes -> HWC uint8 (RGB when ``to_rgb``; CHW when ``channel_first``).
 
@@ -113,10 +125,12 @@ class DecodeImage:
         if isinstance(img, (bytes, bytearray, memoryview)):
             if not len(img):
                 raise ValueError("DecodeImage: empty file")
+            # the datasets' reader: size checked from the header before decoding, EXIF
+            # orientation applied, 16-bit scaled (OpenCV does the last two itself)
             if self.backend == "pil":
-                with Image.open(io.BytesIO(img)) as im:
-                    img = np.asarray(im.convert("RGB"))[:, :, ::-1]
+                img = read_image_file(img, 3, "DecodeImage")[:, :, ::-1]
             else:
+                _check_header(img)
                 img = cv2.imdecode(np.frombuffer(img, np.uint8), cv2.IMREAD_COLOR)
                 if img is None:
                     raise ValueError("DecodeImage: OpenCV cannot decode the file (not an image "

@@ -32,12 +32,13 @@ from ..utils.hints import did_you_mean
 from ..utils.io import DigestError, DownloadError, UnsafePickleError, safe_load
 from ..utils.io import download as fetch
 from ..utils.schema import POSITIVE_INT, Typed
-from .clas_ops import DecodeImage
+from .images import (MAX_IMAGE_PIXELS, MAX_IMAGE_PIXELS_ENV, DataFileError,  # noqa: F401
+                     max_image_pixels, read_image_file, walk_files)
 from .transforms import build_transforms
 
 __all__ = ["DATASETS", "DataFileError", "build_dataset", "dataset_params", "Cifar10",
            "Cifar100", "FashionMNIST", "ImageFolder", "ImageNetDataset", "Synthetic", "download",
-           "check_channels", "validate_dataset", "read_image_file", "max_image_pixels"]
+           "check_channels", "validate_dataset", "check_same_classes", "read_image_file", "max_image_pixels"]
 
 CIFAR10_CLASSES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse",
                    "ship", "truck"]
@@ -62,10 +63,6 @@ CIFAR100_MD5 = "eb9058c3a382ffc7106e4002c42a8d85"
 DOWNLOAD_TIMEOUT = 60.0  # seconds per network operation
 FASHION_MNIST_DIR = "/usr/share/datasets/fashion-mnist"  # Debian: dataset-fashion-mnist
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".ppm", ".pgm", ".tif", ".tiff", ".webp")
-
-
-class DataFileError(ValueError):
-    """A dataset file is missing, unreadable or not in the expected format."""
 
 
 # ----------------------------------------------------------------------------- helpers
@@ -297,9 +294,34 @@ def validate_dataset(dataset: Any, class_num: int, where: str = "DataLoader.Trai
     labels = np.asarray(labels)
     lo, hi = int(labels.min()), int(labels.max())
     if lo < 0 or hi >= int(class_num):
-        raise ValueError(f"{where}: the dataset has labels {lo}..{hi} but Arch.class_num is "
-                         f"{class_num} (labels must be in 0..{int(class_num) - 1}); set "
+        first = ""
+        if hasattr(dataset, "describe_label"):  # where the first bad label is written
+            bad = int(np.flatnonzero((labels < 0) | (labels >= int(class_num)))[0])
+            first = f" (first: label {int(labels[bad])} at {dataset.describe_label(bad)})"
+        raise ValueError(f"{where}: the dataset has labels {lo}..{hi}{first} but Arch.class_num "
+                         f"is {class_num} (labels must be in 0..{int(class_num) - 1}); set "
                          f"-o Arch.class_num={max(hi + 1, 1)} or fix the labels")
+
+
+def check_same_classes(train: Any, evaluation: Any) -> None:
+    """Folder datasets label by sorted class-folder index: a val split missing (or adding)
+    a class would be scored against shifted labels, silently. Refuse that.
+
+    Raises:
+        ValueError: naming the classes only one split has.
+    """
+    train, evaluation = (getattr(d, "dataset", d) for d in (train, evaluation))
+    if not (isinstance(train, ImageFolder) and isinstance(evaluation, ImageFolder)):
+        return
+    a, b = train.class_names, evaluation.class_names
+    if a == b:
+        return
+    only = lambda x, y: ", ".join([c for c in x if c not in y][:5]) or "none"  # noqa: E731
+    raise ValueError(f"DataLoader.Eval's class folders ({evaluation.root}) are not "
+                     f"DataLoader.Train's ({train.root}): only in train: {only(a, b)}; only in "
+                     f"eval: {only(b, a)}. Labels are the index of the sorted folder names, so "
+                     f"they would not match; give both splits the same class sub-folders (an "
+                     f"empty folder keeps a class's place)")
 
 
 class Cifar100(Cifar10):
@@ -314,30 +336,52 @@ class Cifar100(Cifar10):
 
 
 # ----------------------------------------------------------------------------- Fashion-MNIST
+IDX_MAX_BYTES = 1 << 32  # far above Fashion-MNIST's 47 MB; bounds what a header can claim
+
+
 def _read_idx(path: str, magic: int, owner: str) -> np.ndarray:
-    """Read an IDX file (gzipped or not) with the given magic number as a uint8 array."""
+    """Read an IDX file (gzipped or not) with the given magic number as a uint8 array.
+
+    Read as a stream and never past what the header says (+1 byte, to notice extra data):
+    a small .gz that expands to gigabytes is refused without being expanded."""
+    ndim = magic & 0xFF
+    header = 4 + 4 * ndim
+    kind = "images (idx3)" if magic == 2051 else "labels (idx1)"
     try:
-        with open(path, "rb") as f:
-            raw = f.read()
-        if raw[:2] == b"\x1f\x8b":
-            raw = gzip.decompress(raw)
+        with open(path, "rb") as raw_file:
+            gz = raw_file.read(2) == b"\x1f\x8b"
+            raw_file.seek(0)
+            f = gzip.GzipFile(fileobj=raw_file) if gz else raw_file
+            head = f.read(header)
+            found = int.from_bytes(head[:4], "big") if len(head) >= 4 else None
+            if found != magic:
+                raise DataFileError(f"{owner}: {path} has magic number {found}, expected {magic} "
+                                    f"for {kind}; check that image_path and label_path point to "
+                                    f"the right files")
+            dims = [int.from_bytes(head[4 + 4 * i:8 + 4 * i], "big") for i in range(ndim)]
+            expected = int(np.prod(dims, dtype=object)) if len(head) == header else -1
+            if expected > IDX_MAX_BYTES:
+                raise DataFileError(f"{owner}: {path}'s header says {dims} ({expected:,} bytes), "
+                                    f"more than the {IDX_MAX_BYTES:,} read; it is not a "
+                                    f"Fashion-MNIST file")
+            body = bytearray()
+            while len(body) <= expected:
+                chunk = f.read(min(1 << 24, expected + 1 - len(body)))
+                if not chunk:
+                    break
+                body += chunk
+    except DataFileError:
+        raise
     except (OSError, EOFError, zlib.error) as err:
         raise DataFileError(f"{owner}: cannot read IDX file {path} ({err}); give a "
                             f"Fashion-MNIST IDX file (.gz or not)") from None
-    ndim = magic & 0xFF
-    header = 4 + 4 * ndim
-    found = int.from_bytes(raw[:4], "big") if len(raw) >= 4 else None
-    if found != magic:
-        kind = "images (idx3)" if magic == 2051 else "labels (idx1)"
-        raise DataFileError(f"{owner}: {path} has magic number {found}, expected {magic} for "
-                            f"{kind}; check that image_path and label_path point to the right "
-                            f"files")
-    dims = [int.from_bytes(raw[4 + 4 * i:8 + 4 * i], "big") for i in range(ndim)]
-    expected = int(np.prod(dims))
-    if len(raw) - header != expected:
-        raise DataFileError(f"{owner}: {path} holds {len(raw) - header} data bytes but its "
-                            f"header says {dims} ({expected}); the file is truncated or corrupt")
-    return np.frombuffer(raw, dtype=np.uint8, offset=header).reshape(dims)
+    if len(body) > expected:
+        raise DataFileError(f"{owner}: {path} holds more than the {expected} data bytes its "
+                            f"header says ({dims}); the file is corrupt")
+    if len(body) != expected:
+        raise DataFileError(f"{owner}: {path} holds {len(body)} data bytes but its header says "
+                            f"{dims} ({expected}); the file is truncated or corrupt")
+    return np.frombuffer(body, dtype=np.uint8).reshape(dims)
 
 
 class FashionMNIST(_ArrayDataset):
@@ -410,53 +454,6 @@ class FashionMNIST(_ArrayDataset):
 
 
 # ----------------------------------------------------------------------------- image folder
-MAX_IMAGE_PIXELS_ENV = "ORTHONETS_MAX_IMAGE_PIXELS"
-MAX_IMAGE_PIXELS = 89_478_485  # PIL's warning threshold; PIL refuses only at twice that
-
-
-def max_image_pixels() -> int:
-    """The largest image (width x height) read, ``$ORTHONETS_MAX_IMAGE_PIXELS`` or PIL's."""
-    value = os.environ.get(MAX_IMAGE_PIXELS_ENV)
-    try:
-        return int(value) if value else MAX_IMAGE_PIXELS
-    except ValueError:
-        raise ValueError(f"{MAX_IMAGE_PIXELS_ENV}={value!r} must be an integer number of "
-                         "pixels") from None
-
-
-def read_image_file(path: str, channels: int = 3, owner: str = "image") -> np.ndarray:
-    """Decode an image file as uint8 HWC (RGB, or ``[H, W, 1]`` gray), as it is displayed.
-
-    The size is checked from the header before decoding (``max_image_pixels``); EXIF
-    orientation is applied; 16-bit and 32-bit images are scaled to 8 bits, not clipped.
-
-    Raises:
-        DataFileError: the file cannot be decoded or is too large (naming it and the fix).
-    """
-    from PIL import ImageOps
-    try:
-        with Image.open(path) as im:
-            w, h = im.size
-            limit = max_image_pixels()
-            if w * h > limit:
-                raise DataFileError(
-                    f"{owner}: image {path} is {w}x{h} ({w * h:,} pixels), more than the "
-                    f"{limit:,} read without decoding it whole; shrink it, or raise the limit "
-                    f"with {MAX_IMAGE_PIXELS_ENV}=<pixels>")
-            im = ImageOps.exif_transpose(im)
-            if im.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
-                arr = np.asarray(im).astype(np.float64)
-                top = 65535.0 if im.mode.startswith("I;16") or arr.max() <= 65535 else arr.max()
-                im = Image.fromarray(np.clip(np.rint(arr * 255.0 / top), 0, 255).astype(np.uint8))
-            img = np.asarray(im.convert("RGB" if channels == 3 else "L"))
-    except DataFileError:
-        raise
-    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as err:
-        raise DataFileError(f"{owner}: cannot read image {path} ({err}); delete or replace "
-                            "the file") from None
-    return img[:, :, None] if img.ndim == 2 else img  # HWC with one channel, as FashionMNIST
-
-
 class ImageFolder(paddle.io.Dataset):
     """Images in class folders: ``root/<mode>/<class>/*.jpg`` (ImageNet style, modes
     ``train``/``val``) or, if ``root`` has no ``train``/``val`` folders, ``root/<class>/*``.
@@ -502,7 +499,7 @@ class ImageFolder(paddle.io.Dataset):
         self.num_classes = len(self.class_names)
         samples: List[Tuple[str, int]] = []
         for label, cls in enumerate(self.class_names):
-            for dirpath, dirnames, filenames in sorted(os.walk(os.path.join(self.root, cls))):
+            for dirpath, dirnames, filenames in sorted(walk_files(os.path.join(self.root, cls))):
                 dirnames.sort()
                 samples += [(os.path.join(dirpath, f), label) for f in sorted(filenames)
                             if f.lower().endswith(self.extensions)]
@@ -561,7 +558,8 @@ class ImageNetDataset(paddle.io.Dataset):
     ``relative/path.jpg label`` line each (``delimiter``, default a space), under ``image_root``.
 
     As in PaddleClas, a pipeline that starts with ``DecodeImage`` gets the file's raw bytes;
-    without one the file is decoded here as ``DecodeImage`` would (OpenCV, RGB uint8 HWC).
+    without one the file is decoded here by ``read_image_file`` (RGB uint8 HWC, as
+    ImageFolder). Either way the size is checked from the header before decoding.
     Blank lines are skipped.
 
     Args:
@@ -591,6 +589,8 @@ class ImageNetDataset(paddle.io.Dataset):
         if not os.path.isdir(root):
             raise DataFileError(f"ImageNetDataset: image_root {root} is not a folder; give the "
                                 f"folder the paths in {listing} are relative to")
+        self.cls_label_path = listing
+        self.lines: List[int] = []  # each sample's line in the list file, for messages
         self.images, labels = self._read_list(root, listing)
         if relabel:
             mapping = {old: new for new, old in enumerate(sorted(set(labels)))}
@@ -610,18 +610,21 @@ class ImageNetDataset(paddle.io.Dataset):
                     continue
                 if self.num_samples is not None and len(images) >= self.num_samples:
                     break
-                parts = line.strip().split(self.delimiter)
-                if len(parts) < 2 or not parts[1].strip().isdigit():
+                # the label is the last field: a file name may hold the delimiter
+                parts = line.strip().rsplit(self.delimiter, 1)
+                label = parts[1].strip() if len(parts) == 2 else ""
+                if not (label.isascii() and label.isdigit() and len(label) < 10):
                     raise DataFileError(
                         f"ImageNetDataset: {listing} line {number}: expected 'relative/path.jpg "
-                        f"label' (delimiter {self.delimiter!r}, label a non-negative integer), "
+                        f"label' (delimiter {self.delimiter!r}, label an integer 0..999999999), "
                         f"got {line.strip()[:200]!r}; fix the line or set delimiter")
                 path = os.path.join(root, parts[0])
                 if not os.path.isfile(path):
                     raise DataFileError(f"ImageNetDataset: {listing} line {number}: image {path} "
                                         f"does not exist; fix image_root or the list")
                 images.append(path)
-                labels.append(int(parts[1]))
+                labels.append(int(label))
+                self.lines.append(number)
         if not images:
             raise DataFileError(f"ImageNetDataset: {listing} lists no images")
         return images, labels
@@ -629,19 +632,20 @@ class ImageNetDataset(paddle.io.Dataset):
     def __getitem__(self, idx: int) -> Tuple[Any, np.ndarray]:
         path = self.images[idx]
         try:
-            with open(path, "rb") as f:
-                img = f.read()
-        except OSError as err:
-            raise DataFileError(f"ImageNetDataset: cannot read image {path} ({err})") from None
-        try:
-            if not self._raw:
-                img = DecodeImage()(img)
+            if self._raw:  # PaddleClas's contract: DecodeImage gets the bytes
+                with open(path, "rb") as f:
+                    img = f.read()
+            else:
+                img = read_image_file(path, 3, "ImageNetDataset")
             if self.transforms is not None:
                 img = self.transforms(img)
-        except DataFileError:
-            raise
+        except OSError as err:
+            raise DataFileError(f"ImageNetDataset: cannot read image {path} ({err})") from None
         except Exception as err:  # noqa: BLE001  (named with its file)
-            raise DataFileError(f"ImageNetDataset: image {path}: {type(err).__name__}: {err}; "
+            text = str(err)
+            if isinstance(err, DataFileError) and path in text:
+                raise
+            raise DataFileError(f"ImageNetDataset: image {path}: {type(err).__name__}: {text}; "
                                 f"delete or replace the file, or fix transform_ops") from None
         return img, np.array(self.labels[idx], dtype=np.int64)
 
@@ -650,6 +654,9 @@ class ImageNetDataset(paddle.io.Dataset):
 
     def describe(self, idx: int) -> str:
         return self.images[idx]
+
+    def describe_label(self, idx: int) -> str:
+        return f"{self.cls_label_path} line {self.lines[idx]}"
 
 
 # ----------------------------------------------------------------------------- registry

@@ -10,7 +10,7 @@ from __future__ import annotations
 import functools
 import logging
 import random
-from typing import Any, Dict, Iterator, List, Optional
+from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence
 
 import numpy as np
 from paddle.io import BatchSampler, DataLoader, Dataset, DistributedBatchSampler, Sampler
@@ -23,8 +23,8 @@ from .datasets import DataFileError, build_dataset, check_channels, dataset_para
 from .transforms import build_transforms
 
 __all__ = ["build_dataloader", "loader_params", "sampler_params", "loader_options", "set_epoch",
-           "EpochSampler", "FailFastDataLoader", "EpochBatchSampler",
-           "SeededDistributedBatchSampler", "SAMPLERS"]
+           "EpochSampler", "FailFastDataLoader", "EpochBatchSampler", "check_loader_samples",
+           "check_loader_channels", "SeededDistributedBatchSampler", "SAMPLERS"]
 
 _SECTIONS = ("dataset", "sampler", "loader")
 SAMPLERS = ("DistributedBatchSampler", "BatchSampler")
@@ -201,23 +201,68 @@ def _error(message: str) -> List[np.ndarray]:
     return [_ERROR_MARK.copy(), _text([message]), np.zeros([1], np.uint8)]
 
 
-def _shape_error(good: List[Any], dataset: Any, section: str) -> Optional[str]:
-    """One line naming the first sample whose image differs in shape from the batch's first."""
+def _size(shape: Sequence[int]) -> str:
+    return "x".join(map(str, shape))
+
+
+def size_fix(image_shape: Sequence[int]) -> str:
+    """How to make transform_ops end at ``Global.image_shape``'s height and width."""
+    h, w = int(image_shape[1]), int(image_shape[2])
+    crop = h if h == w else f"[{h}, {w}]"
+    return (f"make transform_ops end at {h}x{w}: Resize: {{size: [{h}, {w}]}} (an exact size; "
+            f"Resize: {{size: N}} keeps the aspect ratio), RandomResizedCrop: {{size: {crop}}}, or "
+            f"Resize: {{size: {max(h, w)}}} then CenterCrop: {{size: {crop}}} (a crop larger "
+            f"than the image does not enlarge it)")
+
+
+def shape_message(section: str, where: str, shape: Sequence[int], image_shape: Sequence[int],
+                  common: bool = False) -> Optional[str]:
+    """One line when a CHW sample does not have ``Global.image_shape``'s size, else None.
+    ``common``: every sample seen has this size (then image_shape may be what is wrong)."""
+    shape = tuple(int(v) for v in shape)
+    if len(shape) == 3 and shape[1:] == tuple(int(v) for v in image_shape[1:]):
+        return None
+    if len(shape) == 3 and shape[-1] in (1, 3) and shape[0] not in (1, 3):
+        return (f"{section}: {where} is {_size(shape)} after transform_ops, channels last; the "
+                f"model takes channels first ({_size(image_shape)}): end transform_ops with "
+                f"ToTensor: {{}} (or ToCHWImage: {{}})")
+    if len(shape) != 3:
+        return (f"{section}: {where} has shape {list(shape)} after transform_ops, not [C, H, W] "
+                f"({_size(image_shape)}, Global.image_shape); end transform_ops with ToTensor: {{}}")
+    alt = (f", or set -o Global.image_shape=[{image_shape[0]},{shape[1]},{shape[2]}] if "
+           f"{shape[1]}x{shape[2]} is the size you mean" if common else "")
+    return (f"{section}: {where} is {_size(shape)} after transform_ops but Global.image_shape is "
+            f"{list(image_shape)} (the model's input; every image needs that size): "
+            f"{size_fix(image_shape)}{alt}")
+
+
+def _shape_error(good: List[Any], dataset: Any, section: str,
+                 image_shape: Optional[Sequence[int]] = None) -> Optional[str]:
+    """One line naming the first sample whose image differs in shape from
+    ``image_shape`` (when given) or from the batch's first."""
+    if image_shape is not None:
+        for s in good:
+            shape = np.shape(s[0])
+            if len(shape) == 3 and tuple(shape[1:]) == tuple(image_shape[1:]):
+                continue
+            common = all(np.shape(o[0]) == shape for o in good) and len(good) > 1
+            return shape_message(section, describe(dataset, getattr(s, "index", -1)), shape,
+                                 image_shape, common)
     first = np.shape(good[0][0])
     for s in good[1:]:
         if np.shape(s[0]) != first:
             where = describe(dataset, getattr(s, "index", -1))
             ref = describe(dataset, getattr(good[0], "index", -1))
-            return (f"{section}: {where} is {'x'.join(map(str, np.shape(s[0])))} after "
-                    f"transform_ops but {ref} is {'x'.join(map(str, first))}; images in one batch "
-                    f"need one size: end the resizing with a fixed-size crop (CenterCrop: {{size: "
-                    f"N}} or CropImage: {{size: N}}), or give Resize/ResizeImage an exact "
-                    f"[h, w] size")
+            return (f"{section}: {where} is {_size(np.shape(s[0]))} after transform_ops but "
+                    f"{ref} is {_size(first)}; images in one batch need one size: end the "
+                    f"resizing with a fixed-size crop (CenterCrop: {{size: N}} or CropImage: "
+                    f"{{size: N}}), or give Resize/ResizeImage an exact [h, w] size")
     return None
 
 
 def _collate(batch: List[Any], skip: bool = False, batch_ops: Optional[Callable] = None,
-             dataset: Any = None, section: str = "DataLoader") -> Any:
+             dataset: Any = None, section: str = "DataLoader",
+             image_shape: Optional[Sequence[int]] = None) -> Any:
     failed = [s.message for s in batch if isinstance(s, _Failed)]
     if failed and not skip:
         return _error(failed[0])
@@ -225,7 +270,7 @@ def _collate(batch: List[Any], skip: bool = False, batch_ops: Optional[Callable]
     if not good:  # every sample of the batch is bad: the loader drops the batch
         return [_SKIP_MARK.copy(), _text(failed), np.zeros([1], np.uint8)]
     try:
-        message = _shape_error(good, dataset, section) if isinstance(good[0], tuple) else None
+        message = _shape_error(good, dataset, section, image_shape) if isinstance(good[0], tuple) else None
         if message is not None:
             return _error(message)
         if batch_ops is not None:
@@ -306,7 +351,8 @@ def _section(cfg: Dict[str, Any], key: str, valid: List[str], where: str) -> Dic
 
 
 def build_dataloader(loader_cfg: Dict[str, Any], mode: str, seed: int = 0,
-                     distributed: bool = False, class_num: Optional[int] = None) -> DataLoader:
+                     distributed: bool = False, class_num: Optional[int] = None,
+                     image_shape: Optional[Sequence[int]] = None) -> DataLoader:
     """Build a ``paddle.io.DataLoader`` from a PaddleClas ``DataLoader.Train/Eval`` section::
 
         dataset: {name: Cifar10, data_file: ..., transform_ops: [...],
@@ -330,6 +376,9 @@ def build_dataloader(loader_cfg: Dict[str, Any], mode: str, seed: int = 0,
         distributed: shard over the ranks of ``paddle.distributed``.
         class_num: ``Arch.class_num``, needed by ``batch_transform_ops`` (soft labels);
             None falls back to the dataset's own class count.
+        image_shape: ``Global.image_shape``; when given, a batch holding an image of
+            another height or width ends with one line naming its file (else only images
+            differing within a batch do).
 
     Returns:
         The loader; ``set_epoch(loader, e)`` selects epoch e's order.
@@ -399,7 +448,8 @@ def build_dataloader(loader_cfg: Dict[str, Any], mode: str, seed: int = 0,
                          f"batches; lower batch_size, raise dataset.num_samples, or set "
                          f"drop_last: false")
     collate = functools.partial(_collate, skip=opts["skip_bad_images"], batch_ops=batch_ops,
-                                dataset=dataset, section=where)
+                                dataset=dataset, section=where,
+                                image_shape=list(image_shape) if image_shape else None)
     loader = FailFastDataLoader(_GuardedDataset(dataset), batch_sampler=sampler,
                                 num_workers=workers, use_shared_memory=opts["use_shared_memory"],
                                 return_list=True, collate_fn=collate)
@@ -407,25 +457,67 @@ def build_dataloader(loader_cfg: Dict[str, Any], mode: str, seed: int = 0,
     return loader
 
 
-def check_loader_channels(loader: DataLoader, expected: int, source: str) -> None:
-    """``check_channels`` on the loader's first sample (CHW after the transforms), before
-    any batch runs. The random state is left as it was: the transforms draw from it.
+def _probe_indices(n: int, count: int) -> List[int]:
+    # first, middle, last...: spread out, so a folder's odd class is likelier to be seen
+    return sorted({round(i * (n - 1) / max(count - 1, 1)) for i in range(min(count, n))})
+
+
+def check_loader_samples(loader: DataLoader, expected: int, source: str,
+                         image_shape: Optional[Sequence[int]] = None, count: int = 3) -> None:
+    """Before any batch runs: read ``count`` samples spread over the dataset through the
+    transforms and check them against the model (``check_channels``) and, when given,
+    ``Global.image_shape`` (height and width). A sample that cannot be read ends here with
+    its file named (unless ``skip_bad_images``). The random state is left as it was: the
+    transforms draw from it. A mismatch in a sample not probed still ends with one line
+    naming its file, from the loader's collate.
 
     Args:
         loader: from ``build_dataloader``.
         expected: the model's input channels (``Arch.in_channels``).
         source: the config section, for the message (``DataLoader.Train``).
+        image_shape: ``Global.image_shape`` (``[C, H, W]``), or None to skip the size check.
+        count: how many samples to read.
+
+    Raises:
+        DataFileError: a probed sample cannot be read, or has another size or layout.
+        ValueError: its channel count is not the model's.
     """
-    if not len(loader.dataset):
+    dataset = loader.dataset
+    if not len(dataset):
         return
     state = random.getstate(), np.random.get_state()
     try:
-        sample = loader.dataset[0]
+        samples = [(i, dataset[i]) for i in _probe_indices(len(dataset), count)]
     finally:
         random.setstate(state[0])
         np.random.set_state(state[1])
-    if isinstance(sample, _Failed):  # the loader itself reports it, naming the file
-        return
-    image = np.asarray(sample[0])
-    if image.ndim == 3:
-        check_channels(image.shape[0], expected, source)
+    checked_channels = False
+    shapes = {np.shape(s[0]) for _, s in samples if not isinstance(s, _Failed)}
+    for idx, sample in samples:
+        if isinstance(sample, _Failed):
+            if getattr(loader, "skip_bad_images", False):
+                continue
+            raise DataFileError(sample.message)
+        image = np.asarray(sample[0])
+        if image.ndim != 3:
+            continue  # PIL images or anything else the loader itself will report
+        where = describe(getattr(dataset, "dataset", dataset), idx)
+        if image.dtype.kind == "f" and not np.isfinite(image).all():
+            # the model may turn NaN inputs into finite losses (a ReLU passes 0): no stop later
+            raise DataFileError(f"{source}: {where} has NaN/inf values after transform_ops; "
+                                f"check Normalize's std (no zeros) and the ops before it")
+        if image_shape is not None and image.shape[-1] in (1, 3) and image.shape[0] not in (1, 3):
+            raise DataFileError(shape_message(source, where, image.shape, image_shape))
+        if not checked_channels:
+            check_channels(image.shape[0], expected, source)
+            checked_channels = True
+        if image_shape is not None:
+            message = shape_message(source, where, image.shape, image_shape,
+                                    len(shapes) == 1 and len(samples) > 1)
+            if message is not None:
+                raise DataFileError(message)
+
+
+def check_loader_channels(loader: DataLoader, expected: int, source: str) -> None:
+    """``check_loader_samples`` on the loader's first sample, channels only."""
+    check_loader_samples(loader, expected, source, None, count=1)

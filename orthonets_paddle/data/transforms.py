@@ -162,6 +162,20 @@ def transform_params(name: str, clas: Optional[bool] = None) -> List[str]:
             and v.kind not in (v.VAR_POSITIONAL, v.VAR_KEYWORD)]
 
 
+def _check_mean_std(name: str, op: Any) -> None:
+    # a zero std divides by zero: inf/NaN inputs, which trained "fine" (issue 20's re-probe)
+    for key in ("mean", "std"):
+        try:
+            values = np.asarray(getattr(op, key), dtype=np.float64).reshape(-1)
+        except (TypeError, ValueError):
+            raise ValueError(f"transform {name}: {key} must be numbers, got "
+                             f"{getattr(op, key)!r}") from None
+        if not np.isfinite(values).all() or (key == "std" and (values <= 0).any()):
+            want = "positive numbers" if key == "std" else "finite numbers"
+            raise ValueError(f"transform {name}: {key} must be {want}, got {values.tolist()}; "
+                             f"e.g. {key}: [0.5, 0.5, 0.5]")
+
+
 def build_transforms(ops: Optional[Sequence[Any]], backend: Optional[str] = None
                      ) -> Optional[Compose]:
     """Build a pipeline from a config list such as ``[{"RandomCrop": {"size": 32}}, "ToTensor"]``.
@@ -198,6 +212,8 @@ def build_transforms(ops: Optional[Sequence[Any]], backend: Optional[str] = None
         except (TypeError, ValueError, AssertionError) as err:
             raise ValueError(f"transform {name}: {err}; valid parameters of {name}: "
                              f"{valid}") from None
+        if isinstance(op, T.Normalize) or name == "NormalizeImage":
+            _check_mean_std(name, op)
         built.append(op)
         if getattr(op, "layout", None):
             layout = op.layout

@@ -24,7 +24,8 @@ from ..utils.io import fsync_dir, write_bytes
 from .predictors import OnnxPredictor, PaddlePredictor, inference_files
 
 __all__ = ["ExportError", "export_model", "export_onnx", "export_from_config", "verify_export",
-           "check_image_shape", "drop_paddle_notices", "DEFAULT_OPSET"]
+           "check_image_shape", "drop_paddle_notices", "export_dir", "recover_export",
+           "DEFAULT_OPSET"]
 
 DEFAULT_OPSET = 13  # the lowest opset paddle2onnx 2.1 picks for these models anyway
 TOLERANCE = 1e-4
@@ -188,8 +189,8 @@ def export_model(model: paddle.nn.Layer, save_dir: str, image_shape: Sequence[in
     save_dir = os.path.abspath(save_dir)
     parent = os.path.dirname(save_dir)
     os.makedirs(parent, exist_ok=True)
-    # Same filesystem as save_dir, so the final moves are renames.
-    tmp = tempfile.mkdtemp(prefix=f".{os.path.basename(save_dir)}.export-", dir=parent)
+    recover_export(save_dir)
+    tmp = _staging(save_dir)
     try:
         model.eval()
         spec = paddle.static.InputSpec([None, *image_shape], "float32", name="x")
@@ -225,6 +226,60 @@ def export_model(model: paddle.nn.Layer, save_dir: str, image_shape: Sequence[in
         shutil.rmtree(tmp, ignore_errors=True)
 
 
+def _staging(save_dir: str) -> str:
+    """A new staging folder beside ``save_dir`` (same filesystem, so moves are renames),
+    named with this process's id so a later export can tell a killed one's leftovers."""
+    base = os.path.basename(save_dir)
+    return tempfile.mkdtemp(prefix=f".{base}.export-{os.getpid()}-", dir=os.path.dirname(save_dir))
+
+
+def _old_copy(save_dir: str) -> str:
+    # where the fallback swap parks the old export for the instant save_dir is absent
+    return os.path.join(os.path.dirname(save_dir), f".{os.path.basename(save_dir)}.export-old")
+
+
+def export_dir(save_dir: str) -> str:
+    """The folder holding the export of ``save_dir``: itself, or, when a kill struck the
+    fallback swap between its two renames, the old export parked beside it (read-only:
+    ``recover_export`` puts it back)."""
+    save_dir = os.path.abspath(save_dir)
+    old = _old_copy(save_dir)
+    return old if not os.path.isdir(save_dir) and os.path.isdir(old) else save_dir
+
+
+def recover_export(save_dir: str) -> None:
+    """Undo what a killed export left: the parked old export goes back (or away when the
+    new one made it), staging folders of processes no longer running are removed."""
+    save_dir = os.path.abspath(save_dir)
+    parent, base = os.path.dirname(save_dir), os.path.basename(save_dir)
+    old = _old_copy(save_dir)
+    if os.path.isdir(old):
+        if os.path.isdir(save_dir):
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.rename(old, save_dir)
+            fsync_dir(parent)
+    if not os.path.isdir(parent):
+        return
+    stem = f".{base}.export-"
+    for name in os.listdir(parent):
+        pid = name[len(stem):].split("-")[0]
+        if name.startswith(stem) and pid.isdigit() and not _running(int(pid)):
+            shutil.rmtree(os.path.join(parent, name), ignore_errors=True)
+
+
+def _running(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
 def _swap_in(tmp: str, save_dir: str, prefix: str) -> None:
     """Make ``tmp`` (the new export) ``save_dir`` as a whole, so a kill at any instant
     leaves the old folder or the new one, never a new ``.json`` beside an old
@@ -249,8 +304,11 @@ def _swap_in(tmp: str, save_dir: str, prefix: str) -> None:
     if not os.path.isdir(save_dir):
         os.rename(tmp, save_dir)
     elif not _exchange(tmp, save_dir):
-        # No atomic exchange here: for a moment save_dir is absent (never mixed).
-        old = tmp + ".old"
+        # No atomic exchange here: for a moment save_dir is absent (never mixed); a kill
+        # then leaves the old export at _old_copy, which export_dir reads and
+        # recover_export puts back.
+        old = _old_copy(save_dir)
+        shutil.rmtree(old, ignore_errors=True)
         os.rename(save_dir, old)
         os.rename(tmp, save_dir)
         tmp = old

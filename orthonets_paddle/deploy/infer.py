@@ -18,7 +18,7 @@ from typing import Any, Callable, Dict, List, Optional, Sequence
 import numpy as np
 from PIL import Image
 
-from ..data.datasets import IMAGE_EXTENSIONS, DataFileError, read_image_file
+from ..data.datasets import IMAGE_EXTENSIONS, DataFileError, read_image_file, walk_files
 from ..data.preprocess import create_transform, normalize_of, resolve_data_config
 from ..data.transforms import build_transforms
 from ..utils.schema import POSITIVE_INT, SchemaError
@@ -52,10 +52,12 @@ def list_images(path: str) -> List[str]:
     if os.path.isfile(path):
         return [path]
     if not os.path.isdir(path):
-        raise FileNotFoundError(f"image path {path} does not exist; set Infer.infer_imgs to an "
+        what = ("is not a regular file (a pipe or device)" if os.path.exists(path)
+                else "does not exist")
+        raise FileNotFoundError(f"image path {path} {what}; set Infer.infer_imgs to an "
                                 "image file or a folder of images")
     found = []
-    for dirpath, dirnames, filenames in os.walk(path):
+    for dirpath, dirnames, filenames in walk_files(path):  # regular files: no FIFO hang
         dirnames.sort()
         found += [os.path.join(dirpath, f) for f in sorted(filenames)
                   if f.lower().endswith(IMAGE_EXTENSIONS)]
@@ -147,7 +149,8 @@ def model_files(backend: str, cfg: Dict[str, Any]) -> List[str]:
     if backend == "dygraph":
         weights = cfg["Global"].get("pretrained_model")
         return [str(weights)] if weights else []
-    files = inference_files(cfg["Global"]["save_inference_dir"])
+    from .export import export_dir
+    files = inference_files(export_dir(cfg["Global"]["save_inference_dir"]))
     return [files["onnx"]] if backend == "onnx" else [files["model"], files["params"]]
 
 

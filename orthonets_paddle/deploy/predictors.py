@@ -109,6 +109,14 @@ class PaddlePredictor(Predictor):
                                         "first: python tools/export_model.py -c CONFIG -o "
                                         "Global.pretrained_model=WEIGHTS")
         self.threads = check_threads(threads if threads is not None else default_threads())
+        pinned = _pin_folder(model_file, params_file)
+        try:
+            self._create(pi, *(pinned[1:] if pinned else (model_file, params_file)), mkldnn)
+        finally:
+            if pinned:
+                os.close(pinned[0])
+
+    def _create(self, pi, model_file: str, params_file: str, mkldnn: Optional[bool]) -> None:
         config = pi.Config(model_file, params_file)
         config.disable_gpu()
         config.disable_glog_info()  # the pass log drowns the tools' own output
@@ -186,6 +194,21 @@ class OnnxPredictor(Predictor):
                                f"{self.input_shape}") from None
 
 
+def _pin_folder(model_file: str, params_file: str):
+    """``(fd, model, params)``: both files read through one open handle on their folder, so
+    an export swapping the folder meanwhile cannot pair one export's program with the
+    other's weights. None where /proc/self/fd is not available (or the folders differ)."""
+    folder = os.path.dirname(os.path.abspath(model_file))
+    if folder != os.path.dirname(os.path.abspath(params_file)) or not os.path.isdir("/proc/self/fd"):
+        return None
+    try:
+        fd = os.open(folder, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+    except OSError:
+        return None
+    base = f"/proc/self/fd/{fd}/"
+    return fd, base + os.path.basename(model_file), base + os.path.basename(params_file)
+
+
 def inference_files(save_dir: str, prefix: str = "inference") -> Dict[str, str]:
     """Paths of an exported model: ``{"model": .json, "params": .pdiparams, "onnx": .onnx}``."""
     base = os.path.join(save_dir, prefix)
@@ -217,7 +240,8 @@ def create_predictor(backend: str, model: Optional[paddle.nn.Layer] = None,
     if save_dir is None:
         raise ValueError(f"the {backend} backend needs the exported model's folder (save_dir=..., "
                          "Global.save_inference_dir)")
-    files = inference_files(save_dir, prefix)
+    from .export import export_dir  # (export imports this module)
+    files = inference_files(export_dir(save_dir), prefix)
     if backend == "paddle":
         return PaddlePredictor(files["model"], files["params"], threads)
     return OnnxPredictor(files["onnx"], threads)

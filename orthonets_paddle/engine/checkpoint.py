@@ -338,7 +338,31 @@ def load_checkpoint(path: str) -> Dict[str, Any]:
     if not isinstance(out["states"], dict) or "epoch" not in out["states"]:
         raise CheckpointError(f"{prefix}.pdstates holds no training state; "
                               f"{_alternatives(folder, prefix)}")
+    for key, suffix in (("model", ".pdparams"), ("optimizer", ".pdopt")):
+        bad = _nonfinite(out[key])  # a diverged save would train on as NaN from step one
+        if bad:
+            others = [p for p in consistent_sets(folder) if p != prefix]
+            hint = (_alternatives(folder, prefix) if others else "no other checkpoint set is "
+                    "here; start a new run (-o Global.overwrite=True or another Global.output_dir)")
+            raise CheckpointError(
+                f"refusing to resume: {prefix + suffix} holds NaN/inf values in {bad[0]}"
+                f"{f' and {len(bad) - 1} more tensor(s)' if len(bad) > 1 else ''} (the training "
+                f"that wrote it diverged); {hint}")
     return out
+
+
+def _nonfinite(obj: Any, name: str = "") -> List[str]:
+    """Names of the float arrays in a (nested) state dict holding NaN or inf."""
+    if isinstance(obj, dict):
+        return [b for k, v in obj.items() for b in _nonfinite(v, f"{name}.{k}" if name else str(k))]
+    if isinstance(obj, (list, tuple)):
+        return [b for i, v in enumerate(obj) for b in _nonfinite(v, f"{name}[{i}]")]
+    arr = obj.numpy() if hasattr(obj, "numpy") and not isinstance(obj, np.ndarray) else obj
+    if isinstance(arr, (np.ndarray, np.generic)) and np.asarray(arr).dtype.kind == "f":
+        arr = np.asarray(arr)
+        if not np.isfinite(arr).all():
+            return [f"{name} ({int((~np.isfinite(arr)).sum())} of {arr.size} values)"]
+    return []
 
 
 # ----------------------------------------------------------------------------- identity

@@ -364,7 +364,21 @@ def load_config(path: Optional[str], overrides: Sequence[str] = ()) -> Dict[str,
     _resolve_arch_name(cfg["Arch"])
     validate_config(cfg)
     share_data_file(cfg)
+    expand_paths(cfg)
     return cfg
+
+
+_GLOBAL_PATHS = ("output_dir", "checkpoints", "pretrained_model", "save_inference_dir")
+
+
+def expand_paths(cfg: Dict[str, Any]) -> None:
+    """``~`` in Global's paths means the home folder, as in a shell (else a folder named
+    ``~`` appeared in the working directory); URLs are left alone."""
+    g = cfg.get("Global") or {}
+    for key in _GLOBAL_PATHS:
+        value = g.get(key)
+        if isinstance(value, str) and value.startswith("~"):
+            g[key] = os.path.expanduser(value)
 
 
 def _resolve_arch_name(arch: Dict[str, Any]) -> None:

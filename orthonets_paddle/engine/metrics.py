@@ -146,6 +146,20 @@ def _class_names(dataset: Any, cfg: Dict[str, Any], k: int) -> List[str]:
     return [str(i) for i in range(k)]
 
 
+def _warn_folder_classes(dataset: Any, class_num: int) -> None:
+    """An ImageFolder labels by sorted folder index: with fewer class folders than the model
+    has classes, the labels are right only if the folders are its first classes."""
+    from ..data.datasets import ImageFolder
+    from .logger import get_logger
+    ds = getattr(dataset, "dataset", dataset)
+    if isinstance(ds, ImageFolder) and ds.num_classes != class_num:
+        get_logger().warning(
+            "WARNING DataLoader.Eval: %s has %d class folders but Arch.class_num is %d; labels "
+            "are the sorted folder index, so they match the model's classes only if these are "
+            "its first %d classes in its training order (keep a class's place with an empty "
+            "folder)", ds.root, ds.num_classes, class_num, ds.num_classes)
+
+
 def evaluate_from_config(cfg: Dict[str, Any], per_class: bool = False,
                          confusion_path: Optional[str] = None,
                          results_name: str = "eval_results.json") -> Dict[str, Any]:
@@ -164,7 +178,8 @@ def evaluate_from_config(cfg: Dict[str, Any], per_class: bool = False,
         ValueError: no ``Global.pretrained_model`` or no ``DataLoader.Eval``.
         WeightsError: unreadable weights, or weights for another architecture.
     """
-    from ..data import build_dataloader, check_loader_channels
+    from ..data import build_dataloader, check_loader_samples
+    from ..data.datasets import validate_dataset
     from ..models.registry import model_channels
     from .env import setup_env
     from .logger import write_json
@@ -177,8 +192,11 @@ def evaluate_from_config(cfg: Dict[str, Any], per_class: bool = False,
                          "(see configs/orthonet18_cifar10.yaml)")
     setup_env(g["device"])
     model = load_model(cfg)
-    loader = build_dataloader(cfg["DataLoader"]["Eval"], "eval", seed=g["seed"])
-    check_loader_channels(loader, model_channels(cfg["Arch"]), "DataLoader.Eval")
+    loader = build_dataloader(cfg["DataLoader"]["Eval"], "eval", seed=g["seed"],
+                              image_shape=g["image_shape"])
+    validate_dataset(loader.dataset, cfg["Arch"]["class_num"], "DataLoader.Eval")
+    _warn_folder_classes(loader.dataset, int(cfg["Arch"]["class_num"]))
+    check_loader_samples(loader, model_channels(cfg["Arch"]), "DataLoader.Eval", g["image_shape"])
     raw = evaluate_with_predictions(model, loader, build_loss(cfg["Loss"].get("Eval") or cfg["Loss"].get("Train")),
                                     show_progress=g["progress_bar"])
     k = int(cfg["Arch"]["class_num"])

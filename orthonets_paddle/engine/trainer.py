@@ -16,8 +16,8 @@ import paddle
 
 from .static import apply_to_static
 from .config import dump_config, save_config
-from ..data import build_dataloader, check_loader_channels, set_epoch
-from ..data.datasets import validate_dataset
+from ..data import build_dataloader, check_loader_samples, set_epoch
+from ..data.datasets import check_same_classes, validate_dataset
 from ..models import build_model_from_config
 from ..models.registry import model_channels
 from ..models.pretrained import load_pretrained
@@ -272,11 +272,14 @@ def train(cfg: Dict[str, Any]) -> Dict[str, Any]:
     if "Train" not in loaders:
         raise ValueError("config has no DataLoader.Train section; see configs/ for examples")
     class_num = cfg["Arch"].get("class_num")
+    shape = g["image_shape"]
     train_loader = build_dataloader(loaders["Train"], "train", seed=g["seed"],
-                                    distributed=env.distributed, class_num=class_num)
+                                    distributed=env.distributed, class_num=class_num,
+                                    image_shape=shape)
     use_eval = "Eval" in loaders and g["eval_during_train"]
     eval_loader = (build_dataloader(loaders["Eval"], "eval", seed=g["seed"],
-                                    distributed=env.distributed, class_num=class_num)
+                                    distributed=env.distributed, class_num=class_num,
+                                    image_shape=shape)
                    if use_eval else None)
 
     model = build_model_from_config(cfg["Arch"])
@@ -330,11 +333,14 @@ def train(cfg: Dict[str, Any]) -> Dict[str, Any]:
 
     # The real cause, before the first conv reports a weight-shape error (and after the
     # resume identity check, whose message lists every differing Arch key).
-    # reliability (issue 20): labels against Arch.class_num before the first step
-    validate_dataset(train_loader.dataset, cfg["Arch"]["class_num"], "DataLoader.Train")
+    # reliability (issue 20): labels against Arch.class_num, and a few samples' channels
+    # and size against the model and Global.image_shape, before the first step
+    for where, loader in (("DataLoader.Train", train_loader), ("DataLoader.Eval", eval_loader)):
+        if loader is not None:
+            validate_dataset(loader.dataset, cfg["Arch"]["class_num"], where)
+            check_loader_samples(loader, model_channels(cfg["Arch"]), where, shape)
     if eval_loader is not None:
-        validate_dataset(eval_loader.dataset, cfg["Arch"]["class_num"], "DataLoader.Eval")
-    check_loader_channels(train_loader, model_channels(cfg["Arch"]), "DataLoader.Train")
+        check_same_classes(train_loader.dataset, eval_loader.dataset)
 
     # Every check passed: from here on the run owns out_dir.
     lock = RunLock(out_dir)
