@@ -31,8 +31,8 @@ def squeeze_reference(x: paddle.Tensor, bank: paddle.Tensor) -> paddle.Tensor:
 def squeeze_gemm(x: paddle.Tensor, bank: paddle.Tensor) -> paddle.Tensor:
     """``squeeze_reference``, in the fastest form for where it runs.
 
-    Dygraph: one broadcast batched matmul ``[b, c, 1, hw] @ [c, hw, 1]`` (a GEMM; on CPU
-    4-10x faster than the full-size depthwise conv, 3x faster than multiply-and-sum). A
+    Dygraph: one broadcast batched matmul ``[b, c, 1, hw] @ [c, 1, hw]^T`` (a GEMM; on CPU
+    2-25x faster than multiply-and-sum and more than the full-size depthwise conv). A
     traced program (``to_static``, export): a depthwise conv whose kernel is the whole
     filter (``groups=c``, ``[b, c, h, w] -> [b, c, 1, 1]``). Exported, it needs no
     full-size ``x * K`` temporary and no reshape of ``x``, and keeps ``x`` in the runtimes'
@@ -41,7 +41,9 @@ def squeeze_gemm(x: paddle.Tensor, bank: paddle.Tensor) -> paddle.Tensor:
     Runtime's broadcast MatMul is 2-20x slower. GPU: not measured."""
     c, h, w = bank.shape
     if paddle.in_dynamic_mode():
-        return paddle.matmul(x.reshape([-1, c, 1, h * w]), bank.reshape([c, h * w, 1])).reshape([-1, c])
+        # K as [c, 1, hw] with transpose_y: 5-12x faster on CPU than K as [c, hw, 1].
+        return paddle.matmul(x.reshape([-1, c, 1, h * w]), bank.reshape([c, 1, h * w]),
+                             transpose_y=True).reshape([-1, c])
     return F.conv2d(x, bank.unsqueeze(1), groups=c).reshape([-1, c])
 
 
