@@ -32,7 +32,7 @@ def squeeze_gemm(x: paddle.Tensor, bank: paddle.Tensor) -> paddle.Tensor:
     """``squeeze_reference``, in the fastest form for where it runs.
 
     Dygraph: one broadcast batched matmul ``[b, c, 1, hw] @ [c, 1, hw]^T`` (a GEMM; on CPU
-    2-25x faster than multiply-and-sum and more than the full-size depthwise conv). A
+    2-20x faster than multiply-and-sum, more than the full-size depthwise conv). A
     traced program (``to_static``, export): a depthwise conv whose kernel is the whole
     filter (``groups=c``, ``[b, c, h, w] -> [b, c, 1, 1]``). Exported, it needs no
     full-size ``x * K`` temporary and no reshape of ``x``, and keeps ``x`` in the runtimes'
