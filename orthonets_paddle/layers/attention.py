@@ -28,19 +28,20 @@ def squeeze_reference(x: paddle.Tensor, bank: paddle.Tensor) -> paddle.Tensor:
     return (x * bank.unsqueeze(0)).sum([2, 3])
 
 
-def squeeze_gemm(x: paddle.Tensor, bank: paddle.Tensor) -> paddle.Tensor:
+def squeeze_gemm(x: paddle.Tensor, bank: paddle.Tensor, training: bool = False) -> paddle.Tensor:
     """``squeeze_reference``, in the fastest form for where it runs.
 
-    Dygraph: one broadcast batched matmul ``[b, c, 1, hw] @ [c, 1, hw]^T`` (a GEMM; on CPU
-    2-20x faster than multiply-and-sum, more than the full-size depthwise conv). A
-    traced program (``to_static``, export): a depthwise conv whose kernel is the whole
-    filter (``groups=c``, ``[b, c, h, w] -> [b, c, 1, 1]``). Exported, it needs no
-    full-size ``x * K`` temporary and no reshape of ``x``, and keeps ``x`` in the runtimes'
-    blocked conv layout (oneDNN, ONNX Runtime's NCHWc): Paddle Inference 1.1-1.2x faster
-    per model than multiply-and-sum, ONNX Runtime the same (docs/PERFORMANCE.md); ONNX
-    Runtime's broadcast MatMul is 2-20x slower. GPU: not measured."""
+    Dygraph, and traced for training (``to_static``, ``training=True``): one broadcast
+    batched matmul ``[b, c, 1, hw] @ [c, 1, hw]^T`` (a GEMM; on CPU 2-20x faster than
+    multiply-and-sum, more than the full-size depthwise conv, whose backward is slow). A
+    traced inference program (export): a depthwise conv whose kernel is the whole filter
+    (``groups=c``, ``[b, c, h, w] -> [b, c, 1, 1]``). Exported, it needs no full-size
+    ``x * K`` temporary and no reshape of ``x``, and keeps ``x`` in the runtimes' blocked
+    conv layout (oneDNN, ONNX Runtime's NCHWc): Paddle Inference 1.1-1.2x faster per model
+    than multiply-and-sum, ONNX Runtime the same (docs/PERFORMANCE.md); ONNX Runtime's
+    broadcast MatMul is 2-20x slower. GPU: not measured."""
     c, h, w = bank.shape
-    if paddle.in_dynamic_mode():
+    if training or paddle.in_dynamic_mode():
         # K as [c, 1, hw] with transpose_y: 5-12x faster on CPU than K as [c, hw, 1].
         return paddle.matmul(x.reshape([-1, c, 1, h * w]), bank.reshape([c, 1, h * w]),
                              transpose_y=True).reshape([-1, c])
@@ -133,7 +134,7 @@ class ChannelAttention(nn.Layer):
             # detector): pool explicitly; SENet's global mean is pooling to 1x1.
             x, bank = ((F.adaptive_avg_pool2d(x, 1), paddle.ones([self.channels, 1, 1]))
                        if self.global_average else (F.adaptive_avg_pool2d(x, self.size), self.filters))
-        return F.sigmoid(self.excite(squeeze_gemm(x, bank)))
+        return F.sigmoid(self.excite(squeeze_gemm(x, bank, self.training)))
 
     def forward(self, x: paddle.Tensor) -> paddle.Tensor:
         """``x * gate``, gate ``[b, c, 1, 1]`` in (0, 1)."""
