@@ -8,8 +8,9 @@ source trees; the trees alternate (old, new, old, new, ...) so that the load oth
 on this shared machine hits both alike, and each figure is the median over rounds. Within
 a subprocess OrthoNet-18 and ResNet-18 batches alternate too, and what is compared between
 trees is the ratio OrthoNet-18 / ResNet-18, which cancels most of the machine's drift.
-The child code uses only ``build_model`` and Paddle / paddle2onnx / ONNX Runtime APIs, so
-both trees run exactly the same measurement.
+The child code uses ``build_model`` and each tree's own ``export_model`` and
+``create_predictor`` (the deploy layer), so both trees are measured through the code path
+their tools run.
 """
 from __future__ import annotations
 
@@ -41,31 +42,21 @@ def model(name, **kw):
 """
 
 _EXPORT = _COMMON + r"""
-import onnxruntime as ort, paddle2onnx
-from paddle import inference as pi
+try:  # each tree's own export and predictors (the code path its tools/infer.py runs)
+    from orthonets_paddle.deploy.export import export_model
+    from orthonets_paddle.deploy.predictors import create_predictor
+except ImportError:  # trees from before the deploy package (e.g. 7393d2a)
+    from orthonets_paddle.export import export_model
+    from orthonets_paddle.predictors import create_predictor
 x = np.random.default_rng(0).standard_normal(({batch}, 3, 32, 32)).astype("float32")
 runs = {{}}
 tmp = tempfile.mkdtemp()
 for name in ("orthonet18", "resnet18"):
-    m = model(name); m.eval()
-    prefix = os.path.join(tmp, name)
-    paddle.jit.save(m, prefix, input_spec=[paddle.static.InputSpec([None, 3, 32, 32], "float32", "x")])
-    cfg = pi.Config(prefix + ".json", prefix + ".pdiparams")
-    cfg.disable_gpu(); cfg.disable_glog_info(); cfg.set_cpu_math_library_num_threads({threads})
-    cfg.enable_mkldnn()
-    pred = pi.create_predictor(cfg)
-    inp = pred.get_input_handle(pred.get_input_names()[0])
-    out = pred.get_output_handle(pred.get_output_names()[0])
-    def paddle_run(pred=pred, inp=inp, out=out):
-        inp.copy_from_cpu(x); pred.run(); return out.copy_to_cpu()
-    onnx = paddle2onnx.export(prefix + ".json", prefix + ".pdiparams", None, opset_version=13,
-                              enable_onnx_checker=True, optimize_tool="")
-    so = ort.SessionOptions(); so.intra_op_num_threads = {threads}; so.inter_op_num_threads = 1
-    so.log_severity_level = 3
-    sess = ort.InferenceSession(onnx, so, providers=["CPUExecutionProvider"])
-    iname = sess.get_inputs()[0].name
-    runs[name + "/paddle"] = paddle_run
-    runs[name + "/onnx"] = lambda sess=sess, iname=iname: sess.run(None, {{iname: x}})
+    save_dir = os.path.join(tmp, name)
+    export_model(model(name), save_dir, [3, 32, 32], onnx=True, check=False)
+    for rt in ("paddle", "onnx"):
+        pred = create_predictor(rt, save_dir=save_dir, threads={threads})
+        runs[name + "/" + rt] = lambda pred=pred: pred.predict(x)
 for fn in runs.values():
     fn()
 t = interleaved(runs, {repeats})

@@ -83,32 +83,19 @@ emit({{"train": t}})
 """
 
 _EXPORT = _COMMON + r"""
-import onnxruntime as ort, paddle2onnx
-from paddle import inference as pi
+# The deploy layer's export and predictors: the code path tools/infer.py runs.
+from orthonets_paddle.deploy.export import export_model
+from orthonets_paddle.deploy.predictors import create_predictor
 tmp = tempfile.mkdtemp()
 runs = {{}}
 xs = {{b: np.random.default_rng(0).standard_normal((b, 3, 32, 32)).astype("float32") for b in {batches}}}
 for name in ("orthonet18", "resnet18"):
-    m = model(name); m.eval()
-    prefix = os.path.join(tmp, name)
-    paddle.jit.save(m, prefix, input_spec=[paddle.static.InputSpec([None, 3, 32, 32], "float32", "x")])
-    cfg = pi.Config(prefix + ".json", prefix + ".pdiparams")
-    cfg.disable_gpu(); cfg.disable_glog_info(); cfg.set_cpu_math_library_num_threads({threads})
-    cfg.enable_mkldnn()
-    pred = pi.create_predictor(cfg)
-    inp = pred.get_input_handle(pred.get_input_names()[0])
-    out = pred.get_output_handle(pred.get_output_names()[0])
-    onnx = paddle2onnx.export(prefix + ".json", prefix + ".pdiparams", None, opset_version=13,
-                              enable_onnx_checker=True, optimize_tool="")
-    so = ort.SessionOptions(); so.intra_op_num_threads = {threads}; so.inter_op_num_threads = 1
-    so.log_severity_level = 3
-    sess = ort.InferenceSession(onnx, so, providers=["CPUExecutionProvider"])
-    iname = sess.get_inputs()[0].name
-    for b, xb in xs.items():
-        def paddle_run(xb=xb, pred=pred, inp=inp, out=out):
-            inp.copy_from_cpu(xb); pred.run(); return out.copy_to_cpu()
-        runs[f"paddle/{{b}}/{{name}}"] = paddle_run
-        runs[f"onnx/{{b}}/{{name}}"] = lambda xb=xb, sess=sess, iname=iname: sess.run(None, {{iname: xb}})
+    save_dir = os.path.join(tmp, name)
+    export_model(model(name), save_dir, [3, 32, 32], onnx=True, check=False)
+    for rt in ("paddle", "onnx"):
+        pred = create_predictor(rt, save_dir=save_dir, threads={threads})
+        for b, xb in xs.items():
+            runs[f"{{rt}}/{{b}}/{{name}}"] = lambda xb=xb, pred=pred: pred.predict(xb)
 res = {{}}
 for b in xs:  # small batches are quick: more calls per timing, so a repeat is not one op
     inner = max(1, 64 // b)
@@ -129,7 +116,9 @@ emit({{"peak_mb": peak_kb / 1024}})
 """
 
 _TORCH = _COMMON + r"""
-import torch, onnxruntime as ort, paddle2onnx
+import torch
+from orthonets_paddle.deploy.export import export_model
+from orthonets_paddle.deploy.predictors import create_predictor
 sys.path.insert(0, os.path.join(os.getcwd(), "tests"))
 from torch_reference import torch_orthonet
 torch.set_num_threads({threads})
@@ -140,18 +129,13 @@ xt = torch.from_numpy(xn)
 paddle.seed(0)
 pm = build_model("orthonet18", 1000, input_size=256); pm.eval()
 xp = paddle.to_tensor(xn)
-prefix = os.path.join(tempfile.mkdtemp(), "o18")
-paddle.jit.save(pm, prefix, input_spec=[paddle.static.InputSpec([None, 3, side, side], "float32", "x")])
-onnx = paddle2onnx.export(prefix + ".json", prefix + ".pdiparams", None, opset_version=13,
-                          enable_onnx_checker=True, optimize_tool="")
-so = ort.SessionOptions(); so.intra_op_num_threads = {threads}; so.inter_op_num_threads = 1
-so.log_severity_level = 3
-sess = ort.InferenceSession(onnx, so, providers=["CPUExecutionProvider"])
-iname = sess.get_inputs()[0].name
+save_dir = os.path.join(tempfile.mkdtemp(), "o18")
+export_model(pm, save_dir, [3, side, side], onnx=True, check=False)
+onnx_pred = create_predictor("onnx", save_dir=save_dir, threads={threads})
 def torch_infer():
     with torch.no_grad():
         tm(xt)
-t = interleaved({{"torch_eager": torch_infer, "onnx": lambda: sess.run(None, {{iname: xn}}),
+t = interleaved({{"torch_eager": torch_infer, "onnx": lambda: onnx_pred.predict(xn),
                  "dygraph": lambda: infer(pm, xp)}}, {repeats})
 emit({{"infer": t}})
 """

@@ -391,15 +391,27 @@ def test_static_graph_with_dynamic_height_and_width(name):
             np.testing.assert_allclose(static(x).numpy(), ref, rtol=1e-4, atol=1e-5)
 
 
-@pytest.mark.parametrize("shape", [(3, 8, 4, 4), (2, 5, 7, 3)])
-def test_traced_squeeze_equals_the_formula(shape):
-    # A traced program squeezes with multiply-and-sum (fast in the exported runtimes).
+@pytest.mark.parametrize("training", [False, True])
+@pytest.mark.parametrize("squeeze", sorted(FILTER_BANKS))
+@pytest.mark.parametrize("shape", [(3, 8, 4, 4), (2, 5, 7, 3), (1, 7, 1, 1)])
+def test_traced_squeeze_equals_the_formula_values_and_gradients(squeeze, shape, training):
+    # Traced for inference (export): a full-size depthwise conv; for training (to_static):
+    # the GEMM.
     b, c, h, w = shape
-    bank = paddle.to_tensor(FILTER_BANKS["ortho"](c, h, w, 1).astype("float32"))
+    bank = paddle.to_tensor(FILTER_BANKS[squeeze](c, h, w, 1).astype("float32"))
+    grad = np.random.default_rng(2).standard_normal((b, c)).astype("float32")
     xin = np.random.default_rng(1).standard_normal(shape).astype("float32")
-    def squeeze(x):
-        return attention.squeeze_gemm(x, bank)
 
-    traced = paddle.jit.to_static(squeeze, full_graph=True)
+    def loss(x, g):
+        s = attention.squeeze_gemm(x, bank, training)
+        return s, (s * g).sum()
+
+    traced = paddle.jit.to_static(loss, full_graph=True)
+    x = paddle.to_tensor(xin)
+    x.stop_gradient = False
+    s, total = traced(x, paddle.to_tensor(grad))
+    total.backward()
     oracle = (xin.astype(np.float64) * bank.numpy()).sum(axis=(2, 3))
-    np.testing.assert_allclose(traced(paddle.to_tensor(xin)).numpy(), oracle, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(s.numpy(), oracle, rtol=1e-5, atol=1e-5)
+    gx = grad[:, :, None, None].astype(np.float64) * bank.numpy()[None]  # d s / d x = K
+    np.testing.assert_allclose(x.grad.numpy(), gx, rtol=1e-5, atol=1e-6)

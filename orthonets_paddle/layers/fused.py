@@ -50,9 +50,12 @@ relu_grad = _pick_relu_grad()
 
 
 def _dot(a: paddle.Tensor, b: paddle.Tensor) -> paddle.Tensor:
-    """``sum_hw a * b`` -> ``[b, c]``, as a batched matmul (no product temporary)."""
+    """``sum_hw a * b`` -> ``[b, c]``: batched dot products, no product temporary. ``b`` as
+    ``[.., 1, hw]`` with transpose_y: on CPU 3-20x faster than ``b`` as ``[.., hw, 1]`` and,
+    except on 4x4 maps, 1.7-5x faster than multiply-and-sum (docs/PERFORMANCE.md)."""
     _, c, h, w = a.shape
-    return paddle.matmul(a.reshape([-1, c, 1, h * w]), b.reshape([-1, c, h * w, 1])).reshape([-1, c])
+    return paddle.matmul(a.reshape([-1, c, 1, h * w]), b.reshape([-1, c, 1, h * w]),
+                         transpose_y=True).reshape([-1, c])
 
 
 def _scale(x: paddle.Tensor, g: paddle.Tensor) -> paddle.Tensor:
