@@ -9,7 +9,7 @@ import importlib.util
 import math
 import os
 import time
-from typing import Any, Dict, Optional
+from typing import Any, Dict, List, Optional, Tuple
 
 import numpy as np
 import paddle
@@ -106,16 +106,26 @@ def train_one_epoch(model, loader, loss_fn, optimizer, scheduler, epoch: int, en
     log = get_logger(quiet=not env.is_main)
     checked = state["global_step"]  # steps up to here had a finite loss
     host = np.zeros(4)
+    # Record steps (global) and log steps (per epoch) differ; a record's loss stays on the
+    # device until the next log step's sync, so there is one host sync per log step.
+    pending: List[Tuple[int, float, paddle.Tensor]] = []
 
     def sync() -> np.ndarray:
         nonlocal checked
-        out = _fetch(sums, env)
+        out = _fetch(paddle.concat([sums] + [t for _, _, t in pending]), env)
         if not math.isfinite(out[1]):
             raise NonFiniteLossError(_nonfinite_message(
                 f"loss is {out[1]} at epoch {epoch + 1}, within iterations {checked + 1}-"
                 f"{state['global_step']}", g))
         checked = state["global_step"]
-        return out
+        for (step, step_lr, _), value in zip(pending, out[4:]):
+            loss_value = value / env.world_size  # the step's loss, mean over ranks
+            records["loss_record"]["train"]["loss"].append(loss_value)
+            records["loss_record"]["train"]["iter"].append(step)
+            vdl.add_scalar("train/loss", loss_value, step)
+            vdl.add_scalar("train/lr", step_lr, step)
+        pending.clear()
+        return out[:4]
 
     for i, (images, labels) in enumerate(bar):
         labels, hard = _labels(labels)
@@ -140,18 +150,12 @@ def train_one_epoch(model, loader, loss_fn, optimizer, scheduler, epoch: int, en
                              sums[2] + _correct(logits.detach(), hard), sums[3] + n])
         # The records follow the global step (curves do not restart); the log line follows
         # the iteration within the epoch, 0-based, as PaddleClas's `iter_id % print_batch_step`.
-        record_now = state["global_step"] % g["print_batch_step"] == 0
-        log_now = i % g["print_batch_step"] == 0
-        if record_now or log_now:
+        if state["global_step"] % g["print_batch_step"] == 0:
+            pending.append((state["global_step"], lr, last.reshape([1])))
+        if i % g["print_batch_step"] == 0:
             host = sync()
             loss_value = host[0] / env.world_size  # the step's loss, mean over ranks
             elapsed = max(time.perf_counter() - start, 1e-9)
-        if record_now:
-            records["loss_record"]["train"]["loss"].append(loss_value)
-            records["loss_record"]["train"]["iter"].append(state["global_step"])
-            vdl.add_scalar("train/loss", loss_value, state["global_step"])
-            vdl.add_scalar("train/lr", lr, state["global_step"])
-        if log_now:
             left = (steps - i - 1) + (g["epochs"] - epoch - 1) * steps  # training steps to go
             log_line(log, bar, step_line(
                 epoch + 1, g["epochs"], i, steps, lr, host[1] / host[3], host[2] / host[3],
