@@ -179,3 +179,16 @@ def test_crafted_weights_file_runs_nothing(tmp_path):
     with pytest.raises(WeightsError, match="refusing .*evil.pdparams: it refers to posix.system.*can run code"):
         load_pretrained(model, str(bad))
     assert not marker.exists()
+
+
+def test_se_weights_without_excitation_biases_say_how_to_load_them(tmp_path):
+    from orthonets_paddle.models import build_model
+    from orthonets_paddle.models.pretrained import load_pretrained
+    small = dict(num_classes=3, stem="cifar", width=8)
+    old = build_model("se_resnet18", excitation_bias=False, **small)
+    path = str(tmp_path / "old_se.pdparams")
+    paddle.save(old.state_dict(), path)
+    with pytest.raises(WeightsError, match=r"no excitation biases: .*-o Arch\.excitation_bias=False"):
+        load_pretrained(build_model("se_resnet18", **small), path, strict=True, verbose=False)
+    again = build_model("se_resnet18", excitation_bias=False, **small)  # the fix it names
+    assert load_pretrained(again, path, strict=True, verbose=False).clean

@@ -4,6 +4,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import re
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -70,6 +71,12 @@ class LoadReport:
         if len(self.mismatched) > 1 or (self.missing and self.unexpected):
             return ("the file was saved from another model: check that Arch (name, width, stem, "
                     "in_channels, class_num) is the one the weights were trained with")
+        if self.missing and not self.unexpected and all(
+                re.search(r"\.att\.fc[12]\.bias$", k) for k in self.missing):
+            # se_resnet* weights saved before it had SENet's excitation biases
+            return ("the file's attention has no excitation biases: build the model with "
+                    "excitation_bias=False (-o Arch.excitation_bias=False), or convert SENet "
+                    "weights with tools/convert_torch_weights.py, which sets absent biases to 0")
         if self.missing and not self.unexpected:
             return "the file holds only part of this model"
         return ""
