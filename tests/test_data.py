@@ -441,3 +441,12 @@ def test_transform_error_names_the_file(tmp_path):
         list(build_dataloader(cfg, "train"))
     msg = str(info.value)
     assert "\n" not in msg and "sq0.png" in msg and "ValueError" in msg and "Resize" in msg
+
+
+def test_a_failing_transform_is_named_by_its_place_in_transform_ops():
+    from orthonets_paddle.data.transforms import build_transforms
+    pipe = build_transforms([{"Resize": {"size": 8}}, {"RandomCrop": {"size": 16}}, "ToTensor"])
+    img = np.zeros((10, 12, 3), np.uint8)  # Resize(8) keeps the aspect: 8x9, smaller than 16
+    with pytest.raises(ValueError, match=r"^transform_ops\[1\] RandomCrop: "):
+        pipe(img)
+    assert tuple(build_transforms([{"Resize": {"size": [8, 8]}}, "ToTensor"])(img).shape) == (3, 8, 8)

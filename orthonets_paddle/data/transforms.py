@@ -91,10 +91,15 @@ class Compose:
         self.ops, self.chw_at_end = list(ops), chw_at_end
 
     def __call__(self, img: Any) -> Any:
-        for op in self.ops:
+        for i, op in enumerate(self.ops):
             if isinstance(op, T.Normalize):
                 _check_normalize(op, img)
-            img = op(img)
+            try:
+                img = op(img)
+            except Exception as err:  # noqa: BLE001  name the op: the config has a list of them
+                if not _plain_exception(err):
+                    raise
+                raise type(err)(f"transform_ops[{i}] {type(op).__name__}: {err}") from err
         if self.chw_at_end:
             img = np.asarray(img).transpose((2, 0, 1))
         return img
@@ -102,6 +107,13 @@ class Compose:
     def __repr__(self) -> str:
         names = ", ".join(type(op).__name__ for op in self.ops)
         return f"Compose([{names}]{', then HWC->CHW' if self.chw_at_end else ''})"
+
+
+def _plain_exception(err: Exception) -> bool:
+    """Can ``type(err)(message)`` rebuild it? (Built-in errors can; an OSError's errno or a
+    custom error's arguments would be lost.)"""
+    return type(err) in (ValueError, TypeError, IndexError, KeyError, AssertionError,
+                         ZeroDivisionError, AttributeError, RuntimeError)
 
 
 def _parse_entry(entry: Any) -> Tuple[str, dict]:
