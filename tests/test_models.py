@@ -608,3 +608,28 @@ def test_squeeze_none_and_config_errors_name_the_dotted_key():
         build_model_from_config({"name": "resnet18", "class_num": 3, "global_pool": "mean"})
     with pytest.raises(ValueError, match=r"^Arch\.name: unknown model 'orthonet19'"):
         build_model_from_config({"name": "orthonet19", "class_num": 3})
+
+
+@pytest.mark.parametrize("name,kw", [("orthonet18", {}), ("resnet18", {}), ("se_resnet18", {}),
+                                     ("orthonet_mod_50", {}), ("orthonet50", {"drop_path_rate": 0.2})])
+def test_no_grad_inference_in_place_equals_the_layers_own_ops(name, kw):
+    # Under no_grad each block's tail (rescale, residual add, ReLU) writes into the block's
+    # own temporary. Forward hooks on att and relu make the blocks run the plain
+    # out-of-place ops (x * g, + identity, ReLU layer): the same values, and the input
+    # tensor is not touched.
+    paddle.seed(3)
+    model = build_model(name, num_classes=4, stem="cifar", width=8, **kw)
+    model.eval()
+    x = paddle.to_tensor(np.random.default_rng(2).standard_normal((3, 3, 20, 20)).astype("float32"))
+    x0 = x.numpy().copy()
+    with paddle.no_grad():
+        fast = model(x).numpy()
+    assert np.array_equal(x.numpy(), x0)
+    handles = [layer.register_forward_post_hook(lambda layer, inp, out: out)
+               for block in _blocks(model) for layer in (block.att, block.relu) if layer is not None]
+    with paddle.no_grad():
+        plain = model(x).numpy()
+    for h in handles:
+        h.remove()
+    np.testing.assert_allclose(fast, plain, rtol=1e-6, atol=1e-6)
+    assert np.abs(plain).max() > 1e-3  # not a degenerate all-zero output
