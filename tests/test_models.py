@@ -633,3 +633,26 @@ def test_no_grad_inference_in_place_equals_the_layers_own_ops(name, kw):
         h.remove()
     np.testing.assert_allclose(fast, plain, rtol=1e-6, atol=1e-6)
     assert np.abs(plain).max() > 1e-3  # not a degenerate all-zero output
+
+
+def test_no_grad_in_place_tail_falls_back_when_dtypes_differ(monkeypatch):
+    # Under auto_cast the gate can be float32 on a float16 map: the block then takes the
+    # plain ops, which promote (float16 kernels are GPU-only: here a float64 gate on a
+    # float32 map), and the result is the promoted formula. Paddle's CPU in-place ops
+    # promote too, so this checks the result, not which branch ran.
+    from orthonets_paddle.layers.attention import ChannelAttention
+    from orthonets_paddle.models.resnet import _attend_add_relu
+    paddle.seed(4)
+    block = _blocks(build_model("orthonet18", num_classes=4, stem="cifar", width=8))[0]
+    block.eval()
+    rng = np.random.default_rng(5)
+    out = paddle.to_tensor(rng.standard_normal((2, 8, 32, 32)).astype("float32"))
+    identity = paddle.to_tensor(rng.standard_normal((2, 8, 32, 32)).astype("float32"))
+    orig = ChannelAttention.excitation
+    with paddle.no_grad():
+        gate = orig(block.att, out).numpy().astype("float64")
+        monkeypatch.setattr(ChannelAttention, "excitation", lambda self, t: orig(self, t).astype("float64"))
+        got = _attend_add_relu(block, out.clone(), identity)
+    want = np.maximum(out.numpy() * gate[:, :, None, None] + identity.numpy(), 0)
+    assert got.dtype == paddle.float64  # promoted as the layer's own ops promote
+    np.testing.assert_allclose(got.numpy(), want, rtol=1e-6, atol=1e-6)

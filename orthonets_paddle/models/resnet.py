@@ -136,9 +136,14 @@ def _attend_add_relu(block: nn.Layer, out: paddle.Tensor,
             return attend_add_relu(att, out, identity)
         if not paddle.is_grad_enabled():
             # No autograd (no_grad inference): ``out`` is this block's own temporary, so the
-            # rescale, the add and the ReLU write into it.
-            out.multiply_(att.excitation(out).unsqueeze([2, 3]))
-            return _add_relu(block, out, identity)
+            # rescale, the add and the ReLU write into it (same dtypes only: an in-place op
+            # cannot promote, e.g. a float32 gate on a float16 map under auto_cast).
+            gate = att.excitation(out).unsqueeze([2, 3])
+            if gate.dtype == out.dtype:
+                out.multiply_(gate)
+                return _add_relu(block, out, identity)
+            out = out * gate
+            return block.relu(out if identity is None else out + identity)
     out = att(out)
     return block.relu(out if identity is None else out + identity)
 
@@ -159,7 +164,7 @@ def _add_relu(block: nn.Layer, out: paddle.Tensor, identity: Optional[paddle.Ten
         return F.relu_(out) if in_place else block.relu(out)
     if block.drop_path is not None and block.drop_path.training:
         return block.relu(block.drop_path(out) + identity)
-    if in_place:
+    if in_place and identity.dtype == out.dtype:
         out.add_(identity)
         return F.relu_(out)
     return block.relu(out + identity)
