@@ -136,8 +136,8 @@ def _attend_add_relu(block: nn.Layer, out: paddle.Tensor,
             return attend_add_relu(att, out, identity)
         if not paddle.is_grad_enabled():
             # No autograd (no_grad inference): ``out`` is this block's own temporary, so the
-            # rescale, the add and the ReLU write into it (same dtypes only: an in-place op
-            # cannot promote, e.g. a float32 gate on a float16 map under auto_cast).
+            # rescale, the add and the ReLU write into it; where dtypes differ (a float32
+            # gate on a float16 map under auto_cast) the plain ops promote as the layer does.
             gate = att.excitation(out).unsqueeze([2, 3])
             if gate.dtype == out.dtype:
                 out.multiply_(gate)
