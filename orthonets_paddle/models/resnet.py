@@ -135,17 +135,23 @@ def _attend_add_relu(block: nn.Layer, out: paddle.Tensor,
         if not out.stop_gradient:
             return attend_add_relu(att, out, identity)
         if not paddle.is_grad_enabled():
-            # No autograd (no_grad inference): ``out`` is this block's own temporary, so the
-            # rescale, the add and the ReLU write into it; where dtypes differ (a float32
-            # gate on a float16 map under auto_cast) the plain ops promote as the layer does.
-            gate = att.excitation(out).unsqueeze([2, 3])
-            if gate.dtype == out.dtype:
-                out.multiply_(gate)
-                return _add_relu(block, out, identity)
-            out = out * gate
-            return block.relu(out if identity is None else out + identity)
+            return _gate_add_relu_in_place(block, out, identity)
     out = att(out)
     return block.relu(out if identity is None else out + identity)
+
+
+@paddle.jit.not_to_static  # dygraph only (its callers check), kept out of dy2static's rewrite
+def _gate_add_relu_in_place(block: nn.Layer, out: paddle.Tensor,
+                            identity: Optional[paddle.Tensor]) -> paddle.Tensor:
+    """No autograd (no_grad inference): ``out`` is the block's own temporary, so the rescale,
+    the add and the ReLU write into it. Where dtypes differ (a float32 gate on a float16
+    map under auto_cast) the plain ops run, promoting as the layer does."""
+    gate = block.att.excitation(out).unsqueeze([2, 3])
+    if gate.dtype != out.dtype:
+        out = out * gate
+        return block.relu(out if identity is None else out + identity)
+    out.multiply_(gate)
+    return _add_relu(block, out, identity)
 
 
 def _hooked(layer: nn.Layer) -> bool:
@@ -164,10 +170,17 @@ def _add_relu(block: nn.Layer, out: paddle.Tensor, identity: Optional[paddle.Ten
         return F.relu_(out) if in_place else block.relu(out)
     if block.drop_path is not None and block.drop_path.training:
         return block.relu(block.drop_path(out) + identity)
-    if in_place and identity.dtype == out.dtype:
-        out.add_(identity)
-        return F.relu_(out)
+    if in_place:
+        return _add_relu_in_place(block, out, identity)
     return block.relu(out + identity)
+
+
+@paddle.jit.not_to_static  # dygraph only
+def _add_relu_in_place(block: nn.Layer, out: paddle.Tensor, identity: paddle.Tensor) -> paddle.Tensor:
+    if identity.dtype != out.dtype:  # the plain add promotes
+        return block.relu(out + identity)
+    out.add_(identity)
+    return F.relu_(out)
 
 
 class DropPath(nn.Layer):
