@@ -20,7 +20,7 @@ import paddle
 
 from ..models import load_model
 from ..models.registry import model_channels
-from ..utils.io import fsync_dir, write_bytes
+from ..utils.io import fsync_dir, pid_alive, write_bytes
 from .predictors import OnnxPredictor, PaddlePredictor, inference_files
 
 __all__ = ["ExportError", "export_model", "export_onnx", "export_from_config", "verify_export",
@@ -264,20 +264,9 @@ def recover_export(save_dir: str) -> None:
     stem = f".{base}.export-"
     for name in os.listdir(parent):
         pid = name[len(stem):].split("-")[0]
-        if name.startswith(stem) and pid.isdigit() and not _running(int(pid)):
+        if (name.startswith(stem) and pid.isdigit() and int(pid) != os.getpid()
+                and not pid_alive(int(pid))):
             shutil.rmtree(os.path.join(parent, name), ignore_errors=True)
-
-
-def _running(pid: int) -> bool:
-    if pid == os.getpid():
-        return True
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def _swap_in(tmp: str, save_dir: str, prefix: str) -> None:

@@ -21,7 +21,7 @@ from typing import Any, Dict, List, Optional, Tuple
 import numpy as np
 import paddle
 
-from ..utils.io import (UnsafePickleError, atomic_write, atomic_write_set, fsync_dir,
+from ..utils.io import (UnsafePickleError, pid_alive, atomic_write, atomic_write_set, fsync_dir,
                         TMP_MARK, load_paddle_file, remove_stale_tmp, safe_load, sha256_file, write_json)
 
 __all__ = ["atomic_save", "save_checkpoint", "save_set", "optimizer_state",
@@ -397,16 +397,6 @@ def holds_run(folder: str) -> List[str]:
                   if n.endswith((*_PARTS, MANIFEST)) and os.path.isfile(os.path.join(folder, n)))
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 LOCK_GRACE = 30.0  # seconds an unreadable lock file counts as being written
 
 
@@ -460,7 +450,7 @@ class RunLock:
                         f"file {self.path} is {LOCK_GRACE:.0f} s old at most and not yet "
                         "written); wait, or choose another Global.output_dir") from None
             same_host = host == socket.gethostname()
-            if pid is not None and (not same_host or _alive(pid)):
+            if pid is not None and (not same_host or pid_alive(pid)):
                 raise RunFolderError(
                     f"{os.path.dirname(self.path)} is in use by another run (pid {pid} on "
                     f"{host or 'this host'}, lock file {self.path}); wait for it to finish or "

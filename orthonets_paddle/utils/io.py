@@ -18,7 +18,7 @@ from typing import IO, Any, Callable, Dict, List, Mapping, Optional, Tuple, Unio
 
 import numpy as np
 
-__all__ = ["download", "DownloadError", "DigestError", "atomic_write", "atomic_write_set", "write_json", "write_text", "write_bytes",
+__all__ = ["pid_alive", "download", "DownloadError", "DigestError", "atomic_write", "atomic_write_set", "write_json", "write_text", "write_bytes",
            "TMP_MARK", "remove_stale_tmp", "sha256_file", "UnsafePickleError", "safe_load",
            "safe_loads", "load_paddle_file", "fsync_dir", "StateDictError", "check_state_dict",
            "cap_repr"]
@@ -184,6 +184,17 @@ def remove_stale_tmp(folder: str) -> list:
             os.remove(full)
             removed.append(name)
     return removed
+
+
+def pid_alive(pid: int) -> bool:
+    """Whether process ``pid`` exists on this host (a stale lock or staging folder's owner)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # alive, another user's
+        return True
+    return True
 
 
 def file_digest(path: str, algorithm: str = "sha256") -> str:
