@@ -415,3 +415,38 @@ def test_traced_squeeze_equals_the_formula_values_and_gradients(squeeze, shape, 
     np.testing.assert_allclose(s.numpy(), oracle, rtol=1e-5, atol=1e-5)
     gx = grad[:, :, None, None].astype(np.float64) * bank.numpy()[None]  # d s / d x = K
     np.testing.assert_allclose(x.grad.numpy(), gx, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("bias", [False, True])
+@pytest.mark.parametrize("squeeze", sorted(FILTER_BANKS))
+@pytest.mark.parametrize("shape", [(3, 32, 4, 4), (2, 32, 7, 5), (1, 32, 1, 1)])
+def test_traced_inference_gate_equals_the_formula(squeeze, shape, bias):
+    # Exported graphs keep squeeze and excitation at [b, c, 1, 1] (1x1 convs made from the
+    # Linear weights); the gate and x * gate must be the formula's, biases included.
+    paddle.seed(0)
+    att = ChannelAttention(32, 4, squeeze=squeeze, seed=3, reduction=4, bias=bias)
+    _spread(att)
+    if bias:
+        for lin in (att.fc1, att.fc2):
+            lin.bias.set_value(np.random.default_rng(5).uniform(-1, 1, lin.bias.shape).astype("float32"))
+    att.eval()
+    xin = np.random.default_rng(1).standard_normal(shape).astype("float32")
+    x64 = xin.astype(np.float64)
+    if squeeze == "avg":
+        s = x64.mean(axis=(2, 3))
+    else:
+        pooled = x64 if shape[2:] == att.size else _adaptive_pool(x64, *att.size)
+        s = (pooled * att.filters.numpy()).sum(axis=(2, 3))
+    b1, b2 = (att.fc1.bias.numpy(), att.fc2.bias.numpy()) if bias else (0.0, 0.0)
+    gate = _sigmoid(np.maximum(s @ att.fc1.weight.numpy() + b1, 0.0) @ att.fc2.weight.numpy() + b2)
+    spec = paddle.static.InputSpec([None, *shape[1:]], "float32")
+
+    def gate_of(x):
+        return att.excitation(x)
+
+    traced_gate = paddle.jit.to_static(gate_of, input_spec=[spec], full_graph=True)
+    traced = paddle.jit.to_static(att, input_spec=[spec], full_graph=True)
+    with paddle.no_grad():
+        x = paddle.to_tensor(xin)
+        np.testing.assert_allclose(traced_gate(x).numpy(), gate, rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(traced(x).numpy(), xin * gate[:, :, None, None], rtol=1e-5, atol=1e-6)

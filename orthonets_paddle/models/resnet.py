@@ -146,7 +146,7 @@ def _gate_add_relu_in_place(block: nn.Layer, out: paddle.Tensor,
     """No autograd (no_grad inference): ``out`` is the block's own temporary, so the rescale,
     the add and the ReLU write into it. Where dtypes differ (a float32 gate on a float16
     map under auto_cast) the plain ops run, promoting as the layer does."""
-    gate = block.att.excitation(out).unsqueeze([2, 3])
+    gate = block.att.excitation(out, keepdim=True)
     if gate.dtype != out.dtype:
         out = out * gate
         return block.relu(out if identity is None else out + identity)
