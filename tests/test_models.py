@@ -651,7 +651,8 @@ def test_no_grad_in_place_tail_falls_back_when_dtypes_differ(monkeypatch):
     orig = ChannelAttention.excitation
     with paddle.no_grad():
         gate = orig(block.att, out).numpy().astype("float64")
-        monkeypatch.setattr(ChannelAttention, "excitation", lambda self, t: orig(self, t).astype("float64"))
+        monkeypatch.setattr(ChannelAttention, "excitation",
+                            lambda self, t, **kw: orig(self, t, **kw).astype("float64"))
         got = _attend_add_relu(block, out.clone(), identity)
     want = np.maximum(out.numpy() * gate[:, :, None, None] + identity.numpy(), 0)
     assert got.dtype == paddle.float64  # promoted as the layer's own ops promote
