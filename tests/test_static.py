@@ -37,10 +37,10 @@ def _losses(name, to_static, steps=4, **kw):
     return np.array(out)
 
 
-# The traced program runs the attention's plain ops, dygraph the fused op: equal up to
+# The traced program squeezes with the same matmul as dygraph in training: equal up to
 # rounding. Batch-statistics BN of a width-4 bottleneck at batch 8 amplifies rounding
-# (measured: 2e-5 after one step, 30% after three, plain dygraph vs fused dygraph), so
-# orthonet_mod_50 trains with running statistics (frozen_bn).
+# (2e-5 after one step, 30% after three), so orthonet_mod_50 trains with running
+# statistics (frozen_bn).
 @pytest.mark.parametrize("name,kw", [("orthonet18", {}), ("resnet18", {}),
                                      ("orthonet_mod_50", {"norm": "frozen_bn"})])
 def test_to_static_training_gives_the_dygraph_losses(name, kw):

@@ -2,8 +2,7 @@
 
 PaddleClas wraps its model with ``paddle.jit.to_static`` when the key is set; so does this.
 The conversion traces the same layers, so the values are dygraph's up to float32 rounding
-(tests/test_static.py); the attention then runs its plain ops (the fused dygraph training
-op of ``layers/fused.py`` is a PyLayer, which a traced program does not need).
+(tests/test_static.py).
 """
 from __future__ import annotations
 

@@ -6,13 +6,13 @@
     out     = X * g[:, :, None, None]                     rescale
 
 OrthoNet, FcaNet and SENet are this layer with different banks (``filter_banks.py``).
-``att(x)`` returns ``x * g`` in training and evaluation, like timm's SE module; the
-block that owns it does the residual add and the ReLU.
+``att(x)`` returns ``x * g`` in every mode, like timm's SE module; the block that owns it
+does the residual add and the ReLU.
 """
 from __future__ import annotations
 
 import functools
-from typing import Callable, Dict, Optional, Sequence, Tuple, Union
+from typing import Callable, Optional, Sequence, Union
 
 import numpy as np
 import paddle
@@ -21,43 +21,28 @@ import paddle.nn.functional as F
 
 from .filter_banks import BankFn, get_filter_bank
 
-__all__ = ["ChannelAttention", "create_attention", "pool_matrix", "squeeze_gemm", "squeeze_reference"]
+__all__ = ["ChannelAttention", "create_attention", "pool_matrix", "squeeze"]
 
 
-def squeeze_reference(x: paddle.Tensor, bank: paddle.Tensor) -> paddle.Tensor:
-    """The formula: ``s[b, c] = sum_hw K[c, h, w] * X[b, c, h, w]`` (tests' reference)."""
-    return (x * bank.unsqueeze(0)).sum([2, 3])
+def squeeze(x: paddle.Tensor, bank: paddle.Tensor, training: bool = False) -> paddle.Tensor:
+    """``s[b, c] = sum_hw K[c, h, w] * x[b, c, h, w]`` -> ``[b, c]``.
 
-
-def squeeze_gemm(x: paddle.Tensor, bank: paddle.Tensor, training: bool = False,
-                 keepdim: bool = False) -> paddle.Tensor:
-    """``squeeze_reference``, in the fastest form for where it runs.
-
-    Dygraph, and traced for training (``to_static``, ``training=True``): one broadcast
-    batched matmul ``[b, c, 1, hw] @ [c, 1, hw]^T`` (a GEMM; on CPU 2-20x faster than
-    multiply-and-sum, more than the full-size depthwise conv, whose backward is slow). A
-    traced inference program (export): a depthwise conv whose kernel is the whole filter
-    (``groups=c``, ``[b, c, h, w] -> [b, c, 1, 1]``). Exported, it needs no full-size
-    ``x * K`` temporary and no reshape of ``x``, and keeps ``x`` in the runtimes' blocked
-    conv layout (oneDNN, ONNX Runtime's NCHWc): Paddle Inference 1.1-1.2x faster per model
-    than multiply-and-sum, ONNX Runtime the same (docs/PERFORMANCE.md); ONNX Runtime's
-    broadcast MatMul is 2-20x slower. GPU: not measured. ``[b, c]``, or ``[b, c, 1, 1]``
-    with ``keepdim``."""
+    One op, chosen by where it runs (measured on CPU, docs/PERFORMANCE.md): dygraph and
+    traced training use a batched matmul ``[b, c, 1, hw] @ [c, 1, hw]^T`` (5-12x faster
+    than multiply-and-sum, and the depthwise conv's backward is slow); a traced inference
+    program (export) uses a depthwise conv whose kernel is the whole filter, which keeps
+    ``x`` in the runtimes' blocked conv layout (ONNX Runtime runs the broadcast MatMul
+    2-20x slower)."""
     c, h, w = bank.shape
-    shape = [-1, c, 1, 1] if keepdim else [-1, c]
     if training or paddle.in_dynamic_mode():
-        # K as [c, 1, hw] with transpose_y: 5-12x faster on CPU than K as [c, hw, 1].
-        return paddle.matmul(x.reshape([-1, c, 1, h * w]), bank.reshape([c, 1, h * w]),
-                             transpose_y=True).reshape(shape)
-    s = F.conv2d(x, bank.unsqueeze(1), groups=c)
-    return s if keepdim else s.reshape(shape)
+        s = paddle.matmul(x.reshape([-1, c, 1, h * w]), bank.reshape([c, 1, h * w]),
+                          transpose_y=True)
+    else:
+        s = F.conv2d(x, bank.unsqueeze(1), groups=c)
+    return s.reshape([-1, c])
 
 
-def _linear_1x1(s: paddle.Tensor, layer: nn.Linear) -> paddle.Tensor:
-    """``layer`` on ``[b, in, 1, 1]`` as the 1x1 conv with its weights (``[in, out]``)."""
-    return F.conv2d(s, layer.weight.transpose([1, 0]).unsqueeze([2, 3]), bias=layer.bias)
-
-
+@functools.lru_cache(maxsize=64)
 def pool_matrix(n_in: int, n_out: int) -> np.ndarray:
     """``[n_out, n_in]`` weights of 1-D adaptive average pooling (Paddle's bins)."""
     m = np.zeros((n_out, n_in), dtype=np.float32)
@@ -108,61 +93,35 @@ class ChannelAttention(nn.Layer):
         # Persistable buffer: saved with the model (reloads bit-identical), not trained.
         self.register_buffer("filters", paddle.to_tensor(np.asarray(bank, np.float32)),
                              persistable=not self.global_average)
-        self._fold: Dict[Tuple[int, int], Tuple[paddle.Tensor, paddle.Tensor]] = {}
 
     def bank_for(self, h: int, w: int) -> paddle.Tensor:
-        """The filters that squeeze an ``h x w`` map: ``K`` itself at the filter size,
-        otherwise ``Ph^T K Pw`` with ``Ph``, ``Pw`` the adaptive-pooling matrices.
-
-        Pooling is linear, so squeezing the pooled map with ``K`` equals squeezing the
-        map with the folded filters: no pooling op (ONNX cannot express an enlarging
-        adaptive pool, which 224-px inputs to 256-px models need)."""
+        """The filters that squeeze an ``h x w`` map: ``K`` at the filter size, otherwise
+        ``Ph^T K Pw`` with ``Ph``, ``Pw`` the adaptive-pooling matrices. Pooling is linear,
+        so this equals pooling first; ONNX cannot express the enlarging adaptive pool that
+        224-px inputs to 256-px models need, a matmul it can."""
         if (h, w) == self.size:
             return self.filters
         if self.global_average:
             return paddle.full([self.channels, h, w], 1.0 / (h * w), dtype="float32")
-        if not paddle.in_dynamic_mode():  # traced once into the static program
-            ph, pw = self._pool_matrices(h, w)
-        else:  # the matrices are cached per size, not the product: K may be reloaded
-            if (h, w) not in self._fold:
-                self._fold[(h, w)] = self._pool_matrices(h, w)
-            ph, pw = self._fold[(h, w)]
+        ph = paddle.to_tensor(pool_matrix(h, self.size[0]))
+        pw = paddle.to_tensor(pool_matrix(w, self.size[1]))
         return paddle.matmul(paddle.matmul(ph, self.filters, transpose_x=True), pw)
 
-    def _pool_matrices(self, h: int, w: int) -> Tuple[paddle.Tensor, paddle.Tensor]:
-        return (paddle.to_tensor(pool_matrix(h, self.size[0])),
-                paddle.to_tensor(pool_matrix(w, self.size[1])))
-
-    def excite(self, s: paddle.Tensor) -> paddle.Tensor:
-        """Excitation logits ``W2 relu(W1 s)`` (plus biases when built with ``bias``):
-        ``[b, c] -> [b, c]``, or ``[b, c, 1, 1] -> [b, c, 1, 1]`` as the same layers'
-        1x1 convs (before the sigmoid)."""
-        if len(s.shape) == 4:
-            return _linear_1x1(F.relu(_linear_1x1(s, self.fc1)), self.fc2)
-        return self.fc2(F.relu(self.fc1(s)))
-
-    def excitation(self, x: paddle.Tensor, keepdim: bool = False) -> paddle.Tensor:
-        """The per-channel gate in (0, 1): ``[b, c, h, w] -> [b, c]`` (``[b, c, 1, 1]``
-        with ``keepdim``)."""
+    def excitation(self, x: paddle.Tensor) -> paddle.Tensor:
+        """The per-channel gate ``[b, c]`` in (0, 1) for a map ``[b, c, h, w]``."""
         h, w = x.shape[2], x.shape[3]
         if isinstance(h, int) and isinstance(w, int) and h > 0 and w > 0:
             bank = self.bank_for(h, w)
-        else:  # H, W unknown until run time (a static graph with dynamic sizes, e.g. a
-            # detector): pool explicitly; SENet's global mean is pooling to 1x1.
-            x, bank = ((F.adaptive_avg_pool2d(x, 1), paddle.ones([self.channels, 1, 1]))
-                       if self.global_average else (F.adaptive_avg_pool2d(x, self.size), self.filters))
-        if self.training or paddle.in_dynamic_mode():
-            gate = F.sigmoid(self.excite(squeeze_gemm(x, bank, self.training)))
-            return gate.unsqueeze([2, 3]) if keepdim else gate
-        # Traced for inference (export): squeeze and excitation stay [b, c, 1, 1], as convs
-        # with no reshape between them; Paddle Inference pays per op at small batches
-        # (b1: 0.86-0.87 of ResNet-18's speed against 0.79 with reshapes and matmuls).
-        gate = F.sigmoid(self.excite(squeeze_gemm(x, bank, keepdim=True)))
-        return gate if keepdim else gate.reshape([-1, self.channels])
+        elif self.global_average:  # H, W unknown until run time (a detector's static
+            x, bank = F.adaptive_avg_pool2d(x, 1), paddle.ones([self.channels, 1, 1])
+        else:  # graph): pool explicitly, which is what the fold computes
+            x, bank = F.adaptive_avg_pool2d(x, self.size), self.filters
+        s = squeeze(x, bank, self.training)
+        return F.sigmoid(self.fc2(F.relu(self.fc1(s))))
 
     def forward(self, x: paddle.Tensor) -> paddle.Tensor:
         """``x * gate``, gate ``[b, c, 1, 1]`` in (0, 1)."""
-        return x * self.excitation(x, keepdim=True)
+        return x * self.excitation(x).unsqueeze([2, 3])
 
     def extra_repr(self) -> str:
         return f"channels={self.channels}, size={self.size}, squeeze={self.squeeze}"

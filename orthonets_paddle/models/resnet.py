@@ -14,12 +14,10 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Type, Union
 
 import paddle
 import paddle.nn as nn
-import paddle.nn.functional as F
 
 from ..layers import create_attention
 from ..layers.filter_banks import FILTER_BANKS, get_filter_bank, make_banks
 from ..utils.hints import did_you_mean
-from ..layers.fused import attend_add_relu
 from .registry import get_pretrained_cfg, register_model
 
 __all__ = ["ResNet", "BasicBlock", "Bottleneck", "STEMS", "POSITIONS", "NORMS", "DEPTHS",
@@ -77,8 +75,8 @@ class BasicBlock(nn.Layer):
         out = self.relu(self.bn1(self.conv1(x)))
         out = self.bn2(self.conv2(out))
         if self.att is not None:
-            return _attend_add_relu(self, out, identity)
-        return _add_relu(self, out, identity)
+            out = self.att(out)
+        return self.relu((out if self.drop_path is None else self.drop_path(out)) + identity)
 
 
 class Bottleneck(nn.Layer):
@@ -111,76 +109,11 @@ class Bottleneck(nn.Layer):
         out = self.relu(self.bn1(self.conv1(x)))
         out = self.bn2(self.conv2(out))
         mod = self.att is not None and self.position == "mod"
-        out = _attend_add_relu(self, out) if mod else self.relu(out)
+        out = self.relu(self.att(out) if mod else out)
         out = self.bn3(self.conv3(out))
         if self.att is not None and not mod:
-            return _attend_add_relu(self, out, identity)
-        return _add_relu(self, out, identity)
-
-
-def _attend_add_relu(block: nn.Layer, out: paddle.Tensor,
-                     identity: Optional[paddle.Tensor] = None) -> paddle.Tensor:
-    """``relu(block.att(out) + identity)`` (``relu(block.att(out))`` without identity).
-
-    While dygraph records gradients the fused op of ``layers/fused.py`` computes the same
-    values with a backward that keeps one feature map less per block (and is faster);
-    under ``no_grad`` the rescale, add and ReLU run in place on ``out`` (``_add_relu``);
-    ``to_static``, export, and an ``att`` with forward hooks (which must see ``x * gate``)
-    run the layer itself. Stochastic depth in training drops the attended
-    branch before the add, so it runs the plain ops."""
-    att = block.att
-    if identity is not None and block.drop_path is not None and block.drop_path.training:
-        return block.relu(block.drop_path(att(out)) + identity)
-    if paddle.in_dynamic_mode() and not _hooked(att) and not _hooked(block.relu):
-        if not out.stop_gradient:
-            return attend_add_relu(att, out, identity)
-        if not paddle.is_grad_enabled():
-            return _gate_add_relu_in_place(block, out, identity)
-    out = att(out)
-    return block.relu(out if identity is None else out + identity)
-
-
-@paddle.jit.not_to_static  # dygraph only (its callers check), kept out of dy2static's rewrite
-def _gate_add_relu_in_place(block: nn.Layer, out: paddle.Tensor,
-                            identity: Optional[paddle.Tensor]) -> paddle.Tensor:
-    """No autograd (no_grad inference): ``out`` is the block's own temporary, so the rescale,
-    the add and the ReLU write into it. Where dtypes differ (a float32 gate on a float16
-    map under auto_cast) the plain ops run, promoting as the layer does."""
-    gate = block.att.excitation(out, keepdim=True)
-    if gate.dtype != out.dtype:
-        out = out * gate
-        return block.relu(out if identity is None else out + identity)
-    out.multiply_(gate)
-    return _add_relu(block, out, identity)
-
-
-def _hooked(layer: nn.Layer) -> bool:
-    return bool(layer._forward_pre_hooks or layer._forward_post_hooks)
-
-
-def _add_relu(block: nn.Layer, out: paddle.Tensor, identity: Optional[paddle.Tensor]) -> paddle.Tensor:
-    """``relu(out + identity)`` (``relu(out)`` without identity), after stochastic depth.
-
-    Without autograd (dygraph ``no_grad``) in place on ``out``, the block's own temporary:
-    in Paddle's CPU dygraph a new full-size result costs more than the arithmetic (one
-    thread, 32 x 64 x 32 x 32: out of place 4.7 ms, in place about 1 ms)."""
-    in_place = (paddle.in_dynamic_mode() and not paddle.is_grad_enabled()
-                and not _hooked(block.relu))
-    if identity is None:  # OrthoNet-MOD's mid-block attention: no residual, no drop path
-        return F.relu_(out) if in_place else block.relu(out)
-    if block.drop_path is not None and block.drop_path.training:
-        return block.relu(block.drop_path(out) + identity)
-    if in_place:
-        return _add_relu_in_place(block, out, identity)
-    return block.relu(out + identity)
-
-
-@paddle.jit.not_to_static  # dygraph only
-def _add_relu_in_place(block: nn.Layer, out: paddle.Tensor, identity: paddle.Tensor) -> paddle.Tensor:
-    if identity.dtype != out.dtype:  # the plain add promotes
-        return block.relu(out + identity)
-    out.add_(identity)
-    return F.relu_(out)
+            out = self.att(out)
+        return self.relu((out if self.drop_path is None else self.drop_path(out)) + identity)
 
 
 class DropPath(nn.Layer):
