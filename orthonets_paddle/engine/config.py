@@ -1,7 +1,9 @@
 """PaddleClas's YAML config schema: load, ``-o Section.key=value`` overrides, validation.
 
-Every key is checked against what the code accepts; a misspelt key, in the
-file or in an override, is an error naming the nearest valid keys. Nothing is
+Validation is this one layer: each section's valid keys come from the code that reads
+it (the builders' keyword-only parameters and the registries' parameter lists, or
+``DEFAULTS`` for the trainer's own sections), its values from ``SCHEMA``. A misspelt key,
+in the file or in an override, is an error naming the nearest valid keys; nothing is
 silently added.
 """
 from __future__ import annotations
@@ -11,19 +13,26 @@ import ast
 import copy
 import os
 import re
-from typing import Any, Dict, Iterable, List, Optional, Sequence
+from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence
 
 import yaml
 
-from ..utils.io import cap_repr
-from ..utils.yamlio import YamlError, load_yaml
-
-from ..utils.hints import did_you_mean
+from ..data import (SAMPLERS, batch_transform_params, dataset_params, loader_options,
+                    sampler_params, transform_params)
+from ..models.aliases import paddleclas_alias, paddleclas_variant
+from ..models.registry import model_entrypoint
+from ..models.resnet import arch_options
+from ..utils.cli import cap_text
+from ..utils.hints import did_you_mean, lookup
 from ..utils.io import write_text
 from ..utils.schema import BOOL, NON_NEGATIVE_INT, POSITIVE_INT, SchemaError, Typed
+from ..utils.yamlio import YamlError, load_yaml
+from .losses import build_loss, loss_params
+from .optim import build_lr, lr_params, optimizer_params, regularizer_params
 
-__all__ = ["ConfigError", "DEFAULTS", "load_config", "share_data_file", "apply_override", "parse_value",
-           "validate_config", "save_config", "dump_config", "get_parser", "parse_args"]
+__all__ = ["ConfigError", "DEFAULTS", "SCHEMA", "load_config", "share_data_file",
+           "apply_override", "parse_value", "validate_config", "save_config", "dump_config",
+           "get_parser", "parse_args"]
 
 
 class ConfigError(ValueError):
@@ -76,12 +85,52 @@ DEFAULTS: Dict[str, Any] = {
     },
 }
 _SECTIONS = list(DEFAULTS)
+_DATA = {"Train": False, "Eval": False}
+
+
+def _same(keys: Iterable[str]) -> Callable[[Dict], Dict[str, bool]]:
+    return lambda section: dict.fromkeys(keys, False)
+
+
+# Where each section's keys come from, by dotted path ("*": DataLoader's Train and Eval):
+# a function of the section (its ``name`` picks the builder) -> {key: required}.
+_KEYS: Dict[str, Callable[[Dict], Dict[str, bool]]] = {
+    "": _same(_SECTIONS),
+    **{s: _same(DEFAULTS[s]) for s in ("Global", "AMP", "Infer")},
+    "Infer.PostProcess": _same(DEFAULTS["Infer"]["PostProcess"]),
+    "Arch": lambda s: {"name": True, "class_num": False, "pretrained": False,
+                       **dict.fromkeys(arch_options(), False)},
+    "Loss": lambda s: {"Train": True, "Eval": False},
+    "Metric": _same(_DATA),
+    "Optimizer": lambda s: optimizer_params(s.get("name")),
+    "Optimizer.lr": lambda s: lr_params(s.get("name")),
+    "Optimizer.regularizer": lambda s: regularizer_params(),
+    "DataLoader": _same(_DATA),
+    "DataLoader.*": lambda s: {"dataset": True, "sampler": True, "loader": False},
+    "DataLoader.*.dataset": lambda s: {"name": True, "transform_ops": False,
+                                       "batch_transform_ops": False,
+                                       **dict.fromkeys(dataset_params(s.get("name")), False)},
+    "DataLoader.*.sampler": lambda s: sampler_params(),
+    "DataLoader.*.loader": lambda s: loader_options(),
+}
+METRICS = {"TopkAcc": ["topk"]}  # PaddleClas's metrics this trainer reports (top-1, top-5)
+# PaddleClas's op lists (``- Name: {param: value}``): the op's valid keys by its name.
+_OP_LISTS: Dict[str, Callable[[str], Iterable[str]]] = {
+    "Loss.Train": loss_params, "Loss.Eval": loss_params,
+    "Metric.Train": lambda n: lookup(METRICS, n, "metric"),
+    "Metric.Eval": lambda n: lookup(METRICS, n, "metric"),
+    "Infer.transforms": transform_params,
+    "DataLoader.*.dataset.transform_ops": transform_params,
+    "DataLoader.*.dataset.batch_transform_ops": batch_transform_params,
+}
 
 # Keys of earlier versions of this package and of PaddleClas's other layouts: each names
-# where it went. (PaddleClas users' most common trip: a key silently ignored.)
+# where it went (PaddleClas users' most common trip: a key silently ignored). A key that
+# the section's builder takes (AdamW's weight_decay) is never one of these.
 _MOVED = {
     "AMP.enable": "AMP.use_amp",
     "AMP.init_loss_scaling": "AMP.scale_loss",
+    "AMP.use_pure_fp16": "AMP.level: O2",
     "Loss.name": "Loss.Train: [{CELoss: {weight: 1.0, epsilon: 0.1}}] (and Loss.Eval)",
     "Loss.epsilon": "Loss.Train: [{CELoss: {weight: 1.0, epsilon: ...}}]",
     "Optimizer.weight_decay": "Optimizer.regularizer: {name: L2, coeff: ...}",
@@ -90,7 +139,12 @@ _MOVED = {
     "Global.class_num": "Arch.class_num",
     "Global.image_channel": "Arch.in_channels",
     "Arch.input_image_channel": "Arch.in_channels",
-    "AMP.use_pure_fp16": "AMP.level: O2",
+    "DataLoader.*.dataset.transforms": "DataLoader.*.dataset.transform_ops",
+    **{f"DataLoader.*.{k}": f"DataLoader.*.sampler.{k}" for k in ("batch_size", "shuffle",
+                                                                   "drop_last")},
+    **{f"DataLoader.*.{k}": f"DataLoader.*.loader.{k}" for k in ("num_workers",
+                                                                  "use_shared_memory",
+                                                                  "skip_bad_images")},
 }
 # PaddleClas keys whose other values this package cannot honour: key -> (accepted
 # values, why). A key here with an accepted value is kept and means what it says.
@@ -112,10 +166,8 @@ _REFUSED = {
                       "models"),
 }
 _NOT_HERE = {  # whole PaddleClas features with no counterpart here
-    "Arch.Backbone": "RecModel (retrieval) architectures",
-    "Arch.Head": "RecModel (retrieval) architectures",
-    "Arch.Neck": "RecModel (retrieval) architectures",
-    "Arch.BackboneStopLayer": "RecModel (retrieval) architectures",
+    **dict.fromkeys(("Arch.Backbone", "Arch.Head", "Arch.Neck", "Arch.BackboneStopLayer"),
+                    "RecModel (retrieval) architectures"),
     "Arch.models": "distillation models",
     "Arch.infer_add_softmax": "an exported softmax (infer applies it itself)",
     "Arch.infer_output_key": "RecModel outputs",
@@ -124,60 +176,43 @@ _NOT_HERE = {  # whole PaddleClas features with no counterpart here
     "Arch.pretrained_list": "per-model pretrained lists",
     "Arch.lr_mult_list": "per-stage learning-rate multipliers",
     "Global.feature_normalize": "retrieval", "Global.feature_binarize": "retrieval",
-    "Global.use_ema": "EMA weights", "Global.use_sync_bn": "use Arch.norm: sync_bn",
+    "EMA": "EMA weights", "Global.use_ema": "EMA weights",
+    "Global.use_sync_bn": "use Arch.norm: sync_bn",
 }
 _OLD_TOP = ("ARCHITECTURE", "TRAIN", "VALID", "OPTIMIZER", "LEARNING_RATE", "mode",
             "classes_num", "model_save_dir", "total_images", "validate", "valid_interval")
 
-_NUM = Typed("number")
 _PATH = Typed("str", null=True)
-# The type and range of every value a user can set; keys are dotted paths, and
-# DataLoader.* applies to both Train and Eval.
+_UNIT = Typed("number", min=0, max=1, max_open=True)
+# The type and range of every value a user can set, by dotted path ("*" as in _KEYS).
 SCHEMA: Dict[str, Typed] = {
-    "Global.output_dir": Typed("str"),
+    **{f"Global.{k}": Typed("str") for k in ("output_dir", "save_inference_dir")},
+    **{f"Global.{k}": _PATH for k in ("pretrained_model", "checkpoints")},
+    **{f"Global.{k}": BOOL for k in ("eval_during_train", "use_visualdl", "to_static", "plot",
+                                     "progress_bar", "overwrite")},
+    **{f"Global.{k}": POSITIVE_INT for k in ("epochs", "eval_interval", "print_batch_step")},
     "Global.device": Typed("choice", choices=("auto", "cpu", "gpu")),
     "Global.seed": NON_NEGATIVE_INT,
-    "Global.epochs": POSITIVE_INT,
-    "Global.eval_during_train": BOOL,
-    "Global.eval_interval": POSITIVE_INT,
     "Global.save_interval": NON_NEGATIVE_INT,
-    "Global.print_batch_step": POSITIVE_INT,
-    "Global.pretrained_model": _PATH,
-    "Global.checkpoints": _PATH,
-    "Global.use_visualdl": BOOL,
-    "Global.save_inference_dir": Typed("str"),
     "Global.image_shape": Typed("list", item=POSITIVE_INT, length=3),
-    "Global.to_static": BOOL,
-    "Global.plot": BOOL,
-    "Global.progress_bar": BOOL,
-    "Global.overwrite": BOOL,
-    "AMP.use_amp": BOOL,
+    **{f"AMP.{k}": BOOL for k in ("use_amp", "use_dynamic_loss_scaling", "use_fp16_test",
+                                  "use_promote")},
     "AMP.level": Typed("choice", choices=("O1", "O2")),
     "AMP.scale_loss": Typed("number", min=0, min_open=True),
-    "AMP.use_dynamic_loss_scaling": BOOL,
-    "AMP.use_fp16_test": BOOL,
-    "AMP.use_promote": BOOL,
-    "Arch.name": Typed("str"),
-    "Arch.class_num": POSITIVE_INT,
-    "Arch.in_channels": POSITIVE_INT,
-    "Arch.width": POSITIVE_INT,
+    **{f"Arch.{k}": Typed("str") for k in ("name", "stem", "position", "freq_sel", "norm")},
+    **{f"Arch.{k}": POSITIVE_INT for k in ("class_num", "in_channels", "width", "reduction")},
     "Arch.input_size": Typed("int", min=1, null=True),
-    "Arch.reduction": POSITIVE_INT,
     "Arch.seed": NON_NEGATIVE_INT,
-    "Arch.stem": Typed("str"),
     "Arch.squeeze": Typed("str", null=True),
-    "Arch.position": Typed("str"),
-    "Arch.freq_sel": Typed("str"),
-    "Arch.norm": Typed("str"),
     "Arch.features_only": BOOL,
     "Arch.out_indices": Typed("list", item=NON_NEGATIVE_INT),
     "Optimizer.name": Typed("str"),
     "Optimizer.momentum": Typed("number", min=0, max=1),
-    "Optimizer.weight_decay": Typed("number", min=0, null=True),  # AdamW's decoupled decay
+    "Optimizer.weight_decay": Typed("number", min=0),  # AdamW's decoupled decay
     "Optimizer.use_nesterov": BOOL,
     "Optimizer.multi_precision": BOOL,
-    "Optimizer.beta1": Typed("number", min=0, max=1, max_open=True),
-    "Optimizer.beta2": Typed("number", min=0, max=1, max_open=True),
+    "Optimizer.beta1": _UNIT,
+    "Optimizer.beta2": _UNIT,
     "Optimizer.epsilon": Typed("number", min=0, min_open=True),
     "Optimizer.lr.name": Typed("str"),
     "Optimizer.lr.learning_rate": Typed("number", min=0),
@@ -185,13 +220,12 @@ SCHEMA: Dict[str, Typed] = {
     "Optimizer.lr.decay_epochs": Typed("list", item=POSITIVE_INT),
     "Optimizer.lr.values": Typed("list", item=Typed("number", min=0)),
     "Optimizer.lr.gamma": Typed("number", min=0, min_open=True),
-    "Optimizer.lr.eta_min": Typed("number", min=0),
-    "Optimizer.lr.warmup_epoch": Typed("number", min=0),
-    "Optimizer.lr.warmup_start_lr": Typed("number", min=0),
+    **{f"Optimizer.lr.{k}": Typed("number", min=0) for k in ("eta_min", "warmup_epoch",
+                                                            "warmup_start_lr")},
     "Optimizer.regularizer.name": Typed("choice", choices=("L2",)),
     "Optimizer.regularizer.coeff": Typed("number", min=0),
     "DataLoader.*.dataset.num_samples": Typed("int", min=1, null=True),
-    "DataLoader.*.sampler.name": Typed("str"),
+    "DataLoader.*.sampler.name": Typed("choice", choices=SAMPLERS),
     "DataLoader.*.sampler.batch_size": POSITIVE_INT,
     "DataLoader.*.sampler.shuffle": Typed("bool", null=True),
     "DataLoader.*.sampler.drop_last": BOOL,
@@ -208,36 +242,111 @@ SCHEMA: Dict[str, Typed] = {
 _INDEX = re.compile(r"^(.*?)\[(\d+)\]$")
 
 
-# PaddleClas's Metric.Train / Metric.Eval entries this package computes.
-METRICS = {"TopkAcc": ["topk"]}
+def _pattern(path: Sequence[Any]) -> str:
+    """The dotted key of ``_KEYS`` / ``SCHEMA`` for ``path`` (DataLoader's mode as ``*``)."""
+    return ".".join("*" if i == 1 and path[0] == "DataLoader" else str(p)
+                    for i, p in enumerate(path))
 
 
-def metric_params(name: str) -> List[str]:
-    """Valid keys of a ``Metric.Train/Eval`` entry named ``name``."""
-    if name not in METRICS:
-        raise ValueError(f"unknown metric {name!r}; valid: {', '.join(METRICS)} (top-1/top-k "
-                         "accuracy; the other PaddleClas metrics are for retrieval/multi-label)")
-    return METRICS[name]
-
-
-def metric_topk(cfg: Dict[str, Any], split: str = "Eval") -> List[int]:
-    """The k of every ``TopkAcc`` in ``Metric.<split>`` (sorted; 1 is always reported, as
-    the best-model metric is top-1). An empty or null list gives ``[1]``."""
-    ks = {1}
-    for entry in ((cfg.get("Metric") or {}).get(split) or []):
-        name, params = (entry, {}) if isinstance(entry, str) else next(iter(entry.items()))
-        topk = (params or {}).get("topk", [1, 5])
-        for k in ([topk] if isinstance(topk, int) else topk):
-            if not isinstance(k, int) or isinstance(k, bool) or k < 1:
-                raise ValueError(f"Metric.{split}.{name}.topk must hold positive integers, got "
-                                 f"{topk!r}")
-            ks.add(int(k))
-    return sorted(ks)
-
-
-def _near(key: str, valid: Iterable[str]) -> str:
+def _near(key: Any, valid: Iterable[str]) -> str:
     valid = [str(v) for v in valid]
     return f"{did_you_mean(key, valid, n=3, cutoff=0.5, quote=False)}valid keys: {', '.join(valid)}"
+
+
+def _wrap(fn: Callable[[], Any], where: str) -> Any:
+    """``fn()``, its ValueError (registries name the valid names) as a ConfigError."""
+    try:
+        return fn()
+    except ConfigError:
+        raise
+    except ValueError as exc:
+        raise ConfigError(f"{where}: {exc}") from None
+
+
+def _refuse(path: List[Any], value: Any, valid: Iterable[str]) -> None:
+    """A key its section's builder does not take: moved, not here, refused at this
+    value, or unknown; returns only for a refused key at an accepted value."""
+    dotted, pattern = ".".join(map(str, path)), _pattern(path)
+    if pattern in _MOVED:
+        moved = _MOVED[pattern].replace("*", str(path[1]) if len(path) > 1 else "*")
+        raise ConfigError(f"{dotted} is now {moved} (PaddleClas's schema); move it")
+    if pattern in _NOT_HERE:
+        raise ConfigError(f"{dotted}: {_NOT_HERE[pattern]} are not supported by this package; "
+                          "remove the key")
+    if pattern in _REFUSED:
+        accepted, why = _REFUSED[pattern]
+        if value not in accepted:
+            raise ConfigError(f"{dotted}: {value!r} cannot be honoured: {why}")
+        return
+    if len(path) == 1:
+        raise ConfigError(f"unknown section {dotted!r}; " + _near(dotted, valid))
+    raise ConfigError(f"{dotted}: unknown key; " + _near(path[-1], valid))
+
+
+def _walk(node: Any, path: List[Any]) -> None:
+    """Check the section at ``path`` and everything under it, in place (values that are
+    numbers written as text become numbers; a null section becomes empty)."""
+    where = ".".join(map(str, path)) or "the config"
+    if not isinstance(node, dict):
+        raise ConfigError(f"{where} must be a mapping, got {cap_text(repr(node), 80)}")
+    keys = _wrap(lambda: _KEYS[_pattern(path)](node), f"{where}.name")
+    for key, required in keys.items():
+        if required and node.get(key) is None:
+            raise ConfigError(f"{where} needs {key} (required: "
+                              f"{', '.join(k for k, r in keys.items() if r)}; see configs/)")
+    for key, value in node.items():
+        here = path + [key]
+        pattern = _pattern(here)
+        if key not in keys:
+            _refuse(here, value, keys)
+        elif pattern in SCHEMA:
+            try:
+                node[key] = SCHEMA[pattern].check(".".join(map(str, here)), value)
+            except SchemaError as exc:
+                raise ConfigError(str(exc)) from None
+        elif pattern in _OP_LISTS:
+            _op_list(value, ".".join(map(str, here)), _OP_LISTS[pattern])
+        elif pattern in _KEYS:
+            node[key] = {} if value is None else value
+            _walk(node[key], here)
+
+
+def _op_list(ops: Any, where: str, params_of: Callable[[str], Iterable[str]]) -> None:
+    """A PaddleClas op list: ``- Name: {param: value}`` entries, each checked by name."""
+    if ops is None:
+        return
+    if not isinstance(ops, list):
+        raise ConfigError(f"{where} must be a list of '- Name: {{param: value}}' entries, got "
+                          f"{cap_text(repr(ops), 80)}")
+    for i, entry in enumerate(ops):
+        if isinstance(entry, dict) and len(entry) == 1:
+            (name, params), = entry.items()
+        elif isinstance(entry, str):
+            name, params = entry, {}
+        else:
+            raise ConfigError(f"{where}[{i}] is {cap_text(repr(entry), 80)}; each entry is one "
+                              "op like '- Name: {param: value}' (e.g. '- ToTensor: {}')")
+        valid = list(_wrap(lambda: params_of(name), f"{where}[{i}]"))
+        if not isinstance(params or {}, dict):
+            raise ConfigError(f"{where}[{i}].{name} must be a mapping of its parameters")
+        for key in params or {}:
+            if key not in valid:
+                raise ConfigError(f"{where}[{i}].{name}.{key}: unknown key; " + _near(key, valid))
+
+
+def validate_config(cfg: Dict[str, Any]) -> None:
+    """Check every key and value against the code that reads it; raise ``ConfigError``."""
+    _walk(cfg, [])
+    _wrap(lambda: model_entrypoint(str(cfg["Arch"].get("name"))), "Arch.name")
+    for split in ("Train", "Eval"):  # values that only the builders know, before any data
+        _wrap(lambda: build_loss(cfg["Loss"].get(split)), f"Loss.{split}")
+        for entry in cfg["Metric"].get(split) or []:
+            params = next(iter(entry.values())) if isinstance(entry, dict) else None
+            topk = (params or {}).get("topk", [1, 5])
+            if not set(topk if isinstance(topk, list) else [topk]) <= {1, 5}:
+                raise ConfigError(f"Metric.{split}.TopkAcc.topk {topk}: this trainer reports "
+                                  "top-1 and top-5 only; use topk: [1, 5]")
+    _wrap(lambda: build_lr(cfg["Optimizer"]["lr"], 1, cfg["Global"]["epochs"]), "Optimizer.lr")
 
 
 def parse_value(text: str) -> Any:
@@ -276,8 +385,8 @@ def _split_key(key: str) -> List[Any]:
 def apply_override(cfg: Dict[str, Any], override: str) -> None:
     """Apply ``Section.key=value`` (list items as ``key[0]`` or ``key.0``) in place.
 
-    The key is created only when it is valid at that place; ``validate_config``
-    then checks it, so a misspelt key never lands silently.
+    A new key lands where it is written; ``validate_config`` then checks it, so a
+    misspelt key never passes silently.
     """
     if "=" not in override:
         raise ConfigError(f"override {override!r} must look like Section.key=value, "
@@ -302,13 +411,12 @@ def apply_override(cfg: Dict[str, Any], override: str) -> None:
             if not isinstance(node, (dict, list)):
                 raise ConfigError(f"override {key!r}: {where} holds a value, not a section")
     last = parts[-1]
-    if isinstance(node, list):
-        if not isinstance(last, int) or last >= len(node):
-            raise ConfigError(f"override {key!r}: index {last} out of range for a list of "
-                              f"{len(node)} items")
+    if isinstance(node, list) and (not isinstance(last, int) or last >= len(node)):
+        raise ConfigError(f"override {key!r}: index {last} out of range for a list of "
+                          f"{len(node)} items")
     value = parse_value(text)
-    # reliability (issue 20): a string-typed key (a path) keeps its text: -o Global.output_dir=2024
-    spec = SCHEMA.get(".".join("*" if i == 1 and parts[0] == "DataLoader" else str(p) for i, p in enumerate(parts)))
+    # a string-typed key (a path) keeps its text: -o Global.output_dir=2024
+    spec = SCHEMA.get(_pattern(parts))
     if spec is not None and spec.kind == "str" and value is not None and not isinstance(value, str):
         value = text.strip()
     node[last] = value
@@ -320,6 +428,8 @@ def _merge(base: Dict[str, Any], new: Dict[str, Any], depth: int = 0) -> Dict[st
     out = copy.deepcopy(base)
     for k, v in (new or {}).items():
         nested = k in ("Global", "AMP", "Infer") if depth == 0 else k == "PostProcess"
+        if nested and v is None:
+            continue  # an empty section: its defaults
         if isinstance(v, dict) and isinstance(out.get(k), dict) and nested:
             out[k] = _merge(out[k], v, depth + 1)
         else:
@@ -348,9 +458,8 @@ def load_config(path: Optional[str], overrides: Sequence[str] = ()) -> Dict[str,
         raise ConfigError(f"{path}: {', '.join(map(str, old))} belong to PaddleClas's 1.x "
                           "static-graph config layout; write it in the 2.x layout (Global, Arch, "
                           "Loss, Optimizer, DataLoader, Metric, Infer; see configs/)")
-    for section in data:
-        if section not in _SECTIONS:
-            raise ConfigError(f"{path}: unknown section {section!r}; " + _near(section, _SECTIONS))
+    for section in set(data) - set(_SECTIONS):
+        _refuse([section], data[section], _SECTIONS)
     if isinstance(data.get("AMP"), dict) and "use_amp" not in data["AMP"] \
             and "enable" not in data["AMP"]:
         data["AMP"]["use_amp"] = True  # PaddleClas: an AMP section without use_amp turns it on
@@ -368,29 +477,24 @@ def load_config(path: Optional[str], overrides: Sequence[str] = ()) -> Dict[str,
     return cfg
 
 
-_GLOBAL_PATHS = ("output_dir", "checkpoints", "pretrained_model", "save_inference_dir")
-
-
 def expand_paths(cfg: Dict[str, Any]) -> None:
     """``~`` in Global's paths means the home folder, as in a shell (else a folder named
     ``~`` appeared in the working directory); URLs are left alone."""
     g = cfg.get("Global") or {}
-    for key in _GLOBAL_PATHS:
-        value = g.get(key)
-        if isinstance(value, str) and value.startswith("~"):
-            g[key] = os.path.expanduser(value)
+    for key in ("output_dir", "checkpoints", "pretrained_model", "save_inference_dir"):
+        if isinstance(g.get(key), str) and g[key].startswith("~"):
+            g[key] = os.path.expanduser(g[key])
 
 
 def _resolve_arch_name(arch: Dict[str, Any]) -> None:
-    from ..models.aliases import paddleclas_alias, paddleclas_variant
+    if not isinstance(arch, dict):
+        return  # validate_config names it
     near = paddleclas_variant(arch.get("name"))
     if near is not None:
         raise ConfigError(f"Arch.name: {arch['name']} is PaddleClas's {arch['name'].rsplit('_', 1)[1]} "
                           "variant (deep stem, average-pool downsampling), which this package does "
                           f"not build; nearest: {near} (-o Arch.name={near})")
-    ours = paddleclas_alias(arch.get("name"))
-    if ours is not None:
-        arch["name"] = ours
+    arch["name"] = paddleclas_alias(arch.get("name")) or arch.get("name")
 
 
 def share_data_file(cfg: Dict[str, Any]) -> None:
@@ -404,181 +508,6 @@ def share_data_file(cfg: Dict[str, Any]) -> None:
     if (train.get("data_file") and evl and evl.get("name") == train.get("name")
             and evl.get("data_file") is None):
         evl["data_file"] = train["data_file"]
-
-
-def _check_keys(section: Dict[str, Any], valid: Iterable[str], where: str) -> None:
-    if not isinstance(section, dict):
-        raise ConfigError(f"{where} must be a mapping, got {cap_repr(section)}")
-    valid = list(valid)
-    for key in section:
-        dotted = f"{where}.{key}"
-        if dotted in _MOVED:
-            raise ConfigError(f"{dotted} is now {_MOVED[dotted]} (PaddleClas's schema); move it")
-        if dotted in _NOT_HERE:
-            raise ConfigError(f"{dotted}: {_NOT_HERE[dotted]} are not supported by this "
-                              "package; remove the key")
-        if dotted in _REFUSED:
-            accepted, why = _REFUSED[dotted]
-            if section[key] not in accepted:
-                raise ConfigError(f"{dotted}: {section[key]!r} cannot be honoured: {why}")
-            continue
-        if key not in valid:
-            raise ConfigError(f"{dotted}: unknown key; " + _near(key, valid))
-
-
-def _refusable(where: str) -> List[str]:
-    return [k.rsplit(".", 1)[1] for k in (*_REFUSED, *_MOVED, *_NOT_HERE)
-            if k.rsplit(".", 1)[0] == where]
-
-
-def _arch_params() -> List[str]:
-    from ..models.resnet import arch_options
-    return ["name", "class_num", "pretrained", *arch_options()]
-
-
-def _op_list(ops: Any, where: str, params_of, required: bool = False) -> None:
-    """A PaddleClas op list: ``- Name: {param: value}`` entries, each checked by name."""
-    if ops is None:
-        if required:
-            raise ConfigError(f"{where} must be a list like '- CELoss: {{weight: 1.0}}'")
-        return
-    if not isinstance(ops, list):
-        raise ConfigError(f"{where} must be a list of '- Name: {{param: value}}' entries, got "
-                          f"{cap_repr(ops)}")
-    for i, entry in enumerate(ops):
-        if isinstance(entry, str):
-            name, params = entry, {}
-        elif isinstance(entry, dict) and len(entry) == 1:
-            name, params = next(iter(entry.items()))
-        else:
-            raise ConfigError(f"{where}[{i}] is {cap_repr(entry)}; each entry is one op like "
-                              "'- Name: {param: value}' (e.g. '- ToTensor: {}')")
-        _wrap(lambda: _check_keys(params or {}, params_of(name), f"{where}[{i}].{name}"),
-              f"{where}[{i}]")
-
-
-def validate_config(cfg: Dict[str, Any]) -> None:
-    """Check every key against what the code accepts; raise ``ConfigError``."""
-    from ..data import (batch_transform_params, dataset_params, loader_options,
-                        loader_params, sampler_params, transform_params)
-    from ..models.registry import model_entrypoint
-    from .losses import loss_params
-    from .optim import lr_params, optimizer_params
-
-    _check_keys(cfg, _SECTIONS, "config")
-    for section in ("Global", "AMP"):
-        _check_keys(cfg[section], [*DEFAULTS[section], *_refusable(section)], section)
-    _check_keys(cfg["Infer"], [*DEFAULTS["Infer"], *_refusable("Infer")], "Infer")
-    post = cfg["Infer"].get("PostProcess") or {}
-    _check_keys(post, DEFAULTS["Infer"]["PostProcess"], "Infer.PostProcess")
-    _op_list(cfg["Infer"].get("transforms"), "Infer.transforms", transform_params)
-
-    arch = cfg["Arch"]
-    _check_keys(arch, [*_arch_params(), *_refusable("Arch")], "Arch")
-    try:  # the registry's message: nearest names, or why a name is not registered
-        model_entrypoint(str(arch.get("name")))
-    except ValueError as exc:
-        raise ConfigError(f"Arch.name: {exc}") from None
-
-    loss = cfg["Loss"]
-    _check_keys(loss, ["Train", "Eval", *_refusable("Loss")], "Loss")
-    _op_list(loss.get("Train"), "Loss.Train", loss_params, required=True)
-    _op_list(loss.get("Eval"), "Loss.Eval", loss_params)
-    from .losses import build_loss
-    for split in ("Train", "Eval"):  # values too (epsilon range), before any data is read
-        _wrap(lambda: build_loss(loss.get(split)), f"Loss.{split}")
-    metric = cfg["Metric"] or {}
-    _check_keys(metric, ["Train", "Eval"], "Metric")
-    for split in ("Train", "Eval"):
-        _op_list(metric.get(split), f"Metric.{split}", metric_params)
-        ks = _wrap_value(lambda: metric_topk(cfg, split), f"Metric.{split}")
-        if set(ks) - {1, 5}:
-            raise ConfigError(f"Metric.{split}.TopkAcc.topk {ks}: this trainer reports top-1 and "
-                              "top-5 only; use topk: [1, 5]")
-
-    opt = cfg["Optimizer"]
-    _wrap(lambda: _check_keys(opt, [*optimizer_params(opt.get("name")), *_refusable("Optimizer")],
-                              "Optimizer"), "Optimizer.name")
-    lr = opt.get("lr")
-    if not isinstance(lr, dict) or "name" not in lr:
-        raise ConfigError("Optimizer.lr must be a mapping with a name, e.g. {name: Cosine, "
-                          "learning_rate: 0.1}")
-    _wrap(lambda: _check_keys(lr, [*lr_params(lr["name"]), *_refusable("Optimizer.lr")],
-                              "Optimizer.lr"), "Optimizer.lr.name")
-    if opt.get("regularizer") is not None:
-        _check_keys(opt["regularizer"], ["name", "coeff"], "Optimizer.regularizer")
-    _check_values(cfg)
-    from .optim import build_lr  # the schedule's own checks (values vs decay_epochs, ...)
-    _wrap(lambda: build_lr(lr, 1, cfg["Global"]["epochs"]), "Optimizer.lr")
-
-    _check_keys(cfg["DataLoader"], ["Train", "Eval"], "DataLoader")
-    for mode, loader in cfg["DataLoader"].items():
-        where = f"DataLoader.{mode}"
-        if isinstance(loader, dict):
-            for key in loader:
-                if key in ("batch_size", "shuffle", "drop_last", "num_workers",
-                           "use_shared_memory", "skip_bad_images"):
-                    part = "sampler" if key in ("batch_size", "shuffle", "drop_last") else "loader"
-                    raise ConfigError(f"{where}.{key} is now {where}.{part}.{key} "
-                                      "(PaddleClas's schema); move it")
-        _check_keys(loader, loader_params(), where)
-        ds = loader.get("dataset")
-        if not isinstance(ds, dict) or "name" not in ds:
-            raise ConfigError(f"{where}.dataset must be a mapping with a name, e.g. "
-                              "{name: Cifar10, data_file: ...}")
-        if "transforms" in ds:
-            raise ConfigError(f"{where}.dataset.transforms is now {where}.dataset.transform_ops "
-                              "(PaddleClas's schema); rename it")
-        _wrap(lambda: _check_keys(ds, ["name", "transform_ops", "batch_transform_ops",
-                                       *dataset_params(ds["name"])], f"{where}.dataset"),
-              f"{where}.dataset.name")
-        _op_list(ds.get("transform_ops"), f"{where}.dataset.transform_ops", transform_params)
-        _op_list(ds.get("batch_transform_ops"), f"{where}.dataset.batch_transform_ops",
-                 batch_transform_params)
-        smp = loader.get("sampler") or {}
-        _wrap(lambda: _check_keys(smp, sampler_params(smp.get("name", "DistributedBatchSampler")),
-                                  f"{where}.sampler"), f"{where}.sampler.name")
-        _check_keys(loader.get("loader") or {}, loader_options(), f"{where}.loader")
-    _check_values(cfg)
-
-
-_LISTS = ("transform_ops", "batch_transform_ops", "transforms")
-
-
-def _check_values(cfg: Dict[str, Any]) -> None:
-    """Every value against ``SCHEMA`` (numbers written as text become numbers)."""
-    def visit(node: Any, path: List[str]) -> None:
-        if not isinstance(node, dict):
-            return
-        for key, value in node.items():
-            here = path + [str(key)]
-            pattern = ".".join(["*" if len(here) > 1 and here[0] == "DataLoader" and i == 1
-                                else p for i, p in enumerate(here)])
-            spec = SCHEMA.get(pattern)
-            if spec is not None:
-                try:
-                    node[key] = spec.check(".".join(here), value)
-                except SchemaError as exc:
-                    raise ConfigError(str(exc)) from None
-            elif isinstance(value, dict) and not (len(here) >= 2 and here[-1] in _LISTS):
-                visit(value, here)
-    visit(cfg, [])
-
-
-def _wrap_value(fn, where: str):
-    try:
-        return fn()
-    except ValueError as exc:
-        raise ConfigError(f"{where}: {exc}") from None
-
-
-def _wrap(check, where: str) -> None:
-    try:
-        check()
-    except ConfigError:
-        raise
-    except ValueError as exc:  # registries raise ValueError naming the valid names
-        raise ConfigError(f"{where}: {exc}") from None
 
 
 def dump_config(cfg: Dict[str, Any]) -> str:
