@@ -247,7 +247,7 @@ def test_every_typed_key_is_a_key_of_its_section():
         section, key = dotted.rsplit(".", 1)
         offered = set()
         for name in ("Momentum", "SGD", "AdamW", "Piecewise", "MultiStepDecay", "Cosine",
-                     "Constant", "Cifar10"):
+                     "Constant", "Cifar10", "BatchSampler"):
             try:
                 offered |= set(config._KEYS[section]({"name": name}))
             except ValueError:
@@ -258,8 +258,8 @@ def test_every_typed_key_is_a_key_of_its_section():
 @pytest.mark.parametrize("override,message", [
     # a required key of the sampler's builder (no default): refused before any data is read
     ("DataLoader.Train.sampler={shuffle: true}", "DataLoader.Train.sampler needs batch_size"),
-    ("DataLoader.Train.sampler.name=PKSampler", "sampler.name must be one of "
-                                                "DistributedBatchSampler, BatchSampler"),
+    ("DataLoader.Train.sampler.name=PKSampler", "DataLoader.Train.sampler.name: sampler: "
+                                                "unknown name 'PKSampler'"),
     ("Optimizer.lr={name: Piecewise, decay_epochs: [3]}", "Optimizer.lr needs values"),
     ("Optimizer.name=Adam", "Optimizer.name: unknown optimizer 'Adam'; did you mean 'AdamW'"),
     ("DataLoader.Eval.dataset.transforms=[]", "DataLoader.Eval.dataset.transforms is now "

@@ -16,6 +16,7 @@ import numpy as np
 from paddle.io import BatchSampler, DataLoader, Dataset, DistributedBatchSampler, Sampler
 from paddle.io.dataloader.collate import default_collate_fn
 
+from ..utils.hints import did_you_mean
 from ..utils.schema import builder_keys
 from .batch_ops import build_batch_transforms
 from .datasets import DataFileError, build_dataset, check_channels, dataset_params
@@ -25,19 +26,22 @@ __all__ = ["build_dataloader", "loader_params", "sampler_params", "loader_option
            "EpochSampler", "FailFastDataLoader", "EpochBatchSampler", "check_loader_samples",
            "check_loader_channels", "SeededDistributedBatchSampler", "SAMPLERS"]
 
-_SECTIONS = ("dataset", "sampler", "loader")
 SAMPLERS = ("DistributedBatchSampler", "BatchSampler")
 _MODES = {"train": "train", "eval": "eval", "val": "eval", "test": "eval", "infer": "eval"}
 
 
-def loader_params() -> List[str]:
-    """Valid keys of a ``DataLoader.Train`` / ``DataLoader.Eval`` config section."""
-    return list(_SECTIONS)
+def loader_params() -> Dict[str, bool]:
+    """Valid keys of a ``DataLoader.Train`` / ``DataLoader.Eval`` config section -> whether
+    each is required."""
+    return builder_keys(_parts)
 
 
-def sampler_params() -> Dict[str, bool]:
+def sampler_params(name: str = "DistributedBatchSampler") -> Dict[str, bool]:
     """Valid keys of the ``sampler`` section -> whether each is required (both samplers
     take the same keys)."""
+    if name not in SAMPLERS:
+        raise ValueError(f"sampler: unknown name {name!r}; {did_you_mean(name, SAMPLERS)}valid: "
+                         f"{', '.join(SAMPLERS)}")
     return builder_keys(_batch_sampler)
 
 
@@ -331,11 +335,16 @@ def set_epoch(loader: DataLoader, epoch: int) -> None:
     loader.batch_sampler.set_epoch(epoch)
 
 
-# The builders of a section's ``sampler`` and ``loader``: their keyword-only parameters are
-# the config keys (utils.schema.builder_keys), which engine.config checks.
+# A section's parts and the builders of its ``sampler`` and ``loader``: their keyword-only
+# parameters are the config keys (utils.schema.builder_keys), which engine.config checks.
+def _parts(*, dataset: Dict[str, Any], sampler: Dict[str, Any], loader: Optional[Dict] = None):
+    return dataset, _given(sampler), _given(loader)
+
+
 def _batch_sampler(dataset: Any, seed: int, distributed: bool, train: bool, *, batch_size: int,
                    name: str = "DistributedBatchSampler", shuffle: Optional[bool] = None,
                    drop_last: bool = False) -> BatchSampler:
+    sampler_params(name)  # the name's check
     shuffle = train if shuffle is None else shuffle
     if distributed:  # both names shard in a distributed run (training pads, evaluation not)
         return SeededDistributedBatchSampler(dataset, batch_size, shuffle=shuffle,
@@ -396,14 +405,12 @@ def build_dataloader(loader_cfg: Dict[str, Any], mode: str, seed: int = 0,
         ValueError: batch ops in an eval loader, or a dataset too small for one batch with
             ``drop_last``.
     """
-    if not isinstance(loader_cfg, dict) or not isinstance(loader_cfg.get("dataset"), dict):
-        raise ValueError("a DataLoader section is a mapping {dataset: {name: ..., transform_ops: "
-                         "[...]}, sampler: {batch_size: ...}, loader: {...}}")
+    ds_cfg, smp, opts = _parts(**loader_cfg)
     kind = _MODES.get(str(mode).lower())
     if kind is None:
         raise ValueError(f"build_dataloader: unknown mode {mode!r}; use 'train' or 'eval'")
     where = f"DataLoader.{'Train' if kind == 'train' else 'Eval'}"
-    ds_cfg = dict(loader_cfg["dataset"])
+    ds_cfg = dict(ds_cfg)
     transforms = build_transforms(ds_cfg.pop("transform_ops", None), backend=ds_cfg.get("backend"))
     batch_cfg = ds_cfg.pop("batch_transform_ops", None)
     if batch_cfg and kind != "train":
@@ -414,7 +421,6 @@ def build_dataloader(loader_cfg: Dict[str, Any], mode: str, seed: int = 0,
     dataset = build_dataset(ds_cfg, transforms=transforms)
     batch_ops = build_batch_transforms(
         batch_cfg, class_num if class_num else getattr(dataset, "num_classes", None))
-    smp = _given(loader_cfg.get("sampler"))
     sampler = _batch_sampler(dataset, seed, distributed, kind == "train", **smp)
     per_rank = sampler.num_samples if distributed else len(dataset)
     if smp.get("drop_last") and per_rank < smp["batch_size"]:
@@ -424,7 +430,7 @@ def build_dataloader(loader_cfg: Dict[str, Any], mode: str, seed: int = 0,
                          f"drop_last: false")
     collate = functools.partial(_collate, batch_ops=batch_ops, dataset=dataset, section=where,
                                 image_shape=list(image_shape) if image_shape else None)
-    return _loader(dataset, sampler, collate, **_given(loader_cfg.get("loader")))
+    return _loader(dataset, sampler, collate, **opts)
 
 
 def _probe_indices(n: int, count: int) -> List[int]:

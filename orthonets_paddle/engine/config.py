@@ -17,7 +17,7 @@ from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence
 
 import yaml
 
-from ..data import (SAMPLERS, batch_transform_params, dataset_params, loader_options,
+from ..data import (batch_transform_params, dataset_params, loader_options, loader_params,
                     sampler_params, transform_params)
 from ..models.aliases import paddleclas_alias, paddleclas_variant
 from ..models.registry import model_entrypoint
@@ -106,11 +106,11 @@ _KEYS: Dict[str, Callable[[Dict], Dict[str, bool]]] = {
     "Optimizer.lr": lambda s: lr_params(s.get("name")),
     "Optimizer.regularizer": lambda s: regularizer_params(),
     "DataLoader": _same(_DATA),
-    "DataLoader.*": lambda s: {"dataset": True, "sampler": True, "loader": False},
+    "DataLoader.*": lambda s: loader_params(),
     "DataLoader.*.dataset": lambda s: {"name": True, "transform_ops": False,
                                        "batch_transform_ops": False,
                                        **dict.fromkeys(dataset_params(s.get("name")), False)},
-    "DataLoader.*.sampler": lambda s: sampler_params(),
+    "DataLoader.*.sampler": lambda s: sampler_params(s.get("name", "DistributedBatchSampler")),
     "DataLoader.*.loader": lambda s: loader_options(),
 }
 METRICS = {"TopkAcc": ["topk"]}  # PaddleClas's metrics this trainer reports (top-1, top-5)
@@ -225,7 +225,6 @@ SCHEMA: Dict[str, Typed] = {
     "Optimizer.regularizer.name": Typed("choice", choices=("L2",)),
     "Optimizer.regularizer.coeff": Typed("number", min=0),
     "DataLoader.*.dataset.num_samples": Typed("int", min=1, null=True),
-    "DataLoader.*.sampler.name": Typed("choice", choices=SAMPLERS),
     "DataLoader.*.sampler.batch_size": POSITIVE_INT,
     "DataLoader.*.sampler.shuffle": Typed("bool", null=True),
     "DataLoader.*.sampler.drop_last": BOOL,
