@@ -27,6 +27,9 @@ def test_overrides_reach_nested_keys_and_list_items():
     assert cfg["DataLoader"]["Eval"]["dataset"]["transform_ops"][1] == {"ToTensor": None}
     assert cfg["Optimizer"]["lr"]["decay_epochs"] == [1, 2, 3]
     assert cfg["Arch"]["width"] == 8
+    assert cfg["Global"]["pretrained_model"] is None  # null, not the text "None"
+    paths = load_config(CFG, ["Global.output_dir=2024", "Arch.squeeze=null"])
+    assert paths["Global"]["output_dir"] == "2024" and paths["Arch"]["squeeze"] is None
 
 
 def test_seed_recipe_is_in_the_config():
@@ -136,7 +139,7 @@ def test_missing_arch_is_an_error(tmp_path):
     end = text.index("Loss:")
     path = tmp_path / "noarch.yaml"
     path.write_text(text[:start] + text[end:])
-    with pytest.raises(ConfigError, match="has no Arch section"):
+    with pytest.raises(ConfigError, match="the config needs Arch"):
         load_config(str(path))
 
 

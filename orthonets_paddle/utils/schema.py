@@ -1,6 +1,5 @@
-"""Config checks at the bottom layer: a value's type and range (``Typed``), and a builder's
-config keys (``builder_keys``), so every layer reads its keys from the code that uses them.
-"""
+"""Config checks at the bottom layer: a value's type and range (``Typed``) and a builder's
+config keys (``builder_keys``: every layer reads its keys from the code that uses them)."""
 from __future__ import annotations
 
 import inspect
@@ -9,13 +8,17 @@ import numbers
 import re
 from typing import Any, Callable, Dict, Optional, Sequence
 
-__all__ = ["Typed", "SchemaError", "POSITIVE_INT", "NON_NEGATIVE_INT", "BOOL", "builder_keys"]
+__all__ = ["ConfigError", "SchemaError", "Typed", "POSITIVE_INT", "NON_NEGATIVE_INT", "BOOL",
+           "builder_keys"]
 
 _NUMBER = re.compile(r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$")
 
 
-class SchemaError(ValueError):
-    """A value has the wrong type or is out of range (the message names its key)."""
+class ConfigError(ValueError):
+    """A config key or value the code does not accept (the message names the key)."""
+
+
+SchemaError = ConfigError  # the name deploy.infer catches
 
 
 def builder_keys(fn: Callable) -> Dict[str, bool]:
@@ -48,20 +51,19 @@ class Typed:
 
     def describe(self) -> str:
         """What is allowed, in words (``a positive integer``)."""
-        if self.kind in ("choice", "bool", "str"):
+        if self.kind == "list":
+            text = (f"a list of {self.length} items" if self.length else "a list") + (
+                f", each {self.item.describe()}" if self.item is not None else "")
+        elif self.kind == "int" and (self.min, self.min_open, self.max) == (1, False, None):
+            text = "a positive integer"
+        elif self.kind in ("int", "number"):
+            text = " ".join(["an integer" if self.kind == "int" else "a number", " and ".join(
+                f"{o} {b:g}" for o, b in ((">" if self.min_open else ">=", self.min),
+                                          ("<" if self.max_open else "<=", self.max))
+                if b is not None)]).strip()
+        else:
             text = {"choice": "one of " + ", ".join(map(str, self.choices)),
                     "bool": "true or false", "str": "a string"}[self.kind]
-        elif self.kind == "list":
-            text = f"a list of {self.length} items" if self.length else "a list"
-            text += f", each {self.item.describe()}" if self.item is not None else ""
-        elif self.kind == "int" and self.min == 1 and not self.min_open and self.max is None:
-            text = "a positive integer"
-        else:
-            bounds = [f"{o} {b:g}" for o, b in ((">" if self.min_open else ">=", self.min),
-                                                ("<" if self.max_open else "<=", self.max))
-                      if b is not None]
-            text = " ".join(["an integer" if self.kind == "int" else "a number",
-                             " and ".join(bounds)]).strip()
         return text + (" or null" if self.null else "")
 
     def __call__(self, key: str, value: Any) -> Any:
