@@ -276,8 +276,9 @@ def _op_list(ops: Any, where: str, params_of: Callable[[str], Iterable[str]]) ->
         name, params = next(iter(entry.items())) if isinstance(entry, dict) and entry else (entry, {})
         if not isinstance(ops, list) or not isinstance(name, str) or not isinstance(
                 params or {}, dict) or (isinstance(entry, dict) and len(entry) != 1):
-            raise ConfigError(f"{where}[{i}] is {cap_text(repr(entry), 80)}; {where} is a list of "
-                              "ops like '- Name: {param: value}' (e.g. '- ToTensor: {}')")
+            raise ConfigError(f"{where}{f'[{i}]' if isinstance(ops, list) else ''} is "
+                              f"{cap_text(repr(entry), 80)}; each entry is one op like "
+                              "'- Name: {param: value}' (e.g. '- ToTensor: {}') in a list")
         valid = list(_wrap(lambda: params_of(name), f"{where}[{i}]"))
         for key in (k for k in params or {} if k not in valid):
             raise ConfigError(f"{where}[{i}].{name}.{key}: unknown key; " + _near(key, valid))
