@@ -1,15 +1,19 @@
 from setuptools import find_packages, setup
 
-# Core: everything the README documents except Paddle itself and the converter's torch.
+# Core: what `import orthonets_paddle` and tools/train.py need, except Paddle itself.
 # Paddle is an extra so that GPU users can install Paddle's CUDA build from Paddle's own
 # wheel index first and then this package without pip pulling the CPU build over it.
 CORE = [
     "numpy", "PyYAML", "tqdm", "matplotlib", "pillow", "opencv-python-headless",
     "visualdl",                    # training logs (Global.use_visualdl, on in every config)
-    "paddle2onnx", "onnxruntime",  # export --onnx, infer/benchmark --backend onnx
-    "nbclient", "nbformat", "ipykernel", "jupyterlab",  # the walkthrough notebook
+    "filelock",                    # the run-folder lock
+    "scipy",                       # confidence intervals of sweeps (scipy.stats)
 ]
+ONNX = ["paddle2onnx", "onnxruntime"]  # export --onnx, infer/benchmark --backend onnx
+NOTEBOOK = ["nbclient", "nbformat", "ipykernel", "jupyterlab"]  # the walkthrough notebook
 TORCH = ["torch==2.13.0"]  # the PyTorch-checkpoint converter only
+# + pip install --no-deps paddledet==2.6.0; ppdet imports pkg_resources (gone in setuptools 81)
+DET = ["pycocotools", "scikit-learn", "terminaltables", "setuptools>=77.0.3,<81"]
 
 setup(
     name="orthonets-paddle",
@@ -23,9 +27,12 @@ setup(
     extras_require={
         # The CPU build from PyPI. GPU: see the README (Paddle's CUDA wheel index).
         "cpu": ["paddlepaddle==3.3.1"],
+        "onnx": ONNX,
+        "notebook": NOTEBOOK,
         "torch": TORCH,
-        # + pip install --no-deps paddledet==2.6.0; ppdet imports pkg_resources (gone in setuptools 81)
-        "det": ["pycocotools", "scikit-learn", "terminaltables", "setuptools>=77.0.3,<81"],
-        "test": ["pytest", "pytest-timeout", *TORCH],
+        "det": DET,
+        # the tests run the converter, the ONNX backend and the notebook
+        "test": ["pytest", "pytest-timeout", *TORCH, *ONNX, *NOTEBOOK],
+        "all": ["paddlepaddle==3.3.1", *ONNX, *NOTEBOOK, *TORCH, *DET],
     },
 )

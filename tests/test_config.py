@@ -27,6 +27,9 @@ def test_overrides_reach_nested_keys_and_list_items():
     assert cfg["DataLoader"]["Eval"]["dataset"]["transform_ops"][1] == {"ToTensor": None}
     assert cfg["Optimizer"]["lr"]["decay_epochs"] == [1, 2, 3]
     assert cfg["Arch"]["width"] == 8
+    assert cfg["Global"]["pretrained_model"] is None  # null, not the text "None"
+    paths = load_config(CFG, ["Global.output_dir=2024", "Arch.squeeze=null"])
+    assert paths["Global"]["output_dir"] == "2024" and paths["Arch"]["squeeze"] is None
 
 
 def test_seed_recipe_is_in_the_config():
@@ -136,7 +139,7 @@ def test_missing_arch_is_an_error(tmp_path):
     end = text.index("Loss:")
     path = tmp_path / "noarch.yaml"
     path.write_text(text[:start] + text[end:])
-    with pytest.raises(ConfigError, match="has no Arch section"):
+    with pytest.raises(ConfigError, match="the config needs Arch"):
         load_config(str(path))
 
 
@@ -193,3 +196,88 @@ def test_paddleclas_values_that_mean_off_are_accepted_and_names_map():
                             "Optimizer.lr.last_epoch=-1", "AMP.use_promote=False"])
     assert cfg["Arch"]["name"] == "se_resnet18"
     assert load_config(CFG, ["Arch.name=OrthoNet_MOD_50"])["Arch"]["name"] == "orthonet_mod_50"
+
+
+def _optimizer_yaml(tmp_path, section: str) -> str:
+    text = open(CFG).read()
+    start, end = text.index("Optimizer:"), text.index("DataLoader:")
+    path = tmp_path / "opt.yaml"
+    path.write_text(text[:start] + section + text[end:])
+    return str(path)
+
+
+def test_adamw_weight_decay_reaches_the_optimizer(tmp_path):
+    """The bug of issue 27: AdamW's weight_decay was refused as a moved key, so AdamW ran at
+    Paddle's silent 0.01. Read back from the built optimizer, in a file and an override."""
+    import paddle
+    from orthonets_paddle.engine.optim import build_optimizer
+    path = _optimizer_yaml(tmp_path, "Optimizer:\n  name: AdamW\n  weight_decay: 0.05\n"
+                                     "  lr: {name: Constant, learning_rate: 0.001}\n")
+    by_override = load_config(CFG, ["Optimizer={name: AdamW, weight_decay: 0.05, lr: {name: "
+                                    "Cosine, learning_rate: 0.001}}"])
+    for cfg in (load_config(path), by_override):
+        opt, _ = build_optimizer(cfg["Optimizer"], paddle.nn.Linear(2, 2).parameters(), 4, 2)
+        assert isinstance(opt, paddle.optimizer.AdamW) and opt._weight_decay == 0.05
+    # Momentum and SGD decay through the regularizer (PaddleClas's schema) and say so.
+    with pytest.raises(ConfigError, match="Optimizer.weight_decay is now Optimizer.regularizer"):
+        load_config(CFG, ["Optimizer.weight_decay=0.05"])
+
+
+@pytest.mark.parametrize("name", ["Momentum", "SGD", "AdamW"])
+def test_every_key_an_optimizer_offers_reaches_it(name, tmp_path):
+    """Each key the config accepts for an optimizer is one its builder takes, and every key
+    its builder takes is accepted (one source: the builder's signature)."""
+    import inspect
+    import paddle
+    from orthonets_paddle.engine.optim import OPTIMIZERS, build_optimizer
+    params = {p.name: p.default for p in inspect.signature(OPTIMIZERS[name]).parameters.values()
+              if p.kind is p.KEYWORD_ONLY}
+    params = {k: ({"name": "L2", "coeff": 1e-4} if k == "regularizer" else v)
+              for k, v in params.items()}
+    lines = "".join(f"  {k}: {v}\n" for k, v in params.items() if k != "regularizer")
+    if "regularizer" in params:
+        lines += "  regularizer: {name: L2, coeff: 0.0001}\n"
+    cfg = load_config(_optimizer_yaml(tmp_path, f"Optimizer:\n  name: {name}\n{lines}"
+                                                "  lr: {name: Constant, learning_rate: 0.1}\n"))
+    assert {k: v for k, v in cfg["Optimizer"].items() if k not in ("name", "lr")} == params
+    build_optimizer(cfg["Optimizer"], paddle.nn.Linear(2, 2).parameters(), 4, 2)
+
+
+def test_every_typed_key_is_a_key_of_its_section():
+    """SCHEMA types values only: each of its keys is one a builder or DEFAULTS offers."""
+    from orthonets_paddle.engine import config
+    for dotted in config.SCHEMA:
+        section, key = dotted.rsplit(".", 1)
+        offered = set()
+        for name in ("Momentum", "SGD", "AdamW", "Piecewise", "MultiStepDecay", "Cosine",
+                     "Constant", "Cifar10", "BatchSampler"):
+            try:
+                offered |= set(config._KEYS[section]({"name": name}))
+            except ValueError:
+                pass
+        assert key in offered, dotted
+
+
+@pytest.mark.parametrize("override,message", [
+    # a required key of the sampler's builder (no default): refused before any data is read
+    ("DataLoader.Train.sampler={shuffle: true}", "DataLoader.Train.sampler needs batch_size"),
+    ("DataLoader.Train.sampler.name=PKSampler", "DataLoader.Train.sampler.name: sampler: "
+                                                "unknown name 'PKSampler'"),
+    ("Optimizer.lr={name: Piecewise, decay_epochs: [3]}", "Optimizer.lr needs values"),
+    ("Optimizer.name=Adam", "Optimizer.name: unknown optimizer 'Adam'; did you mean 'AdamW'"),
+    ("DataLoader.Eval.dataset.transforms=[]", "DataLoader.Eval.dataset.transforms is now "
+                                              "DataLoader.Eval.dataset.transform_ops"),
+    ("DataLoader.Train.loader.num_worker=2", "did you mean num_workers"),
+    ("Optimizer.regularizer.coef=0.1", "did you mean coeff"),
+])
+def test_builder_keys_are_checked_at_load(override, message):
+    with pytest.raises(ConfigError) as info:
+        load_config(CFG, [override])
+    assert message in str(info.value)
+
+
+def test_ema_section_is_refused_by_name(tmp_path):
+    path = tmp_path / "ema.yaml"
+    path.write_text(open(CFG).read() + "EMA:\n  decay: 0.9999\n")
+    with pytest.raises(ConfigError, match="EMA: EMA weights are not supported"):
+        load_config(str(path))

@@ -75,7 +75,7 @@ def test_label_shapes_and_errors():
     with pytest.raises(ValueError, match="valid: CELoss"):
         build_loss([{"FocalLoss": {}}])
     with pytest.raises(ValueError, match="PaddleClas's lists"):
-        build_loss(dict(name="CELoss", epsilon=0.1))  # the old form names the new one  # the old form names the new one
+        build_loss(dict(name="CELoss", epsilon=0.1))  # the old form names the new one
 
 
 def test_soft_labels_weights_and_smoothing_as_paddleclas():

@@ -151,3 +151,14 @@ def test_oracle_itself_on_a_hand_example():
     lse = np.log(np.exp(np.arange(6.0)).sum())
     assert got["loss"] == pytest.approx(((lse - 5) + (lse - 1) + (lse - 0)) / 3)
     assert got["cm"][0].tolist() == [1, 0, 0, 0, 0, 1] and got["per_class"][0] == 0.5
+
+
+def test_per_class_names_come_from_postprocess_class_names():
+    """A dataset without class names (an ImageNet list file) labels eval's per-class rows and
+    confusion matrix with Infer.PostProcess.class_names (it read the moved Infer.class_names,
+    which no config can hold, so the names were always the indices)."""
+    from types import SimpleNamespace
+    from orthonets_paddle.engine.metrics import _class_names
+    cfg = load_config(CFG, ["Infer.PostProcess.class_names=[tench, goldfish, shark]"])
+    assert _class_names(SimpleNamespace(), cfg, 3) == ["tench", "goldfish", "shark"]
+    assert _class_names(SimpleNamespace(class_names=["x", "y", "z"]), cfg, 3) == ["x", "y", "z"]

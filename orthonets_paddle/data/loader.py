@@ -17,7 +17,7 @@ from paddle.io import BatchSampler, DataLoader, Dataset, DistributedBatchSampler
 from paddle.io.dataloader.collate import default_collate_fn
 
 from ..utils.hints import did_you_mean
-from ..utils.schema import NON_NEGATIVE_INT, POSITIVE_INT
+from ..utils.schema import builder_keys
 from .batch_ops import build_batch_transforms
 from .datasets import DataFileError, build_dataset, check_channels, dataset_params
 from .transforms import build_transforms
@@ -26,32 +26,28 @@ __all__ = ["build_dataloader", "loader_params", "sampler_params", "loader_option
            "EpochSampler", "FailFastDataLoader", "EpochBatchSampler", "check_loader_samples",
            "check_loader_channels", "SeededDistributedBatchSampler", "SAMPLERS"]
 
-_SECTIONS = ("dataset", "sampler", "loader")
 SAMPLERS = ("DistributedBatchSampler", "BatchSampler")
-_SAMPLER_KEYS = {"name": "DistributedBatchSampler", "batch_size": None, "shuffle": None,
-                 "drop_last": False}
-_LOADER_OPTIONS = {"num_workers": 0, "use_shared_memory": True, "skip_bad_images": False}
-_MOVED = {"batch_size": "sampler", "shuffle": "sampler", "drop_last": "sampler",
-          "num_workers": "loader", "use_shared_memory": "loader", "skip_bad_images": "loader"}
 _MODES = {"train": "train", "eval": "eval", "val": "eval", "test": "eval", "infer": "eval"}
 
 
-def loader_params() -> List[str]:
-    """Valid keys of a ``DataLoader.Train`` / ``DataLoader.Eval`` config section."""
-    return list(_SECTIONS)
+def loader_params() -> Dict[str, bool]:
+    """Valid keys of a ``DataLoader.Train`` / ``DataLoader.Eval`` config section -> whether
+    each is required."""
+    return builder_keys(_parts)
 
 
-def sampler_params(name: str = "DistributedBatchSampler") -> List[str]:
-    """Valid keys of the ``sampler`` section (both samplers take the same keys)."""
+def sampler_params(name: str = "DistributedBatchSampler") -> Dict[str, bool]:
+    """Valid keys of the ``sampler`` section -> whether each is required (both samplers
+    take the same keys)."""
     if name not in SAMPLERS:
         raise ValueError(f"sampler: unknown name {name!r}; {did_you_mean(name, SAMPLERS)}valid: "
-                         f"{list(SAMPLERS)}")
-    return list(_SAMPLER_KEYS)
+                         f"{', '.join(SAMPLERS)}")
+    return builder_keys(_batch_sampler)
 
 
-def loader_options() -> List[str]:
-    """Valid keys of the ``loader`` section."""
-    return list(_LOADER_OPTIONS)
+def loader_options() -> Dict[str, bool]:
+    """Valid keys of the ``loader`` section -> whether each is required."""
+    return builder_keys(_loader)
 
 
 def _permutation(n: int, shuffle: bool, seed: int, epoch: int) -> np.ndarray:
@@ -339,15 +335,35 @@ def set_epoch(loader: DataLoader, epoch: int) -> None:
     loader.batch_sampler.set_epoch(epoch)
 
 
-def _section(cfg: Dict[str, Any], key: str, valid: List[str], where: str) -> Dict[str, Any]:
-    value = cfg.get(key) or {}
-    if not isinstance(value, dict):
-        raise ValueError(f"{where}.{key} must be a mapping with keys {valid}")
-    for k in value:
-        if k not in valid:
-            raise ValueError(f"{where}.{key}: unknown key {k!r}; {did_you_mean(k, valid)}"
-                             f"valid keys: {valid}")
-    return value
+# A section's parts and the builders of its ``sampler`` and ``loader``: their keyword-only
+# parameters are the config keys (utils.schema.builder_keys), which engine.config checks.
+def _parts(*, dataset: Dict[str, Any], sampler: Dict[str, Any], loader: Optional[Dict] = None):
+    return dataset, _given(sampler), _given(loader)
+
+
+def _batch_sampler(dataset: Any, seed: int, distributed: bool, train: bool, *, batch_size: int,
+                   name: str = "DistributedBatchSampler", shuffle: Optional[bool] = None,
+                   drop_last: bool = False) -> BatchSampler:
+    sampler_params(name)  # the name's check
+    shuffle = train if shuffle is None else shuffle
+    if distributed:  # both names shard in a distributed run (training pads, evaluation not)
+        return SeededDistributedBatchSampler(dataset, batch_size, shuffle=shuffle,
+                                             drop_last=drop_last, seed=seed, pad=train)
+    return EpochBatchSampler(dataset, batch_size, shuffle=shuffle, drop_last=drop_last, seed=seed)
+
+
+def _loader(dataset: Any, sampler: BatchSampler, collate: Callable, *, num_workers: int = 0,
+            use_shared_memory: bool = True, skip_bad_images: bool = False) -> DataLoader:
+    loader = FailFastDataLoader(_GuardedDataset(dataset), batch_sampler=sampler,
+                                num_workers=num_workers, use_shared_memory=use_shared_memory,
+                                return_list=True,
+                                collate_fn=functools.partial(collate, skip=skip_bad_images))
+    loader.skip_bad_images = skip_bad_images
+    return loader
+
+
+def _given(section: Any) -> Dict[str, Any]:
+    return {k: v for k, v in (section or {}).items() if v is not None}  # null: the default
 
 
 def build_dataloader(loader_cfg: Dict[str, Any], mode: str, seed: int = 0,
@@ -383,45 +399,18 @@ def build_dataloader(loader_cfg: Dict[str, Any], mode: str, seed: int = 0,
     Returns:
         The loader; ``set_epoch(loader, e)`` selects epoch e's order.
 
+    Keys and value types are checked by ``engine.config`` (the one config layer).
+
     Raises:
-        ValueError: unknown, moved or invalid keys (naming the fix), or a dataset too small
-            for one batch with ``drop_last``.
+        ValueError: batch ops in an eval loader, or a dataset too small for one batch with
+            ``drop_last``.
     """
-    if not isinstance(loader_cfg, dict):
-        raise ValueError(f"DataLoader config must be a mapping with keys {loader_params()}")
+    ds_cfg, smp, opts = _parts(**loader_cfg)
     kind = _MODES.get(str(mode).lower())
     if kind is None:
         raise ValueError(f"build_dataloader: unknown mode {mode!r}; use 'train' or 'eval'")
     where = f"DataLoader.{'Train' if kind == 'train' else 'Eval'}"
-    for key in loader_cfg:
-        if key in _MOVED:
-            raise ValueError(f"{where}.{key} is now {where}.{_MOVED[key]}.{key} (PaddleClas's "
-                             f"layout); move it")
-        if key not in _SECTIONS:
-            raise ValueError(f"{where}: unknown key {key!r}; {did_you_mean(key, _SECTIONS)}"
-                             f"valid keys: {list(_SECTIONS)}")
-    if not isinstance(loader_cfg.get("dataset"), dict):
-        raise ValueError(f"{where}.dataset must be a mapping like {{name: Cifar10, "
-                         f"transform_ops: [...]}}")
-    smp = dict(_SAMPLER_KEYS, shuffle=kind == "train")
-    smp.update({k: v for k, v in _section(loader_cfg, "sampler", list(_SAMPLER_KEYS),
-                                          where).items() if v is not None})
-    sampler_params(smp["name"])
-    opts = dict(_LOADER_OPTIONS)
-    opts.update({k: v for k, v in _section(loader_cfg, "loader", list(_LOADER_OPTIONS),
-                                           where).items() if v is not None})
-    batch_size = POSITIVE_INT(f"{where}.sampler.batch_size", smp["batch_size"])
-    for key, value in (("sampler.shuffle", smp["shuffle"]), ("sampler.drop_last", smp["drop_last"]),
-                       ("loader.use_shared_memory", opts["use_shared_memory"]),
-                       ("loader.skip_bad_images", opts["skip_bad_images"])):
-        if not isinstance(value, bool):
-            raise ValueError(f"{where}.{key} must be true or false, got {value!r}")
-    workers = NON_NEGATIVE_INT(f"{where}.loader.num_workers", opts["num_workers"])
-
-    ds_cfg = dict(loader_cfg["dataset"])
-    if "transforms" in ds_cfg:
-        raise ValueError(f"{where}.dataset.transforms is now transform_ops (PaddleClas's key); "
-                         f"rename it")
+    ds_cfg = dict(ds_cfg)
     transforms = build_transforms(ds_cfg.pop("transform_ops", None), backend=ds_cfg.get("backend"))
     batch_cfg = ds_cfg.pop("batch_transform_ops", None)
     if batch_cfg and kind != "train":
@@ -432,29 +421,16 @@ def build_dataloader(loader_cfg: Dict[str, Any], mode: str, seed: int = 0,
     dataset = build_dataset(ds_cfg, transforms=transforms)
     batch_ops = build_batch_transforms(
         batch_cfg, class_num if class_num else getattr(dataset, "num_classes", None))
-
-    if distributed:
-        sampler = SeededDistributedBatchSampler(dataset, batch_size, shuffle=smp["shuffle"],
-                                                drop_last=smp["drop_last"], seed=seed,
-                                                pad=kind == "train")
-        per_rank = sampler.num_samples
-    else:
-        sampler = EpochBatchSampler(dataset, batch_size, shuffle=smp["shuffle"],
-                                    drop_last=smp["drop_last"], seed=seed)
-        per_rank = len(dataset)
-    if smp["drop_last"] and per_rank < batch_size:
+    sampler = _batch_sampler(dataset, seed, distributed, kind == "train", **smp)
+    per_rank = sampler.num_samples if distributed else len(dataset)
+    if smp.get("drop_last") and per_rank < smp["batch_size"]:
         raise ValueError(f"{where}: {per_rank} samples per process is fewer than sampler."
-                         f"batch_size {batch_size} with drop_last true, so there would be no "
-                         f"batches; lower batch_size, raise dataset.num_samples, or set "
+                         f"batch_size {smp['batch_size']} with drop_last true, so there would be "
+                         f"no batches; lower batch_size, raise dataset.num_samples, or set "
                          f"drop_last: false")
-    collate = functools.partial(_collate, skip=opts["skip_bad_images"], batch_ops=batch_ops,
-                                dataset=dataset, section=where,
+    collate = functools.partial(_collate, batch_ops=batch_ops, dataset=dataset, section=where,
                                 image_shape=list(image_shape) if image_shape else None)
-    loader = FailFastDataLoader(_GuardedDataset(dataset), batch_sampler=sampler,
-                                num_workers=workers, use_shared_memory=opts["use_shared_memory"],
-                                return_list=True, collate_fn=collate)
-    loader.skip_bad_images = opts["skip_bad_images"]
-    return loader
+    return _loader(dataset, sampler, collate, **opts)
 
 
 def _probe_indices(n: int, count: int) -> List[int]:

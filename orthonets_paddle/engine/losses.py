@@ -14,7 +14,7 @@ import paddle
 import paddle.nn as nn
 import paddle.nn.functional as F
 
-from ..utils.hints import did_you_mean
+from ..utils.hints import lookup
 
 __all__ = ["CELoss", "LabelSmoothingCrossEntropy", "CombinedLoss", "LOSSES", "build_loss",
            "loss_params"]
@@ -57,11 +57,9 @@ LOSSES = {"CELoss": CELoss}
 
 
 def loss_params(name: str) -> List[str]:
-    """Valid keys of loss ``name`` in a ``Loss.Train`` entry (``weight`` is every loss's)."""
-    if name not in LOSSES:
-        raise ValueError(f"unknown loss {name!r}; {did_you_mean(name, LOSSES)}valid: "
-                         f"{', '.join(LOSSES)}")
-    params = inspect.signature(LOSSES[name].__init__).parameters
+    """Valid keys of loss ``name`` in a ``Loss.Train`` entry (``weight`` is every loss's):
+    its constructor's parameters, which the config layer checks."""
+    params = inspect.signature(lookup(LOSSES, name, "loss").__init__).parameters
     return ["weight", *[p for p in params if p != "self"]]
 
 
@@ -86,7 +84,7 @@ def build_loss(cfg: Any) -> nn.Layer:
     -> one loss layer. None or an empty list gives plain ``CELoss``.
 
     Raises:
-        ValueError: unknown loss or key (naming the valid ones), or a bad value.
+        ValueError: unknown loss (naming the valid ones), or a bad value.
     """
     if not cfg:
         return CombinedLoss([CELoss()], [1.0])
@@ -98,12 +96,8 @@ def build_loss(cfg: Any) -> nn.Layer:
     for entry in cfg:
         name, params = (entry, {}) if isinstance(entry, str) else next(iter(entry.items()))
         params = dict(params or {})
-        valid = loss_params(name)
-        for key in params:
-            if key not in valid:
-                raise ValueError(f"loss {name}: unknown key {key!r}; valid: {', '.join(valid)}")
         weights.append(float(params.pop("weight", 1.0)))
-        losses.append(LOSSES[name](**params))
+        losses.append(lookup(LOSSES, name, "loss")(**params))
     return CombinedLoss(losses, weights)
 
 

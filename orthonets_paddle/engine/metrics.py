@@ -140,7 +140,7 @@ def _class_names(dataset: Any, cfg: Dict[str, Any], k: int) -> List[str]:
     names = getattr(dataset, "class_names", None)
     if names is not None and len(names) == k:
         return [str(n) for n in names]
-    infer_names = cfg.get("Infer", {}).get("class_names")
+    infer_names = cfg["Infer"]["PostProcess"]["class_names"]  # Infer.class_names moved there
     if isinstance(infer_names, list) and len(infer_names) == k:
         return [str(n) for n in infer_names]
     return [str(i) for i in range(k)]

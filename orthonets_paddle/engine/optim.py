@@ -21,43 +21,56 @@ exactly. Schedules defined on epochs are converted to iterations here:
 from __future__ import annotations
 
 import math
-from typing import List, Sequence
+from typing import Dict, Sequence
 
 import paddle
 from paddle.optimizer import lr as lr_sched
 
+from ..utils.hints import lookup
+from ..utils.schema import builder_keys
+
 __all__ = ["build_optimizer", "build_lr", "OPTIMIZERS", "SCHEDULES", "optimizer_params",
-           "lr_params"]
-
-SCHEDULES = ("Piecewise", "MultiStepDecay", "Cosine", "Constant")
-_LR_KEYS_BY_NAME = {
-    "Piecewise": {"decay_epochs", "values"},
-    "MultiStepDecay": {"milestones", "gamma"},
-    "Cosine": {"eta_min"},
-    "Constant": set(),
-}
+           "lr_params", "regularizer_params"]
 
 
-def lr_params(name: str) -> List[str]:
-    """The ``Optimizer.lr`` keys schedule ``name`` accepts."""
-    if name not in _LR_KEYS_BY_NAME:
-        raise ValueError(f"unknown Optimizer.lr.name {name!r}; valid: {', '.join(SCHEDULES)}")
-    return ["name", "learning_rate", "warmup_epoch", "warmup_start_lr",
-            *sorted(_LR_KEYS_BY_NAME[name])]
+# Each builder's keyword-only parameters are its config keys (utils.schema.builder_keys):
+# the config layer checks a section against them, so the keys live only here.
+def _l2(*, name: str = "L2", coeff: float = 0.0):
+    """PaddleClas's ``regularizer: {name: L2, coeff}``: ``paddle.regularizer.L2Decay``, L2
+    added to the gradient (torch SGD's weight_decay)."""
+    return paddle.regularizer.L2Decay(float(coeff)) if coeff else None
 
 
-OPTIMIZERS = {
-    "Momentum": ("momentum", "use_nesterov", "multi_precision", "regularizer"),
-    "SGD": ("multi_precision", "regularizer"),
-    "AdamW": ("weight_decay", "beta1", "beta2", "epsilon", "multi_precision"),  # decoupled decay
-}
+def _momentum(lr, parameters, *, momentum: float = 0.9, use_nesterov: bool = False,
+              multi_precision: bool = False, regularizer: Dict = None):
+    return paddle.optimizer.Momentum(lr, momentum=momentum, use_nesterov=use_nesterov,
+                                     parameters=parameters, multi_precision=multi_precision,
+                                     weight_decay=_l2(**(regularizer or {})))
 
 
-def optimizer_params(name: str) -> List[str]:
-    """The ``Optimizer`` keys optimizer ``name`` accepts."""
-    if name not in OPTIMIZERS:
-        raise ValueError(f"unknown Optimizer.name {name!r}; valid: {', '.join(OPTIMIZERS)}")
-    return ["name", "lr", *OPTIMIZERS[name]]
+def _sgd(lr, parameters, *, multi_precision: bool = False, regularizer: Dict = None):
+    return paddle.optimizer.SGD(lr, parameters=parameters, multi_precision=multi_precision,
+                                weight_decay=_l2(**(regularizer or {})))
+
+
+def _adamw(lr, parameters, *, weight_decay: float = 0.01, beta1: float = 0.9,
+           beta2: float = 0.999, epsilon: float = 1e-8, multi_precision: bool = False):
+    """Decoupled weight decay (``weight_decay``, Paddle's default 0.01), not a regularizer."""
+    return paddle.optimizer.AdamW(lr, beta1, beta2, epsilon, parameters=parameters,
+                                  weight_decay=float(weight_decay), multi_precision=multi_precision)
+
+
+OPTIMIZERS = {"Momentum": _momentum, "SGD": _sgd, "AdamW": _adamw}
+
+
+def optimizer_params(name: str) -> Dict[str, bool]:
+    """The ``Optimizer`` keys optimizer ``name`` accepts -> whether each is required."""
+    return {"name": True, "lr": True, **builder_keys(lookup(OPTIMIZERS, name, "optimizer"))}
+
+
+def regularizer_params() -> Dict[str, bool]:
+    """The ``Optimizer.regularizer`` keys -> whether each is required."""
+    return builder_keys(_l2)
 
 
 class _Cosine(lr_sched.CosineAnnealingDecay):
@@ -73,36 +86,51 @@ class _Cosine(lr_sched.CosineAnnealingDecay):
     _get_closed_form_lr = get_lr
 
 
-def _after_warmup(name: str, learning_rate: float, iters_per_epoch: int, epochs: int, warm: int,
-                  milestones: Sequence[int], gamma: float,
-                  eta_min: float, decay_epochs: Sequence[int] = (),
-                  values: Sequence[float] = ()) -> lr_sched.LRScheduler:
-    """The schedule that runs once the warm-up is over; its iteration 0 is iteration
-    ``warm`` of training (``LinearWarmup`` steps it with ``iteration - warm``)."""
-    if name == "Piecewise":
-        bounds = [int(e) for e in decay_epochs]
-        if bounds != sorted(set(bounds)) or any(e < 1 for e in bounds):
-            raise ValueError(f"Optimizer.lr.decay_epochs must be increasing positive epochs, got "
-                             f"{list(decay_epochs)}")
-        if len(values) != len(bounds) + 1:
-            raise ValueError(f"Optimizer.lr.values needs one more value than decay_epochs "
-                             f"({len(bounds)} boundaries -> {len(bounds) + 1} values), got "
-                             f"{list(values)}")
-        return lr_sched.PiecewiseDecay([e * iters_per_epoch - warm for e in bounds],
-                                       [float(v) for v in values])
-    if name == "MultiStepDecay":
-        epochs_at = sorted(int(m) for m in milestones)
-        if len(set(epochs_at)) != len(epochs_at) or any(m < 1 for m in epochs_at):
-            raise ValueError(f"Optimizer.lr.milestones must be distinct positive epochs, got "
-                             f"{list(milestones)}")
-        if not 0.0 < gamma < 1.0:
-            raise ValueError(f"Optimizer.lr.gamma must be in (0, 1), got {gamma}")
-        # Epoch boundaries in iterations, counted from the end of the warm-up.
-        return lr_sched.MultiStepDecay(learning_rate, [m * iters_per_epoch - warm
-                                                       for m in epochs_at], gamma)
-    if name == "Cosine":
-        return _Cosine(learning_rate, max(epochs * iters_per_epoch - warm, 1), eta_min=float(eta_min))
-    return lr_sched.LambdaDecay(learning_rate, lambda _: 1.0)
+# The schedules that run once the warm-up is over: their iteration 0 is iteration ``warm``
+# of training (``LinearWarmup`` steps them with ``iteration - warm``).
+def _piecewise(base, ipe, epochs, warm, *, decay_epochs: Sequence[int],
+               values: Sequence[float]):
+    bounds = [int(e) for e in decay_epochs]
+    if bounds != sorted(set(bounds)) or any(e < 1 for e in bounds):
+        raise ValueError(f"Optimizer.lr.decay_epochs must be increasing positive epochs, got "
+                         f"{list(decay_epochs)}")
+    if len(values) != len(bounds) + 1:
+        raise ValueError(f"Optimizer.lr.values needs one more value than decay_epochs "
+                         f"({len(bounds)} boundaries -> {len(bounds) + 1} values), got "
+                         f"{list(values)}")
+    return lr_sched.PiecewiseDecay([e * ipe - warm for e in bounds], [float(v) for v in values])
+
+
+def _multistep(base, ipe, epochs, warm, *, milestones: Sequence[int] = (), gamma: float = 0.1):
+    epochs_at = sorted(int(m) for m in milestones)
+    if len(set(epochs_at)) != len(epochs_at) or any(m < 1 for m in epochs_at):
+        raise ValueError(f"Optimizer.lr.milestones must be distinct positive epochs, got "
+                         f"{list(milestones)}")
+    if not 0.0 < gamma < 1.0:
+        raise ValueError(f"Optimizer.lr.gamma must be in (0, 1), got {gamma}")
+    # Epoch boundaries in iterations, counted from the end of the warm-up.
+    return lr_sched.MultiStepDecay(base, [m * ipe - warm for m in epochs_at], gamma)
+
+
+def _cosine(base, ipe, epochs, warm, *, eta_min: float = 0.0):
+    return _Cosine(base, max(epochs * ipe - warm, 1), eta_min=float(eta_min))
+
+
+def _constant(base, ipe, epochs, warm):
+    return lr_sched.LambdaDecay(base, lambda _: 1.0)
+
+
+SCHEDULES = {"Piecewise": _piecewise, "MultiStepDecay": _multistep, "Cosine": _cosine,
+             "Constant": _constant}
+_LR_KEYS = {"name": True, "learning_rate": False, "warmup_epoch": False,  # build_lr's own
+            "warmup_start_lr": False}
+# PaddleClas keys the config layer accepts only at their no-op values (engine.config._REFUSED)
+_LR_NO_OPS = ("last_epoch", "verbose", "by_epoch")
+
+
+def lr_params(name: str) -> Dict[str, bool]:
+    """The ``Optimizer.lr`` keys schedule ``name`` accepts -> whether each is required."""
+    return {**_LR_KEYS, **builder_keys(lookup(SCHEDULES, name, "schedule"))}
 
 
 class _LinearWarmup(lr_sched.LinearWarmup):
@@ -122,40 +150,28 @@ class _LinearWarmup(lr_sched.LinearWarmup):
 
 
 def build_lr(cfg: dict, iters_per_epoch: int, epochs: int) -> lr_sched.LRScheduler:
-    """``Optimizer.lr`` section -> a Paddle scheduler stepped once per iteration.
+    """``Optimizer.lr`` section (keys checked by ``engine.config``) -> a Paddle scheduler
+    stepped once per iteration.
 
     Args:
-        cfg: ``{name, learning_rate, [milestones, gamma | eta_min], [warmup_epoch,
-            warmup_start_lr]}``.
+        cfg: ``{name, learning_rate, [the schedule's keys], [warmup_epoch, warmup_start_lr]}``.
         iters_per_epoch: training iterations per epoch (``len(train_loader)``).
         epochs: total training epochs (the cosine ends at the last iteration).
 
     Raises:
-        ValueError: unknown name or key, or values the schedule cannot use.
+        ValueError: unknown name, or values the schedule cannot use.
     """
-    cfg = dict(cfg)
-    name = cfg.pop("name", "Constant")
-    for key in ("last_epoch", "verbose", "by_epoch"):  # PaddleClas's; config.py checks their values
-        cfg.pop(key, None)
-    unknown = set(cfg) - set(lr_params(name))
-    if unknown:
-        raise ValueError(f"Optimizer.lr: {name} does not take {', '.join(sorted(unknown))}; "
-                         f"valid keys: {', '.join(lr_params(name))}")
+    params = {k: v for k, v in cfg.items() if k not in _LR_NO_OPS}
+    name = params.pop("name", "Constant")
+    schedule = lookup(SCHEDULES, name, "schedule (Optimizer.lr.name)")
     if iters_per_epoch < 1:
         raise ValueError("the training loader yields no batches; lower batch_size")
-    if name == "Piecewise" and cfg.get("values"):
-        cfg["learning_rate"] = cfg["values"][0]  # PaddleClas: the first value is the start
-    base = float(cfg.get("learning_rate", 0.1))
-    if base < 0:
-        raise ValueError(f"Optimizer.lr.learning_rate must be >= 0, got {base}")
-    warmup_epoch = float(cfg.get("warmup_epoch", 0) or 0)
-    start = float(cfg.get("warmup_start_lr", 0.0) or 0.0)
-    if warmup_epoch < 0:
-        raise ValueError(f"Optimizer.lr.warmup_epoch must be >= 0, got {warmup_epoch}")
-    warm = int(round(warmup_epoch * iters_per_epoch))
-    after = _after_warmup(name, base, iters_per_epoch, epochs, warm, cfg.get("milestones", ()),
-                          float(cfg.get("gamma", 0.1)), float(cfg.get("eta_min", 0.0)),
-                          cfg.get("decay_epochs", ()), cfg.get("values", ()))
+    base = float(params.pop("learning_rate", 0.1))
+    if name == "Piecewise" and params.get("values"):
+        base = float(params["values"][0])  # PaddleClas: the first value is the start
+    warm = int(round(float(params.pop("warmup_epoch", 0) or 0) * iters_per_epoch))
+    start = float(params.pop("warmup_start_lr", 0.0) or 0.0)
+    after = schedule(base, iters_per_epoch, epochs, warm, **params)
     if warm == 0:
         return after
     if not start < base:
@@ -165,33 +181,10 @@ def build_lr(cfg: dict, iters_per_epoch: int, epochs: int) -> lr_sched.LRSchedul
 
 
 def build_optimizer(cfg: dict, parameters, iters_per_epoch: int, epochs: int):
-    """``Optimizer`` config section -> (optimizer, schedule).
-
-    ``regularizer: {name: L2, coeff}`` is ``paddle.regularizer.L2Decay(coeff)`` (PaddleClas's
-    meaning: L2 added to the gradient, as torch SGD's weight_decay); ``multi_precision`` keeps
-    float32 master weights for float16 parameters (AMP O2).
-    """
-    cfg = dict(cfg)
-    name = cfg.pop("name", "Momentum")
-    optimizer_params(name)
-    if name != "AdamW" and "weight_decay" in cfg:
-        raise ValueError("Optimizer.weight_decay is now Optimizer.regularizer: {name: L2, coeff: "
-                         f"{cfg['weight_decay']}}} (PaddleClas's schema)")
-    lr = build_lr(cfg.pop("lr"), iters_per_epoch, epochs)
-    reg = cfg.pop("regularizer", None) or {}
-    if reg and reg.get("name", "L2") != "L2":
-        raise ValueError(f"Optimizer.regularizer.name {reg.get('name')!r}: only L2 is supported")
-    decay = paddle.regularizer.L2Decay(float(reg["coeff"])) if reg.get("coeff") else None
-    multi = bool(cfg.pop("multi_precision", False))
-    if name == "Momentum":
-        opt = paddle.optimizer.Momentum(lr, momentum=cfg.pop("momentum", 0.9),
-                                        use_nesterov=cfg.pop("use_nesterov", False),
-                                        parameters=parameters, weight_decay=decay,
-                                        multi_precision=multi)
-    elif name == "SGD":
-        opt = paddle.optimizer.SGD(lr, parameters=parameters, weight_decay=decay,
-                                   multi_precision=multi)
-    else:
-        opt = paddle.optimizer.AdamW(lr, parameters=parameters, multi_precision=multi,
-                                     weight_decay=cfg.pop("weight_decay", 0.01), **cfg)
-    return opt, lr
+    """``Optimizer`` config section (keys checked by ``engine.config``) -> (optimizer,
+    schedule). ``multi_precision`` keeps float32 master weights for float16 parameters
+    (AMP O2)."""
+    params = dict(cfg)
+    name = params.pop("name", "Momentum")
+    lr = build_lr(params.pop("lr"), iters_per_epoch, epochs)
+    return lookup(OPTIMIZERS, name, "optimizer (Optimizer.name)")(lr, parameters, **params), lr

@@ -2,15 +2,16 @@
 like Ctrl-C (a clean stop that releases the run folder), messages of bounded length."""
 from __future__ import annotations
 
+import argparse
 import contextlib
 import os
 import shlex
 import signal
 import sys
 import threading
-from typing import Callable, Iterator
+from typing import Callable, Iterator, Optional, Sequence
 
-__all__ = ["run", "USER_ERRORS", "is_interrupt", "Terminated", "sigterm_as_interrupt",
+__all__ = ["run", "get_parser", "parse_args", "USER_ERRORS", "is_interrupt", "Terminated", "sigterm_as_interrupt",
            "cap_text", "MAX_MESSAGE"]
 
 USER_ERRORS = (ValueError, RuntimeError, FileNotFoundError, OSError)
@@ -84,3 +85,23 @@ def run(main: Callable[[], object]) -> None:
             raise
         print(cap_text(f"error: {type(exc).__name__}: {exc}"), file=sys.stderr)
         sys.exit(2)
+
+
+def get_parser(description: str) -> argparse.ArgumentParser:
+    """The tools' shared ``-c`` / ``-o`` arguments."""
+    # Raw: the tools' docstrings hold example commands, one a line; argparse would reflow them.
+    parser = argparse.ArgumentParser(description=description,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("-c", "--config", help="YAML config, e.g. configs/orthonet18_cifar10.yaml")
+    parser.add_argument("-o", "--override", action="append", default=[], metavar="KEY=VALUE",
+                        help="override a config key, e.g. -o Global.epochs=1 (repeatable)")
+    return parser
+
+
+def parse_args(description: str, argv: Optional[Sequence[str]] = None):
+    """``get_parser(description)``'s arguments; ``-c`` is required."""
+    parser = get_parser(description)
+    args = parser.parse_args(argv)
+    if not args.config:
+        parser.error("-c/--config is required (e.g. -c configs/orthonet18_cifar10.yaml)")
+    return args

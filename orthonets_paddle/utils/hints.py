@@ -1,6 +1,6 @@
 """The one nearest-name hint used by every error that lists valid names."""
 import difflib
-from typing import Iterable
+from typing import Any, Iterable, Mapping
 
 
 def did_you_mean(name: object, valid: Iterable[object], n: int = 1, cutoff: float = 0.4,
@@ -18,3 +18,11 @@ def did_you_mean(name: object, valid: Iterable[object], n: int = 1, cutoff: floa
     if not near:
         return ""
     return f"did you mean {' or '.join(repr(s) if quote else s for s in near)}? "
+
+
+def lookup(registry: Mapping[str, Any], name: object, what: str) -> Any:
+    """``registry[name]``, or a ``ValueError`` naming the nearest and the valid names."""
+    if not isinstance(name, str) or name not in registry:
+        raise ValueError(f"unknown {what} {name!r}; {did_you_mean(name, registry)}valid: "
+                         f"{', '.join(registry)}")
+    return registry[name]

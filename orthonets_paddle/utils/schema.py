@@ -1,26 +1,35 @@
-"""One typed check for config values: ``Typed("int", min=1).check("Global.epochs", v)``.
-
-Every value a user writes goes through a ``Typed`` spec, so a wrong type or range is one
-error naming the full key and what is allowed, before anything runs.
-"""
+"""Config checks at the bottom layer: a value's type and range (``Typed``) and a builder's
+config keys (``builder_keys``: every layer reads its keys from the code that uses them)."""
 from __future__ import annotations
 
+import inspect
 import math
 import numbers
 import re
-from typing import Any, Optional, Sequence
+from typing import Any, Callable, Dict, Optional, Sequence
 
-__all__ = ["Typed", "SchemaError", "POSITIVE_INT", "NON_NEGATIVE_INT", "BOOL"]
+__all__ = ["ConfigError", "SchemaError", "Typed", "POSITIVE_INT", "NON_NEGATIVE_INT", "BOOL",
+           "builder_keys"]
 
 _NUMBER = re.compile(r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$")
 
 
-class SchemaError(ValueError):
-    """A value has the wrong type or is out of range (the message names its key)."""
+class ConfigError(ValueError):
+    """A config key or value the code does not accept (the message names the key)."""
+
+
+SchemaError = ConfigError  # the name deploy.infer catches
+
+
+def builder_keys(fn: Callable) -> Dict[str, bool]:
+    """The config keys of builder ``fn``: its keyword-only parameters (the positional ones
+    are what the code passes), each mapped to whether it is required (has no default)."""
+    return {p.name: p.default is p.empty for p in inspect.signature(fn).parameters.values()
+            if p.kind is p.KEYWORD_ONLY}
 
 
 class Typed:
-    """A value's type and allowed range.
+    """A value's type and allowed range; ``spec(key, value)`` checks and returns it.
 
     Args:
         kind: ``int``, ``number`` (int or float), ``bool``, ``str``, ``choice`` or ``list``.
@@ -32,9 +41,8 @@ class Typed:
     """
 
     def __init__(self, kind: str, min: Optional[float] = None, max: Optional[float] = None,
-                 min_open: bool = False, max_open: bool = False,
-                 choices: Sequence[Any] = (), null: bool = False,
-                 item: Optional["Typed"] = None, length: Optional[int] = None):
+                 min_open: bool = False, max_open: bool = False, choices: Sequence[Any] = (),
+                 null: bool = False, item: Optional["Typed"] = None, length: Optional[int] = None):
         if kind not in ("int", "number", "bool", "str", "choice", "list"):
             raise ValueError(f"Typed: unknown kind {kind!r}")
         self.kind, self.min, self.max = kind, min, max
@@ -42,28 +50,20 @@ class Typed:
         self.choices, self.null, self.item, self.length = tuple(choices), null, item, length
 
     def describe(self) -> str:
-        """What is allowed, in words (``an integer >= 1``)."""
-        if self.kind == "choice":
-            text = "one of " + ", ".join(map(str, self.choices))
-        elif self.kind == "bool":
-            text = "true or false"
-        elif self.kind == "str":
-            text = "a string"
-        elif self.kind == "list":
-            text = f"a list of {self.length} items" if self.length else "a list"
-            if self.item is not None:
-                text += f", each {self.item.describe()}"
-        elif self.kind == "int" and self.min == 1 and not self.min_open and self.max is None:
+        """What is allowed, in words (``a positive integer``)."""
+        if self.kind == "list":
+            text = (f"a list of {self.length} items" if self.length else "a list") + (
+                f", each {self.item.describe()}" if self.item is not None else "")
+        elif self.kind == "int" and (self.min, self.min_open, self.max) == (1, False, None):
             text = "a positive integer"
+        elif self.kind in ("int", "number"):
+            text = " ".join(["an integer" if self.kind == "int" else "a number", " and ".join(
+                f"{o} {b:g}" for o, b in ((">" if self.min_open else ">=", self.min),
+                                          ("<" if self.max_open else "<=", self.max))
+                if b is not None)]).strip()
         else:
-            text = "an integer" if self.kind == "int" else "a number"
-            bounds = []
-            if self.min is not None:
-                bounds.append(f"{'>' if self.min_open else '>='} {self.min:g}")
-            if self.max is not None:
-                bounds.append(f"{'<' if self.max_open else '<='} {self.max:g}")
-            if bounds:
-                text += " " + " and ".join(bounds)
+            text = {"choice": "one of " + ", ".join(map(str, self.choices)),
+                    "bool": "true or false", "str": "a string"}[self.kind]
         return text + (" or null" if self.null else "")
 
     def __call__(self, key: str, value: Any) -> Any:
@@ -73,21 +73,15 @@ class Typed:
         """Return ``value`` (a number written as text, e.g. YAML's ``5e-4``, as a float) or
         raise ``SchemaError`` naming ``key`` and what is allowed."""
         if value is None:
-            if self.null:
-                return None
-            self._fail(key, value)
-        if self.kind == "bool":
-            if not isinstance(value, bool):
-                self._fail(key, value)
-        elif self.kind == "str":
-            if not isinstance(value, str):
+            return None if self.null else self._fail(key, value)
+        if self.kind in ("bool", "str"):
+            if not isinstance(value, bool if self.kind == "bool" else str):
                 self._fail(key, value)
         elif self.kind == "choice":
             if isinstance(value, bool) or value not in self.choices:
                 self._fail(key, value)
         elif self.kind == "list":
-            if not isinstance(value, (list, tuple)) or (
-                    self.length is not None and len(value) != self.length):
+            if not isinstance(value, (list, tuple)) or self.length not in (None, len(value)):
                 self._fail(key, value)
             if self.item is not None:
                 value = [self.item.check(f"{key}[{i}]", v) for i, v in enumerate(value)]
@@ -97,15 +91,12 @@ class Typed:
             if isinstance(value, bool) or not isinstance(value, numbers.Real):
                 self._fail(key, value)
             if self.kind == "int":
-                if not isinstance(value, numbers.Integral):
-                    if not float(value).is_integer():
-                        self._fail(key, value)
+                if not isinstance(value, numbers.Integral) and not float(value).is_integer():
+                    self._fail(key, value)
                 value = int(value)
-            if not math.isfinite(value):
-                self._fail(key, value)
-            if self.min is not None and (value < self.min or (self.min_open and value == self.min)):
-                self._fail(key, value)
-            if self.max is not None and (value > self.max or (self.max_open and value == self.max)):
+            if not math.isfinite(value) or (self.min is not None and (
+                    value < self.min or (self.min_open and value == self.min))) or (
+                    self.max is not None and (value > self.max or (self.max_open and value == self.max))):
                 self._fail(key, value)
         return value
 

@@ -1,4 +1,5 @@
-"""The one YAML reader of configs: ``load_yaml(path)``.
+"""The one YAML reader of configs: ``load_yaml(path)``, and ``apply_override`` for the
+command line's ``-o a.b[0]=value``.
 
 PyYAML's ``safe_load`` shares aliased nodes, so a 2 KB file of nested anchors is small in
 memory until something walks it (an error message printing it expanded takes GBs), and
@@ -8,11 +9,14 @@ is an error naming both lines.
 """
 from __future__ import annotations
 
-from typing import Any, Dict
+import re
+from typing import Any, Callable, Dict, List
 
 import yaml
 
-__all__ = ["load_yaml", "YamlError", "MAX_NODES", "MAX_DEPTH"]
+from .schema import ConfigError
+
+__all__ = ["load_yaml", "YamlError", "apply_override", "parse_value", "MAX_NODES", "MAX_DEPTH"]
 
 MAX_NODES = 100_000  # nodes after alias expansion; the shipped configs have a few hundred
 MAX_DEPTH = 100
@@ -105,3 +109,53 @@ def load_yaml(path: str) -> Any:
         raise YamlError(f"{path}: nested too deeply to be a config") from None
     finally:
         loader.dispose()
+
+
+_NUMBER = re.compile(r"^[+-]?(\d+\.?\d*|\.\d+)[eE][+-]?\d+$")  # 5e-4: text to PyYAML
+
+
+def parse_value(text: str) -> Any:
+    """Typed override values: ints, floats (``5e-4`` too), bools, lists, null/None."""
+    text = text.strip()
+    if text in ("None", "none", "null", "Null", "~", ""):
+        return None
+    try:
+        value = yaml.safe_load(text)
+        return float(value) if isinstance(value, str) and _NUMBER.match(value) else value
+    except yaml.YAMLError:
+        return text
+
+
+def apply_override(tree: Dict[str, Any], override: str,
+                   keep_text: Callable[[List[Any]], bool] = lambda path: False) -> None:
+    """Set ``a.b[0].c=value`` (list items as ``[0]`` or ``.0``) in ``tree``, in place.
+
+    A missing mapping on the way is created (the caller validates the result, so a
+    misspelt key is never silently kept); a list index must exist. The value is
+    ``parse_value(text)``; where ``keep_text(path)``, a non-null one is the text itself.
+
+    Raises:
+        ConfigError: no ``=``, an index outside its list, or a value where a section is.
+    """
+    if "=" not in override:
+        raise ConfigError(f"override {override!r} must look like Section.key=value, "
+                          "e.g. -o Global.epochs=1")
+    key, text = override.split("=", 1)
+    path = [int(p) if p.isdigit() else p for p in re.findall(r"[^.\[\]]+", key.strip())]
+    if not path:
+        raise ConfigError(f"override {override!r} names no key; e.g. -o Global.epochs=1")
+    node: Any = tree
+    for i, part in enumerate(path):
+        where = ".".join(map(str, path[:i]))
+        if not isinstance(node, (dict, list)):
+            raise ConfigError(f"override {key!r}: {where} holds a value, not a section")
+        if isinstance(node, list) and not (isinstance(part, int) and part < len(node)):
+            raise ConfigError(f"override {key!r}: {where} has no item {part} (a list of "
+                              f"{len(node)} items)")
+        if i < len(path) - 1:
+            if isinstance(node, dict) and node.get(part) is None:
+                node[part] = {}
+            node = node[part]
+    value = parse_value(text)
+    keep = value is not None and not isinstance(value, str) and keep_text(path)
+    node[path[-1]] = text.strip() if keep else value
