@@ -393,13 +393,11 @@ def holds_run(folder: str) -> List[str]:
 
 
 class RunLock:
-    """``folder/run.lock`` held with ``filelock``: one writing process per run folder. The
-    operating system releases it when its process ends, however it ends."""
+    """``folder/run.lock`` (or ``name``) held with ``filelock``: one writing process per
+    folder. The operating system releases it when its process ends, however it ends."""
 
-    NAME = "run.lock"
-
-    def __init__(self, folder: str):
-        self.folder, self.path = folder, os.path.join(folder, self.NAME)
+    def __init__(self, folder: str, name: str = "run.lock", what: str = "run"):
+        self.folder, self.path, self.what = folder, os.path.join(folder, name), what
         self.lock: Optional[filelock.FileLock] = None
 
     def acquire(self) -> "RunLock":
@@ -410,8 +408,9 @@ class RunLock:
         try:
             lock.acquire(timeout=0)
         except filelock.Timeout:
-            raise RunFolderError(f"{self.folder} is in use by another run (it holds {self.path}); "
-                                 "wait for it to finish or choose another output folder") from None
+            raise RunFolderError(f"{self.folder} is in use by another {self.what} (it holds "
+                                 f"{self.path}); wait for it to finish or choose another output "
+                                 "folder") from None
         self.lock = lock
         return self
 

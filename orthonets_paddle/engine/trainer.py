@@ -40,8 +40,8 @@ class NonFiniteLossError(RuntimeError):
     """The loss became NaN or infinite; the run stops with its last good checkpoint."""
 
 
-def _saved(out_dir: str, name: str = "latest.pdstates") -> bool:
-    return os.path.isfile(current(os.path.join(out_dir, name)))
+def _saved(out_dir: str) -> bool:
+    return os.path.isfile(current(os.path.join(out_dir, "latest.pdstates")))
 
 
 def _nonfinite_message(what: str, g: Dict[str, Any]) -> str:
@@ -319,7 +319,7 @@ def train(cfg: Dict[str, Any]) -> Dict[str, Any]:
         start_epoch = st["epoch"] + 1
         # A run killed after its last epoch's commit but before its final_model (an older
         # version saved it apart) is finished below instead.
-        if start_epoch >= g["epochs"] and _saved(out_dir, "final_model.pdparams"):
+        if start_epoch >= g["epochs"] and os.path.isfile(os.path.join(out_dir, "final_model.pdparams")):
             log.info("resumed from %s: it has done %d epoch(s) and Global.epochs is %d, so there "
                      "is nothing to train (best acc %.4f at epoch %d). To train longer, raise "
                      "Global.epochs, e.g. -o Global.epochs=%d", ckpt["prefix"], start_epoch,
