@@ -952,3 +952,125 @@ def test_eval_warns_when_the_val_folders_are_not_the_models_classes(tmp_path, ca
     finally:
         logger.removeHandler(caplog.handler)
     assert "has 2 class folders but Arch.class_num is 3" in caplog.text
+
+
+# ----------------------------------------------------------------------------- issue 27
+# Files planted in a run folder by a careful stranger; each test failed on the manifest era.
+def _victim(tmp_path, name="victim.txt"):
+    path = tmp_path / name
+    path.write_text("the user's own file\n")
+    return path
+
+
+def test_a_planted_staging_record_moves_nothing_outside_the_run(archive, tmp_path):
+    """A manifest-era "pending set" naming ../../victim.txt, and the staging folders planted
+    as links to a folder of the user's: a new run moves, deletes and writes none of them."""
+    run = tmp_path / "a" / "run"
+    run.mkdir(parents=True)
+    victim = _victim(tmp_path)
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "latest.pdparams").write_text("mine\n")
+    entry = {"sha256": sha256_file(str(victim)), "bytes": victim.stat().st_size}
+    (run / "latest.manifest-next.json").write_text(json.dumps({"format": 1, "files": {
+        "latest.pdparams": dict(entry, staged="../../victim.txt")}}))
+    os.symlink(mine, run / ".commit-partial")
+    os.symlink(mine, run / ".commit")
+    train(load_config(CFG, tiny(archive, run)))
+    assert victim.read_text() == "the user's own file\n"
+    assert sorted(os.listdir(mine)) == ["latest.pdparams"] and (mine / "latest.pdparams").read_text() == "mine\n"
+    assert load_checkpoint(str(run))["states"]["epoch"] == 0
+
+
+def test_user_files_named_like_temporaries_are_kept(archive, tmp_path):
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "notes.tmp-backup.txt").write_text("mine")
+    (run / ".partial-old.csv").write_text("mine too")
+    train(load_config(CFG, tiny(archive, run)))
+    assert (run / "notes.tmp-backup.txt").read_text() == "mine"
+    assert (run / ".partial-old.csv").read_text() == "mine too"
+
+
+def test_outputs_replace_a_planted_link_and_never_write_through_it(archive, tmp_path):
+    """loss.png, metrics.json, config.yaml, run.lock, compare.py's files and eval's
+    confusion matrix planted as links to the user's files: each output replaces its link."""
+    from orthonets_paddle.engine.metrics import plot_confusion_matrix
+    from orthonets_paddle.engine.runs import compare_runs
+    run = tmp_path / "run"
+    run.mkdir()
+    names = ["loss.png", "metrics.json", "config.yaml", "run.lock"]
+    for name in names:
+        os.symlink(_victim(tmp_path, "v-" + name), run / name)
+    train(load_config(CFG, tiny(archive, run)[:-1] + ["Global.plot=True"]))
+    cmp_dir = tmp_path / "cmp"
+    cmp_dir.mkdir()
+    for name in ("learning_curves.png", "comparison.md", "confusion.png"):
+        os.symlink(_victim(tmp_path, "v-" + name), cmp_dir / name)
+        names.append(name)
+    compare_runs([str(run)], str(cmp_dir))
+    plot_confusion_matrix(np.eye(3), save_path=str(cmp_dir / "confusion.png"))
+    for name in names:
+        assert (tmp_path / ("v-" + name)).read_text() == "the user's own file\n", name
+        assert not os.path.islink((run if name in names[:4] else cmp_dir) / name), name
+    assert (run / "loss.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def _states_edit(run, key, value):
+    """latest.pdstates with ``key`` set to ``value``; a manifest-era folder gets its
+    manifest fixed too (so only the states check stands in the way)."""
+    path = run / "latest.pdstates"
+    st = pickle.loads(path.read_bytes())  # the test's own file: plain pickle is fine here
+    st[key] = value
+    path.write_bytes(pickle.dumps(st, protocol=4))
+    manifest = run / "latest.manifest.json"
+    if manifest.exists():
+        m = json.loads(manifest.read_text())
+        m["files"]["latest.pdstates"] = {"sha256": sha256_file(str(path)),
+                                         "bytes": path.stat().st_size}
+        if key in ("format", "epoch"):
+            m[key] = value
+        manifest.write_text(json.dumps(m))
+
+
+@pytest.mark.parametrize("key,value,shown", [
+    ("epoch", -5, "epoch: -5"), ("format", 99, "format: 99"), ("best_acc", "x", "best_acc: 'x'"),
+    ("global_step", 2.5, "global_step: 2.5"), ("records", None, "records: None"),
+    ("best_epoch", 7, "best_epoch: 7")])
+def test_a_malformed_states_file_is_refused_in_one_line(archive, finished, tmp_path, key, value, shown):
+    run = copy_run(finished, tmp_path / "run")
+    _states_edit(run, key, value)
+    before = snapshot(run)
+    with pytest.raises(CheckpointError) as info:
+        train(load_config(CFG, tiny(archive, run, f"Global.checkpoints={run}", epochs=3)))
+    msg = str(info.value)
+    assert f"latest.pdstates: {shown} (expected" in msg or f"latest.pdstates: {shown};" in msg, msg
+    assert "\n" not in msg and snapshot(run) == before
+
+
+_HINT = """
+import os, runpy, signal, sys
+import paddle
+calls = [0]
+orig = paddle.Tensor.backward
+def backward(self, *a, **k):
+    calls[0] += 1
+    if calls[0] == 3:
+        os.kill(os.getpid(), signal.SIGINT)
+    return orig(self, *a, **k)
+paddle.Tensor.backward = backward
+sys.argv = [{tool!r}, "-c", {cfg!r}] + [a for o in {overrides!r} for a in ("-o", o)]
+sys.path.insert(0, os.path.dirname({tool!r}))
+runpy.run_path({tool!r}, run_name="__main__")
+"""
+
+
+def test_ctrl_c_in_tools_train_prints_one_resume_hint(archive, tmp_path):
+    out = tmp_path / "run"
+    script = _HINT.format(tool=os.path.join(ROOT, "tools", "train.py"), cfg=CFG,
+                          overrides=tiny(archive, str(out), epochs=2))
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                          env=ENV, timeout=100)
+    assert proc.returncode == 130, proc.stderr[-2000:]
+    hints = [ln for ln in proc.stderr.splitlines() if "resume with" in ln]
+    assert len(hints) == 1 and hints[0].endswith(f"-o Global.checkpoints={out}"), proc.stderr

@@ -386,9 +386,9 @@ def holds_run(folder: str) -> List[str]:
     """The checkpoint files (the package's names) of some run in ``folder``."""
     if not os.path.isdir(folder):
         return []
-    names = set(os.listdir(folder))
-    if os.path.isdir(os.path.join(folder, READY)):
-        names |= set(os.listdir(os.path.join(folder, READY)))
+    names, ready = set(os.listdir(folder)), os.path.join(folder, READY)
+    if os.path.isdir(ready) and not os.path.islink(ready):
+        names |= set(os.listdir(ready))
     return sorted(n for n in names if _OURS.fullmatch(n))
 
 
