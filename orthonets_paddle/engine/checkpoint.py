@@ -29,7 +29,7 @@ from ..utils.io import UnsafePickleError, atomic_write, cap_repr, fsync, load_pa
 __all__ = ["atomic_save", "save_checkpoint", "commit", "checkpoint_files", "roll_forward",
            "optimizer_state", "load_optimizer_state", "resolve_checkpoint", "load_checkpoint",
            "load_states", "check_states", "current", "save_json", "CheckpointError", "RunFolderError",
-           "arch_identity", "identity_diff", "holds_run", "RunLock", "FORMAT"]
+           "arch_identity", "identity_diff", "holds_run", "RunLock", "FORMAT", "READY"]
 
 FORMAT = 2  # of .pdstates; 1 was the manifest era's
 PARTIAL, READY = ".commit-partial", ".commit"

@@ -23,7 +23,7 @@ from ..models.registry import model_channels
 from ..models.pretrained import load_pretrained
 from ..utils.cli import Terminated, is_interrupt
 from .amp import autocast, build_scaler, decorate, fp16_eval
-from .checkpoint import (CheckpointError, RunFolderError, RunLock, arch_identity, checkpoint_files,
+from .checkpoint import (READY, CheckpointError, RunFolderError, RunLock, arch_identity, checkpoint_files,
                          commit, current, holds_run, identity_diff, load_checkpoint,
                          load_optimizer_state, roll_forward, save_json)
 from .env import (RunEnv, gather_rng_states, rank_rng, rng_state, seed_everything,
@@ -317,9 +317,9 @@ def train(cfg: Dict[str, Any]) -> Dict[str, Any]:
         state.update(best_acc=st["best_acc"], best_epoch=st["best_epoch"],
                      global_step=st["global_step"])
         start_epoch = st["epoch"] + 1
-        # A run killed after its last epoch's commit but before its final_model (an older
-        # version saved it apart) is finished below instead.
-        if start_epoch >= g["epochs"] and os.path.isfile(os.path.join(out_dir, "final_model.pdparams")):
+        # A run killed before its final files were all in place is finished below instead.
+        if start_epoch >= g["epochs"] and os.path.isfile(os.path.join(out_dir, "final_model.pdparams")) \
+                and not os.path.lexists(os.path.join(out_dir, READY)):
             log.info("resumed from %s: it has done %d epoch(s) and Global.epochs is %d, so there "
                      "is nothing to train (best acc %.4f at epoch %d). To train longer, raise "
                      "Global.epochs, e.g. -o Global.epochs=%d", ckpt["prefix"], start_epoch,
