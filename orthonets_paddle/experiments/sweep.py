@@ -33,12 +33,12 @@ import numpy as np
 
 from ..utils.cli import cap_text, sigterm_as_interrupt
 from ..utils.io import write_json, write_text
-from ..engine.checkpoint import RunLock
+from ..engine.checkpoint import RunLock, current
 from ..engine.config import load_config
-from .stats import mean_interval, t_quantile  # noqa: F401  (t_quantile: re-exported)
+from .stats import mean_interval, t_quantile, wilcoxon_paired  # noqa: F401  (re-exported)
 
 __all__ = ["parse_grid", "parse_seeds", "plan_sweep", "run_status", "run_sweep",
-           "summarize", "t_quantile", "mean_interval", "load_sweep_runs"]
+           "summarize", "t_quantile", "mean_interval", "wilcoxon_paired", "load_sweep_runs"]
 
 TRAIN_TOOL = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(
     os.path.abspath(__file__)))), "tools", "train.py")
@@ -47,7 +47,8 @@ TRAIN_TOOL = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(
 # stop that keeps its last commit); if that takes over 30 s it exits anyway.
 _WATCHED = """import os, runpy, signal, sys, threading, time
 def watch():
-    sys.stdin.buffer.read()
+    while os.read(0, 65536):  # unbuffered: no lock held at interpreter shutdown
+        pass
     os.kill(os.getpid(), signal.SIGTERM)
     time.sleep(30)
     os._exit(143)
@@ -165,7 +166,7 @@ def run_status(run_dir: str, epochs: int) -> str:
             rows = []
         if len(rows) >= epochs:
             return "finished"
-    if all(os.path.isfile(os.path.join(run_dir, f"latest.{ext}"))
+    if all(os.path.isfile(current(os.path.join(run_dir, f"latest.{ext}")))
            for ext in ("pdparams", "pdopt", "pdstates")):
         return "partial"
     return "new"
