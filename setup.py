@@ -4,7 +4,7 @@ from setuptools import find_packages, setup
 # Paddle is an extra so that GPU users can install Paddle's CUDA build from Paddle's own
 # wheel index first and then this package without pip pulling the CPU build over it.
 CORE = [
-    "numpy", "PyYAML", "tqdm", "matplotlib", "pillow", "opencv-python-headless",
+    "numpy", "PyYAML", "tqdm", "matplotlib", "pillow", "opencv-python-headless", "filelock", "scipy",
     "visualdl",                    # training logs (Global.use_visualdl, on in every config)
     "filelock",                    # the run-folder lock
     "scipy",                       # confidence intervals of sweeps (scipy.stats)

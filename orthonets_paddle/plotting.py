@@ -25,9 +25,10 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
 from .utils.hints import did_you_mean
+from .utils.io import atomic_write
 
 __all__ = ["plot_learning_curve", "plot_filters", "plot_gram_matrix", "plot_attention",
-           "plot_curves_together", "comparison_table", "plot_sweep"]
+           "plot_curves_together", "comparison_table", "plot_sweep", "save_figure"]
 
 _DPI = 120
 _TITLE_SIZE = 13
@@ -65,15 +66,19 @@ def _new_figure(figsize: Tuple[float, float]) -> Figure:
     return plt.figure(figsize=figsize)
 
 
+def save_figure(fig: Figure, path: str, dpi: int = _DPI) -> str:
+    """``fig.savefig`` through a temporary file renamed onto ``path`` (format from its
+    suffix, PNG by default): a link at ``path`` is replaced, never written through."""
+    fmt = os.path.splitext(os.fspath(path))[1][1:].lower() or "png"
+    return atomic_write(path, lambda tmp: fig.savefig(tmp, format=fmt, dpi=dpi, bbox_inches="tight"))
+
+
 def _finish(fig: Figure, save_path: Optional[str], owned: bool) -> Figure:
     """tight_layout (own figures only), save, and detach from pyplot when headless."""
     if owned:
         fig.tight_layout()
     if save_path is not None:
-        parent = os.path.dirname(os.fspath(save_path))
-        if parent:
-            os.makedirs(parent, exist_ok=True)
-        fig.savefig(save_path, dpi=_DPI, bbox_inches="tight")
+        save_figure(fig, save_path)
     # Only for figures made here: a caller's figure passed via ``ax`` is theirs to manage.
     if owned and matplotlib.get_backend().lower() in _NON_INTERACTIVE:
         plt.close(fig)

@@ -21,9 +21,9 @@ from data_files import make_cifar_archive
 from orthonets_paddle.data import build_dataloader
 from orthonets_paddle.data.datasets import Cifar10, DataFileError
 from orthonets_paddle.engine import CheckpointError, NonFiniteLossError, load_states, train
-from orthonets_paddle.engine.checkpoint import RunFolderError, verify_set
+from orthonets_paddle.engine.checkpoint import RunFolderError, load_checkpoint
 from orthonets_paddle.engine.config import load_config
-from orthonets_paddle.utils.io import TMP_MARK, UnsafePickleError, safe_loads, sha256_file
+from orthonets_paddle.utils.io import UnsafePickleError, safe_load, safe_loads, sha256_file
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CFG = os.path.join(ROOT, "configs", "orthonet18_cifar10.yaml")
@@ -160,7 +160,7 @@ def test_overwrite_replaces_the_previous_run(archive, finished, tmp_path):
     names = os.listdir(run)
     assert "epoch_2.pdparams" not in names  # the old run's sets are gone, not mixed in
     assert load_states(str(run / "latest.pdstates"))["epoch"] == 0
-    assert verify_set(str(run / "latest")) is not None
+    assert load_checkpoint(str(run))["states"]["epoch"] == 0
 
 
 def test_resume_with_another_architecture_changes_nothing(archive, finished, tmp_path):
@@ -207,29 +207,25 @@ def test_resuming_a_finished_run_says_so(archive, finished, tmp_path, caplog):
     assert res["final"] is None and snapshot(run) == before
 
 
-def test_a_second_process_is_refused_and_a_stale_lock_taken_over(archive, tmp_path, caplog):
+def test_a_second_process_is_refused_and_a_dead_ones_lock_is_not(archive, tmp_path):
     run = tmp_path / "run"
     run.mkdir()
-    (run / "run.lock").write_text(json.dumps({"pid": os.getpid(), "host": os.uname().nodename}))
-    before = snapshot(run)
-    with pytest.raises(RunFolderError, match=f"in use by another run \\(pid {os.getpid()}"):
-        train(load_config(CFG, tiny(archive, run)))
-    assert snapshot(run) == before
-
-    dead = subprocess.Popen([sys.executable, "-c", "pass"])
-    dead.wait()
-    (run / "run.lock").write_text(json.dumps({"pid": dead.pid, "host": os.uname().nodename}))
-    (run / ("latest.pdparams" + TMP_MARK + "x1y2")).write_bytes(b"half a file")
-    logger = logging.getLogger("orthonets_paddle")
-    logger.addHandler(caplog.handler)
+    holder = subprocess.Popen([sys.executable, "-c", "import filelock, sys, time\n"
+                               f"lock = filelock.FileLock({str(run / 'run.lock')!r})\n"
+                               "lock.acquire()\n"
+                               "print('held', flush=True)\ntime.sleep(60)"],
+                              stdout=subprocess.PIPE, text=True)
     try:
-        train(load_config(CFG, tiny(archive, run)))
+        assert holder.stdout.readline().strip() == "held"
+        before = snapshot(run)
+        with pytest.raises(RunFolderError, match=f"in use by another run \\(it holds {run}/run.lock"):
+            train(load_config(CFG, tiny(archive, run)))
+        assert snapshot(run) == before
     finally:
-        logger.removeHandler(caplog.handler)
-    assert f"took over the lock of a process that no longer runs (pid {dead.pid})" in caplog.text
-    names = os.listdir(run)
-    assert "run.lock" not in names and not [n for n in names if TMP_MARK in n]
-    assert verify_set(str(run / "latest")) is not None
+        holder.kill()
+        holder.wait()
+    train(load_config(CFG, tiny(archive, run)))  # the killed holder's lock file does not block
+    assert load_checkpoint(str(run))["states"]["epoch"] == 0
 
 
 # ----------------------------------------------------------------------------- sets
@@ -245,31 +241,15 @@ def test_mixed_latest_is_refused_naming_the_consistent_sets(archive, finished, t
     assert snapshot(run) == before
 
 
-def test_save_cut_before_its_manifest_moved_still_resumes(archive, finished, tmp_path):
-    """All parts renamed, the new manifest still staged as -next: the set is whole."""
-    run = copy_run(finished, tmp_path / "run")
-    os.replace(run / "latest.manifest.json", run / "latest.manifest-next.json")
-    shutil.copy(run / "epoch_1.manifest.json", run / "latest.manifest.json")  # the older save's
-    manifest = verify_set(str(run / "latest"))
-    assert manifest is not None and manifest["epoch"] == 1
-    res = train(load_config(CFG, tiny(archive, run, f"Global.checkpoints={run}", epochs=3)))
-    assert len(res["records"]["epochs"]) == 3
-
-
-def test_a_manifest_of_another_set_does_not_vouch_for_latest(finished, tmp_path):
-    run = copy_run(finished, tmp_path / "run")
-    shutil.copy(run / "epoch_1.manifest.json", run / "latest.manifest.json")
-    assert verify_set(str(run / "latest")) is None
-    assert verify_set(str(run / "epoch_1")) is not None
-
-
-def test_every_manifest_matches_its_files(finished):
-    for prefix in ("latest", "epoch_1", "epoch_2", "best_model", "final_model"):
-        manifest = json.load(open(finished / f"{prefix}.manifest.json"))
-        for name, entry in manifest["files"].items():
-            assert sha256_file(str(finished / name)) == entry["sha256"]
-    assert json.load(open(finished / "epoch_1.manifest.json"))["epoch"] == 0
-    assert json.load(open(finished / "latest.manifest.json"))["epoch"] == 1
+def test_every_states_file_binds_its_set(finished):
+    for prefix, epoch in (("latest", 1), ("epoch_1", 0), ("epoch_2", 1)):
+        st = safe_load(str(finished / f"{prefix}.pdstates"))
+        assert st["epoch"] == epoch and st["format"] == 2
+        for suffix in (".pdparams", ".pdopt"):
+            assert st["digests"][suffix] == sha256_file(str(finished / (prefix + suffix)))
+    final, latest = (safe_load(str(finished / f"{p}.pdparams"), encoding="latin1")
+                     for p in ("final_model", "latest"))
+    assert all(np.array_equal(final[k], latest[k]) for k in latest)  # one commit
 
 
 # ----------------------------------------------------------------------------- pickles
@@ -288,11 +268,6 @@ def test_crafted_resume_state_runs_nothing(archive, finished, tmp_path):
     marker = tmp_path / "pwned"
     states = {"epoch": 1, "payload": _Payload(marker)}
     (run / "latest.pdstates").write_bytes(pickle.dumps(states, protocol=4))
-    # A careful attacker also fixes the manifest, so only the unpickler stands in the way.
-    manifest = json.load(open(run / "latest.manifest.json"))
-    manifest["files"]["latest.pdstates"] = {"sha256": sha256_file(str(run / "latest.pdstates")),
-                                            "bytes": os.path.getsize(run / "latest.pdstates")}
-    (run / "latest.manifest.json").write_text(json.dumps(manifest))
     before = snapshot(run)
     with pytest.raises(CheckpointError, match="refusing .*latest.pdstates: it refers to posix.system"):
         train(load_config(CFG, tiny(archive, run, f"Global.checkpoints={run}", epochs=3)))
@@ -364,9 +339,8 @@ def test_ctrl_c_exits_130_with_latest_intact(archive, tmp_path, action):
     proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
                           env=ENV, timeout=100)
     assert proc.returncode == 130, proc.stderr[-2000:]
-    assert verify_set(str(out / "latest")) is not None
-    assert load_states(str(out / "latest.pdstates"))["epoch"] == 0
-    assert not (out / "run.lock").exists()
+    assert load_checkpoint(str(out))["states"]["epoch"] == 0
+    RunLock(str(out)).acquire().release()  # released
 
 
 # ----------------------------------------------------------------------------- issue 20
@@ -377,15 +351,22 @@ from orthonets_paddle.engine.checkpoint import RunLock, load_checkpoint, save_ch
 
 
 def _save(prefix, model, opt, epoch):
-    save_checkpoint(prefix, model, opt, {"epoch": epoch}, {"epoch": epoch})
-
-
-@pytest.mark.parametrize("k", [1, 2, 3, 4, 5])
-def test_a_kill_at_any_rename_of_a_save_leaves_a_resumable_run(tmp_path, k):
-    """os._exit at the k-th os.replace of a save (1: pending manifest, 2-4: the files,
-    5: the manifest): the run resumes from the old or the new set, never from a mix, and
-    the next start's clean rolls the staged set forward instead of deleting it."""
+    """A checkpoint set as train() writes it (states of ``epoch``)."""
     import paddle
+    from orthonets_paddle.engine.logger import new_records
+    from orthonets_paddle.engine.trainer import _states
+    state = {"best_acc": 0.5, "best_epoch": epoch, "global_step": epoch}
+    save_checkpoint(prefix, model, opt, _states(epoch, state, new_records(),
+                                                paddle.optimizer.lr.StepDecay(0.1, 10)))
+
+
+@pytest.mark.parametrize("k", [1, 2, 3, 4, 5, 6])
+def test_a_kill_at_any_step_of_a_save_leaves_a_resumable_run(tmp_path, k):
+    """os._exit at the k-th paddle.save or rename of a save (1-2: staging the files, 3: the
+    commit rename, 4-6: moving them in): the run resumes from the old or the new set, never
+    from a mix, a start rolls a committed set forward and the next save clears the rest."""
+    import paddle
+    from orthonets_paddle.engine.checkpoint import roll_forward
     prefix = str(tmp_path / "latest")
     model = paddle.nn.Linear(2, 2)
     opt = paddle.optimizer.SGD(parameters=model.parameters())
@@ -393,14 +374,16 @@ def test_a_kill_at_any_rename_of_a_save_leaves_a_resumable_run(tmp_path, k):
     pid = os.fork()
     if pid == 0:  # the killed process
         try:
-            calls, orig = [0], os.replace
+            calls = [0]
 
-            def replace(a, b):
-                calls[0] += 1
-                if calls[0] == k:
-                    os._exit(9)
-                return orig(a, b)
-            os.replace = replace
+            def hook(orig):
+                def f(*a, **kw):
+                    calls[0] += 1
+                    if calls[0] == k:
+                        os._exit(9)
+                    return orig(*a, **kw)
+                return f
+            os.replace, os.rename, paddle.save = hook(os.replace), hook(os.rename), hook(paddle.save)
             model.weight.set_value(model.weight + 1)
             _save(prefix, model, opt, 1)
         finally:
@@ -408,21 +391,13 @@ def test_a_kill_at_any_rename_of_a_save_leaves_a_resumable_run(tmp_path, k):
     os.waitpid(pid, 0)
     before = load_checkpoint(str(tmp_path))["states"]["epoch"]
     lock = RunLock(str(tmp_path)).acquire()
-    lock.clean()
+    roll_forward(str(tmp_path))
     lock.release()
-    after = load_checkpoint(str(tmp_path))
-    # Before the clean the old set may still be whole (read as is); after it the staged
-    # set has been rolled forward whenever it was complete.
-    assert before in (0, 1) and after["states"]["epoch"] == (0 if k == 1 else 1)
-    assert verify_set(prefix) is not None
-    assert not [n for n in os.listdir(tmp_path) if TMP_MARK in n or "manifest-next" in n]
-
-
-def test_an_empty_young_run_lock_is_not_taken_over(tmp_path):
-    (tmp_path / "run.lock").write_text("")
-    with pytest.raises(RunFolderError, match="being taken by another run"):
-        RunLock(str(tmp_path)).acquire()
-    assert (tmp_path / "run.lock").read_text() == ""
+    after = load_checkpoint(str(tmp_path))["states"]["epoch"]
+    assert before == after == (0 if k <= 3 else 1)
+    _save(prefix, model, opt, 2)  # a later save clears what the kill left
+    assert sorted(os.listdir(tmp_path)) == ["latest.pdopt", "latest.pdparams", "latest.pdstates",
+                                            "run.lock"]
 
 
 def test_a_download_shorter_than_its_content_length_is_not_cached(tmp_path):
@@ -455,8 +430,8 @@ def test_sigterm_stops_training_like_ctrl_c(archive, tmp_path):
     assert proc.returncode == 143, proc.stderr[-2000:]
     assert "C++" not in proc.stderr and "Traceback" not in proc.stderr
     assert f"-o Global.checkpoints={out}" in proc.stderr.strip().splitlines()[-1]
-    assert verify_set(str(out / "latest")) is not None
-    assert not (out / "run.lock").exists()
+    assert load_checkpoint(str(out))["states"]["epoch"] == 0
+    RunLock(str(out)).acquire().release()  # released
 
 
 def test_pickle_bombs_are_refused_before_allocating():
@@ -467,9 +442,11 @@ def test_pickle_bombs_are_refused_before_allocating():
     memo = (b"\x80\x02(" + s + b"q\x00" + b"c_codecs\nencode\nq\x01"
             + b"h\x01h\x00X\x06\x00\x00\x00latin1\x86R" * 1 + b"0"
             + b"h\x01h\x00X\x06\x00\x00\x00latin1\x86R0" * 200 + b"l.")
-    for bomb in (bytearray_bomb, length_bomb, memo):
+    for bomb in (bytearray_bomb, memo):
         with pytest.raises(UnsafePickleError):
             safe_loads(bomb)
+    with pytest.raises(EOFError):  # read from memory: the claim stops short, nothing allocated
+        safe_loads(length_bomb)
 
 
 def _config_with(tmp_path, text):
@@ -691,7 +668,7 @@ def test_an_unprobed_sample_of_another_size_names_its_file_in_the_loader(tmp_pat
 
 def _poison(run, prefix, key_part, suffix=".pdparams"):
     """Put a NaN into the first tensor of ``prefix + suffix`` whose name contains key_part,
-    and fix the manifest (so only the NaN check stands in the way)."""
+    and fix the set's digests (so only the NaN check stands in the way)."""
     import paddle
     path = str(run / (prefix + suffix))
     state = paddle.load(path, return_numpy=True)
@@ -699,10 +676,15 @@ def _poison(run, prefix, key_part, suffix=".pdparams"):
     state[key] = np.asarray(state[key]).copy()
     state[key].reshape(-1)[0] = np.nan
     paddle.save(state, path)
-    manifest = json.load(open(run / f"{prefix}.manifest.json"))
-    manifest["files"][prefix + suffix] = {"sha256": sha256_file(path), "bytes": os.path.getsize(path)}
-    (run / f"{prefix}.manifest.json").write_text(json.dumps(manifest))
+    if (run / f"{prefix}.pdstates").exists():
+        _edit_states(run / f"{prefix}.pdstates", lambda st: st["digests"].update({suffix: sha256_file(path)}))
     return key
+
+
+def _edit_states(path, edit):
+    st = safe_load(str(path))
+    edit(st)
+    path.write_bytes(pickle.dumps(st, protocol=4))
 
 
 def test_resuming_nan_weights_is_refused_naming_tensor_and_file(archive, finished, tmp_path):
@@ -970,3 +952,125 @@ def test_eval_warns_when_the_val_folders_are_not_the_models_classes(tmp_path, ca
     finally:
         logger.removeHandler(caplog.handler)
     assert "has 2 class folders but Arch.class_num is 3" in caplog.text
+
+
+# ----------------------------------------------------------------------------- issue 27
+# Files planted in a run folder by a careful stranger; each test failed on the manifest era.
+def _victim(tmp_path, name="victim.txt"):
+    path = tmp_path / name
+    path.write_text("the user's own file\n")
+    return path
+
+
+def test_a_planted_staging_record_moves_nothing_outside_the_run(archive, tmp_path):
+    """A manifest-era "pending set" naming ../../victim.txt, and the staging folders planted
+    as links to a folder of the user's: a new run moves, deletes and writes none of them."""
+    run = tmp_path / "a" / "run"
+    run.mkdir(parents=True)
+    victim = _victim(tmp_path)
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "latest.pdparams").write_text("mine\n")
+    entry = {"sha256": sha256_file(str(victim)), "bytes": victim.stat().st_size}
+    (run / "latest.manifest-next.json").write_text(json.dumps({"format": 1, "files": {
+        "latest.pdparams": dict(entry, staged="../../victim.txt")}}))
+    os.symlink(mine, run / ".commit-partial")
+    os.symlink(mine, run / ".commit")
+    train(load_config(CFG, tiny(archive, run)))
+    assert victim.read_text() == "the user's own file\n"
+    assert sorted(os.listdir(mine)) == ["latest.pdparams"] and (mine / "latest.pdparams").read_text() == "mine\n"
+    assert load_checkpoint(str(run))["states"]["epoch"] == 0
+
+
+def test_user_files_named_like_temporaries_are_kept(archive, tmp_path):
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "notes.tmp-backup.txt").write_text("mine")
+    (run / ".partial-old.csv").write_text("mine too")
+    train(load_config(CFG, tiny(archive, run)))
+    assert (run / "notes.tmp-backup.txt").read_text() == "mine"
+    assert (run / ".partial-old.csv").read_text() == "mine too"
+
+
+def test_outputs_replace_a_planted_link_and_never_write_through_it(archive, tmp_path):
+    """loss.png, metrics.json, config.yaml, run.lock, compare.py's files and eval's
+    confusion matrix planted as links to the user's files: each output replaces its link."""
+    from orthonets_paddle.engine.metrics import plot_confusion_matrix
+    from orthonets_paddle.engine.runs import compare_runs
+    run = tmp_path / "run"
+    run.mkdir()
+    names = ["loss.png", "metrics.json", "config.yaml", "run.lock"]
+    for name in names:
+        os.symlink(_victim(tmp_path, "v-" + name), run / name)
+    train(load_config(CFG, tiny(archive, run)[:-1] + ["Global.plot=True"]))
+    cmp_dir = tmp_path / "cmp"
+    cmp_dir.mkdir()
+    for name in ("learning_curves.png", "comparison.md", "confusion.png"):
+        os.symlink(_victim(tmp_path, "v-" + name), cmp_dir / name)
+        names.append(name)
+    compare_runs([str(run)], str(cmp_dir))
+    plot_confusion_matrix(np.eye(3), save_path=str(cmp_dir / "confusion.png"))
+    for name in names:
+        assert (tmp_path / ("v-" + name)).read_text() == "the user's own file\n", name
+        assert not os.path.islink((run if name in names[:4] else cmp_dir) / name), name
+    assert (run / "loss.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def _states_edit(run, key, value):
+    """latest.pdstates with ``key`` set to ``value``; a manifest-era folder gets its
+    manifest fixed too (so only the states check stands in the way)."""
+    path = run / "latest.pdstates"
+    st = pickle.loads(path.read_bytes())  # the test's own file: plain pickle is fine here
+    st[key] = value
+    path.write_bytes(pickle.dumps(st, protocol=4))
+    manifest = run / "latest.manifest.json"
+    if manifest.exists():
+        m = json.loads(manifest.read_text())
+        m["files"]["latest.pdstates"] = {"sha256": sha256_file(str(path)),
+                                         "bytes": path.stat().st_size}
+        if key in ("format", "epoch"):
+            m[key] = value
+        manifest.write_text(json.dumps(m))
+
+
+@pytest.mark.parametrize("key,value,shown", [
+    ("epoch", -5, "epoch: -5"), ("format", 99, "format: 99"), ("best_acc", "x", "best_acc: 'x'"),
+    ("global_step", 2.5, "global_step: 2.5"), ("records", None, "records: None"),
+    ("best_epoch", 7, "best_epoch: 7")])
+def test_a_malformed_states_file_is_refused_in_one_line(archive, finished, tmp_path, key, value, shown):
+    run = copy_run(finished, tmp_path / "run")
+    _states_edit(run, key, value)
+    before = snapshot(run)
+    with pytest.raises(CheckpointError) as info:
+        train(load_config(CFG, tiny(archive, run, f"Global.checkpoints={run}", epochs=3)))
+    msg = str(info.value)
+    assert f"latest.pdstates: {shown} (expected" in msg or f"latest.pdstates: {shown};" in msg, msg
+    assert "\n" not in msg and snapshot(run) == before
+
+
+_HINT = """
+import os, runpy, signal, sys
+import paddle
+calls = [0]
+orig = paddle.Tensor.backward
+def backward(self, *a, **k):
+    calls[0] += 1
+    if calls[0] == 3:
+        os.kill(os.getpid(), signal.SIGINT)
+    return orig(self, *a, **k)
+paddle.Tensor.backward = backward
+sys.argv = [{tool!r}, "-c", {cfg!r}] + [a for o in {overrides!r} for a in ("-o", o)]
+sys.path.insert(0, os.path.dirname({tool!r}))
+runpy.run_path({tool!r}, run_name="__main__")
+"""
+
+
+def test_ctrl_c_in_tools_train_prints_one_resume_hint(archive, tmp_path):
+    out = tmp_path / "run"
+    script = _HINT.format(tool=os.path.join(ROOT, "tools", "train.py"), cfg=CFG,
+                          overrides=tiny(archive, str(out), epochs=2))
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                          env=ENV, timeout=100)
+    assert proc.returncode == 130, proc.stderr[-2000:]
+    hints = [ln for ln in proc.stderr.splitlines() if "resume with" in ln]
+    assert len(hints) == 1 and hints[0].endswith(f"-o Global.checkpoints={out}"), proc.stderr

@@ -426,3 +426,143 @@ def test_sweep_figure_one_colour_per_variant_all_in_legend_intervals_clipped():
                  if not a.get_label().startswith("_")]
         assert set(drawn) <= set(names)
     assert "squeeze=none: final mean (baseline)" in acc.get_legend_handles_labels()[1]
+
+
+# ------------------------------------------------------------------ issue 27
+
+def test_wilcoxon_paired_against_the_exact_distribution():
+    # 6 differences, all positive: the two-sided exact p is 2 * P(W+ = 21) = 2 / 2**6
+    got = sw.wilcoxon_paired([0.9, 0.8, 0.7, 0.75, 0.85, 0.95], [0.1, 0.2, 0.3, 0.4, 0.5, 0.6])
+    assert got["n"] == 6 and got["statistic"] == 0.0 and got["p"] == pytest.approx(2 / 64)
+    # ranks of |d| 1..4 with signs + - + +: W- = 2, and P(W- <= 2) = 3/16 by enumeration
+    assert sw.wilcoxon_paired([1, 0, 3, 4], [0, 2, 0, 0])["p"] == pytest.approx(2 * 3 / 16)
+    assert math.isnan(sw.wilcoxon_paired([1, 2], [1, 2])["p"])
+
+
+def _children(pid):
+    out = []
+    for d in os.listdir("/proc"):
+        try:
+            with open(f"/proc/{d}/stat") as f:
+                if d.isdigit() and int(f.read().rsplit(")", 1)[1].split()[1]) == pid:
+                    out.append(int(d))
+        except (OSError, ValueError):
+            pass
+    return out
+
+
+def _alive(pid):
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] not in ("Z", "X")
+    except OSError:
+        return False
+
+
+def _start_sweep(out, epochs):
+    """A one-run sweep in the background, once its run has finished one epoch:
+    (the sweep process, its run's folder, the run's pid)."""
+    cmd = [sys.executable, os.path.join(ROOT, "tools", "sweep.py"), "-c", CONFIG, "--grid",
+           "Arch.squeeze=ortho", "--seeds", "1", "--out", out, "-o", f"Global.epochs={epochs}",
+           *TINY, "--no-throughput"]
+    proc = subprocess.Popen(cmd, env=_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    run = os.path.join(out, "squeeze-ortho", "seed0")
+    deadline = time.time() + 200
+    while not os.path.exists(os.path.join(run, "latest.pdstates")):
+        assert proc.poll() is None and time.time() < deadline, "the sweep's run never saved"
+        time.sleep(0.1)
+    kids = _children(proc.pid)
+    assert len(kids) == 1
+    return proc, cmd, run, kids[0]
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not os.path.exists(FMNIST), reason="needs dataset-fashion-mnist")
+@pytest.mark.timeout(400)
+def test_sigkill_of_the_sweep_stops_its_run_and_a_rerun_resumes(tmp_path):
+    out = str(tmp_path / "sw")
+    proc, cmd, run, child = _start_sweep(out, epochs=6)
+    os.kill(proc.pid, signal.SIGKILL)  # the sweep alone: no process group kill
+    proc.wait()
+    deadline = time.time() + 15
+    while _alive(child) and time.time() < deadline:
+        time.sleep(0.1)
+    stopped = not _alive(child)
+    if not stopped:
+        os.kill(child, signal.SIGKILL)
+    assert stopped, "the run outlived its sweep"
+    assert not os.path.exists(os.path.join(run, "final_model.pdparams"))  # stopped, not finished
+    done = subprocess.run(cmd, env=_env(), capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stdout + done.stderr
+    cmds = _commands_run(run)
+    assert len(cmds) == 2 and "Global.checkpoints=" in cmds[1]
+    with open(os.path.join(run, "train.log")) as f:
+        assert "resumed from" in f.read()
+    assert sw.run_status(run, 6) == "finished"
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not os.path.exists(FMNIST), reason="needs dataset-fashion-mnist")
+@pytest.mark.timeout(300)
+def test_a_second_sweep_into_the_same_out_is_refused_and_loses_nothing(tmp_path):
+    out = str(tmp_path / "sw")
+    proc, cmd, run, child = _start_sweep(out, epochs=6)
+    try:
+        plan = open(os.path.join(out, "sweep.json"), "rb").read()
+        second = subprocess.run(cmd, env=_env(), capture_output=True, text=True, timeout=120)
+        assert proc.poll() is None, "the first sweep was stopped"
+    finally:
+        proc.terminate()  # SIGTERM: the sweep stops its run as Ctrl-C does
+        proc.wait(timeout=60)
+    assert second.returncode == 2, second.stdout + second.stderr
+    lines = second.stderr.strip().splitlines()
+    assert len(lines) == 1 and "in use by another sweep" in lines[0], second.stderr
+    assert len(_commands_run(run)) == 1
+    with open(os.path.join(out, "sweep.json"), "rb") as f:
+        assert json.loads(f.read())["runs"] == json.loads(plan)["runs"]
+    assert not _alive(child)
+
+
+def test_a_planted_train_log_link_is_replaced_not_written_through(tmp_path):
+    out = str(tmp_path / "sw")
+    # the run fails at once (AMP needs a GPU): only the log matters here
+    plan = sw.plan_sweep(CONFIG, ["Arch.squeeze=ortho"], 1, out, ["AMP.use_amp=True"])
+    run = plan["runs"][0]["dir"]
+    os.makedirs(run)
+    victim = tmp_path / "victim.txt"
+    victim.write_text("mine\n")
+    os.symlink(victim, os.path.join(run, "train.log"))
+    with pytest.raises(RuntimeError, match="1 run\\(s\\) failed"):
+        sw.run_sweep(plan, stream=io.StringIO(), summarize_after=False)
+    assert victim.read_text() == "mine\n"
+    assert not os.path.islink(os.path.join(run, "train.log"))
+    assert "AMP.use_amp needs a GPU" in open(os.path.join(run, "train.log")).read()
+
+
+_KILL_BEFORE_FINAL = """
+import os, runpy, signal, sys
+orig = os.replace
+def replace(src, dst, *a, **k):
+    if os.path.basename(str(dst)) == "final_model.pdparams":
+        os.kill(os.getpid(), signal.SIGKILL)
+    return orig(src, dst, *a, **k)
+os.replace = replace
+sys.argv = sys.argv[1:]
+sys.path.insert(0, os.path.dirname(sys.argv[0]))
+runpy.run_path(sys.argv[0], run_name="__main__")
+"""
+
+
+@pytest.mark.skipif(not os.path.exists(FMNIST), reason="needs dataset-fashion-mnist")
+def test_a_sweep_rerun_finishes_a_run_killed_before_its_final_model(tmp_path):
+    out = str(tmp_path / "sw")
+    tiny = [TINY[i + 1] for i in range(0, len(TINY), 2)]
+    plan = sw.plan_sweep(CONFIG, ["Arch.squeeze=ortho"], 1, out, ["Global.epochs=1", *tiny])
+    cmd = sw.run_command(plan, plan["runs"][0])
+    killed = subprocess.run([cmd[0], "-c", _KILL_BEFORE_FINAL, *cmd[1:]], env=_env(),
+                            capture_output=True, text=True, timeout=200)
+    assert killed.returncode == -9, killed.stderr[-2000:]
+    res = sw.run_sweep(plan, stream=io.StringIO())
+    assert res["ran"] == [plan["runs"][0]["dir"]]
+    rows = _read_csv(os.path.join(out, "summary.csv"))
+    assert int(rows["squeeze-ortho"]["n"]) == 1

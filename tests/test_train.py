@@ -337,3 +337,47 @@ def test_cli_trains_one_epoch(archive, tmp_path):
 def test_missing_cifar_archive_is_one_clear_error(tmp_path):
     with pytest.raises(ValueError, match="nothere"):
         train(load_config(CFG, tiny(str(tmp_path / "nothere.tar.gz"), tmp_path / "x")))
+
+
+_FINAL_KILLER = """
+import os, signal, sys
+sys.path.insert(0, {root!r})
+from orthonets_paddle.engine.config import load_config
+from orthonets_paddle.engine import train
+orig, seen = os.replace, [0]
+def replace(src, dst, *a, **k):  # SIGKILL around the n-th move of NAME into place
+    hit = os.path.basename(str(dst)) == {name!r}
+    seen[0] += hit
+    if hit and seen[0] == {n} and {before!r}:
+        os.kill(os.getpid(), signal.SIGKILL)
+    out = orig(src, dst, *a, **k)
+    if hit and seen[0] == {n}:
+        os.kill(os.getpid(), signal.SIGKILL)
+    return out
+os.replace = replace
+train(load_config({cfg!r}, {overrides!r}))
+"""
+
+
+@pytest.mark.parametrize("name,n,before", [("final_model.pdparams", 1, True),
+                                           ("latest.pdstates", 2, False)])  # the 2nd epoch's
+def test_a_run_killed_after_its_last_checkpoint_finishes_on_resume(archive, tmp_path, name, n, before):
+    """SIGKILL once the last epoch's latest.* is saved but before final_model.* is in place:
+    the resume writes final_model (the last epoch's weights) and the full metrics, and a
+    sweep counts the run as finished."""
+    from orthonets_paddle.experiments.sweep import run_status
+    out = tmp_path / "run"
+    over = tiny(archive, out, "Global.use_visualdl=False", "Global.plot=False")
+    script = _FINAL_KILLER.format(root=ROOT, name=name, n=n, before=before, cfg=CFG, overrides=over)
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                          env=dict(os.environ, OMP_NUM_THREADS="1"), timeout=100)
+    assert proc.returncode == -9, proc.stderr[-2000:]
+    assert run_status(str(out), 2) != "finished"
+    res = train(load_config(CFG, over + [f"Global.checkpoints={out}"]))
+    assert run_status(str(out), 2) == "finished"
+    final, latest = (paddle.load(str(out / f"{p}.pdparams")) for p in ("final_model", "latest"))
+    for k in latest:
+        np.testing.assert_array_equal(final[k].numpy(), latest[k].numpy(), err_msg=k)
+    assert load_states(str(out / "latest.pdstates"))["epoch"] == 1
+    assert [r["epoch"] for r in json.load(open(out / "metrics.json"))["epochs"]] == [1, 2]
+    assert res["best_epoch"] >= 1

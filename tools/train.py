@@ -31,9 +31,9 @@ def main(args) -> None:
     cfg = load_config(args.config, args.override)
     try:
         train(cfg)
-    except KeyboardInterrupt:
-        print(resume_hint(sys.argv[1:], cfg["Global"]["output_dir"]), file=sys.stderr)
-        raise  # run() prints "interrupted" and exits 130
+    except KeyboardInterrupt as exc:  # run() prints "interrupted; <hint>" once, exits 130
+        exc.resume_dir, exc.note = None, resume_hint(sys.argv[1:], cfg["Global"]["output_dir"])
+        raise
 
 
 if __name__ == "__main__":

@@ -1,41 +1,50 @@
-"""Checkpoints: atomic as a set, verified before use, read without running code; and the
-run folder's ownership (one run, one process).
+"""Checkpoints: written complete, then made current in one rename; checked before use; read
+without running code. And the run folder's lock.
 
-Every save writes its files (e.g. ``latest.pdparams/.pdopt/.pdstates``) through
-``utils.io.atomic_write_set`` and records each file's sha256 in ``<prefix>.manifest.json``,
-so a resume can tell a whole set from parts of two saves. The new manifest is staged as
-``<prefix>.manifest-next.json`` before the first rename and moved over the old one after
-the last, so whichever moment a save is interrupted, the files on disk match one of the
-two manifests or the set is reported as mixed.
+A save (``commit``) writes all its files (one epoch's ``latest.*``, ``best_*``, ``epoch_N.*``,
+``final_*``, ``metrics.json``) into ``<run>/.commit-partial/``, renames that folder to
+``<run>/.commit/`` (the one commit point), then moves each file onto its name and removes
+the folder. A kill before the rename leaves the previous files current; after it, readers
+see the staged files first and the next save or start moves them in (roll forward). Only
+the package's own file names are ever moved or deleted, and no path is read from a file.
 """
 from __future__ import annotations
 
-import glob
 import inspect
 import json
 import os
 import pickle
-import socket
+import re
 from typing import Any, Dict, List, Optional, Tuple
 
+import filelock
 import numpy as np
 import paddle
 
-from ..utils.io import (UnsafePickleError, pid_alive, atomic_write, atomic_write_set, fsync_dir,
-                        TMP_MARK, load_paddle_file, remove_stale_tmp, safe_load, sha256_file, write_json)
+from .amp import float32_state
+from .logger import new_records
+from ..models.resnet import arch_options
+from ..utils.io import UnsafePickleError, atomic_write, cap_repr, fsync, load_paddle_file, safe_load, sha256_file
 
-__all__ = ["atomic_save", "save_checkpoint", "save_set", "optimizer_state",
-           "load_optimizer_state", "resolve_checkpoint", "load_checkpoint", "load_states",
-           "verify_set", "consistent_sets", "CheckpointError", "RunFolderError",
-           "arch_identity", "identity_diff", "holds_run", "RunLock", "MANIFEST", "recover_sets"]
+__all__ = ["atomic_save", "save_checkpoint", "commit", "checkpoint_files", "roll_forward",
+           "optimizer_state", "load_optimizer_state", "resolve_checkpoint", "load_checkpoint",
+           "load_states", "check_states", "current", "save_json", "CheckpointError", "RunFolderError",
+           "arch_identity", "identity_diff", "holds_run", "RunLock", "FORMAT", "READY"]
 
-MANIFEST = ".manifest.json"
-_NEXT = ".manifest-next.json"
+FORMAT = 2  # of .pdstates; 1 was the manifest era's
+PARTIAL, READY = ".commit-partial", ".commit"
 _PARTS = (".pdparams", ".pdopt", ".pdstates")
+# Checkpoint names the package writes (and the only ones it moves or deletes).
+_OURS = re.compile(r"(latest|epoch_[1-9][0-9]*)\.(pdparams|pdopt|pdstates)"
+                   r"|(best|final)_(model\.pdparams|optimizer\.pdopt)")
+
+
+def _ours(name: str) -> bool:
+    return bool(_OURS.fullmatch(name)) or name == "metrics.json"
 
 
 class CheckpointError(RuntimeError):
-    """A resume checkpoint is missing, unreadable, mixed or from another model."""
+    """A resume checkpoint is missing, unreadable, malformed, mixed or from another model."""
 
 
 class RunFolderError(RuntimeError):
@@ -47,11 +56,69 @@ def _pickle(obj: Any, path: str) -> None:
         pickle.dump(obj, f, protocol=4)
 
 
-def atomic_save(obj: Any, path: str, writer=None) -> None:
-    """``paddle.save`` (or ``writer(obj, path)``) through ``utils.io.atomic_write``."""
-    atomic_write(path, lambda tmp: (writer or paddle.save)(obj, tmp))
+def save_json(obj: Any, path: str) -> None:
+    """A ``commit`` writer for JSON files (``metrics.json``)."""
+    with open(path, "w", encoding="utf-8") as f:
+        json.dump(obj, f, indent=1)
 
 
+# ----------------------------------------------------------------------------- commits
+def _clear(path: str) -> None:
+    """Remove a staging folder of ours: a link or file there is unlinked (not followed); in
+    a folder only the package's names are removed, so anything else stops here."""
+    if os.path.islink(path) or os.path.isfile(path):
+        os.unlink(path)
+    elif os.path.isdir(path):
+        for name in os.listdir(path):
+            if _ours(name) and not os.path.isdir(os.path.join(path, name)):
+                os.unlink(os.path.join(path, name))
+        try:
+            os.rmdir(path)
+        except OSError:
+            raise RunFolderError(f"{path} holds files this package did not write "
+                                 f"({', '.join(sorted(os.listdir(path))[:3])}); move them out "
+                                 "of it and run again") from None
+
+
+def roll_forward(folder: str) -> None:
+    """Finish a commit a kill interrupted after its commit point (move its files in)."""
+    ready = os.path.join(folder, READY)
+    if os.path.isdir(ready) and not os.path.islink(ready):
+        for name in sorted(os.listdir(ready)):
+            src = os.path.join(ready, name)
+            if _ours(name) and os.path.isfile(src) and not os.path.islink(src):
+                os.replace(src, os.path.join(folder, name))  # replaces a link, never follows it
+    _clear(ready)
+    fsync(folder)
+
+
+def commit(folder: str, files: Dict[str, Tuple[Any, Any]]) -> None:
+    """Write ``{name: (obj, writer)}`` into ``folder`` as one commit (``writer(obj, path)``;
+    None means ``paddle.save``). Call it only while holding the folder (``RunLock``)."""
+    os.makedirs(folder, exist_ok=True)
+    roll_forward(folder)
+    partial = os.path.join(folder, PARTIAL)
+    _clear(partial)  # a killed save's
+    os.mkdir(partial)
+    for name, (obj, writer) in files.items():
+        if not _ours(name):
+            raise ValueError(f"{name!r} is not a checkpoint name this package writes")
+        path = os.path.join(partial, name)
+        (writer or paddle.save)(obj, path)
+        fsync(path)
+    fsync(partial)
+    os.rename(partial, os.path.join(folder, READY))  # the commit point
+    fsync(folder)
+    roll_forward(folder)
+
+
+def current(path: str) -> str:
+    """The file a reader takes for ``path``: a committed file not yet moved in, or ``path``."""
+    staged = os.path.join(os.path.dirname(path), READY, os.path.basename(path))
+    return staged if os.path.isfile(staged) and not os.path.islink(staged) else path
+
+
+# ----------------------------------------------------------------------------- what is saved
 def _rename(state: Dict[str, Any], mapping: Dict[str, str]) -> Dict[str, Any]:
     out = {}
     for key, value in state.items():
@@ -75,12 +142,9 @@ def optimizer_state(model: paddle.nn.Layer, optimizer) -> Dict[str, Any]:
 
 
 def _tensors(obj: Any) -> Any:
-    """numpy arrays (as the safe reader returns them) -> tensors, through containers."""
     if isinstance(obj, np.ndarray):
         return paddle.to_tensor(obj)
-    if isinstance(obj, dict):
-        return {k: _tensors(v) for k, v in obj.items()}
-    return obj
+    return {k: _tensors(v) for k, v in obj.items()} if isinstance(obj, dict) else obj
 
 
 def load_optimizer_state(model: paddle.nn.Layer, optimizer, state: Dict[str, Any]) -> None:
@@ -93,7 +157,6 @@ def load_optimizer_state(model: paddle.nn.Layer, optimizer, state: Dict[str, Any
     optimizer.set_state_dict(_rename(state, dict(sorted(names.items(), key=lambda kv: -len(kv[0])))))
 
 
-# ----------------------------------------------------------------------------- states
 def _plain_states(states: Dict[str, Any]) -> Dict[str, Any]:
     """Paddle's RNG states are pybind objects: store their plain ``__getstate__`` tuples so
     the states file holds only what the safe unpickler admits."""
@@ -105,195 +168,121 @@ def _plain_states(states: Dict[str, Any]) -> Dict[str, Any]:
     return states
 
 
-def _paddle_rng(plain: List[Any]) -> List[Any]:
-    out = []
-    for s in plain:
-        if isinstance(s, tuple):
-            cls = paddle.base.libpaddle.GeneratorState
-            g = cls.__new__(cls)
-            g.__setstate__(s)
-            s = g
-        out.append(s)
-    return out
-
-
 def load_states(path: str) -> Dict[str, Any]:
     """Read a ``.pdstates`` file (epoch, best metric, scheduler, RNG states, records) with
     the safe unpickler."""
-    states = safe_load(path)
+    states = safe_load(current(path))
     rng = states.get("rng") if isinstance(states, dict) else None
-    if isinstance(rng, dict) and rng.get("paddle") is not None:
-        states["rng"] = dict(rng, paddle=_paddle_rng(rng["paddle"]))
+    if isinstance(rng, dict) and isinstance(rng.get("paddle"), list):
+        cls = paddle.base.libpaddle.GeneratorState
+        out = []
+        for s in rng["paddle"]:
+            if isinstance(s, tuple):
+                g = cls.__new__(cls)
+                g.__setstate__(s)
+                s = g
+            out.append(s)
+        states["rng"] = dict(rng, paddle=out)
     return states
 
 
-# ----------------------------------------------------------------------------- sets
-def save_set(files: Dict[str, Tuple[Any, Any]], manifest_prefix: str,
-             meta: Optional[Dict[str, Any]] = None) -> None:
-    """Write ``{path: (obj, writer)}`` as one set with the manifest ``manifest_prefix +
-    '.manifest.json'`` (``writer`` None means ``paddle.save``)."""
-    manifest, pending = manifest_prefix + MANIFEST, manifest_prefix + _NEXT
-
-    def record(staged: Dict[str, str]) -> None:
-        # "staged" lets the next start finish the renames after a kill (recover_sets).
-        entries = {os.path.basename(p): {"sha256": sha256_file(t), "bytes": os.path.getsize(t),
-                                         "staged": os.path.basename(t)}
-                   for p, t in staged.items()}
-        write_json({"format": 1, **(meta or {}), "files": entries}, pending)
-
-    atomic_write_set({path: (lambda tmp, o=obj, w=writer: (w or paddle.save)(o, tmp))
-                      for path, (obj, writer) in files.items()}, before_commit=record)
-    os.replace(pending, manifest)
-    fsync_dir(os.path.dirname(os.path.abspath(manifest)))
-
-
-def _entry_ok(path: str, entry: Dict[str, Any]) -> bool:
-    return (os.path.isfile(path) and os.path.getsize(path) == entry.get("bytes")
-            and sha256_file(path) == entry.get("sha256"))
-
-
-def recover_sets(folder: str) -> List[str]:
-    """Finish the saves a kill interrupted in ``folder`` (call it only while holding the
-    folder: ``RunLock.clean`` does, before any temporary file is removed).
-
-    A pending manifest (``*.manifest-next.json``) is written only once every file of its
-    set is staged and fsynced, so each of its files is either in place or still staged:
-    the staged ones are renamed in (rolled forward) and the manifest takes its place. A
-    pending manifest whose files are gone is dropped; the previous complete set (the old
-    manifest) is then still whole, since no rename had happened.
-
-    Returns:
-        the prefixes rolled forward.
-    """
-    done = []
-    for pending in sorted(glob.glob(os.path.join(glob.escape(folder), "*" + _NEXT))):
-        manifest = _read_manifest(pending)
-        if manifest is None:
-            continue
-        moves, whole = [], True
-        for name, entry in manifest["files"].items():
-            final = os.path.join(folder, name)
-            staged = os.path.join(folder, str(entry.get("staged", "")))
-            if entry.get("staged") and _entry_ok(staged, entry):
-                moves.append((staged, final))
-            elif not _entry_ok(final, entry):
-                whole = False
-        prefix = pending[: -len(_NEXT)]
-        if not whole:
-            os.remove(pending)
-            continue
-        for staged, final in moves:
-            os.replace(staged, final)
-        os.replace(pending, prefix + MANIFEST)
-        fsync_dir(folder)
-        done.append(prefix)
-    return done
+def checkpoint_files(prefix: str, model: paddle.nn.Layer, optimizer=None,
+                     states: Optional[Dict[str, Any]] = None, opt_name: Optional[str] = None,
+                     ) -> Dict[str, Tuple[Any, Any]]:
+    """``{name: (obj, writer)}`` of one set for ``commit``: ``prefix.pdparams`` (float32),
+    the optimizer as ``opt_name`` (default ``prefix.pdopt``) and, with ``states``,
+    ``prefix.pdstates`` (whose ``digests`` bind it to the other two files)."""
+    files = {prefix + ".pdparams": (float32_state(model.state_dict()), None)}
+    if optimizer is not None:
+        files[opt_name or prefix + ".pdopt"] = (optimizer_state(model, optimizer), None)
+    if states is not None:
+        def write_states(obj, path):  # digests of the two files just staged beside it
+            folder = os.path.dirname(path)
+            obj = dict(obj, format=FORMAT, digests={
+                s: sha256_file(os.path.join(folder, prefix + s)) for s in _PARTS[:2]})
+            _pickle(_plain_states(obj), path)
+        files[prefix + ".pdstates"] = (states, write_states)
+    return files
 
 
 def save_checkpoint(prefix: str, model: paddle.nn.Layer, optimizer=None,
                     states: Optional[Dict[str, Any]] = None,
                     meta: Optional[Dict[str, Any]] = None, opt_path: Optional[str] = None) -> None:
-    """Write ``prefix.pdparams`` (+ ``.pdopt``, ``.pdstates``) and ``prefix.manifest.json``
-    as one set. ``meta`` (epoch, global step, model identity) goes into the manifest;
-    ``opt_path`` names the optimizer file when it is not ``prefix.pdopt`` (the seed's
-    ``best_optimizer.pdopt`` beside ``best_model.pdparams``)."""
-    from .amp import float32_state
-    files = {prefix + ".pdparams": (float32_state(model.state_dict()), None)}  # always float32
-    if optimizer is not None:
-        files[opt_path or prefix + ".pdopt"] = (optimizer_state(model, optimizer), None)
-    if states is not None:
-        # Plain pickle: RNG states hold arrays (uint32) that paddle.save cannot store.
-        files[prefix + ".pdstates"] = (_plain_states(states), _pickle)
-    save_set(files, prefix, meta)
+    """Commit one set ``prefix.pdparams`` (+ ``.pdopt``, ``.pdstates``, which also holds
+    ``meta``); ``opt_path`` names the optimizer file when it is not ``prefix.pdopt``."""
+    folder, name = os.path.split(os.path.abspath(prefix))
+    commit(folder, checkpoint_files(name, model, optimizer,
+                                    None if states is None else {**states, **(meta or {})},
+                                    opt_path and os.path.basename(opt_path)))
 
 
-def _read_manifest(path: str) -> Optional[Dict[str, Any]]:
-    try:
-        with open(path, encoding="utf-8") as f:
-            data = json.load(f)
-        return data if isinstance(data, dict) and isinstance(data.get("files"), dict) else None
-    except (OSError, ValueError):
-        return None
+def atomic_save(obj: Any, path: str, writer=None) -> None:
+    """``paddle.save`` (or ``writer(obj, path)``) through ``utils.io.atomic_write``."""
+    atomic_write(path, lambda tmp: (writer or paddle.save)(obj, tmp))
 
 
-def _matches(manifest: Dict[str, Any], folder: str) -> bool:
-    for name, entry in manifest["files"].items():
-        path = os.path.join(folder, name)
-        if not os.path.isfile(path) or os.path.getsize(path) != entry.get("bytes") \
-                or sha256_file(path) != entry.get("sha256"):
-            return False
-    return True
+# ----------------------------------------------------------------------------- reading
+def _int(v: Any) -> bool:
+    return isinstance(v, (int, np.integer)) and not isinstance(v, bool)
 
 
-def verify_set(prefix: str, parts=_PARTS) -> Optional[Dict[str, Any]]:
-    """The manifest that ``prefix``'s files match as a whole, or None (mixed, missing
-    or unrecorded). The manifest must list ``prefix`` + each of ``parts``."""
-    folder = os.path.dirname(os.path.abspath(prefix))
-    own = {os.path.basename(prefix) + p for p in parts}
-    for candidate in (prefix + MANIFEST, prefix + _NEXT):
-        manifest = _read_manifest(candidate)
-        if manifest is not None and own <= set(manifest["files"]) and _matches(manifest, folder):
-            return manifest
-    return None
+def check_states(st: Any, where: str) -> None:
+    """Refuse a states dict whose format, types or ranges are not what ``train`` writes.
+
+    Raises:
+        CheckpointError: one line naming the field, its value and what is expected.
+    """
+    if not isinstance(st, dict):
+        raise CheckpointError(f"refusing {where}: it holds {type(st).__name__}, not a training "
+                              "state; it was not written by this package")
+    if st.get("format") != FORMAT:
+        raise CheckpointError(
+            f"refusing {where}: format: {cap_repr(st.get('format'))}; this version reads "
+            f"format {FORMAT} (written by another version of orthonets_paddle). Start a new run; "
+            "its weights can seed one: -o Global.pretrained_model=<prefix>.pdparams")
+    epoch = st.get("epoch")
+    rules = [
+        ("epoch", _int(epoch) and epoch >= 0, "an integer >= 0"),
+        ("global_step", _int(st.get("global_step")) and st["global_step"] >= 0, "an integer >= 0"),
+        ("best_epoch", _int(st.get("best_epoch")) and _int(epoch) and -1 <= st["best_epoch"] <= epoch,
+         "an integer in [-1, epoch]"),
+        ("best_acc", isinstance(st.get("best_acc"), (float, int, np.floating)) and not isinstance(
+            st.get("best_acc"), bool) and -1 <= st["best_acc"] <= 1, "a number in [-1, 1]"),
+        ("lr_scheduler", isinstance(st.get("lr_scheduler"), dict), "a dict"),
+        ("rng", isinstance(st.get("rng"), dict), "a dict"),
+        ("rank_rng", st.get("rank_rng") is None or isinstance(st["rank_rng"], list), "a list"),
+        ("scaler", st.get("scaler") is None or isinstance(st["scaler"], dict), "a dict"),
+        ("identity", st.get("identity") is None or isinstance(st["identity"], dict), "a dict"),
+        ("digests", isinstance(st.get("digests"), dict) and all(
+            isinstance(st["digests"].get(s), str) for s in _PARTS[:2]), "sha256 of .pdparams/.pdopt"),
+        ("records", _records_ok(st.get("records")), "the records train() keeps"),
+    ]
+    for key, ok, want in rules:
+        if not ok:
+            raise CheckpointError(f"refusing {where}: {key}: {cap_repr(st.get(key))} (expected "
+                                  f"{want}); the file was not written by this package or is damaged")
 
 
-def _roll_forward_readonly(prefix: str) -> Optional[Dict[str, str]]:
-    """``{suffix: path}`` of a set whose pending manifest's files are each in place or
-    still staged (a save killed between its renames), without touching the folder."""
-    folder = os.path.dirname(os.path.abspath(prefix))
-    manifest = _read_manifest(prefix + _NEXT)
-    if manifest is None:
-        return None
-    paths = {}
-    for name, entry in manifest["files"].items():
-        final = os.path.join(folder, name)
-        staged = os.path.join(folder, str(entry.get("staged", "")))
-        if entry.get("staged") and _entry_ok(staged, entry):
-            paths[name] = staged
-        elif _entry_ok(final, entry):
-            paths[name] = final
-        else:
-            return None
-    base = os.path.basename(prefix)
-    out = {p: paths.get(base + p) for p in _PARTS}
-    return out if all(out.values()) else None
-
-
-def consistent_sets(folder: str, resumable: bool = True) -> List[str]:
-    """Prefixes in ``folder`` whose files match their manifest (with ``resumable``: only
-    sets holding weights, optimizer and states)."""
-    out = []
-    for path in sorted(glob.glob(os.path.join(glob.escape(folder), "*" + MANIFEST))):
-        prefix = path[: -len(MANIFEST)]
-        parts = _PARTS if resumable else (".pdparams",)
-        if not all(os.path.isfile(prefix + s) for s in parts):
-            continue
-        if verify_set(prefix, parts) is not None:
-            out.append(prefix)
-    return out
-
-
-def _alternatives(folder: str, exclude: str = "") -> str:
-    sets = [p for p in consistent_sets(folder) if p != exclude]
-    if sets:
-        return "consistent checkpoints here: " + ", ".join(sets) + " (resume with -o " \
-               f"Global.checkpoints={sets[-1]})"
-    return ("no consistent checkpoint set exists in " + folder + "; start a new run (its "
-            "weights can still seed one: -o Global.pretrained_model=<prefix>.pdparams)")
+def _records_ok(rec: Any) -> bool:
+    def same(a: Any, b: Any) -> bool:
+        if isinstance(b, dict):
+            return isinstance(a, dict) and set(a) == set(b) and all(same(a[k], b[k]) for k in b)
+        return isinstance(a, list)
+    return same(rec, new_records())
 
 
 def resolve_checkpoint(path: str) -> str:
     """``Global.checkpoints`` may be an output directory (uses its ``latest``) or a
-    prefix such as ``output/run/epoch_10`` (``.pdparams`` suffix optional)."""
+    prefix such as ``output/run/epoch_10`` (a ``.pdparams``/``.pdopt``/``.pdstates`` suffix
+    is dropped)."""
     path = str(path)
     if os.path.isdir(path):
         path = os.path.join(path, "latest")
-    for suffix in (*_PARTS, MANIFEST):
+    for suffix in _PARTS:
         if path.endswith(suffix):
             path = path[: -len(suffix)]
-    needed = [path + s for s in _PARTS]
-    missing = [p for p in needed if not os.path.isfile(p)]
-    if missing and _roll_forward_readonly(path) is None:
+    missing = [path + s for s in _PARTS if not os.path.isfile(current(path + s))]
+    if missing:
         raise CheckpointError(
             f"cannot resume from {path}: missing {', '.join(missing)}. Global.checkpoints takes a "
             "run's output directory (resumes from its latest.*) or a checkpoint prefix such as "
@@ -301,53 +290,63 @@ def resolve_checkpoint(path: str) -> str:
     return path
 
 
+def _whole(prefix: str, digests: Dict[str, str]) -> bool:
+    return all(sha256_file(current(prefix + s)) == digests.get(s) for s in _PARTS[:2])
+
+
+def _alternatives(folder: str, exclude: str) -> str:
+    sets = []
+    for name in sorted(os.listdir(folder)):
+        prefix = os.path.join(folder, name[: -len(".pdstates")])
+        if _OURS.fullmatch(name) and name.endswith(".pdstates") and prefix != exclude:
+            try:
+                st = safe_load(current(prefix + ".pdstates"))
+                check_states(st, prefix)
+                if _whole(prefix, st["digests"]):
+                    sets.append(prefix)
+            except Exception:  # noqa: BLE001  (any unreadable set is simply not offered)
+                pass
+    if sets:
+        return (f"consistent checkpoints here: {', '.join(sets)} (resume with -o "
+                f"Global.checkpoints={sets[-1]})")
+    return (f"no other consistent checkpoint set is in {folder}; start a new run (-o "
+            "Global.overwrite=True or another Global.output_dir; its weights can seed it: -o "
+            "Global.pretrained_model=<prefix>.pdparams)")
+
+
 def load_checkpoint(path: str) -> Dict[str, Any]:
-    """Read a verified resume checkpoint: ``{'model', 'optimizer', 'states', 'prefix',
-    'manifest'}`` (arrays as numpy).
+    """Read and check a resume checkpoint: ``{'model', 'optimizer', 'states', 'prefix'}``
+    (arrays as numpy).
 
     Raises:
-        CheckpointError: missing parts, parts of different saves (the message names the
-            consistent sets that exist), an unreadable or unsafe file.
+        CheckpointError: missing parts, parts of different saves, malformed states, NaN/inf
+            values, an unreadable or unsafe file (one line, naming the alternatives).
     """
     prefix = resolve_checkpoint(path)
     folder = os.path.dirname(os.path.abspath(prefix))
-    manifest = verify_set(prefix)
-    paths = {p: prefix + p for p in _PARTS}
-    staged = _roll_forward_readonly(prefix) if manifest is None else None
-    if staged is not None:  # a save killed between its renames: its files are all there
-        manifest, paths = _read_manifest(prefix + _NEXT), staged
-    if manifest is None:
-        if not os.path.isfile(prefix + MANIFEST):
-            why = (f"{prefix}.* has no manifest ({os.path.basename(prefix)}{MANIFEST}), so its "
-                   "parts cannot be shown to come from one save (written by hand or by an older "
-                   "version)")
-        else:
-            why = (f"{prefix}.pdparams/.pdopt/.pdstates do not all match "
-                   f"{os.path.basename(prefix)}{MANIFEST}: they are parts of different saves "
-                   "(interrupted save or files copied in by hand), and resuming would mix them")
-        raise CheckpointError(f"refusing to resume: {why}; {_alternatives(folder, prefix)}")
-    out: Dict[str, Any] = {"prefix": prefix, "manifest": manifest}
-    for key, suffix in (("model", ".pdparams"), ("optimizer", ".pdopt"), ("states", ".pdstates")):
+    out: Dict[str, Any] = {"prefix": prefix}
+    for key, suffix in (("states", ".pdstates"), ("model", ".pdparams"), ("optimizer", ".pdopt")):
         try:
-            out[key] = (load_states if key == "states" else load_paddle_file)(paths[suffix])
+            out[key] = (load_states if key == "states" else load_paddle_file)(current(prefix + suffix))
         except UnsafePickleError as exc:
             raise CheckpointError(str(exc)) from None
-        except Exception as exc:
-            raise CheckpointError(f"cannot read {prefix + suffix} ({type(exc).__name__}: {exc}); "
-                                  f"{_alternatives(folder, prefix)}") from None
-    if not isinstance(out["states"], dict) or "epoch" not in out["states"]:
-        raise CheckpointError(f"{prefix}.pdstates holds no training state; "
-                              f"{_alternatives(folder, prefix)}")
+        except Exception as exc:  # noqa: BLE001  (any reading error: the file is unusable)
+            raise CheckpointError(f"cannot read {prefix + suffix} ({type(exc).__name__}: "
+                                  f"{cap_repr(exc, 200)}); {_alternatives(folder, prefix)}") from None
+        if key == "states":
+            check_states(out["states"], prefix + suffix)
+            if not _whole(prefix, out["states"]["digests"]):
+                raise CheckpointError(
+                    f"refusing to resume: {prefix}.pdparams/.pdopt/.pdstates are parts of different "
+                    f"saves (files copied in by hand?), and resuming would mix them; "
+                    f"{_alternatives(folder, prefix)}")
     for key, suffix in (("model", ".pdparams"), ("optimizer", ".pdopt")):
         bad = _nonfinite(out[key])  # a diverged save would train on as NaN from step one
         if bad:
-            others = [p for p in consistent_sets(folder) if p != prefix]
-            hint = (_alternatives(folder, prefix) if others else "no other checkpoint set is "
-                    "here; start a new run (-o Global.overwrite=True or another Global.output_dir)")
             raise CheckpointError(
                 f"refusing to resume: {prefix + suffix} holds NaN/inf values in {bad[0]}"
                 f"{f' and {len(bad) - 1} more tensor(s)' if len(bad) > 1 else ''} (the training "
-                f"that wrote it diverged); {hint}")
+                f"that wrote it diverged); {_alternatives(folder, prefix)}")
     return out
 
 
@@ -355,133 +354,67 @@ def _nonfinite(obj: Any, name: str = "") -> List[str]:
     """Names of the float arrays in a (nested) state dict holding NaN or inf."""
     if isinstance(obj, dict):
         return [b for k, v in obj.items() for b in _nonfinite(v, f"{name}.{k}" if name else str(k))]
-    if isinstance(obj, (list, tuple)):
-        return [b for i, v in enumerate(obj) for b in _nonfinite(v, f"{name}[{i}]")]
-    arr = obj.numpy() if hasattr(obj, "numpy") and not isinstance(obj, np.ndarray) else obj
-    if isinstance(arr, (np.ndarray, np.generic)) and np.asarray(arr).dtype.kind == "f":
-        arr = np.asarray(arr)
+    if isinstance(obj, (np.ndarray, np.generic)) and obj.dtype.kind == "f":
+        arr = np.asarray(obj)
         if not np.isfinite(arr).all():
             return [f"{name} ({int((~np.isfinite(arr)).sum())} of {arr.size} values)"]
     return []
 
 
 # ----------------------------------------------------------------------------- identity
-# Views of the same weights, and training-only regularisers (api helper, issue 19: timm's
-# global_pool/drop_rate/drop_path_rate are absent from older checkpoints' identities).
+# Views of the same weights, and training-only regularisers (absent from older identities).
 _IDENTITY_SKIP = ("features_only", "out_indices", "global_pool", "drop_rate", "drop_path_rate")
 
 
 def arch_identity(arch: Dict[str, Any]) -> Dict[str, Any]:
     """The ``Arch`` section with the model's defaults filled in: what must stay the same
     for a checkpoint to be resumed (architecture, options, class count, input channels)."""
-    from ..models.resnet import arch_options
     out = {k: v for k, v in arch_options().items()
            if k not in ("input_size", *_IDENTITY_SKIP) and v is not inspect.Parameter.empty}
     out.update({k: v for k, v in arch.items() if k not in _IDENTITY_SKIP})
-    return json.loads(json.dumps(out, default=str))  # plain, as stored in the manifest
+    return json.loads(json.dumps(out, default=str))  # plain, as stored
 
 
 def identity_diff(saved: Dict[str, Any], now: Dict[str, Any]) -> List[str]:
-    """``Arch.key: saved X, now Y`` for each key that differs."""
-    keys = sorted(set(saved) | set(now))
+    """``Arch.key: checkpoint X, this run Y`` for each key that differs."""
     return [f"Arch.{k}: checkpoint {saved.get(k)!r}, this run {now.get(k)!r}"
-            for k in keys if saved.get(k) != now.get(k)]
+            for k in sorted(set(saved) | set(now)) if saved.get(k) != now.get(k)]
 
 
 # ----------------------------------------------------------------------------- run folder
 def holds_run(folder: str) -> List[str]:
-    """Checkpoint files of some run in ``folder`` (empty if none)."""
+    """The checkpoint files (the package's names) of some run in ``folder``."""
     if not os.path.isdir(folder):
         return []
-    return sorted(n for n in os.listdir(folder)
-                  if n.endswith((*_PARTS, MANIFEST)) and os.path.isfile(os.path.join(folder, n)))
-
-
-LOCK_GRACE = 30.0  # seconds an unreadable lock file counts as being written
-
-
-def _young(path: str) -> bool:
-    import time
-    try:
-        return time.time() - os.path.getmtime(path) < LOCK_GRACE
-    except OSError:
-        return False
+    names, ready = set(os.listdir(folder)), os.path.join(folder, READY)
+    if os.path.isdir(ready) and not os.path.islink(ready):
+        names |= set(os.listdir(ready))
+    return sorted(n for n in names if _OURS.fullmatch(n))
 
 
 class RunLock:
-    """``folder/run.lock`` holding the owner's pid and host: one writing process per run
-    folder. A lock left by a dead process on this host is taken over (``note`` says so)."""
+    """``folder/run.lock`` (or ``name``) held with ``filelock``: one writing process per
+    folder. The operating system releases it when its process ends, however it ends."""
 
-    NAME = "run.lock"
-
-    def __init__(self, folder: str):
-        self.path = os.path.join(folder, self.NAME)
-        self.note = ""
-        self.held = False
-
-    def _create(self) -> bool:
-        # Written whole to a temporary file, then linked into place: run.lock never exists
-        # without its owner (os.link fails if it exists, like O_EXCL).
-        tmp = f"{self.path}{TMP_MARK}{os.getpid()}"
-        with open(tmp, "w", encoding="utf-8") as f:
-            json.dump({"pid": os.getpid(), "host": socket.gethostname()}, f)
-            f.flush()
-            os.fsync(f.fileno())
-        try:
-            os.link(tmp, self.path)
-        except FileExistsError:
-            return False
-        finally:
-            os.remove(tmp)
-        return True
+    def __init__(self, folder: str, name: str = "run.lock", what: str = "run"):
+        self.folder, self.path, self.what = folder, os.path.join(folder, name), what
+        self.lock: Optional[filelock.FileLock] = None
 
     def acquire(self) -> "RunLock":
-        os.makedirs(os.path.dirname(self.path), exist_ok=True)
-        if not self._create():
-            try:
-                with open(self.path, encoding="utf-8") as f:
-                    owner = json.load(f)
-                pid, host = int(owner["pid"]), str(owner.get("host", ""))
-            except (OSError, ValueError, KeyError, TypeError):
-                pid, host = None, ""
-                if _young(self.path):  # an older version between create and write
-                    raise RunFolderError(
-                        f"{os.path.dirname(self.path)} is being taken by another run (its lock "
-                        f"file {self.path} is {LOCK_GRACE:.0f} s old at most and not yet "
-                        "written); wait, or choose another Global.output_dir") from None
-            same_host = host == socket.gethostname()
-            if pid is not None and (not same_host or pid_alive(pid)):
-                raise RunFolderError(
-                    f"{os.path.dirname(self.path)} is in use by another run (pid {pid} on "
-                    f"{host or 'this host'}, lock file {self.path}); wait for it to finish or "
-                    "choose another Global.output_dir. If that process is gone, delete the lock "
-                    "file")
-            os.remove(self.path)
-            if not self._create():
-                raise RunFolderError(f"{os.path.dirname(self.path)} was just taken by another "
-                                     "run; choose another Global.output_dir")
-            self.note = (f"took over the lock of a process that no longer runs (pid {pid}); its "
-                         "unfinished temporary files are removed")
-        self.held = True
+        os.makedirs(self.folder, exist_ok=True)
+        if os.path.islink(self.path):
+            os.unlink(self.path)  # a planted link: opening it could truncate its target
+        lock = filelock.FileLock(self.path)
+        try:
+            lock.acquire(timeout=0)
+        except filelock.Timeout:
+            raise RunFolderError(f"{self.folder} is in use by another {self.what} (it holds "
+                                 f"{self.path}); wait for it to finish or choose another output "
+                                 "folder") from None
+        self.lock = lock
         return self
 
     def release(self) -> None:
-        if not self.held:
-            return
-        self.held = False
-        try:
-            with open(self.path, encoding="utf-8") as f:
-                mine = json.load(f).get("pid") == os.getpid()
-        except (OSError, ValueError):
-            mine = False
-        if mine:
-            os.remove(self.path)
-
-    def clean(self) -> List[str]:
-        """Finish saves a kill interrupted (``recover_sets``), then remove the temporary
-        files of crashed writes (only while holding the lock)."""
-        if not self.held:
-            return []
-        folder = os.path.dirname(self.path)
-        self.recovered = recover_sets(folder)
-        return remove_stale_tmp(folder)
+        if self.lock is not None:
+            self.lock.release()
+            self.lock = None

@@ -12,6 +12,8 @@ from typing import Any, Dict, List, Optional, Sequence
 import numpy as np
 import paddle
 
+from ..utils.io import atomic_write
+
 __all__ = ["confusion_matrix", "per_class_accuracy", "plot_confusion_matrix",
            "evaluate_with_predictions", "evaluate_from_config", "format_eval"]
 
@@ -94,11 +96,9 @@ def plot_confusion_matrix(cm: np.ndarray, class_names: Optional[Sequence[str]] =
     default = "Confusion matrix (row-normalised)" if normalize else "Confusion matrix"
     ax.set_title(title or default)
     fig.tight_layout()
-    if save_path is not None:
-        parent = os.path.dirname(os.fspath(save_path))
-        if parent:
-            os.makedirs(parent, exist_ok=True)
-        fig.savefig(save_path, dpi=120, bbox_inches="tight")
+    if save_path is not None:  # temp file + rename: a link there is replaced, not followed
+        fmt = os.path.splitext(os.fspath(save_path))[1][1:].lower() or "png"
+        atomic_write(save_path, lambda tmp: fig.savefig(tmp, format=fmt, dpi=120, bbox_inches="tight"))
     if matplotlib.get_backend().lower() in ("agg", "cairo", "pdf", "pgf", "ps", "svg", "template"):
         plt.close(fig)
     return fig

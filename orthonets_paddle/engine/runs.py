@@ -140,7 +140,7 @@ def compare_runs(run_dirs: Sequence[str], out_dir: Optional[str] = None,
     """
     import matplotlib.pyplot as plt
 
-    from ..plotting import comparison_table, plot_curves_together
+    from ..plotting import comparison_table, plot_curves_together, save_figure
 
     if not run_dirs:
         raise RunError("give at least one run directory")
@@ -172,7 +172,7 @@ def compare_runs(run_dirs: Sequence[str], out_dir: Optional[str] = None,
             ax.set_title(f"no {key} curves recorded")
     fig.tight_layout()
     png_path = os.path.join(out_dir, "learning_curves.png")
-    fig.savefig(png_path, dpi=120, bbox_inches="tight")
+    save_figure(fig, png_path)
     plt.close(fig)
     out["plot_file"] = png_path
     return out

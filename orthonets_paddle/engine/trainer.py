@@ -23,13 +23,12 @@ from ..models.registry import model_channels
 from ..models.pretrained import load_pretrained
 from ..utils.cli import Terminated, is_interrupt
 from .amp import autocast, build_scaler, decorate, fp16_eval
-from .checkpoint import (MANIFEST, CheckpointError, RunFolderError, RunLock, arch_identity,
-                         holds_run, identity_diff, load_checkpoint, load_optimizer_state,
-                         save_checkpoint)
+from .checkpoint import (READY, CheckpointError, RunFolderError, RunLock, arch_identity, checkpoint_files,
+                         commit, current, holds_run, identity_diff, load_checkpoint,
+                         load_optimizer_state, roll_forward, save_json)
 from .env import (RunEnv, gather_rng_states, rank_rng, rng_state, seed_everything,
                   set_rng_state, setup_env)
-from .logger import (VisualDLWriter, get_logger, log_line, new_records, progress, step_line,
-                     write_json)
+from .logger import VisualDLWriter, get_logger, log_line, new_records, progress, step_line
 from .losses import build_loss
 from .optim import build_optimizer
 
@@ -41,9 +40,13 @@ class NonFiniteLossError(RuntimeError):
     """The loss became NaN or infinite; the run stops with its last good checkpoint."""
 
 
+def _saved(out_dir: str) -> bool:
+    return os.path.isfile(current(os.path.join(out_dir, "latest.pdstates")))
+
+
 def _nonfinite_message(what: str, g: Dict[str, Any]) -> str:
     latest = os.path.join(g["output_dir"], "latest")
-    if os.path.isfile(latest + MANIFEST):
+    if _saved(g["output_dir"]):
         where = (f"The last good checkpoint is {latest}.* (resume with -o Global.checkpoints="
                  f"{g['output_dir']}).")
     else:
@@ -196,8 +199,8 @@ def evaluate(model, loader, loss_fn, env: Optional[RunEnv] = None,
 
 
 def _states(epoch: int, state: Dict[str, Any], records, scheduler, scaler=None,
-            rngs=None) -> Dict[str, Any]:
-    return {"epoch": epoch, "best_acc": state["best_acc"], "best_epoch": state["best_epoch"],
+            rngs=None, identity=None) -> Dict[str, Any]:
+    return {"epoch": epoch, "identity": identity, "best_acc": state["best_acc"], "best_epoch": state["best_epoch"],
             "global_step": state["global_step"], "lr_scheduler": scheduler.state_dict(),
             "rng": rng_state(), "rank_rng": rngs, "records": records,
             "scaler": scaler.state_dict() if scaler is not None else None}
@@ -221,9 +224,9 @@ def _check_folder(out_dir: str, g: Dict[str, Any], resume_prefix: Optional[str])
 
 
 def _resume_identity(ckpt: Dict[str, Any], cfg: Dict[str, Any]) -> None:
-    saved = ckpt["manifest"].get("identity")
+    saved = ckpt["states"].get("identity")
     if saved is None:
-        raise CheckpointError(f"{ckpt['prefix']}: its manifest records no model identity; it "
+        raise CheckpointError(f"{ckpt['prefix']}.pdstates records no model identity; it "
                               "cannot be checked against Arch, so it is not resumed")
     diff = identity_diff(saved, arch_identity(cfg["Arch"]))
     if diff:
@@ -234,19 +237,9 @@ def _resume_identity(ckpt: Dict[str, Any], cfg: Dict[str, Any]) -> None:
             "Global.pretrained_model to reuse its weights)")
 
 
-def _meta(cfg: Dict[str, Any], epoch: int, state: Dict[str, Any]) -> Dict[str, Any]:
-    return {"epoch": epoch, "global_step": state["global_step"],
-            "identity": arch_identity(cfg["Arch"])}
-
-
-def _unwrap_interrupt(exc: OSError) -> None:
-    if is_interrupt(exc):
-        raise KeyboardInterrupt from None
-
-
 def _resumable(exc: BaseException, out_dir: str) -> BaseException:
     """Tell ``utils.cli.run`` how to resume a stopped run (the latest set, if any)."""
-    if os.path.isfile(os.path.join(out_dir, "latest" + MANIFEST)):
+    if _saved(out_dir):
         exc.resume_dir = out_dir
     else:
         exc.note = "no checkpoint was saved yet (the first is written at the end of an epoch)"
@@ -324,16 +317,19 @@ def train(cfg: Dict[str, Any]) -> Dict[str, Any]:
         state.update(best_acc=st["best_acc"], best_epoch=st["best_epoch"],
                      global_step=st["global_step"])
         start_epoch = st["epoch"] + 1
-        if start_epoch >= g["epochs"]:
+        # A run killed before its final files were all in place is finished below instead.
+        if start_epoch >= g["epochs"] and os.path.isfile(os.path.join(out_dir, "final_model.pdparams")) \
+                and not os.path.lexists(os.path.join(out_dir, READY)):
             log.info("resumed from %s: it has done %d epoch(s) and Global.epochs is %d, so there "
                      "is nothing to train (best acc %.4f at epoch %d). To train longer, raise "
                      "Global.epochs, e.g. -o Global.epochs=%d", ckpt["prefix"], start_epoch,
                      g["epochs"], state["best_acc"], state["best_epoch"] + 1, start_epoch + 10)
             return {"best_acc": state["best_acc"], "best_epoch": state["best_epoch"] + 1,
                     "final": None, "records": records, "output_dir": out_dir, "model": model}
-        log.info("resumed from %s: epoch %d done, best acc %.4f (epoch %d); continuing at epoch %d",
-                 ckpt["prefix"], start_epoch, state["best_acc"], state["best_epoch"] + 1,
-                 start_epoch + 1)
+        log.info("resumed from %s: epoch %d done, best acc %.4f (epoch %d); %s", ckpt["prefix"],
+                 start_epoch, state["best_acc"], state["best_epoch"] + 1,
+                 f"continuing at epoch {start_epoch + 1}" if start_epoch < g["epochs"]
+                 else "writing its final_model")
 
     # The real cause, before the first conv reports a weight-shape error (and after the
     # resume identity check, whose message lists every differing Arch key).
@@ -352,13 +348,8 @@ def train(cfg: Dict[str, Any]) -> Dict[str, Any]:
         lock.acquire()
     try:
         if env.is_main:
-            if lock.note:
-                log.warning("WARNING %s: %s", out_dir, lock.note)
             _check_folder(out_dir, g, ckpt and ckpt["prefix"])  # again, now that we hold it
-            removed = lock.clean()
-            if removed:
-                log.info("removed %d temporary file(s) of an interrupted save: %s", len(removed),
-                         ", ".join(removed))
+            roll_forward(out_dir)  # a save killed after its commit point
             if g["overwrite"] and not ckpt:
                 old = holds_run(out_dir)
                 for name in old:
@@ -426,16 +417,19 @@ def _fit(cfg, env, log, model, net_loaders, loss_fn, optimizer, scheduler, scale
                 for k, v in row.items():
                     if k != "epoch":
                         vdl.add_scalar(f"epoch/{k}", v, epoch + 1)
-                meta = _meta(cfg, epoch, state)
-                if improved:
-                    save_checkpoint(os.path.join(out_dir, "best_model"), model, optimizer, meta=meta,
-                                    opt_path=os.path.join(out_dir, "best_optimizer.pdopt"))
-                states = _states(epoch, state, records, scheduler, scaler, rngs)
-                save_checkpoint(os.path.join(out_dir, "latest"), model, optimizer, states, meta)
+                # One commit per epoch: these files become current together.
+                files = checkpoint_files("best_model", model, optimizer,
+                                         opt_name="best_optimizer.pdopt") if improved else {}
+                states = _states(epoch, state, records, scheduler, scaler, rngs,
+                                 arch_identity(cfg["Arch"]))
+                files.update(checkpoint_files("latest", model, optimizer, states))
                 if g["save_interval"] and (epoch + 1) % g["save_interval"] == 0:
-                    save_checkpoint(os.path.join(out_dir, f"epoch_{epoch + 1}"), model, optimizer,
-                                    states, meta)
-                write_json(_metrics(records, state, cfg), os.path.join(out_dir, "metrics.json"))
+                    files.update(checkpoint_files(f"epoch_{epoch + 1}", model, optimizer, states))
+                if epoch + 1 == g["epochs"]:
+                    files.update(checkpoint_files("final_model", model, optimizer,
+                                                  opt_name="final_optimizer.pdopt"))
+                files["metrics.json"] = (_metrics(records, state, cfg), save_json)
+                commit(out_dir, files)
             summary = (f"epoch {epoch + 1}/{g['epochs']}  lr {row['lr']:.4g}  train loss "
                        f"{tr['loss']:.4f} acc {tr['acc']:.4f}  {tr['images_per_sec']:.0f} img/s")
             if do_eval:
@@ -445,9 +439,10 @@ def _fit(cfg, env, log, model, net_loaders, loss_fn, optimizer, scheduler, scale
         vdl.close()
 
     if main:
-        save_checkpoint(os.path.join(out_dir, "final_model"), model, optimizer,
-                        meta=_meta(cfg, g["epochs"] - 1, state),
-                        opt_path=os.path.join(out_dir, "final_optimizer.pdopt"))
+        if start_epoch >= g["epochs"]:  # resumed after the last epoch: finish the run
+            commit(out_dir, {**checkpoint_files("final_model", model, optimizer,
+                                                opt_name="final_optimizer.pdopt"),
+                             "metrics.json": (_metrics(records, state, cfg), save_json)})
         if g["plot"]:
             _plot(records, out_dir)
         log.info("done: best val acc %.4f at epoch %d; outputs in %s", state["best_acc"],

@@ -15,6 +15,7 @@ runs were submitted elsewhere with ``--dry-run``.
 from __future__ import annotations
 
 import csv
+import errno
 import io
 import itertools
 import json
@@ -30,16 +31,32 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from ..utils.cli import sigterm_as_interrupt
+from ..utils.cli import cap_text, sigterm_as_interrupt
 from ..utils.io import write_json, write_text
+from ..engine.checkpoint import RunLock, current
 from ..engine.config import load_config
-from .stats import mean_interval, t_quantile  # noqa: F401  (t_quantile: re-exported)
+from .stats import mean_interval, t_quantile, wilcoxon_paired  # noqa: F401  (re-exported)
 
 __all__ = ["parse_grid", "parse_seeds", "plan_sweep", "run_status", "run_sweep",
-           "summarize", "t_quantile", "mean_interval", "load_sweep_runs"]
+           "summarize", "t_quantile", "mean_interval", "wilcoxon_paired", "load_sweep_runs"]
 
 TRAIN_TOOL = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(
     os.path.abspath(__file__)))), "tools", "train.py")
+# A run dies with its sweep, however the sweep dies (SIGKILL too): it reads its stdin, a
+# pipe from the sweep, in a thread, and the pipe's end stops it as SIGTERM does (a clean
+# stop that keeps its last commit); if that takes over 30 s it exits anyway.
+_WATCHED = """import os, runpy, signal, sys, threading, time
+def watch():
+    while os.read(0, 65536):  # unbuffered: no lock held at interpreter shutdown
+        pass
+    os.kill(os.getpid(), signal.SIGTERM)
+    time.sleep(30)
+    os._exit(143)
+threading.Thread(target=watch, daemon=True).start()
+sys.argv = sys.argv[1:]
+sys.path.insert(0, os.path.dirname(sys.argv[0]))
+runpy.run_path(sys.argv[0], run_name="__main__")
+"""
 
 
 # ----------------------------------------------------------------------------- the plan
@@ -149,7 +166,7 @@ def run_status(run_dir: str, epochs: int) -> str:
             rows = []
         if len(rows) >= epochs:
             return "finished"
-    if all(os.path.isfile(os.path.join(run_dir, f"latest.{ext}"))
+    if all(os.path.isfile(current(os.path.join(run_dir, f"latest.{ext}")))
            for ext in ("pdparams", "pdopt", "pdstates")):
         return "partial"
     return "new"
@@ -216,8 +233,28 @@ def run_sweep(plan: Dict[str, Any], jobs: int = 1, dry_run: bool = False,
             print(f"# finished, skipped: {d}", file=stream)
         return {"ran": [], "skipped": skipped, "failed": [], "wall_seconds": 0.0}
 
+    sweep_lock = RunLock(plan["out"], "sweep.lock", "sweep").acquire()  # before sweep.json
+    try:
+        return _run_locked(plan, todo, skipped, jobs, threads, stream, summarize_after)
+    finally:
+        sweep_lock.release()
+
+
+def _open_log(path: str):
+    """``path`` opened for appending; a link there is replaced, never written through."""
+    flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW
+    try:
+        fd = os.open(path, flags, 0o666)
+    except OSError as exc:
+        if exc.errno != errno.ELOOP:
+            raise
+        os.unlink(path)
+        fd = os.open(path, flags, 0o666)
+    return os.fdopen(fd, "a", encoding="utf-8")
+
+
+def _run_locked(plan, todo, skipped, jobs, threads, stream, summarize_after) -> Dict[str, Any]:
     _check_same_plan(plan)
-    os.makedirs(plan["out"], exist_ok=True)
     manifest = dict(plan)
     old_timing = {}
     if os.path.isfile(_manifest_path(plan["out"])):
@@ -244,18 +281,21 @@ def run_sweep(plan: Dict[str, Any], jobs: int = 1, dry_run: bool = False,
         os.makedirs(run["dir"], exist_ok=True)
         cmd = run_command(plan, run, resume)
         t0 = time.time()
-        log_path = os.path.join(run["dir"], "train.log")
-        # a killed run may have left a progress bar without its newline
-        sep = "\n" if os.path.isfile(log_path) and os.path.getsize(log_path) else ""
-        with open(log_path, "a", encoding="utf-8") as log:
-            log.write(f"{sep}$ {' '.join(shlex.quote(c) for c in cmd)}\n")
+        with _open_log(os.path.join(run["dir"], "train.log")) as log:
+            # a killed run may have left a progress bar without its newline
+            log.write(f"{chr(10) if log.tell() else ''}$ {' '.join(shlex.quote(c) for c in cmd)}\n")
             log.flush()
             with lock:
                 if stopping:  # stopped while this run was queued
                     return
-                proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env)
+                # its own process group: a Ctrl-C at the terminal reaches the sweep only,
+                # which stops its runs itself
+                proc = subprocess.Popen([cmd[0], "-c", _WATCHED, *cmd[1:]], stdin=subprocess.PIPE,
+                                        stdout=log, stderr=subprocess.STDOUT, env=env,
+                                        start_new_session=True)
                 procs[run["dir"]] = proc
             code = proc.wait()
+            proc.stdin.close()
         dt = time.time() - t0
         with lock:
             procs.pop(run["dir"], None)
@@ -334,6 +374,10 @@ def load_sweep_runs(out: str) -> Tuple[Dict[str, Any], List[Dict[str, Any]]]:
     runs, missing = [], []
     for run in plan["runs"]:
         # the layout is fixed, so a sweep folder that was moved or copied still reads
+        v = str(run["variant"])  # a folder name inside out, never a path
+        if v in ("", ".", "..") or os.path.basename(v) != v or not isinstance(run["seed"], int):
+            raise ValueError(f"{path}: run {cap_text(repr(run), 200)} is not one of this "
+                             "package's sweep runs (the file was edited); rerun the sweep")
         d = os.path.join(out, run["variant"], f"seed{run['seed']}")
         if run_status(d, plan["epochs"]) != "finished":
             missing.append(d)

@@ -1,7 +1,10 @@
-"""The one atomic write: a temporary file in the same folder, fsynced, then ``os.replace``
-and an fsync of the folder, so a crash, a kill or a power loss never leaves a half-written
-file where a good one was; and the one safe unpickler, so no file the package reads can
-run code or allocate more than a small multiple of its own size."""
+"""Atomic outputs and the one restricted unpickler.
+
+Every output is written complete to a temporary file beside it and renamed over its name:
+a kill never leaves half a file, and a symlink planted at the name is replaced, never
+written through. Every pickle the package reads goes through ``safe_load``, which admits
+numpy arrays, numbers, strings and plain containers only, so reading a file runs no code.
+"""
 from __future__ import annotations
 
 import hashlib
@@ -10,96 +13,36 @@ import json
 import os
 import pickle
 import shutil
-import signal
 import struct
 import tempfile
 import threading
-from typing import IO, Any, Callable, Dict, List, Mapping, Optional, Tuple, Union
+from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple, Union
 
 import numpy as np
 
-__all__ = ["pid_alive", "download", "DownloadError", "DigestError", "atomic_write", "atomic_write_set", "write_json", "write_text", "write_bytes",
-           "TMP_MARK", "remove_stale_tmp", "sha256_file", "UnsafePickleError", "safe_load",
-           "safe_loads", "load_paddle_file", "fsync_dir", "StateDictError", "check_state_dict",
-           "cap_repr"]
+__all__ = ["atomic_write", "write_json", "write_text", "write_bytes", "fsync", "fsync_dir",
+           "sha256_file", "UnsafePickleError", "safe_load", "safe_loads", "load_paddle_file",
+           "StateDictError", "check_state_dict", "cap_repr", "pid_alive", "download",
+           "DownloadError", "DigestError", "TMP_MARK"]
 
-# Temporary files carry this mark, so a later start can find and remove stale ones.
-TMP_MARK = ".tmp-"
+TMP_MARK = ".tmp-"  # downloads' temporaries
+PARTIAL = ".partial-"  # atomic_write's temporary of NAME is .partial-NAME (one per name)
 
 
-def atomic_write(path: str, writer: Callable[[str], Any]) -> str:
-    """Call ``writer(tmp_path)`` and rename the result onto ``path``.
-
-    Args:
-        path: the final file.
-        writer: writes the whole file at the path it is given.
-
-    Returns:
-        ``path``.
-
-    Raises:
-        OSError: the folder cannot be written (the message names ``path``); the
-            previous ``path``, if any, is untouched.
-    """
-    path = os.fspath(path)
-    tmp = _stage(path, writer)
+def fresh_file(path: str) -> None:
+    """Create ``path`` as a new empty file (mode 0666 less the umask), first removing what
+    was there: a link is removed, never followed."""
     try:
-        os.replace(tmp, path)
-        fsync_dir(os.path.dirname(os.path.abspath(path)))
-    except OSError as exc:
-        raise OSError(exc.errno, f"cannot write {path}: {exc.strerror or exc}") from None
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-    return path
+        os.unlink(path)
+    except FileNotFoundError:
+        pass
+    os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o666))
 
 
-def _stage(path: str, writer: Callable[[str], Any]) -> str:
-    """Write ``path``'s content to a marked temporary file beside it; return that file."""
-    folder = os.path.dirname(os.path.abspath(path))
+def fsync(path: str) -> None:
+    """Put a file's (or a folder's renames') bytes on disk; a no-op where that fails."""
     try:
-        os.makedirs(folder, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=os.path.basename(path) + TMP_MARK, dir=folder)
-        os.close(fd)
-    except OSError as exc:
-        raise OSError(exc.errno, f"cannot write {path}: {exc.strerror or exc}") from None
-    try:
-        writer(tmp)
-        _finish(tmp)
-    except BaseException as exc:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        if isinstance(exc, OSError):
-            raise OSError(exc.errno, f"cannot write {path}: {exc.strerror or exc}") from None
-        raise
-    return tmp
-
-
-_UMASK_LOCK = threading.Lock()
-
-
-def _umask() -> int:
-    with _UMASK_LOCK:  # reading the umask means setting it
-        mask = os.umask(0o022)
-        os.umask(mask)
-    return mask
-
-
-def _finish(tmp: str) -> None:
-    """Give a staged file the mode a plain ``open`` would (mkstemp makes 0600) and put its
-    bytes on disk before it is renamed into place."""
-    os.chmod(tmp, 0o666 & ~_umask())
-    fd = os.open(tmp, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def fsync_dir(folder: str) -> None:
-    """Make the renames in ``folder`` durable (a no-op where folders cannot be fsynced)."""
-    try:
-        fd = os.open(folder or ".", os.O_RDONLY)
+        fd = os.open(path or ".", os.O_RDONLY)
     except OSError:
         return
     try:
@@ -110,91 +53,51 @@ def fsync_dir(folder: str) -> None:
         os.close(fd)
 
 
-class _DeferSigint:
-    """Hold Ctrl-C and SIGTERM back while files are renamed into place (main thread only),
-    so a signal never stops a commit halfway; its handler runs right after."""
-
-    SIGNALS = (signal.SIGINT, signal.SIGTERM)
-
-    def __enter__(self):
-        self.hit = []
-        self.old = {}
-        if threading.current_thread() is threading.main_thread():
-            for sig in self.SIGNALS:
-                self.old[sig] = signal.signal(sig, lambda num, _: self.hit.append(num))
-        return self
-
-    def __exit__(self, *exc):
-        for sig, handler in self.old.items():
-            signal.signal(sig, handler)
-        if self.hit and exc[0] is None:
-            num = self.hit[0]
-            handler = self.old.get(num)
-            if callable(handler):
-                handler(num, None)  # e.g. raises KeyboardInterrupt
-            elif handler == signal.SIG_DFL:
-                os.kill(os.getpid(), num)
-        return False
+fsync_dir = fsync
 
 
-def atomic_write_set(writers: Mapping[str, Callable[[str], Any]],
-                     before_commit: Optional[Callable[[Dict[str, str]], Any]] = None) -> None:
-    """Write several files as one set: all are written to temporary files first (a
-    failure there leaves every old file untouched), then ``before_commit({path: tmp})``
-    runs (e.g. to record each file's digest and staged name, so that a later start can
-    finish the renames after a kill: ``engine.checkpoint.recover_sets``), then each is
-    renamed into place with Ctrl-C and SIGTERM held back until the last rename.
-
-    Args:
-        writers: ``{final path: writer(tmp_path)}``.
-        before_commit: called with the staged temporary files before any rename.
+def atomic_write(path: str, writer: Callable[[str], Any]) -> str:
+    """Call ``writer(tmp)`` on a fresh file beside ``path``, then rename it onto ``path``
+    (replacing a file or a link there; the previous file stays whole until then).
 
     Raises:
-        OSError: a file cannot be written (the message names it).
+        OSError: the folder cannot be written (the message names ``path``).
     """
-    staged: Dict[str, str] = {}
+    path = os.fspath(path)
+    folder = os.path.dirname(os.path.abspath(path))
+    tmp = os.path.join(folder, PARTIAL + os.path.basename(path))
     try:
-        for path, writer in writers.items():
-            staged[os.fspath(path)] = _stage(os.fspath(path), writer)
-        if before_commit is not None:
-            before_commit(dict(staged))
-        with _DeferSigint():
-            for path, tmp in staged.items():
-                try:
-                    os.replace(tmp, path)
-                except OSError as exc:
-                    raise OSError(exc.errno, f"cannot write {path}: {exc.strerror or exc}") from None
-            for folder in {os.path.dirname(os.path.abspath(p)) for p in staged}:
-                fsync_dir(folder)
-    finally:
-        for tmp in staged.values():
-            if os.path.exists(tmp):
-                os.remove(tmp)
+        os.makedirs(folder, exist_ok=True)
+        fresh_file(tmp)
+        writer(tmp)
+        fsync(tmp)
+        os.replace(tmp, path)
+        fsync(folder)
+    except BaseException as exc:
+        if os.path.lexists(tmp):
+            os.unlink(tmp)
+        if isinstance(exc, OSError) and exc.errno is not None:
+            raise OSError(exc.errno, f"cannot write {path}: {exc.strerror or exc}") from None
+        raise
+    return path
 
 
-def remove_stale_tmp(folder: str) -> list:
-    """Delete temporary files a crashed write left in ``folder`` (they carry ``TMP_MARK``);
-    return their names. Call it only while holding the folder (one writer)."""
-    removed = []
-    if not os.path.isdir(folder):
-        return removed
-    for name in sorted(os.listdir(folder)):
-        full = os.path.join(folder, name)
-        if TMP_MARK in name and os.path.isfile(full):
-            os.remove(full)
-            removed.append(name)
-    return removed
+def write_text(text: str, path: str) -> str:
+    """``text`` to ``path`` (UTF-8), atomically."""
+    return write_bytes(text.encode("utf-8"), path)
 
 
-def pid_alive(pid: int) -> bool:
-    """Whether process ``pid`` exists on this host (a stale lock or staging folder's owner)."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # alive, another user's
-        return True
-    return True
+def write_json(obj: Any, path: str, indent: int = 1) -> str:
+    """``obj`` as JSON to ``path``, atomically."""
+    return write_text(json.dumps(obj, indent=indent), path)
+
+
+def write_bytes(data: bytes, path: str) -> str:
+    """``data`` to ``path``, atomically."""
+    def writer(tmp: str) -> None:
+        with open(tmp, "wb") as f:
+            f.write(data)
+    return atomic_write(path, writer)
 
 
 def file_digest(path: str, algorithm: str = "sha256") -> str:
@@ -211,25 +114,15 @@ def sha256_file(path: str) -> str:
     return file_digest(path, "sha256")
 
 
-def write_text(text: str, path: str) -> str:
-    """``text`` to ``path`` (UTF-8), atomically."""
-    def writer(tmp: str) -> None:
-        with open(tmp, "w", encoding="utf-8") as f:
-            f.write(text)
-    return atomic_write(path, writer)
-
-
-def write_json(obj: Any, path: str, indent: int = 1) -> str:
-    """``obj`` as JSON to ``path``, atomically."""
-    return write_text(json.dumps(obj, indent=indent), path)
-
-
-def write_bytes(data: bytes, path: str) -> str:
-    """``data`` to ``path``, atomically."""
-    def writer(tmp: str) -> None:
-        with open(tmp, "wb") as f:
-            f.write(data)
-    return atomic_write(path, writer)
+def pid_alive(pid: int) -> bool:
+    """Whether process ``pid`` exists on this host (deploy.export's stale staging folders)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # alive, another user's
+        return True
+    return True
 
 
 # ----------------------------------------------------------------------------- safe unpickling
@@ -237,118 +130,62 @@ class UnsafePickleError(pickle.UnpicklingError):
     """A pickle names something other than numpy arrays, numbers, strings and containers."""
 
 
-# What .pdparams/.pdopt (paddle.save of state dicts: numpy arrays), .pdstates and CIFAR
-# batches hold, and nothing that can run code or allocate from a small number: numpy's
-# array/scalar reconstructors (they build arrays from bytes in the file), dtypes, and plain
-# containers. Not bytearray/bytes/str/int: called with a number they allocate that much.
+# What .pdparams/.pdopt (numpy arrays), .pdstates and CIFAR batches hold: numpy's array
+# and scalar reconstructors, dtypes and plain containers; not bytes/bytearray/str/int,
+# which called with a number allocate that much.
 _SAFE_GLOBALS = {
     ("numpy._core.multiarray", "_reconstruct"), ("numpy.core.multiarray", "_reconstruct"),
     ("numpy._core.multiarray", "scalar"), ("numpy.core.multiarray", "scalar"),
-    ("numpy", "ndarray"), ("numpy", "dtype"),
-    ("collections", "OrderedDict"), ("_codecs", "encode"),
-    ("builtins", "tuple"), ("builtins", "list"), ("builtins", "dict"), ("builtins", "set"),
-    ("builtins", "frozenset"), ("builtins", "complex"),
+    ("numpy", "ndarray"), ("numpy", "dtype"), ("collections", "OrderedDict"),
+    ("_codecs", "encode"), ("builtins", "tuple"), ("builtins", "list"), ("builtins", "dict"),
+    ("builtins", "set"), ("builtins", "frozenset"), ("builtins", "complex"),
 }
-# Everything one unpickle builds beyond its input (decoded strings, arrays, containers)
-# is counted; more than this many times the input (plus a floor) is refused.
+# What the admitted callables build is counted: more than ALLOC_FACTOR times the file's
+# size (plus a floor) is refused, so a memo reused a thousand times cannot fill memory.
 ALLOC_FACTOR = 4
 ALLOC_FLOOR = 64 << 20
-
-
-class _BoundedReader:
-    """A binary file that refuses reads past its end before anything is allocated (a
-    record claiming 6 GB in a 50-byte file stops here)."""
-
-    def __init__(self, file: IO[bytes], size: int, what: str):
-        self.file, self.left, self.what = file, size, what
-
-    def _take(self, n: int) -> None:
-        if n > self.left:
-            raise UnsafePickleError(
-                f"refusing {self.what}: a record claims {n} bytes but only {self.left} remain; "
-                "the file is truncated or crafted (re-download or re-save it)")
-        self.left -= n
-
-    def read(self, n: int = -1) -> bytes:
-        n = self.left if n is None or n < 0 else n
-        if n > self.left and n <= 8:  # a short read at the end: the unpickler says EOF
-            n = self.left
-        self._take(n)
-        return self.file.read(n)
-
-    def readinto(self, buf) -> int:
-        self._take(len(buf))
-        return self.file.readinto(buf)
-
-    def readline(self) -> bytes:
-        line = self.file.readline(self.left)
-        self.left -= len(line)
-        return line
-
-
-def _size(file: IO[bytes]) -> int:
-    try:
-        pos = file.tell()
-        end = file.seek(0, io.SEEK_END)
-        file.seek(pos)
-        return end - pos
-    except (OSError, AttributeError, ValueError):
-        size = getattr(file, "size", None)  # tarfile members
-        if isinstance(size, int):
-            return size
-        raise
+# Opcodes the package's files never hold (instantiating classes, buffers, extensions).
+_REFUSED_OPS = (pickle.BYTEARRAY8, pickle.NEXT_BUFFER, pickle.READONLY_BUFFER, pickle.EXT1,
+                pickle.EXT2, pickle.EXT4, pickle.INST, pickle.OBJ, pickle.NEWOBJ,
+                pickle.NEWOBJ_EX, pickle.PERSID, pickle.BINPERSID)
 
 
 def _cost(obj: Any) -> int:
-    """Bytes an object built by an admitted callable holds beyond references."""
     if isinstance(obj, (bytes, bytearray, str)):
         return len(obj)
-    nbytes = getattr(obj, "nbytes", None)
-    if isinstance(nbytes, int):
-        return nbytes
-    if isinstance(obj, (list, tuple, set, frozenset, dict)):
-        return 8 * len(obj) + 64
-    return 64
+    if isinstance(getattr(obj, "nbytes", None), int):
+        return obj.nbytes
+    return 8 * len(obj) + 64 if isinstance(obj, (list, tuple, set, frozenset, dict)) else 64
 
 
-class _SafeUnpickler(pickle._Unpickler):  # the Python one: its opcodes can be bounded
-    def __init__(self, file: IO[bytes], what: str, size: int, **kwargs):
-        super().__init__(_BoundedReader(file, size, what), **kwargs)
-        self.what = what
-        self.budget = max(ALLOC_FLOOR, ALLOC_FACTOR * size)
+class _SafeUnpickler(pickle._Unpickler):  # the Python one: its opcodes can be refused
+    def __init__(self, data: bytes, what: str, encoding: str):
+        super().__init__(io.BytesIO(data), encoding=encoding)  # reads past the end stop short
+        self.what, self.budget = what, max(ALLOC_FLOOR, ALLOC_FACTOR * len(data))
         self.dispatch = dict(pickle._Unpickler.dispatch)
-        for op in (pickle.BYTEARRAY8, pickle.NEXT_BUFFER, pickle.READONLY_BUFFER,
-                   pickle.EXT1, pickle.EXT2, pickle.EXT4, pickle.INST, pickle.OBJ,
-                   pickle.NEWOBJ, pickle.NEWOBJ_EX, pickle.PERSID, pickle.BINPERSID):
-            self.dispatch[op[0]] = self._refuse_opcode(op)
+        for op in _REFUSED_OPS:
+            self.dispatch[op[0]] = lambda _self, op=op: self._refuse(f"the pickle opcode {op!r}")
 
-    def _refuse_opcode(self, op: bytes):
-        def refuse(_self=None):
-            raise UnsafePickleError(
-                f"refusing {self.what}: it uses the pickle opcode {op!r}, which the files this "
-                "package reads never hold; the file was not written by this package (or was "
-                "tampered with): do not use it")
-        return refuse
+    def _refuse(self, why: str) -> None:
+        raise UnsafePickleError(
+            f"refusing {self.what}: {why}; only numpy arrays, numbers, strings and plain "
+            "containers are loaded, because unpickling anything else can run code or allocate "
+            "without bound. The file was not written by this package (or was tampered with): "
+            "do not use it")
 
-    def _spend(self, n: int) -> None:
-        self.budget -= n
-        if self.budget < 0:
-            raise UnsafePickleError(
-                f"refusing {self.what}: it would allocate more than {ALLOC_FACTOR}x its size "
-                "(a memory bomb, or not a file this package wrote): do not use it")
-
-    def _counted(self, func: Callable[..., Any], module: str, name: str) -> Callable[..., Any]:
+    def _counted(self, func: Callable[..., Any], name: str) -> Callable[..., Any]:
         def call(*args):
-            if name == "_reconstruct" and len(args) >= 2:
-                shape = args[1] if isinstance(args[1], tuple) else (args[1],)
-                if not all(isinstance(d, int) and 0 <= d for d in shape):
-                    raise UnsafePickleError(f"refusing {self.what}: bad array shape {shape!r}")
-                self._spend(int(np.prod(shape, dtype=object)) if shape else 1)
-            elif name == "encode" and (len(args) != 2 or args[1] not in ("latin1", "latin-1")):
-                raise UnsafePickleError(f"refusing {self.what}: it encodes with "
-                                        f"{args[1:]!r}; only latin1 (numpy's) is admitted")
+            if name == "encode" and args[1:] not in (("latin1",), ("latin-1",)):
+                self._refuse(f"it encodes with {args[1:]!r} (only numpy's latin1 is admitted)")
+            if name == "_reconstruct" and not (  # numpy writes (0,): the data comes later
+                    len(args) > 1 and isinstance(args[1], tuple) and len(args[1]) < 33
+                    and all(isinstance(d, int) and 0 <= d < self.budget for d in args[1])
+                    and int(np.prod(args[1], dtype=object)) < self.budget):
+                self._refuse(f"bad array shape {cap_repr(args[1:2])}")
             out = func(*args)
-            self._spend(_cost(out))
+            self.budget -= _cost(out)
+            if self.budget < 0:
+                self._refuse(f"it would allocate more than {ALLOC_FACTOR}x its size")
             return out
         return call
 
@@ -359,35 +196,26 @@ class _SafeUnpickler(pickle._Unpickler):  # the Python one: its opcodes can be b
             module = _compat_pickle.IMPORT_MAPPING.get(module, module)
         if (module, name) in _SAFE_GLOBALS:
             found = super().find_class(module, name)
-            return found if isinstance(found, type) and name in ("ndarray", "dtype") \
-                else self._counted(found, module, name)
+            return found if name in ("ndarray", "dtype") else self._counted(found, name)
         if module in ("numpy.dtypes", "numpy._core.dtypes") and name.endswith("DType"):
             return super().find_class(module, name)
-        raise UnsafePickleError(
-            f"refusing {self.what}: it refers to {module}.{name}; only numpy arrays, numbers, strings and "
-            "plain containers are loaded, because unpickling anything else can run code or "
-            "allocate without bound. The file was not written by this package (or was tampered "
-            "with): do not use it")
-
-    def persistent_load(self, pid: Any) -> Any:
-        raise UnsafePickleError(f"refusing {self.what}: it uses persistent ids, which this package never "
-                                "writes; refusing to load it")
+        self._refuse(f"it refers to {module}.{name}")
 
 
-def safe_load(file: Union[str, IO[bytes]], what: Optional[str] = None,
+def safe_load(file: Union[str, Any], what: Optional[str] = None,
               encoding: str = "ASCII") -> Any:
-    """Unpickle ``file`` (path or binary file object) admitting only numpy arrays and
-    dtypes, numbers, strings and plain containers, and allocating at most
-    ``ALLOC_FACTOR`` times the file's size (or ``ALLOC_FLOOR``).
+    """Unpickle ``file`` (a path or a binary file object) admitting only numpy arrays and
+    dtypes, numbers, strings and plain containers, allocating at most ``ALLOC_FACTOR``
+    times its size (or ``ALLOC_FLOOR``).
 
     Args:
-        file: a path or an open binary file (seekable, or with a ``size``).
+        file: a path or an open binary file.
         what: how to name the file in errors (default: the path).
         encoding: as ``pickle.load`` (``"bytes"`` for Python-2 pickles like CIFAR's).
 
     Raises:
-        UnsafePickleError: the pickle names any other class or function, or would
-            allocate beyond the bound (nothing of it has run).
+        UnsafePickleError: the pickle names anything else, or would allocate beyond the
+            bound (nothing of it has run).
         pickle.UnpicklingError, EOFError, ValueError: the file is not a valid pickle.
     """
     if isinstance(file, (str, os.PathLike)):
@@ -395,12 +223,11 @@ def safe_load(file: Union[str, IO[bytes]], what: Optional[str] = None,
             return safe_load(f, what or os.fspath(file), encoding)
     what = what or getattr(file, "name", "pickle")
     try:
-        return _SafeUnpickler(file, what, _size(file), encoding=encoding).load()
+        return _SafeUnpickler(file.read(), what, encoding).load()
     except (MemoryError, RecursionError) as exc:
         raise UnsafePickleError(f"refusing {what}: {type(exc).__name__} while reading it (a "
                                 "memory bomb, or not a file this package wrote)") from None
     except (IndexError, KeyError, TypeError, AttributeError, struct.error) as exc:
-        # the Python unpickler's reaction to a malformed stream
         raise pickle.UnpicklingError(f"{what} is not a valid pickle ({type(exc).__name__}: "
                                      f"{exc})") from None
 
@@ -415,21 +242,35 @@ _BIG_PARAMS = "UnpackBigParamInfor@@"  # paddle.save splits >4 GB arrays with pr
 
 
 def load_paddle_file(path: str) -> Any:
-    """Read a ``paddle.save`` file (``.pdparams`` / ``.pdopt``) with the safe unpickler.
-
-    Tensors come back as numpy arrays (as ``paddle.load(path, return_numpy=True)``
-    gives them); Paddle's bookkeeping keys are resolved and dropped.
-    """
+    """Read a ``paddle.save`` file (``.pdparams`` / ``.pdopt``) with the safe unpickler:
+    tensors come back as numpy arrays (as ``paddle.load(path, return_numpy=True)``), and
+    Paddle's bookkeeping keys are resolved and dropped."""
     obj = safe_load(path, encoding="latin1")
     if isinstance(obj, dict):
         info = obj.pop(_BIG_PARAMS, None)
         if isinstance(info, dict):
-            import numpy as np
             for key, value in info.items():
                 parts = [obj.pop(p) for p in value["slices"]]
                 obj[key] = np.concatenate(parts).reshape(value["OriginShape"])
         obj.pop(_NAME_TABLE, None)
     return obj
+
+
+_UMASK_LOCK = threading.Lock()
+
+
+def _umask() -> int:
+    with _UMASK_LOCK:  # reading the umask means setting it
+        mask = os.umask(0o022)
+        os.umask(mask)
+    return mask
+
+
+def _finish(tmp: str) -> None:
+    """A download's temporary (mkstemp makes 0600) gets a plain ``open``'s mode and its
+    bytes on disk before it is renamed into place."""
+    os.chmod(tmp, 0o666 & ~_umask())
+    fsync(tmp)
 
 
 class DownloadError(ConnectionError):
