@@ -10,9 +10,7 @@ not the attention's squeeze (one dot product per channel: below 0.1% here), BN o
 """
 from __future__ import annotations
 
-import contextlib
 import datetime
-import io
 import os
 import platform
 import re
@@ -24,6 +22,8 @@ import paddle
 
 from ..models import build_model, list_models
 from .benchmark import latency_stats, time_interleaved
+from .export import export_model
+from .predictors import OnnxPredictor, PaddlePredictor, inference_files
 
 __all__ = ["trainable_params", "model_flops", "measure_models", "format_table",
            "read_params_column", "BACKENDS"]
@@ -94,9 +94,6 @@ def measure_models(names: Optional[Sequence[str]] = None, batch_sizes: Sequence[
         latency: export and time (False: params and FLOPs only).
         log: progress messages.
     """
-    from .export import export_model
-    from .predictors import OnnxPredictor, PaddlePredictor, inference_files
-
     names = list(names or list_models())
     rows: List[Dict[str, Any]] = []
     for depth, group in _groups(names).items():

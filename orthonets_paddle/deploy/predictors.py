@@ -1,17 +1,11 @@
-"""One ``predict(batch) -> logits`` interface over three runtimes.
-
-- ``DygraphPredictor``: the ``paddle.nn.Layer`` itself (eager mode).
-- ``PaddlePredictor``: Paddle Inference on an exported ``inference.json`` +
-  ``inference.pdiparams`` (``tools/export_model.py``), with oneDNN when Paddle has it.
-- ``OnnxPredictor``: ONNX Runtime on an exported ``inference.onnx``.
-
-``infer`` and ``benchmark`` use the same predictors, so the figures a benchmark
-reports are for the code path that inference runs. ``load_model`` builds a model
-from a config's ``Arch`` and loads ``Global.pretrained_model`` strictly.
+"""One ``predict(batch) -> logits`` interface over three runtimes, as PaddleClas's
+``python/predict_cls.py`` offers: the dygraph model, Paddle Inference on an exported
+``inference.json`` + ``inference.pdiparams`` (``tools/export_model.py``, oneDNN when Paddle
+has it) and ONNX Runtime on ``inference.onnx``. ``infer`` and ``benchmark`` use these, so a
+benchmark times the code path that inference runs.
 """
 from __future__ import annotations
 
-import abc
 import os
 from typing import Any, Dict, Optional
 
@@ -21,21 +15,26 @@ import paddle
 from ..utils.threads import check_threads, cpu_threads, set_paddle_threads
 
 __all__ = ["Predictor", "DygraphPredictor", "PaddlePredictor", "OnnxPredictor", "BACKENDS",
-           "create_predictor", "inference_files", "set_dygraph_threads",
-           "default_threads"]
+           "create_predictor", "inference_files", "parked_export"]
 
 BACKENDS = ("dygraph", "paddle", "onnx")
+_EXPORT_HINT = "python tools/export_model.py -c CONFIG -o Global.pretrained_model=WEIGHTS"
 
 
-def default_threads() -> int:
-    """CPU threads the tools use unless told otherwise (``OMP_NUM_THREADS``, else all cores)."""
-    return cpu_threads()
+def parked_export(save_dir: str) -> str:
+    """Where an export parks the old folder for the instant between its two renames."""
+    save_dir = os.path.normpath(save_dir)
+    return os.path.join(os.path.dirname(save_dir), f".{os.path.basename(save_dir)}.export-old")
 
 
-def set_dygraph_threads(threads: Optional[int]) -> None:
-    """Threads of Paddle's CPU math library (dygraph); ``None`` keeps the current setting."""
-    if threads is not None:
-        set_paddle_threads(threads)
+def inference_files(save_dir: str, prefix: str = "inference") -> Dict[str, str]:
+    """Paths of an exported model: ``{"model": .json, "params": .pdiparams, "onnx": .onnx}``;
+    while an export killed between its two renames left no ``save_dir``, those of the old
+    export it parked (the next export puts it back)."""
+    if not os.path.isdir(save_dir) and os.path.isdir(parked_export(save_dir)):
+        save_dir = parked_export(save_dir)
+    base = os.path.join(save_dir, prefix)
+    return {"model": base + ".json", "params": base + ".pdiparams", "onnx": base + ".onnx"}
 
 
 def _as_batch(batch: Any) -> np.ndarray:
@@ -46,20 +45,23 @@ def _as_batch(batch: Any) -> np.ndarray:
     return arr
 
 
-class Predictor(abc.ABC):
+def _check_file(path: str, what: str, flag: str = "") -> None:
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"{what} {path} not found; export the model first: "
+                                f"{_EXPORT_HINT}{flag}")
+
+
+class Predictor:
     """Base of the predictors: ``predict(float32 [N, C, H, W]) -> float32 [N, classes]``."""
 
     backend = "base"
 
-    @abc.abstractmethod
     def predict(self, batch: np.ndarray) -> np.ndarray:
         """Logits for a batch."""
+        raise NotImplementedError
 
     def __call__(self, batch: np.ndarray) -> np.ndarray:
         return self.predict(batch)
-
-    def __repr__(self) -> str:
-        return f"{type(self).__name__}(backend={self.backend!r})"
 
 
 class DygraphPredictor(Predictor):
@@ -75,7 +77,8 @@ class DygraphPredictor(Predictor):
     def __init__(self, model: paddle.nn.Layer, threads: Optional[int] = None):
         self.model = model
         self.threads = threads
-        set_dygraph_threads(threads)
+        if threads is not None:
+            set_paddle_threads(threads)
 
     def predict(self, batch: np.ndarray) -> np.ndarray:
         self.model.eval()
@@ -84,12 +87,12 @@ class DygraphPredictor(Predictor):
 
 
 class PaddlePredictor(Predictor):
-    """Paddle Inference on an exported model.
+    """Paddle Inference on an exported model (``paddle.inference.Config``, CPU).
 
     Args:
         model_file: the exported program (``inference.json``; Paddle 3's PIR format).
         params_file: its weights (``inference.pdiparams``).
-        threads: CPU math-library threads; ``None`` uses ``default_threads()``.
+        threads: CPU math-library threads; ``None``: ``OMP_NUM_THREADS``, else all cores.
         mkldnn: use oneDNN kernels; ``None`` turns them on when Paddle is built with them
             (about 3x faster than the plain CPU kernels for OrthoNet-18 on CIFAR images).
 
@@ -101,34 +104,19 @@ class PaddlePredictor(Predictor):
 
     def __init__(self, model_file: str, params_file: str, threads: Optional[int] = None,
                  mkldnn: Optional[bool] = None):
-        from paddle import inference as pi
+        from paddle import inference  # loads the inference library only when used
 
         for path in (model_file, params_file):
-            if not os.path.isfile(path):
-                raise FileNotFoundError(f"exported model file {path} not found; export the model "
-                                        "first: python tools/export_model.py -c CONFIG -o "
-                                        "Global.pretrained_model=WEIGHTS")
-        self.threads = check_threads(threads if threads is not None else default_threads())
-        pinned = _pin_folder(model_file, params_file)
-        try:
-            self._create(pi, *(pinned[1:] if pinned else (model_file, params_file)), mkldnn)
-        finally:
-            if pinned:
-                os.close(pinned[0])
-
-    def _create(self, pi, model_file: str, params_file: str, mkldnn: Optional[bool]) -> None:
-        config = pi.Config(model_file, params_file)
+            _check_file(path, "exported model file")
+        self.threads = check_threads(threads if threads is not None else cpu_threads())
+        config = inference.Config(model_file, params_file)
         config.disable_gpu()
         config.disable_glog_info()  # the pass log drowns the tools' own output
         config.set_cpu_math_library_num_threads(self.threads)
-        if mkldnn is None:
-            mkldnn = paddle.base.core.is_compiled_with_mkldnn()
-        self.mkldnn = bool(mkldnn)
-        if self.mkldnn:
-            config.enable_mkldnn()
-        else:
-            config.disable_mkldnn()
-        self._predictor = pi.create_predictor(config)
+        self.mkldnn = bool(paddle.base.core.is_compiled_with_mkldnn() if mkldnn is None
+                           else mkldnn)
+        config.enable_mkldnn() if self.mkldnn else config.disable_mkldnn()
+        self._predictor = inference.create_predictor(config)
         self._input = self._predictor.get_input_handle(self._predictor.get_input_names()[0])
         self._output = self._predictor.get_output_handle(self._predictor.get_output_names()[0])
 
@@ -150,7 +138,7 @@ class OnnxPredictor(Predictor):
 
     Args:
         onnx_file: the ONNX model.
-        threads: intra-op threads; ``None`` uses ``default_threads()``.
+        threads: intra-op threads; ``None``: ``OMP_NUM_THREADS``, else all cores.
 
     Raises:
         FileNotFoundError: the file is missing (the message names the export command).
@@ -161,16 +149,13 @@ class OnnxPredictor(Predictor):
 
     def __init__(self, onnx_file: str, threads: Optional[int] = None):
         try:
-            import onnxruntime as ort
+            import onnxruntime as ort  # an optional dependency (the onnx extra)
         except ImportError:
             # RuntimeError, so the tools report it in one line (cli.USER_ERRORS).
-            raise RuntimeError("the onnx backend needs onnxruntime: pip install onnxruntime "
-                               "(a core dependency: pip install -e . reinstalls it)") from None
-        if not os.path.isfile(onnx_file):
-            raise FileNotFoundError(f"ONNX model {onnx_file} not found; export it first: python "
-                                    "tools/export_model.py -c CONFIG -o "
-                                    "Global.pretrained_model=WEIGHTS --onnx")
-        self.threads = check_threads(threads if threads is not None else default_threads())
+            raise RuntimeError("the onnx backend needs onnxruntime: pip install onnxruntime"
+                               ) from None
+        _check_file(onnx_file, "ONNX model", " --onnx")
+        self.threads = check_threads(threads if threads is not None else cpu_threads())
         options = ort.SessionOptions()
         options.intra_op_num_threads = self.threads
         options.inter_op_num_threads = 1
@@ -194,30 +179,8 @@ class OnnxPredictor(Predictor):
                                f"{self.input_shape}") from None
 
 
-def _pin_folder(model_file: str, params_file: str):
-    """``(fd, model, params)``: both files read through one open handle on their folder, so
-    an export swapping the folder meanwhile cannot pair one export's program with the
-    other's weights. None where /proc/self/fd is not available (or the folders differ)."""
-    folder = os.path.dirname(os.path.abspath(model_file))
-    if folder != os.path.dirname(os.path.abspath(params_file)) or not os.path.isdir("/proc/self/fd"):
-        return None
-    try:
-        fd = os.open(folder, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
-    except OSError:
-        return None
-    base = f"/proc/self/fd/{fd}/"
-    return fd, base + os.path.basename(model_file), base + os.path.basename(params_file)
-
-
-def inference_files(save_dir: str, prefix: str = "inference") -> Dict[str, str]:
-    """Paths of an exported model: ``{"model": .json, "params": .pdiparams, "onnx": .onnx}``."""
-    base = os.path.join(save_dir, prefix)
-    return {"model": base + ".json", "params": base + ".pdiparams", "onnx": base + ".onnx"}
-
-
 def create_predictor(backend: str, model: Optional[paddle.nn.Layer] = None,
-                     save_dir: Optional[str] = None, threads: Optional[int] = None,
-                     prefix: str = "inference") -> Predictor:
+                     save_dir: Optional[str] = None, threads: Optional[int] = None) -> Predictor:
     """A predictor for ``backend``.
 
     Args:
@@ -226,7 +189,6 @@ def create_predictor(backend: str, model: Optional[paddle.nn.Layer] = None,
         model: the model, for ``dygraph``.
         save_dir: the exported model's folder, for ``paddle`` and ``onnx``.
         threads: CPU threads.
-        prefix: file-name prefix of the exported model.
 
     Raises:
         ValueError: unknown backend, or the argument it needs is missing.
@@ -240,8 +202,7 @@ def create_predictor(backend: str, model: Optional[paddle.nn.Layer] = None,
     if save_dir is None:
         raise ValueError(f"the {backend} backend needs the exported model's folder (save_dir=..., "
                          "Global.save_inference_dir)")
-    from .export import export_dir  # (export imports this module)
-    files = inference_files(export_dir(save_dir), prefix)
+    files = inference_files(save_dir)
     if backend == "paddle":
         return PaddlePredictor(files["model"], files["params"], threads)
     return OnnxPredictor(files["onnx"], threads)
