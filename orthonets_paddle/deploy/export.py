@@ -1,10 +1,8 @@
-"""Export for deployment: ``inference.json`` + ``.pdiparams`` (``paddle.jit.save``, Paddle 3's
-PIR format, dynamic batch axis) and ``inference.onnx`` (paddle2onnx), written into a new folder
-beside ``save_dir``, checked against dygraph, then swapped in by two renames (old folder to
-``parked_export(save_dir)``, new one to ``save_dir``) and the old one removed. A kill at any
-instant leaves the old export or the new one whole: between the renames the predictors read
-the parked one and the next export puts it back. So ``save_dir`` holds the export only; any
-other entry is refused, never copied, followed or deleted."""
+"""Export: ``inference.json`` + ``.pdiparams`` (``paddle.jit.save``, dynamic batch axis) and
+``inference.onnx`` (paddle2onnx) are written into a new folder beside ``save_dir``, checked,
+then swapped in by two renames (old folder to ``parked_export``, new one in) and the old one
+removed. A kill leaves the old or the new export whole (between the renames the predictors
+read the parked one, the next export puts it back). ``save_dir`` holds the export only."""
 from __future__ import annotations
 
 import contextlib
@@ -38,9 +36,8 @@ class ExportError(RuntimeError):
 
 @contextlib.contextmanager
 def drop_paddle_notices(patterns: Sequence[str] = ("not support input out tensor",)):
-    """Run the block with the process's stderr (file descriptor 2, where Paddle's glog
-    writes) captured, then pass on every line except those containing ``patterns``: by
-    default the notice every model's tracing prints (paddle.vision's ResNet too)."""
+    """Run the block with stderr (fd 2, Paddle's glog) captured, then pass on the lines without
+    ``patterns``: by default the notice every model's tracing prints (paddle.vision's too)."""
     sys.stderr.flush()
     saved = os.dup(2)
     with tempfile.TemporaryFile() as buf:
@@ -81,7 +78,7 @@ def export_onnx(model_file: str, params_file: str, save_file: str,
     paddle2onnx (inside the export's new folder, so a half-written file is never seen);
     returns it. Raises ExportError when paddle2onnx is missing or fails."""
     try:
-        import paddle2onnx  # an optional dependency (the onnx extra)
+        import paddle2onnx  # an optional dependency, needed for --onnx only
     except ImportError:
         raise ExportError("--onnx needs paddle2onnx: pip install paddle2onnx") from None
     try:
@@ -104,11 +101,8 @@ def verify_export(model: paddle.nn.Layer, save_dir: str, image_shape: Sequence[i
     """Run the export in ``save_dir`` (and its ``inference.onnx`` if ``onnx``; ``None``: if it
     exists) and ``model`` on random batches of ``batch_sizes`` (one predictor for all: the
     batch axis must be dynamic). Allowed error: ``tolerance * max(1, max|dygraph output|)``.
-
-    Returns:
-        ``{"max_abs_diff": {"paddle": x, "onnx": y}, "output_scale": s, "tolerance": t,
-        "batch_sizes": [...], "ok": bool}``.
-    """
+    Returns ``{"max_abs_diff": {"paddle", "onnx"}, "output_scale", "tolerance", "batch_sizes",
+    "ok"}``."""
     onnx = os.path.isfile(inference_files(save_dir)["onnx"]) if onnx is None else onnx
     predictors = {b: create_predictor(b, save_dir=save_dir) for b in ("paddle", "onnx")[:1 + onnx]}
     rng = np.random.default_rng(0)
@@ -146,9 +140,8 @@ def _prepare_target(save_dir: str, shown: str) -> Optional[int]:
             os.rename(old, save_dir)
     real = os.path.realpath(save_dir)
     if os.path.commonpath([real, os.path.realpath(os.getcwd())]) == real:
-        raise ExportError(f"Global.save_inference_dir {shown} is the current folder or holds it, "
-                          "and an export replaces its folder whole; give a folder of its own, "
-                          "e.g. -o Global.save_inference_dir=./inference")
+        raise ExportError(f"Global.save_inference_dir {shown} is the current folder or holds it; "
+                          "give the export a folder of its own, e.g. ./inference")
     if not os.path.lexists(save_dir):
         return None
     if os.path.islink(save_dir) or not os.path.isdir(save_dir):
@@ -156,13 +149,11 @@ def _prepare_target(save_dir: str, shown: str) -> Optional[int]:
         raise ExportError(f"Global.save_inference_dir {shown} is a {what}; give a folder")
     if os.path.ismount(save_dir):
         raise ExportError(f"Global.save_inference_dir {shown} is a mount point, which cannot be "
-                          "replaced by a new export; give a folder inside it, e.g. -o "
-                          f"Global.save_inference_dir={os.path.join(shown, 'inference')}")
+                          f"swapped; give a folder in it, e.g. {os.path.join(shown, 'inference')}")
     others = _not_export(save_dir)
     if others:
-        raise ExportError(f"Global.save_inference_dir {shown} holds {', '.join(others[:8])}, "
-                          "which are not an export's files, and an export replaces its folder "
-                          "whole; give a new or empty folder, or move those out")
+        raise ExportError(f"Global.save_inference_dir {shown} holds {', '.join(others[:8])}, not "
+                          "an export's files; give a new or empty folder, or move those out")
     return stat.S_IMODE(os.stat(save_dir).st_mode)
 
 
@@ -170,16 +161,14 @@ def export_model(model: paddle.nn.Layer, save_dir: str, image_shape: Sequence[in
                  onnx: bool = False, opset_version: int = DEFAULT_OPSET, check: bool = True,
                  check_batch_sizes: Sequence[int] = (1, 3)) -> Dict[str, Any]:
     """Export ``model`` (eval mode) for input ``[N, *image_shape]``, check it against dygraph
-    (``verify_export`` on ``check_batch_sizes``, when ``check``), then swap it in as
-    ``save_dir``: a new folder gets the mode ``os.makedirs`` gives, one holding an export
-    keeps its mode and loses its old files (an old ``inference.onnx`` would not match).
+    (``verify_export`` on ``check_batch_sizes``, when ``check``) and swap it in as ``save_dir``
+    (a new folder gets ``os.makedirs``'s mode, an old one keeps its own and loses its files).
 
     Returns:
         ``{"files": {"model", "params"[, "onnx"]}, "check": verify_export's result or None}``.
 
     Raises:
-        ExportError: ``save_dir`` may not be replaced, or the export, its conversion or its
-            check failed (``save_dir`` is then left as it was).
+        ExportError: ``save_dir`` may not be replaced, or a step failed (it is left as it was).
     """
     image_shape = check_image_shape(image_shape)
     shown, save_dir = save_dir, os.path.abspath(save_dir)

@@ -229,7 +229,9 @@ def infer_pipeline(cfg: Dict[str, Any]) -> Dict[str, Any]:
 
 
 def _op_name(entry: Any) -> str:
-    return entry if isinstance(entry, str) else next(iter(entry), "") if isinstance(entry, dict) else ""
+    if isinstance(entry, dict):
+        return next(iter(entry), "")
+    return entry if isinstance(entry, str) else ""
 
 
 def predict_images(predictor: Predictor, paths: Sequence[str],

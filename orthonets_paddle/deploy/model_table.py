@@ -23,7 +23,7 @@ import paddle
 from ..models import build_model, list_models
 from .benchmark import latency_stats, time_interleaved
 from .export import export_model
-from .predictors import OnnxPredictor, PaddlePredictor, inference_files
+from .predictors import create_predictor
 
 __all__ = ["trainable_params", "model_flops", "measure_models", "format_table",
            "read_params_column", "BACKENDS"]
@@ -114,9 +114,9 @@ def measure_models(names: Optional[Sequence[str]] = None, batch_sizes: Sequence[
                 if latency:
                     out = os.path.join(tmp, name)
                     export_model(model, out, shape, onnx=True, check=False)
-                    files = inference_files(out)
-                    preds["paddle"][name] = PaddlePredictor(files["model"], files["params"], threads)
-                    preds["onnx"][name] = OnnxPredictor(files["onnx"], threads)
+                    for backend in BACKENDS:
+                        preds[backend][name] = create_predictor(backend, save_dir=out,
+                                                                threads=threads)
                 del model
             if not latency:
                 continue
@@ -146,7 +146,7 @@ def format_table(rows: Sequence[Dict[str, Any]], command: str, threads: int, war
     """docs/MODELS.md's text: how it was made, then the table."""
     load = ", ".join(f"{v:.2f}" for v in os.getloadavg())
     try:
-        import onnxruntime
+        import onnxruntime  # an optional dependency: its version, when installed
         ort = onnxruntime.__version__
     except ImportError:
         ort = "not installed"

@@ -1,6 +1,5 @@
 """``predict(float32 [N, C, H, W]) -> float32 [N, classes]`` on three runtimes, as PaddleClas's
-``python/predict_cls.py`` offers: the dygraph model, Paddle Inference on the exported
-``inference.json`` + ``.pdiparams``, and ONNX Runtime on ``inference.onnx``. Infer and
+``predict_cls.py`` offers: dygraph, Paddle Inference and ONNX Runtime on the export. Infer and
 benchmark both use these, so a benchmark times the code path inference runs."""
 from __future__ import annotations
 
@@ -26,8 +25,7 @@ def parked_export(save_dir: str) -> str:
 
 def inference_files(save_dir: str) -> Dict[str, str]:
     """``{"model": .json, "params": .pdiparams, "onnx": .onnx}`` of the export in ``save_dir``,
-    or, while an export killed between its two renames left no ``save_dir``, of the old
-    export it parked (the next export puts it back)."""
+    or, while a kill between an export's two renames left none, of the old one it parked."""
     if not os.path.isdir(save_dir) and os.path.isdir(parked_export(save_dir)):
         save_dir = parked_export(save_dir)
     base = os.path.join(save_dir, "inference")
@@ -43,7 +41,7 @@ def _as_batch(batch: Any) -> np.ndarray:
 
 
 def _runtime_setup(paths, threads: Optional[int], flag: str = "") -> int:
-    """The thread count, after checking the exported files exist."""
+    # The files must exist (the runtimes' own errors do not say how to make them).
     for path in paths:
         if not os.path.isfile(path):
             raise FileNotFoundError(f"exported model file {path} not found; export the model "
@@ -73,8 +71,7 @@ class _Exported(Predictor):
 
 
 class DygraphPredictor(Predictor):
-    """The model in eager mode (``model.eval()``, no gradients); ``threads`` sets Paddle's
-    (process-wide) math-library threads, ``None`` keeps them."""
+    """The model in eager mode, no gradients; ``threads`` sets Paddle's (process-wide)."""
 
     def __init__(self, model: paddle.nn.Layer, threads: Optional[int] = None):
         self.model, self.threads = model, threads
@@ -88,9 +85,8 @@ class DygraphPredictor(Predictor):
 
 
 class PaddlePredictor(_Exported):
-    """Paddle Inference (``paddle.inference.Config``, CPU) on an exported ``inference.json``
-    + ``.pdiparams``, with ``threads`` math-library threads (``None``: ``OMP_NUM_THREADS``,
-    else all cores) and oneDNN when Paddle has it (3x the plain kernels on OrthoNet-18)."""
+    """Paddle Inference (CPU) on an exported ``.json`` + ``.pdiparams``; ``threads`` (``None``:
+    ``OMP_NUM_THREADS``, else all cores); oneDNN when Paddle has it (3x on OrthoNet-18)."""
 
     runtime = "Paddle Inference"
 
