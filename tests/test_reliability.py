@@ -554,23 +554,6 @@ def test_a_transform_entry_that_is_a_number_is_one_error(tmp_path):
         load_config(str(path))
 
 
-def test_an_export_is_swapped_in_whole(tmp_path):
-    """The export folder is replaced as a whole: a file of the old export never stays
-    beside the new one, other files are kept."""
-    from orthonets_paddle import build_model
-    from orthonets_paddle.deploy.export import export_model
-    out = tmp_path / "inf"
-    export_model(build_model("resnet18", num_classes=10, stem="cifar", width=4), str(out),
-                 [3, 32, 32], check=False)
-    (out / "notes.txt").write_text("mine")
-    old = {n: (out / n).read_bytes() for n in ("inference.json", "inference.pdiparams")}
-    export_model(build_model("resnet18", num_classes=10, stem="cifar", width=8), str(out),
-                 [3, 32, 32], check=False)
-    assert all((out / n).read_bytes() != b for n, b in old.items())
-    assert (out / "notes.txt").read_text() == "mine"
-    assert sorted(os.listdir(tmp_path)) == ["inf"]
-
-
 def test_infer_reads_images_as_training_does(tmp_path):
     """Infer's reader is the datasets' one: a 16-bit PNG is scaled (32768 -> 128), not clipped
     to 255; an EXIF-rotated photo is read as displayed; a file claiming too many pixels is one
@@ -710,105 +693,6 @@ def test_pretrained_nan_weights_end_train_and_eval_with_one_line(archive, finish
     with pytest.raises(WeightsError, match=f"NaN/inf values: {key}"):
         train(load_config(CFG, tiny(archive, tmp_path / "o", weights)))
     assert not (tmp_path / "o").exists()
-
-
-@pytest.fixture(scope="module")
-def two_exports(tmp_path_factory):
-    """Exports of two models (A: width 4, B: width 8) and their outputs on a fixed batch."""
-    import paddle
-    from orthonets_paddle import build_model
-    from orthonets_paddle.deploy.export import export_model
-    root = tmp_path_factory.mktemp("exports")
-    x = np.random.default_rng(0).standard_normal((2, 3, 8, 8)).astype(np.float32)
-    refs = []
-    for i, width in enumerate((4, 8)):
-        paddle.seed(i)
-        model = build_model("resnet18", num_classes=3, stem="cifar", width=width).eval()
-        refs.append(model(paddle.to_tensor(x)).numpy())
-        export_model(model, str(root / "AB"[i]), [3, 8, 8], check=False)
-    return root, x, refs
-
-
-def _killed_swap(two_exports, tmp_path, k, exchange=True):
-    """The export folder holds A (and a user's notes.txt); B is staged as a killed export's
-    folder would be; the swap runs in a forked child that os._exit()s at its k-th file
-    operation (os.rename/link/fsync, the exchange, rmtree). k=0 runs it whole. Returns
-    (save_dir, the number of operations the child made)."""
-    from orthonets_paddle.deploy import export as ex
-    root = two_exports[0]
-    tmp_path.mkdir()
-    out = str(tmp_path / "inf")
-    shutil.copytree(root / "A", out)
-    (tmp_path / "inf" / "notes.txt").write_text("mine")
-    dead = subprocess.Popen([sys.executable, "-c", "pass"])
-    dead.wait()  # the staging folder is the killed export's: named by a dead pid
-    staged = os.path.join(tmp_path, f".inf.export-{dead.pid}-x")
-    shutil.copytree(root / "B", staged)
-    r, w = os.pipe()
-    pid = os.fork()
-    if pid == 0:  # the killed process
-        try:
-            os.close(r)
-            calls = [0]
-
-            def hook(orig):
-                def f(*a, **kw):
-                    calls[0] += 1
-                    if calls[0] == k:
-                        os._exit(9)
-                    return orig(*a, **kw)
-                return f
-            for name in ("rename", "link", "fsync"):
-                setattr(os, name, hook(getattr(os, name)))
-            ex.shutil.rmtree = hook(shutil.rmtree)
-            ex._exchange = hook(ex._exchange if exchange else lambda a, b: False)
-            ex._swap_in(staged, out, "inference")
-            os.write(w, str(calls[0]).encode())
-        finally:
-            os._exit(0)
-    os.close(w)
-    os.waitpid(pid, 0)
-    made = os.read(r, 100).decode()
-    os.close(r)
-    return out, int(made or 0)
-
-
-def _which(out, two_exports, run=False):
-    """0 (old) or 1 (new): the export the paddle backend reads from ``out``, by the bytes of
-    the program/weights pair it opens (run: also by running it against the models)."""
-    from orthonets_paddle.deploy.export import export_dir
-    from orthonets_paddle.deploy.predictors import create_predictor
-    root, x, refs = two_exports
-    folder = export_dir(out)
-    pair = [open(os.path.join(folder, n), "rb").read() for n in ("inference.json", "inference.pdiparams")]
-    hits = [i for i, d in enumerate("AB") if pair == [open(root / d / n, "rb").read()
-                                                       for n in ("inference.json", "inference.pdiparams")]]
-    assert len(hits) == 1, "the export is neither the whole old model nor the whole new one"
-    if run:
-        got = create_predictor("paddle", save_dir=out, threads=1).predict(x)
-        np.testing.assert_allclose(got, refs[hits[0]], atol=1e-4)
-    return hits[0]
-
-
-@pytest.mark.parametrize("exchange", [True, False])
-def test_an_export_killed_at_any_step_of_its_swap_is_old_or_new(two_exports, tmp_path, exchange):
-    """A kill at every file operation of the swap (both the atomic-exchange path and the
-    two-rename fallback): the paddle backend reads the whole old model or the whole new
-    one, the next export's recovery leaves one folder, and the user's other files are kept."""
-    from orthonets_paddle.deploy.export import recover_export
-    _, total = _killed_swap(two_exports, tmp_path / "count", 0, exchange)
-    assert total >= (5 if exchange else 6)
-    seen = []
-    for k in range(1, total + 1):
-        out, _ = _killed_swap(two_exports, tmp_path / str(k), k, exchange)
-        # run the predictor where the answer changes (or may: the fallback's gap)
-        first = _which(out, two_exports, run=k in (1, total) or not os.path.isdir(out))
-        recover_export(out)
-        assert _which(out, two_exports) == first
-        assert os.listdir(os.path.dirname(out)) == ["inf"]
-        assert open(os.path.join(out, "notes.txt")).read() == "mine"
-        seen.append(first)
-    assert seen[0] == 0 and seen[-1] == 1 and seen == sorted(seen), seen  # old, then new
 
 
 def _imagenet_list(root, files):

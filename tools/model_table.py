@@ -1,4 +1,4 @@
-"""Write docs/MODELS.md: trainable params, FLOPs (paddle.flops) and CPU latency (Paddle
+"""Write docs/MODELS.md: trainable params, FLOPs (our Conv2D/Linear count) and CPU latency (Paddle
 Inference and ONNX Runtime, batch 1 and 8) of every registered model, each depth's models
 timed interleaved with the ResNet of that depth.
 
@@ -12,14 +12,13 @@ import time
 
 import _bootstrap  # noqa: F401  (sys.path, CPU threads)
 
+from orthonets_paddle.deploy.model_table import format_table, measure_models
+from orthonets_paddle.models import list_models
 from orthonets_paddle.utils.cli import run
+from orthonets_paddle.utils.io import write_text
 
 
 def main(args) -> None:
-    from orthonets_paddle.deploy.model_table import format_table, measure_models
-    from orthonets_paddle.models import list_models
-    from orthonets_paddle.utils.io import write_text
-
     names = list_models(args.models) if args.models else list_models()
     if not names:
         raise ValueError(f"--models {' '.join(args.models)} matches no registered model; "

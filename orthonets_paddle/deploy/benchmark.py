@@ -18,10 +18,12 @@ import numpy as np
 import paddle
 import paddle.nn.functional as F
 
+from ..models.registry import build_model_from_config, model_channels
 from ..utils.io import write_json
 from ..utils.schema import Typed
-from .predictors import (BACKENDS, DygraphPredictor, OnnxPredictor, PaddlePredictor,
-                         default_threads, inference_files, set_dygraph_threads)
+from ..utils.threads import cpu_threads, set_paddle_threads
+from .export import check_image_shape, export_model
+from .predictors import BACKENDS, create_predictor, inference_files
 
 __all__ = ["latency_stats", "time_interleaved", "measure_inference", "measure_training",
            "make_train_step", "benchmark", "format_benchmark", "benchmark_models", "save_benchmark",
@@ -117,22 +119,15 @@ def measure_training(model: paddle.nn.Layer, batch: np.ndarray,
 
 def _predictors(backend: str, models: Mapping[str, paddle.nn.Layer], image_shape: Sequence[int],
                 threads: int, workdir: str, opset: int) -> Dict[str, Callable]:
-    from .export import export_model
-
     out = {}
     for name, model in models.items():
-        if backend == "dygraph":
-            out[name] = DygraphPredictor(model, threads)
-            continue
         folder = os.path.join(workdir, name)
-        files = inference_files(folder)
-        if not os.path.isfile(files["model"]) or (backend == "onnx"
-                                                  and not os.path.isfile(files["onnx"])):
+        wanted = inference_files(folder)["onnx" if backend == "onnx" else "model"]
+        if backend != "dygraph" and not os.path.isfile(wanted):
             export_model(model, folder, image_shape, onnx=backend == "onnx",
                          opset_version=opset, check=False)
         try:
-            out[name] = (PaddlePredictor(files["model"], files["params"], threads)
-                         if backend == "paddle" else OnnxPredictor(files["onnx"], threads))
+            out[name] = create_predictor(backend, model, folder, threads)
         except RuntimeError as exc:
             raise RuntimeError(f"{name}: {exc}") from None
     return out
@@ -155,7 +150,7 @@ def benchmark(models: Mapping[str, paddle.nn.Layer], image_shape: Sequence[int],
         batch_size: images per batch.
         warmup: untimed batches per model and backend.
         repeats: timed batches per model and backend.
-        threads: CPU threads for every backend (default ``default_threads()``).
+        threads: CPU threads for every backend (default: ``OMP_NUM_THREADS``, else all cores).
         backends: any of ``dygraph``, ``paddle``, ``onnx``.
         train: also time training steps.
         train_warmup: warm-up training steps (default ``min(warmup, 2)``).
@@ -169,13 +164,11 @@ def benchmark(models: Mapping[str, paddle.nn.Layer], image_shape: Sequence[int],
         "models": {name: {backend: stats, "train": stats}}, "ratios": {backend: r},
         "ratio_of": [first, second]}``.
     """
-    from .export import check_image_shape
-
     if not models:
         raise ValueError("benchmark needs at least one model")
     image_shape = check_image_shape(list(image_shape))
     batch_size = _positive("batch_size", batch_size)
-    threads = _positive("threads", threads if threads is not None else default_threads())
+    threads = _positive("threads", threads if threads is not None else cpu_threads())
     backends = list(backends)
     for b in backends:
         if b not in BACKENDS:
@@ -184,7 +177,7 @@ def benchmark(models: Mapping[str, paddle.nn.Layer], image_shape: Sequence[int],
         raise ValueError(f"nothing to measure: give --backends (any of {', '.join(BACKENDS)}) "
                          "and/or --train")
     log = log or (lambda msg: None)
-    set_dygraph_threads(threads)
+    set_paddle_threads(threads)
     batch = np.random.default_rng(seed).standard_normal(
         (batch_size, *image_shape)).astype(np.float32)
     results: Dict[str, Dict[str, Any]] = {name: {} for name in models}
@@ -262,8 +255,6 @@ def benchmark_models(cfg: Optional[Dict[str, Any]] = None, arch: Optional[str] =
     Raises:
         ValueError: neither or both of ``cfg`` and ``arch``; ``compare`` equal to the model.
     """
-    from ..models.registry import build_model_from_config, model_channels
-
     if (cfg is None) == (arch is None):
         raise ValueError("give either a config (-c CONFIG) or a model name (--arch NAME), "
                          "not both or neither")

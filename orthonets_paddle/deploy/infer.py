@@ -19,14 +19,19 @@ import numpy as np
 from PIL import Image
 
 from ..data.datasets import IMAGE_EXTENSIONS, DataFileError, read_image_file, walk_files
-from ..data.preprocess import create_transform, normalize_of, resolve_data_config
+from ..data.preprocess import create_transform, normalize_of, resolve_data_config, transform_ops
 from ..data.transforms import build_transforms
+from ..models import load_model
+from ..models.registry import model_channels
+from ..models.resnet import pretrained_cfg_for
+from ..utils.io import write_json
 from ..utils.schema import POSITIVE_INT, SchemaError
-from .predictors import Predictor
+from .export import check_image_shape
+from .predictors import BACKENDS, Predictor, create_predictor, inference_files
 
 __all__ = ["InferError", "list_images", "read_image", "load_class_names", "load_class_id_map",
            "softmax", "topk_predictions", "predict_images", "infer_settings", "infer_pipeline",
-           "infer_transforms", "infer_from_config", "format_predictions", "model_files"]
+           "infer_from_config", "format_predictions", "model_files"]
 
 logger = logging.getLogger("orthonets_paddle")
 
@@ -145,12 +150,10 @@ def load_class_id_map(path: Optional[str], num_classes: int) -> Optional[List[st
 
 def model_files(backend: str, cfg: Dict[str, Any]) -> List[str]:
     """The files ``backend`` runs for ``cfg``: the weights (dygraph) or the export."""
-    from .predictors import inference_files
     if backend == "dygraph":
         weights = cfg["Global"].get("pretrained_model")
         return [str(weights)] if weights else []
-    from .export import export_dir
-    files = inference_files(export_dir(cfg["Global"]["save_inference_dir"]))
+    files = inference_files(cfg["Global"]["save_inference_dir"])
     return [files["onnx"]] if backend == "onnx" else [files["model"], files["params"]]
 
 
@@ -195,10 +198,6 @@ def infer_settings(cfg: Dict[str, Any]) -> Dict[str, Any]:
             "class_names": pick("class_names"), "class_id_map_file": pick("class_id_map_file")}
 
 
-def _eval_dataset(cfg: Dict[str, Any]) -> Dict[str, Any]:
-    return (cfg.get("DataLoader") or {}).get("Eval", {}).get("dataset") or {}
-
-
 def infer_pipeline(cfg: Dict[str, Any]) -> Dict[str, Any]:
     """The preprocessing every backend uses for ``cfg``.
 
@@ -210,10 +209,8 @@ def infer_pipeline(cfg: Dict[str, Any]) -> Dict[str, Any]:
         ``{"transforms", "pil" (hand them PIL images), "image_shape" ([C, H, W] every
         image must end at, or None: any), "ops" (the resolved op list, or None)}``.
     """
-    from ..models.resnet import pretrained_cfg_for
-
     ops = infer_settings(cfg)["transforms"]
-    ds = _eval_dataset(cfg)
+    ds = (cfg.get("DataLoader") or {}).get("Eval", {}).get("dataset") or {}
     shape = (cfg.get("Global") or {}).get("image_shape")
     if ops:
         backend = ds.get("backend") if ds.get("backend") in ("cv2", "pil") else None
@@ -226,19 +223,15 @@ def infer_pipeline(cfg: Dict[str, Any]) -> Dict[str, Any]:
     eval_ops = ds.get("transforms") or ds.get("transform_ops")
     data_cfg = resolve_data_config({"input_size": tuple(shape) if shape else None,
                                     **normalize_of(eval_ops)}, pretrained_cfg=model_cfg)
-    from ..data.preprocess import transform_ops
     return {"transforms": create_transform(data_cfg), "pil": True,
             "image_shape": list(data_cfg["input_size"]), "ops": transform_ops(data_cfg),
             "raw": False}
 
 
 def _op_name(entry: Any) -> str:
-    return entry if isinstance(entry, str) else next(iter(entry), "") if isinstance(entry, dict) else ""
-
-
-def infer_transforms(cfg: Dict[str, Any]) -> Optional[Callable]:
-    """The transforms of ``infer_pipeline`` (kept for callers of the older name)."""
-    return infer_pipeline(cfg)["transforms"]
+    if isinstance(entry, dict):
+        return next(iter(entry), "")
+    return entry if isinstance(entry, str) else ""
 
 
 def predict_images(predictor: Predictor, paths: Sequence[str],
@@ -351,12 +344,6 @@ def infer_from_config(cfg: Dict[str, Any], backend: str = "dygraph",
         FileNotFoundError: a missing image path, class-name file or exported model.
         InferError: a file that is not an image, or shapes that do not fit.
     """
-    from ..utils.io import write_json
-    from .export import check_image_shape
-    from ..models import load_model
-    from ..models.registry import model_channels
-    from .predictors import BACKENDS, create_predictor
-
     if backend not in BACKENDS:
         raise ValueError(f"unknown backend {backend!r}; valid: {', '.join(BACKENDS)}")
     g, inf = cfg["Global"], infer_settings(cfg)
@@ -378,13 +365,9 @@ def infer_from_config(cfg: Dict[str, Any], backend: str = "dygraph",
             note += ("; Global.pretrained_model is not read by this backend: export it "
                      "again if those weights are newer")
     shape = pipe["image_shape"]
-    if shape is None and backend != "dygraph":
-        shape = check_image_shape(g["image_shape"])
+    if shape is not None or backend != "dygraph":
+        shape = check_image_shape(shape or g["image_shape"], cfg["Arch"], InferError)
     channels = model_channels(cfg["Arch"])
-    if shape is not None and shape[0] != channels:
-        raise InferError(f"Global.image_shape {shape} has {shape[0]} channel(s) but the model "
-                         f"takes {channels} (Arch.in_channels); set -o Global.image_shape="
-                         f"[{channels},{shape[1]},{shape[2]}] and export again")
     skipped: List[str] = []
     results = predict_images(predictor, paths, pipe["transforms"], inf["batch_size"], inf["topk"],
                              names, image_shape=shape, pil=pipe["pil"], channels=channels,

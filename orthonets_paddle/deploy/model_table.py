@@ -10,9 +10,7 @@ not the attention's squeeze (one dot product per channel: below 0.1% here), BN o
 """
 from __future__ import annotations
 
-import contextlib
 import datetime
-import io
 import os
 import platform
 import re
@@ -24,6 +22,8 @@ import paddle
 
 from ..models import build_model, list_models
 from .benchmark import latency_stats, time_interleaved
+from .export import export_model
+from .predictors import create_predictor
 
 __all__ = ["trainable_params", "model_flops", "measure_models", "format_table",
            "read_params_column", "BACKENDS"]
@@ -94,9 +94,6 @@ def measure_models(names: Optional[Sequence[str]] = None, batch_sizes: Sequence[
         latency: export and time (False: params and FLOPs only).
         log: progress messages.
     """
-    from .export import export_model
-    from .predictors import OnnxPredictor, PaddlePredictor, inference_files
-
     names = list(names or list_models())
     rows: List[Dict[str, Any]] = []
     for depth, group in _groups(names).items():
@@ -117,9 +114,9 @@ def measure_models(names: Optional[Sequence[str]] = None, batch_sizes: Sequence[
                 if latency:
                     out = os.path.join(tmp, name)
                     export_model(model, out, shape, onnx=True, check=False)
-                    files = inference_files(out)
-                    preds["paddle"][name] = PaddlePredictor(files["model"], files["params"], threads)
-                    preds["onnx"][name] = OnnxPredictor(files["onnx"], threads)
+                    for backend in BACKENDS:
+                        preds[backend][name] = create_predictor(backend, save_dir=out,
+                                                                threads=threads)
                 del model
             if not latency:
                 continue
@@ -149,7 +146,7 @@ def format_table(rows: Sequence[Dict[str, Any]], command: str, threads: int, war
     """docs/MODELS.md's text: how it was made, then the table."""
     load = ", ".join(f"{v:.2f}" for v in os.getloadavg())
     try:
-        import onnxruntime
+        import onnxruntime  # an optional dependency: its version, when installed
         ort = onnxruntime.__version__
     except ImportError:
         ort = "not installed"

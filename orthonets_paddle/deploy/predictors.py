@@ -1,17 +1,8 @@
-"""One ``predict(batch) -> logits`` interface over three runtimes.
-
-- ``DygraphPredictor``: the ``paddle.nn.Layer`` itself (eager mode).
-- ``PaddlePredictor``: Paddle Inference on an exported ``inference.json`` +
-  ``inference.pdiparams`` (``tools/export_model.py``), with oneDNN when Paddle has it.
-- ``OnnxPredictor``: ONNX Runtime on an exported ``inference.onnx``.
-
-``infer`` and ``benchmark`` use the same predictors, so the figures a benchmark
-reports are for the code path that inference runs. ``load_model`` builds a model
-from a config's ``Arch`` and loads ``Global.pretrained_model`` strictly.
-"""
+"""``predict(float32 [N, C, H, W]) -> float32 [N, classes]`` on three runtimes, as PaddleClas's
+``predict_cls.py`` offers: dygraph, Paddle Inference and ONNX Runtime on the export. Infer and
+benchmark both use these, so a benchmark times the code path inference runs."""
 from __future__ import annotations
 
-import abc
 import os
 from typing import Any, Dict, Optional
 
@@ -21,21 +12,24 @@ import paddle
 from ..utils.threads import check_threads, cpu_threads, set_paddle_threads
 
 __all__ = ["Predictor", "DygraphPredictor", "PaddlePredictor", "OnnxPredictor", "BACKENDS",
-           "create_predictor", "inference_files", "set_dygraph_threads",
-           "default_threads"]
+           "create_predictor", "inference_files", "parked_export"]
 
 BACKENDS = ("dygraph", "paddle", "onnx")
 
 
-def default_threads() -> int:
-    """CPU threads the tools use unless told otherwise (``OMP_NUM_THREADS``, else all cores)."""
-    return cpu_threads()
+def parked_export(save_dir: str) -> str:
+    """Where an export parks the old folder for the instant between its two renames."""
+    save_dir = os.path.normpath(save_dir)
+    return os.path.join(os.path.dirname(save_dir), f".{os.path.basename(save_dir)}.export-old")
 
 
-def set_dygraph_threads(threads: Optional[int]) -> None:
-    """Threads of Paddle's CPU math library (dygraph); ``None`` keeps the current setting."""
-    if threads is not None:
-        set_paddle_threads(threads)
+def inference_files(save_dir: str) -> Dict[str, str]:
+    """``{"model": .json, "params": .pdiparams, "onnx": .onnx}`` of the export in ``save_dir``,
+    or, while a kill between an export's two renames left none, of the old one it parked."""
+    if not os.path.isdir(save_dir) and os.path.isdir(parked_export(save_dir)):
+        save_dir = parked_export(save_dir)
+    base = os.path.join(save_dir, "inference")
+    return {"model": base + ".json", "params": base + ".pdiparams", "onnx": base + ".onnx"}
 
 
 def _as_batch(batch: Any) -> np.ndarray:
@@ -46,36 +40,43 @@ def _as_batch(batch: Any) -> np.ndarray:
     return arr
 
 
-class Predictor(abc.ABC):
-    """Base of the predictors: ``predict(float32 [N, C, H, W]) -> float32 [N, classes]``."""
+def _runtime_setup(paths, threads: Optional[int], flag: str = "") -> int:
+    # The files must exist (the runtimes' own errors do not say how to make them).
+    for path in paths:
+        if not os.path.isfile(path):
+            raise FileNotFoundError(f"exported model file {path} not found; export the model "
+                                    "first: python tools/export_model.py -c CONFIG -o "
+                                    f"Global.pretrained_model=WEIGHTS{flag}")
+    return check_threads(threads if threads is not None else cpu_threads())
 
-    backend = "base"
 
-    @abc.abstractmethod
-    def predict(self, batch: np.ndarray) -> np.ndarray:
-        """Logits for a batch."""
+class Predictor:
+    """Base of the predictors; calling one is ``predict``."""
 
     def __call__(self, batch: np.ndarray) -> np.ndarray:
         return self.predict(batch)
 
-    def __repr__(self) -> str:
-        return f"{type(self).__name__}(backend={self.backend!r})"
+
+class _Exported(Predictor):
+    """A runtime on an export: its errors (its own C++ types) become one-line RuntimeErrors."""
+
+    def predict(self, batch: np.ndarray) -> np.ndarray:
+        batch = _as_batch(batch)
+        try:
+            return self._run(batch)
+        except Exception as exc:
+            raise RuntimeError(f"{self.runtime} could not run a batch of shape {list(batch.shape)}"
+                               f" ({type(exc).__name__}: {exc}); the model takes "
+                               "[N, *Global.image_shape] as exported") from None
 
 
 class DygraphPredictor(Predictor):
-    """The model in eager mode (``model.eval()``, no gradients).
-
-    Args:
-        model: the model; it is switched to eval mode.
-        threads: CPU math-library threads (process-wide in Paddle); ``None`` keeps them.
-    """
-
-    backend = "dygraph"
+    """The model in eager mode, no gradients; ``threads`` sets Paddle's (process-wide)."""
 
     def __init__(self, model: paddle.nn.Layer, threads: Optional[int] = None):
-        self.model = model
-        self.threads = threads
-        set_dygraph_threads(threads)
+        self.model, self.threads = model, threads
+        if threads is not None:
+            set_paddle_threads(threads)
 
     def predict(self, batch: np.ndarray) -> np.ndarray:
         self.model.eval()
@@ -83,97 +84,47 @@ class DygraphPredictor(Predictor):
             return self.model(paddle.to_tensor(_as_batch(batch))).numpy()
 
 
-class PaddlePredictor(Predictor):
-    """Paddle Inference on an exported model.
+class PaddlePredictor(_Exported):
+    """Paddle Inference (CPU) on an exported ``.json`` + ``.pdiparams``; ``threads`` (``None``:
+    ``OMP_NUM_THREADS``, else all cores); oneDNN when Paddle has it (3x on OrthoNet-18)."""
 
-    Args:
-        model_file: the exported program (``inference.json``; Paddle 3's PIR format).
-        params_file: its weights (``inference.pdiparams``).
-        threads: CPU math-library threads; ``None`` uses ``default_threads()``.
-        mkldnn: use oneDNN kernels; ``None`` turns them on when Paddle is built with them
-            (about 3x faster than the plain CPU kernels for OrthoNet-18 on CIFAR images).
+    runtime = "Paddle Inference"
 
-    Raises:
-        FileNotFoundError: a file is missing (the message names the export command).
-    """
+    def __init__(self, model_file: str, params_file: str, threads: Optional[int] = None):
+        from paddle import inference  # loads the inference library only when used
 
-    backend = "paddle"
-
-    def __init__(self, model_file: str, params_file: str, threads: Optional[int] = None,
-                 mkldnn: Optional[bool] = None):
-        from paddle import inference as pi
-
-        for path in (model_file, params_file):
-            if not os.path.isfile(path):
-                raise FileNotFoundError(f"exported model file {path} not found; export the model "
-                                        "first: python tools/export_model.py -c CONFIG -o "
-                                        "Global.pretrained_model=WEIGHTS")
-        self.threads = check_threads(threads if threads is not None else default_threads())
-        pinned = _pin_folder(model_file, params_file)
-        try:
-            self._create(pi, *(pinned[1:] if pinned else (model_file, params_file)), mkldnn)
-        finally:
-            if pinned:
-                os.close(pinned[0])
-
-    def _create(self, pi, model_file: str, params_file: str, mkldnn: Optional[bool]) -> None:
-        config = pi.Config(model_file, params_file)
+        self.threads = _runtime_setup((model_file, params_file), threads)
+        config = inference.Config(model_file, params_file)
         config.disable_gpu()
         config.disable_glog_info()  # the pass log drowns the tools' own output
         config.set_cpu_math_library_num_threads(self.threads)
-        if mkldnn is None:
-            mkldnn = paddle.base.core.is_compiled_with_mkldnn()
-        self.mkldnn = bool(mkldnn)
-        if self.mkldnn:
+        if paddle.base.core.is_compiled_with_mkldnn():
             config.enable_mkldnn()
-        else:
-            config.disable_mkldnn()
-        self._predictor = pi.create_predictor(config)
+        self._predictor = inference.create_predictor(config)
         self._input = self._predictor.get_input_handle(self._predictor.get_input_names()[0])
         self._output = self._predictor.get_output_handle(self._predictor.get_output_names()[0])
 
-    def predict(self, batch: np.ndarray) -> np.ndarray:
-        batch = _as_batch(batch)
-        try:
-            self._input.reshape(list(batch.shape))
-            self._input.copy_from_cpu(batch)
-            self._predictor.run()
-        except Exception as exc:  # Paddle raises assorted C++ error types
-            raise RuntimeError(f"Paddle Inference could not run a batch of shape "
-                               f"{list(batch.shape)} ({type(exc).__name__}: {exc}); the input "
-                               "must be [N, *Global.image_shape] as exported") from None
+    def _run(self, batch: np.ndarray) -> np.ndarray:
+        self._input.reshape(list(batch.shape))
+        self._input.copy_from_cpu(batch)
+        self._predictor.run()
         return self._output.copy_to_cpu()
 
 
-class OnnxPredictor(Predictor):
-    """ONNX Runtime on an exported ``inference.onnx`` (CPU execution provider).
+class OnnxPredictor(_Exported):
+    """ONNX Runtime (CPU execution provider) on an exported ``inference.onnx``, with
+    ``threads`` intra-op threads (``None``: ``OMP_NUM_THREADS``, else all cores)."""
 
-    Args:
-        onnx_file: the ONNX model.
-        threads: intra-op threads; ``None`` uses ``default_threads()``.
-
-    Raises:
-        FileNotFoundError: the file is missing (the message names the export command).
-        RuntimeError: onnxruntime is not installed, or cannot load the file.
-    """
-
-    backend = "onnx"
+    runtime = "ONNX Runtime"
 
     def __init__(self, onnx_file: str, threads: Optional[int] = None):
         try:
-            import onnxruntime as ort
+            import onnxruntime as ort  # an optional dependency
         except ImportError:
-            # RuntimeError, so the tools report it in one line (cli.USER_ERRORS).
-            raise RuntimeError("the onnx backend needs onnxruntime: pip install onnxruntime "
-                               "(a core dependency: pip install -e . reinstalls it)") from None
-        if not os.path.isfile(onnx_file):
-            raise FileNotFoundError(f"ONNX model {onnx_file} not found; export it first: python "
-                                    "tools/export_model.py -c CONFIG -o "
-                                    "Global.pretrained_model=WEIGHTS --onnx")
-        self.threads = check_threads(threads if threads is not None else default_threads())
+            raise RuntimeError("the onnx backend needs onnxruntime: pip install onnxruntime")
+        self.threads = _runtime_setup((onnx_file,), threads, " --onnx")
         options = ort.SessionOptions()
-        options.intra_op_num_threads = self.threads
-        options.inter_op_num_threads = 1
+        options.intra_op_num_threads, options.inter_op_num_threads = self.threads, 1
         options.log_severity_level = 3  # paddle2onnx leaves unused initializers; ORT warns per one
         try:
             self._session = ort.InferenceSession(onnx_file, options,
@@ -181,52 +132,16 @@ class OnnxPredictor(Predictor):
         except Exception as exc:  # onnxruntime's errors are its own types
             raise RuntimeError(f"ONNX Runtime cannot load {onnx_file} ({type(exc).__name__}: "
                                f"{exc}); re-export it with tools/export_model.py --onnx") from None
-        self._input_name = self._session.get_inputs()[0].name
-        self.input_shape = self._session.get_inputs()[0].shape
+        self._input = self._session.get_inputs()[0].name
 
-    def predict(self, batch: np.ndarray) -> np.ndarray:
-        batch = _as_batch(batch)
-        try:
-            return self._session.run(None, {self._input_name: batch})[0]
-        except Exception as exc:  # onnxruntime's errors are its own types
-            raise RuntimeError(f"ONNX Runtime could not run a batch of shape {list(batch.shape)} "
-                               f"({type(exc).__name__}: {exc}); the model takes "
-                               f"{self.input_shape}") from None
-
-
-def _pin_folder(model_file: str, params_file: str):
-    """``(fd, model, params)``: both files read through one open handle on their folder, so
-    an export swapping the folder meanwhile cannot pair one export's program with the
-    other's weights. None where /proc/self/fd is not available (or the folders differ)."""
-    folder = os.path.dirname(os.path.abspath(model_file))
-    if folder != os.path.dirname(os.path.abspath(params_file)) or not os.path.isdir("/proc/self/fd"):
-        return None
-    try:
-        fd = os.open(folder, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
-    except OSError:
-        return None
-    base = f"/proc/self/fd/{fd}/"
-    return fd, base + os.path.basename(model_file), base + os.path.basename(params_file)
-
-
-def inference_files(save_dir: str, prefix: str = "inference") -> Dict[str, str]:
-    """Paths of an exported model: ``{"model": .json, "params": .pdiparams, "onnx": .onnx}``."""
-    base = os.path.join(save_dir, prefix)
-    return {"model": base + ".json", "params": base + ".pdiparams", "onnx": base + ".onnx"}
+    def _run(self, batch: np.ndarray) -> np.ndarray:
+        return self._session.run(None, {self._input: batch})[0]
 
 
 def create_predictor(backend: str, model: Optional[paddle.nn.Layer] = None,
-                     save_dir: Optional[str] = None, threads: Optional[int] = None,
-                     prefix: str = "inference") -> Predictor:
-    """A predictor for ``backend``.
-
-    Args:
-        backend: ``dygraph`` (needs ``model``), ``paddle`` or ``onnx`` (need ``save_dir``,
-            the folder ``tools/export_model.py`` wrote).
-        model: the model, for ``dygraph``.
-        save_dir: the exported model's folder, for ``paddle`` and ``onnx``.
-        threads: CPU threads.
-        prefix: file-name prefix of the exported model.
+                     save_dir: Optional[str] = None, threads: Optional[int] = None) -> Predictor:
+    """A predictor for ``backend``: ``dygraph`` runs ``model``; ``paddle`` and ``onnx`` run the
+    export in ``save_dir`` (``Global.save_inference_dir``). ``threads``: CPU threads.
 
     Raises:
         ValueError: unknown backend, or the argument it needs is missing.
@@ -238,10 +153,8 @@ def create_predictor(backend: str, model: Optional[paddle.nn.Layer] = None,
             raise ValueError("the dygraph backend needs the model (model=...)")
         return DygraphPredictor(model, threads)
     if save_dir is None:
-        raise ValueError(f"the {backend} backend needs the exported model's folder (save_dir=..., "
-                         "Global.save_inference_dir)")
-    from .export import export_dir  # (export imports this module)
-    files = inference_files(export_dir(save_dir), prefix)
-    if backend == "paddle":
-        return PaddlePredictor(files["model"], files["params"], threads)
-    return OnnxPredictor(files["onnx"], threads)
+        raise ValueError(f"the {backend} backend needs the exported model's folder "
+                         "(save_dir=..., Global.save_inference_dir)")
+    files = inference_files(save_dir)
+    return (PaddlePredictor(files["model"], files["params"], threads) if backend == "paddle"
+            else OnnxPredictor(files["onnx"], threads))
