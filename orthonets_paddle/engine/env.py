@@ -58,10 +58,8 @@ def setup_env(device: str = "auto") -> RunEnv:
 
 
 def seed_everything(seed: int, rank: int = 0) -> None:
-    """Python and numpy (the augmentations' RNGs; Paddle's DataLoader seeds its workers
-    from numpy's state) with ``seed + rank``, so each rank draws its own augmentations;
-    Paddle's with ``seed`` (same initial weights everywhere). The sampler's global order
-    is ``default_rng(seed + epoch)`` on every rank (data.loader), unaffected."""
+    """Python and numpy (the augmentations' RNGs) with ``seed + rank``, so each rank draws
+    its own augmentations; Paddle's with ``seed`` (the same initial weights everywhere)."""
     random.seed(seed + rank)
     np.random.seed(seed + rank)
     paddle.seed(seed)
@@ -70,7 +68,7 @@ def seed_everything(seed: int, rank: int = 0) -> None:
 def rng_state() -> Dict[str, Any]:
     """Python, numpy and Paddle RNG states, saved with each checkpoint."""
     return {"python": random.getstate(), "numpy": np.random.get_state(),
-            "paddle": [s for s in paddle.get_rng_state()]}
+            "paddle": list(paddle.get_rng_state())}
 
 
 def set_rng_state(state: Dict[str, Any]) -> None:
@@ -80,8 +78,8 @@ def set_rng_state(state: Dict[str, Any]) -> None:
 
 
 def gather_rng_states(env: RunEnv) -> Optional[List[Dict[str, Any]]]:
-    """Every rank's Python and numpy states (rank 0 saves them; a collective, so every
-    rank calls it); None in a single process (``rng`` holds the state)."""
+    """Every rank's Python and numpy states (a collective: every rank calls it); None in
+    a single process."""
     if not env.distributed:
         return None
     mine = {"python": random.getstate(), "numpy": np.random.get_state()}
