@@ -256,11 +256,8 @@ class NormalizeImage:
 
     def __call__(self, img: Any) -> np.ndarray:
         img = (np.asarray(img).astype(np.float32) * self.scale - self.mean) / self.std
-        if self.channel_num == 4:
-            axis = 0 if self.chw else 2
-            pad = list(img.shape)
-            pad[axis] = 1
-            img = np.concatenate([img, np.zeros(pad, img.dtype)], axis=axis)
+        if self.channel_num == 4:  # a zero channel appended
+            img = np.pad(img, [(0, 1), (0, 0), (0, 0)] if self.chw else [(0, 0), (0, 0), (0, 1)])
         return img.astype(self.dtype)
 
 
