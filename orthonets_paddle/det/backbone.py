@@ -18,20 +18,11 @@ from ppdet.modeling.shape_spec import ShapeSpec
 
 from ..models import build_model
 
-__all__ = ["OrthoNet", "DEPTHS", "SQUEEZES", "NORM_TYPES"]
+__all__ = ["OrthoNet", "NORM_TYPES"]
 
-DEPTHS = (18, 34, 50, 101, 152)
-# None: a plain ResNet (the baseline with the same code path).
-SQUEEZES = ("ortho", "dct", "avg", "random", None)
 # PaddleDetection's names; 'frozen_bn' is the same as freeze_norm=True.
 NORM_TYPES = ("bn", "sync_bn", "frozen_bn")
 _BN_TYPES = (nn.BatchNorm2D, nn.SyncBatchNorm)
-
-
-def _check(name: str, value, valid: Sequence) -> None:
-    if value not in valid:
-        raise ValueError(f"OrthoNet backbone: unknown {name} {value!r}; valid: "
-                         f"{', '.join(map(str, valid))}")
 
 
 @register
@@ -70,12 +61,10 @@ class OrthoNet(nn.Layer):
                  return_idx: Sequence[int] = (0, 1, 2, 3),
                  lr_mult_list: Sequence[float] = (1.0, 1.0, 1.0, 1.0)):
         super().__init__()
-        _check("depth", depth, DEPTHS)
-        _check("squeeze", squeeze, SQUEEZES)
-        _check("norm_type", norm_type, NORM_TYPES)
-        if position == "mod" and depth < 50:
-            raise ValueError("OrthoNet backbone: position 'mod' needs a Bottleneck "
-                             f"(depth 50, 101 or 152), got depth {depth}; use position 'post'")
+        # depth, squeeze and position are checked by build_model
+        if norm_type not in NORM_TYPES:
+            raise ValueError(f"OrthoNet backbone: unknown norm_type {norm_type!r}; valid: "
+                             f"{', '.join(NORM_TYPES)}")
         return_idx = [return_idx] if isinstance(return_idx, Integral) else list(return_idx)
         if not return_idx or any(i not in (0, 1, 2, 3) for i in return_idx) \
                 or return_idx != sorted(set(return_idx)):
@@ -89,9 +78,13 @@ class OrthoNet(nn.Layer):
                              f"0-3 (0 = res2), got {freeze_at!r}")
         frozen = freeze_norm or norm_type == "frozen_bn"
         norm = "frozen_bn" if frozen else norm_type
-        self.body = build_model(f"resnet{depth}", squeeze=squeeze, position=position, input_size=input_size,
-                                width=width, reduction=reduction, seed=seed, norm=norm,
-                                features_only=True, out_indices=tuple(return_idx))
+        try:
+            self.body = build_model(f"resnet{depth}", squeeze=squeeze, position=position,
+                                    input_size=input_size, width=width, reduction=reduction,
+                                    seed=seed, norm=norm, features_only=True,
+                                    out_indices=tuple(return_idx))
+        except ValueError as exc:
+            raise ValueError(f"OrthoNet backbone: {exc}") from None
         self.depth, self.squeeze, self.position = depth, squeeze, position
         self.norm_type, self.freeze_norm, self.freeze_at = norm_type, frozen, freeze_at
         self.return_idx = return_idx
