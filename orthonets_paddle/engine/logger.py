@@ -39,12 +39,8 @@ class VisualDLWriter:
 
     def __init__(self, logdir: Optional[str]):
         self.writer = None
-        if logdir:
-            try:
-                from visualdl import LogWriter
-            except ImportError:
-                raise RuntimeError("Global.use_visualdl is true but visualdl is not installed: "
-                                   "pip install visualdl, or set -o Global.use_visualdl=False") from None
+        if logdir:  # imported only when used (~0.6 s); the trainer checks it is installed
+            from visualdl import LogWriter
             self.writer = LogWriter(logdir=logdir)
 
     def add_scalar(self, tag: str, value: float, step: int) -> None:
