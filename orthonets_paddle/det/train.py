@@ -10,9 +10,11 @@ import os
 import re
 from typing import Iterable, List, Optional, Sequence
 
+import paddle
 import yaml
 
 from ..utils.hints import did_you_mean
+from ..utils.io import load_paddle_file
 
 __all__ = ["load_det_config", "apply_overrides", "check_coco_layout", "check_pretrain_weights",
            "train_detector", "COCO_LAYOUT"]
@@ -136,20 +138,16 @@ def check_pretrain_weights(cfg) -> Optional[str]:
             f"orthonet_mod_50>; or train without it: -o pretrain_weights=null")
     # PaddleDetection reads it with paddle.load (plain pickle): vet it first with the
     # restricted unpickler, so a crafted file is an error here instead of running code.
-    from ..utils.io import load_paddle_file
     load_paddle_file(stem + ".pdparams")
     return stem
 
 
-def _select_device(cfg) -> str:
-    import paddle
+def _select_device(cfg) -> None:
     if cfg.get("use_gpu", False) and not paddle.is_compiled_with_cuda():
         print("note: use_gpu is true but this Paddle has no CUDA; training on the CPU "
               "(set -o use_gpu=false to silence this)")
         cfg["use_gpu"] = False
-    device = "gpu" if cfg.get("use_gpu", False) else "cpu"
-    paddle.set_device(device)
-    return device
+    paddle.set_device("gpu" if cfg.get("use_gpu", False) else "cpu")
 
 
 def train_detector(cfg, validate: bool = True, callbacks: Sequence = ()):
