@@ -43,13 +43,9 @@ def setup_env(device: str = "auto") -> RunEnv:
                            "-o Global.device=cpu")
     use_gpu = device == "gpu" or (device == "auto" and _gpu_available())
     world = int(os.environ.get("PADDLE_TRAINERS_NUM", "1"))
-    if use_gpu:
-        paddle.set_device(f"gpu:{int(os.environ.get('FLAGS_selected_gpus', '0').split(',')[0])}"
-                          if world > 1 else "gpu")
-    else:
-        paddle.set_device("cpu")
-        # Paddle uses one CPU thread unless told otherwise: use the user's OMP_NUM_THREADS,
-        # else share the cores among ranks.
+    # "gpu" is this rank's card: Paddle reads FLAGS_selected_gpus, set by the launcher
+    paddle.set_device("gpu" if use_gpu else "cpu")
+    if not use_gpu:  # Paddle uses one CPU thread unless told otherwise
         set_paddle_threads(ranks=world)
     if world > 1:
         paddle.distributed.init_parallel_env()
