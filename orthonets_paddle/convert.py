@@ -29,7 +29,7 @@ class ConversionError(ValueError):
 
 # Leaf renames shared by every family: PyTorch BN buffers -> Paddle's names.
 _LEAVES = {"running_mean": "_mean", "running_var": "_variance"}
-_DROPPED_LEAVES = ("num_batches_tracked",)  # Paddle BN has no step counter
+_DROPPED_LEAF = "num_batches_tracked"  # Paddle BN has no step counter
 
 # Per-family renames of a block's sub-modules (the part after ``layerK.i.``).
 # The authors' Sequential indices skip the ReLUs, hence 0, 1, 3, 4, 6, 7.
@@ -119,7 +119,7 @@ def _strip_prefix(key: str) -> str:
 
 def _rename(key: str, block_map: Dict[str, str]) -> Optional[str]:
     """Our name for a PyTorch key (prefix already stripped); None = drop it."""
-    if key.rpartition(".")[2] in _DROPPED_LEAVES:
+    if key.rpartition(".")[2] == _DROPPED_LEAF:
         return None
     match = _BLOCK_KEY.match(key)
     if match:
@@ -331,10 +331,8 @@ def _load_torch(src: str, trust_pickle: bool) -> Any:
     # torch.save writes a zip archive (legacy: a protocol-2 pickle, first byte
     # 0x80); checking first keeps text files from looking like unsafe pickles.
     with open(src, "rb") as f:
-        is_zip = zipfile.is_zipfile(f)
-        f.seek(0)
         is_pickle = f.read(1) == b"\x80"
-    if not (is_zip or is_pickle):
+    if not (is_pickle or zipfile.is_zipfile(src)):
         raise ConversionError(not_checkpoint)
     try:
         return torch.load(src, map_location="cpu", weights_only=not trust_pickle)
