@@ -6,8 +6,10 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import subprocess
 import sys
+import time
 from typing import Any, Callable, Dict
 
 import numpy as np
@@ -17,6 +19,7 @@ if __name__ == "__main__":  # run as a script from a checkout: use this checkout
 from orthonets_paddle.deploy.benchmark import benchmark, time_interleaved  # noqa: E402
 
 __all__ = ["SEED_TRAIN_TRANSFORMS", "construction_times", "peak_memory", "data_throughput",
+           "measure_transform_throughput",
            "run_suite", "format_suite", "TARGETS"]
 
 # (figure, comparison, target): what each figure must reach.
@@ -84,9 +87,31 @@ def peak_memory(arch: str, batch: int = 128, classes: int = 10, stem: str = "cif
     return float(json.loads(proc.stdout.strip().splitlines()[-1])["peak_mb"])
 
 
+def measure_transform_throughput(ops, backend: str = "cv2", n: int = 2000, image_size: int = 32,
+                                 seed: int = 0) -> float:
+    """Images per second of a ``transform_ops`` pipeline on random uint8 RGB images, in this
+    process (``backend: pil`` hands PIL images, the conversion included in the timing)."""
+    from PIL import Image
+    from orthonets_paddle.data import build_transforms
+    pipeline = build_transforms(ops, backend=backend)
+    if pipeline is None:
+        raise ValueError("measure_transform_throughput needs a non-empty ops list")
+    images = np.random.default_rng(seed).integers(0, 256, (min(n, 256), image_size, image_size, 3),
+                                                  dtype=np.uint8)
+    wrap = Image.fromarray if backend == "pil" else (lambda a: a)
+    random.seed(seed)
+    np.random.seed(seed)
+    for img in images[:16]:  # warm-up (imports, caches)
+        pipeline(wrap(img))
+    start = time.perf_counter()
+    for i in range(n):
+        pipeline(wrap(images[i % len(images)]))
+    return n / (time.perf_counter() - start)
+
+
 def data_throughput(n: int = 3000) -> Dict[str, float]:
     """Images/s of the seed's CIFAR training transforms in one process, per backend."""
-    from orthonets_paddle.data import BACKENDS, measure_transform_throughput
+    from orthonets_paddle.data import BACKENDS
     return {b: measure_transform_throughput(SEED_TRAIN_TRANSFORMS, b, n=n) for b in BACKENDS}
 
 

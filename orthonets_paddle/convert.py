@@ -1,12 +1,8 @@
-"""PyTorch checkpoints -> Paddle ``.pdparams`` for the models of this package.
+"""PyTorch checkpoints -> Paddle ``.pdparams``: the authors' OrthoNet / OrthoNet-MOD,
+FcaNet, torchvision ResNets and senet.pytorch SE-ResNets.
 
-Converts the authors' OrthoNet / OrthoNet-MOD checkpoints (``_process``,
-``_preprocess``, ``_scale``, ``_excitation``, ``F_C_A.constant_filter`` names),
-FcaNet's (torchvision names plus ``att.dct_layer`` / ``att.fc``), torchvision
-ResNets and SE-ResNets with senet.pytorch's ``se.fc`` names. The filter banks
-are copied from the checkpoint, never regenerated, so the converted model
-computes exactly what the original did. torch is only needed to read ``.pth``
-files (``convert_checkpoint``); ``convert_state_dict`` takes any arrays.
+The filter banks are copied from the checkpoint, never regenerated, so the converted model
+computes exactly what the original did. torch is only needed to read ``.pth`` files.
 """
 from __future__ import annotations
 
@@ -33,7 +29,7 @@ class ConversionError(ValueError):
 
 # Leaf renames shared by every family: PyTorch BN buffers -> Paddle's names.
 _LEAVES = {"running_mean": "_mean", "running_var": "_variance"}
-_DROPPED_LEAVES = ("num_batches_tracked",)  # Paddle BN has no step counter
+_DROPPED_LEAF = "num_batches_tracked"  # Paddle BN has no step counter
 
 # Per-family renames of a block's sub-modules (the part after ``layerK.i.``).
 # The authors' Sequential indices skip the ReLUs, hence 0, 1, 3, 4, 6, 7.
@@ -110,12 +106,8 @@ def _check_arch(arch: str) -> str:
 def _to_numpy(value: Any) -> np.ndarray:
     if type(value).__module__.startswith("torch"):  # without importing torch
         value = value.detach().cpu()
-        if value.is_floating_point():
-            value = value.float()  # numpy has no bfloat16
-        return value.numpy()
-    if hasattr(value, "numpy"):
-        return np.asarray(value.numpy())
-    return np.asarray(value)
+        value = value.float() if value.is_floating_point() else value  # numpy has no bfloat16
+    return np.asarray(value.numpy() if hasattr(value, "numpy") else value)
 
 
 def _strip_prefix(key: str) -> str:
@@ -127,7 +119,7 @@ def _strip_prefix(key: str) -> str:
 
 def _rename(key: str, block_map: Dict[str, str]) -> Optional[str]:
     """Our name for a PyTorch key (prefix already stripped); None = drop it."""
-    if key.rpartition(".")[2] in _DROPPED_LEAVES:
+    if key.rpartition(".")[2] == _DROPPED_LEAF:
         return None
     match = _BLOCK_KEY.match(key)
     if match:
@@ -219,8 +211,8 @@ def _mismatch_message(arch: str, settings: str, torch_state: Mapping[str, Any],
 
 def _convert(torch_state: Mapping[str, Any], arch: str, num_classes: Optional[int], stem: str,
              input_size: Optional[int], model: Optional[paddle.nn.Layer]
-             ) -> Tuple[Dict[str, np.ndarray], Dict[str, Any]]:
-    """``convert_state_dict`` plus what the report needs (classes, size, counts)."""
+             ) -> Tuple[Dict[str, np.ndarray], ConversionReport]:
+    """``convert_state_dict`` plus its report (``src``/``dst`` left empty)."""
     family = _check_arch(arch)
     if not isinstance(torch_state, Mapping) or not torch_state:
         raise ConversionError(f"expected a non-empty state dict (name -> tensor), got "
@@ -259,15 +251,14 @@ def _convert(torch_state: Mapping[str, Any], arch: str, num_classes: Optional[in
     if missing or unexpected or mismatched:
         raise ConversionError(_mismatch_message(arch, settings, torch_state, sources, missing,
                                                 unexpected, mismatched))
-    out = {}
-    for key in own:  # the model's order, float32 like the model
-        value = state[key]
-        out[key] = value.astype(np.float32) if np.issubdtype(value.dtype, np.floating) else value
-    info = {"num_classes": getattr(model, "num_classes", num_classes),
-            "input_size": getattr(model, "input_size", input_size),
-            "renamed": sum(1 for k, src in sources.items() if k != _strip_prefix(src)),
-            "transposed": transposed, "dropped": dropped, "zero_biases": zero_biases}
-    return out, info
+    # the model's order, float32 like the model
+    out = {k: state[k].astype(np.float32) if np.issubdtype(state[k].dtype, np.floating)
+           else state[k] for k in own}
+    return out, ConversionReport(
+        "", "", arch, getattr(model, "num_classes", num_classes), stem,
+        getattr(model, "input_size", input_size), tensors=len(out),
+        renamed=sum(1 for k, src in sources.items() if k != _strip_prefix(src)),
+        transposed=transposed, dropped=dropped, zero_biases=zero_biases)
 
 
 def _fill_se_biases(state: Dict[str, np.ndarray], own: Mapping[str, Any]) -> List[str]:
@@ -340,10 +331,8 @@ def _load_torch(src: str, trust_pickle: bool) -> Any:
     # torch.save writes a zip archive (legacy: a protocol-2 pickle, first byte
     # 0x80); checking first keeps text files from looking like unsafe pickles.
     with open(src, "rb") as f:
-        is_zip = zipfile.is_zipfile(f)
-        f.seek(0)
         is_pickle = f.read(1) == b"\x80"
-    if not (is_zip or is_pickle):
+    if not (is_pickle or zipfile.is_zipfile(src)):
         raise ConversionError(not_checkpoint)
     try:
         return torch.load(src, map_location="cpu", weights_only=not trust_pickle)
@@ -363,18 +352,14 @@ def convert_checkpoint(src_path: str, dst_path: str, arch: str, num_classes: Opt
                        trust_pickle: bool = False) -> ConversionReport:
     """Convert a PyTorch ``.pth`` / ``.pth.tar`` checkpoint to a ``.pdparams`` file.
 
-    The destination is written atomically (``dst + '.tmp'`` then rename), and
-    only after the whole checkpoint has been converted and checked, so a
-    failure never leaves a partial file or replaces a good one.
+    The destination is written atomically, and only after the whole checkpoint has been
+    converted and checked, so a failure never leaves a partial file or replaces a good one.
 
     Args:
         src_path: PyTorch checkpoint: a state dict, or a dict holding one under
             ``state_dict`` or ``model``.
         dst_path: the ``.pdparams`` file to write.
-        arch: target model name, one of ``convertible_archs()``.
-        num_classes: classifier outputs; inferred from ``fc.weight`` if None.
-        stem: ``imagenet`` or ``cifar``.
-        input_size: training size; inferred from the filter banks if None.
+        arch, num_classes, stem, input_size: as ``convert_state_dict``.
         trust_pickle: allow checkpoints that pickle arbitrary Python objects
             (only for files you trust: unpickling can run code).
 
@@ -388,10 +373,7 @@ def convert_checkpoint(src_path: str, dst_path: str, arch: str, num_classes: Opt
     _check_arch(arch)  # before the (slow) load
     src_path, dst_path = os.fspath(src_path), os.fspath(dst_path)
     torch_state = _extract_state_dict(_load_torch(src_path, trust_pickle), src_path)
-    state, info = _convert(torch_state, arch, num_classes, stem, input_size, None)
-
+    state, report = _convert(torch_state, arch, num_classes, stem, input_size, None)
     atomic_write(dst_path, lambda tmp: paddle.save({k: paddle.to_tensor(v) for k, v in state.items()}, tmp))
-    return ConversionReport(src=src_path, dst=dst_path, arch=arch, num_classes=info["num_classes"],
-                            stem=stem, input_size=info["input_size"], tensors=len(state),
-                            renamed=info["renamed"], transposed=info["transposed"],
-                            dropped=info["dropped"], zero_biases=info["zero_biases"])
+    report.src, report.dst = src_path, dst_path
+    return report

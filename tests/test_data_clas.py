@@ -75,6 +75,12 @@ def test_resize_crop_flip_normalize():
     chw = op({"NormalizeImage": {"scale": 0.00392156862745098, "order": "chw"}})(
         PHOTO.transpose(2, 0, 1))
     np.testing.assert_allclose(chw, want.transpose(2, 0, 1), rtol=1e-5, atol=1e-5)
+    # channel_num 4: a zero channel after the three normalised ones, in either order
+    four = op({"NormalizeImage": {"order": "", "channel_num": 4}})(PHOTO)
+    assert four.shape == (40, 60, 4) and not four[..., 3].any()
+    np.testing.assert_allclose(four[..., :3], want, rtol=1e-5, atol=1e-5)
+    four = op({"NormalizeImage": {"order": "chw", "channel_num": 4}})(PHOTO.transpose(2, 0, 1))
+    assert four.shape == (4, 40, 60) and not four[3].any()
     np.testing.assert_array_equal(op("ToCHWImage")(PHOTO), PHOTO.transpose(2, 0, 1))
 
 

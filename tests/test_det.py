@@ -143,8 +143,12 @@ def test_bad_options_are_clear_errors(det, tmp_path):
                               ("Eval",))
     with pytest.raises(ValueError, match="did you mean 'return_idx'"):
         det.load_det_config(CONFIG, ["OrthoNet.retrun_idx=[0]"])
-    with pytest.raises(ValueError, match="position 'mod' needs a Bottleneck"):
+    with pytest.raises(ValueError, match="OrthoNet backbone: position 'mod' needs Bottleneck"):
         det.OrthoNet(depth=18, position="mod")
+    with pytest.raises(ValueError, match="OrthoNet backbone: unknown squeeze 'orth'.*valid:"):
+        det.OrthoNet(depth=18, squeeze="orth")
+    with pytest.raises(ValueError, match="OrthoNet backbone: unknown model 'resnet19'"):
+        det.OrthoNet(depth=19)
     with pytest.raises(ValueError, match="valid: bn, sync_bn, frozen_bn"):
         det.OrthoNet(depth=18, norm_type="gn")
 

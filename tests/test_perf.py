@@ -13,7 +13,6 @@ from benchmarks import suite as perf  # noqa: E402  (the project's suite, not in
 
 def test_data_throughput_times_the_seed_transforms_on_both_backends(monkeypatch):
     from orthonets_paddle.engine.config import load_config
-    import orthonets_paddle.data as data_pkg
     cfg = load_config(os.path.join(ROOT, "configs", "orthonet18_cifar10.yaml"))
     assert perf.SEED_TRAIN_TRANSFORMS == cfg["DataLoader"]["Train"]["dataset"]["transform_ops"]
     calls = []
@@ -22,7 +21,7 @@ def test_data_throughput_times_the_seed_transforms_on_both_backends(monkeypatch)
         calls.append((ops, backend, n))
         return {"cv2": 123.0, "pil": 45.0}[backend]
 
-    monkeypatch.setattr(data_pkg, "measure_transform_throughput", fake)
+    monkeypatch.setattr(perf, "measure_transform_throughput", fake)
     assert perf.data_throughput(n=50) == {"cv2": 123.0, "pil": 45.0}
     assert calls == [(perf.SEED_TRAIN_TRANSFORMS, "cv2", 50), (perf.SEED_TRAIN_TRANSFORMS, "pil", 50)]
 
@@ -69,13 +68,11 @@ def test_verdicts_compare_against_the_targets():
 
 
 def test_transform_throughput_is_images_over_the_timed_seconds(monkeypatch):
-    from orthonets_paddle.data import measure_transform_throughput
-    from orthonets_paddle.data import transforms as tmod
     clock = iter([10.0, 12.5])  # start and end of the timed loop: 2.5 s
-    monkeypatch.setattr(tmod, "time", types.SimpleNamespace(perf_counter=lambda: next(clock)))
-    assert measure_transform_throughput(perf.SEED_TRAIN_TRANSFORMS, "cv2", n=100) == 40.0
+    monkeypatch.setattr(perf, "time", types.SimpleNamespace(perf_counter=lambda: next(clock)))
+    assert perf.measure_transform_throughput(perf.SEED_TRAIN_TRANSFORMS, "cv2", n=100) == 40.0
     with pytest.raises(ValueError, match="non-empty ops"):
-        measure_transform_throughput([], "cv2", n=10)
+        perf.measure_transform_throughput([], "cv2", n=10)
 
 
 def test_benchmark_data_cli():

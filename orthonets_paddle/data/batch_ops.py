@@ -1,14 +1,13 @@
 """PaddleClas's batch ops (``batch_transform_ops``): Mixup, Cutmix and OpSampler.
 
-Written from PaddleClas's ``batch_operators.py`` semantics: they take the batch as a list
-of ``(CHW float image, int label)`` samples and return the list with mixed images and
-soft labels, float32 ``[class_num]`` each (collate stacks them to ``[B, class_num]``).
-Draws come from numpy's global RNG (permutation, beta, box centre) and, for OpSampler's
-choice, Python's ``random``. ``class_num`` is ``Arch.class_num``: the loader passes it
-(``build_dataloader(..., class_num=...)``), as PaddleClas's ``create_operators`` does.
+As PaddleClas's ``batch_operators.py``: a list of ``(CHW float image, int label)`` samples
+in, the list with mixed images and float32 ``[class_num]`` soft labels out; draws from
+numpy's global RNG (OpSampler's choice: Python's ``random``). ``class_num`` is
+``Arch.class_num``, passed by the loader as PaddleClas's ``create_operators`` does.
 """
 from __future__ import annotations
 
+import functools
 import inspect
 import random
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
@@ -31,7 +30,11 @@ def _need_class_num(class_num: Optional[int], op: str) -> int:
 
 
 class _BatchOp:
-    class_num: int
+    def __init__(self, class_num: Optional[int], alpha: float):
+        name = type(self).__name__
+        if not alpha > 0:
+            raise ValueError(f"{name}.alpha must be > 0, got {alpha!r}")
+        self.class_num, self.alpha = _need_class_num(class_num, name), float(alpha)
 
     def _unpack(self, batch: List[Sample]) -> Tuple[np.ndarray, np.ndarray]:
         imgs = np.stack([np.asarray(s[0]) for s in batch])
@@ -52,9 +55,7 @@ class MixupOperator(_BatchOp):
     ``lam * x + (1 - lam) * x[perm]`` and its label ``lam * y + (1 - lam) * y[perm]``."""
 
     def __init__(self, class_num: Optional[int] = None, alpha: float = 1.0):
-        if not alpha > 0:
-            raise ValueError(f"MixupOperator.alpha must be > 0, got {alpha!r}")
-        self.class_num, self.alpha = _need_class_num(class_num, "MixupOperator"), float(alpha)
+        super().__init__(class_num, alpha)
 
     def __call__(self, batch: List[Sample]) -> List[Sample]:
         imgs, labels = self._unpack(batch)
@@ -71,28 +72,20 @@ class CutmixOperator(_BatchOp):
     coordinate runs along axis 2 of the NCHW batch, the second along axis 3."""
 
     def __init__(self, class_num: Optional[int] = None, alpha: float = 0.2):
-        if not alpha > 0:
-            raise ValueError(f"CutmixOperator.alpha must be > 0, got {alpha!r}")
-        self.class_num, self.alpha = _need_class_num(class_num, "CutmixOperator"), float(alpha)
-
-    @staticmethod
-    def _box(shape: Sequence[int], lam: float) -> Tuple[int, int, int, int]:
-        w, h = shape[2], shape[3]
-        rat = np.sqrt(1. - lam)
-        cut_w, cut_h = int(w * rat), int(h * rat)
-        cx, cy = np.random.randint(w), np.random.randint(h)
-        return (int(np.clip(cx - cut_w // 2, 0, w)), int(np.clip(cy - cut_h // 2, 0, h)),
-                int(np.clip(cx + cut_w // 2, 0, w)), int(np.clip(cy + cut_h // 2, 0, h)))
+        super().__init__(class_num, alpha)
 
     def __call__(self, batch: List[Sample]) -> List[Sample]:
         imgs, labels = self._unpack(batch)
         if imgs.ndim != 4:
             raise ValueError("CutmixOperator needs CHW images (put ToTensor or NormalizeImage "
                              "in transform_ops)")
-        imgs = imgs.copy()
         idx = np.random.permutation(len(batch))
         lam = np.random.beta(self.alpha, self.alpha)
-        x1, y1, x2, y2 = self._box(imgs.shape, lam)
+        w, h = imgs.shape[2:]
+        cut_w, cut_h = int(w * np.sqrt(1. - lam)), int(h * np.sqrt(1. - lam))
+        cx, cy = np.random.randint(w), np.random.randint(h)
+        x1, x2 = np.clip([cx - cut_w // 2, cx + cut_w // 2], 0, w)
+        y1, y2 = np.clip([cy - cut_h // 2, cy + cut_h // 2], 0, h)
         imgs[:, :, x1:x2, y1:y2] = imgs[idx, :, x1:x2, y1:y2]
         lam = 1 - (float(x2 - x1) * (y2 - y1) / (imgs.shape[-2] * imgs.shape[-1]))
         return list(zip(imgs, self._mix_target(labels, labels[idx], lam)))
@@ -109,14 +102,13 @@ class OpSampler:
     def __init__(self, class_num: Optional[int] = None, **op_dict: Dict[str, Any]):
         class_num = _need_class_num(class_num, "OpSampler")
         self.ops: Dict[Optional[Callable], float] = {}
-        total = 0.0
         for name, params in op_dict.items():
-            params = dict(params or {})
-            prob = float(params.pop("prob", 0))
             if name not in _SAMPLED:
                 raise ValueError(f"OpSampler: unknown op {name!r}; valid: {sorted(_SAMPLED)}")
+            params = dict(params or {})
+            prob = float(params.pop("prob", 0))
             self.ops[_build(name, params, class_num)] = prob
-            total += prob
+        total = sum(self.ops.values())
         if total > 1 + 1e-9:
             raise ValueError(f"OpSampler: the probs add up to {total}, more than 1; lower them")
         self.ops[None] = max(0.0, 1 - total)
@@ -178,9 +170,4 @@ def build_batch_transforms(ops: Optional[Sequence[Any]], class_num: Optional[int
             raise ValueError(f"batch transform {name}: parameters must be a mapping")
         built.append(_build(str(name), dict(params or {}), class_num))
 
-    def apply(batch: List[Sample]) -> List[Sample]:
-        for op in built:
-            batch = op(batch)
-        return batch
-
-    return apply
+    return lambda batch: functools.reduce(lambda b, op: op(b), built, batch)

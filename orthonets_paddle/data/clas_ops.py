@@ -1,12 +1,10 @@
 """PaddleClas's image ops (``ppcls/data/preprocess/ops/operators.py``), with its semantics.
 
-Written from PaddleClas's documented behaviour, not copied. As in PaddleClas, images are
-numpy HWC arrays (``DecodeImage`` turns raw bytes into RGB uint8), sizes given as a pair
-are ``[width, height]`` (OpenCV's order), and random draws come from Python's ``random``
-(crops, flips) or numpy's global RNG (``ColorJitter``/``RandomRotation`` gates, PCA noise).
-
-Each class has ``layout``: the layout it leaves the image in (``None``: unchanged), so a
-PaddleClas pipeline knows whether its result still needs PaddleClas's dataset transpose.
+As in PaddleClas, images are numpy HWC arrays, a size pair is ``[width, height]`` (OpenCV's
+order), and random draws come from Python's ``random`` (crops, flips) or numpy's global RNG
+(``ColorJitter``/``RandomRotation`` gates, PCA noise). An op with a ``layout`` attribute
+leaves the image in that layout, so the pipeline knows whether it still needs PaddleClas's
+dataset transpose.
 """
 from __future__ import annotations
 
@@ -14,7 +12,6 @@ import io
 import math
 import numbers
 import random
-import re
 from typing import Any, Optional, Sequence, Tuple, Union
 
 import cv2
@@ -33,25 +30,24 @@ _CV2_INTERP = {"nearest": cv2.INTER_NEAREST, "bilinear": cv2.INTER_LINEAR,
                "lanczos": cv2.INTER_LANCZOS4}
 _PIL_INTERP = {"nearest": Image.NEAREST, "bilinear": Image.BILINEAR, "bicubic": Image.BICUBIC,
                "box": Image.BOX, "lanczos": Image.LANCZOS, "hamming": Image.HAMMING}
-_NUMBER = r"\s*[0-9]*\.?[0-9]+(?:[eE][-+]?[0-9]+)?\s*"
 
 
-def parse_scale(value: Union[str, float, None], op: str = "NormalizeImage") -> float:
-    """``1.0/255.0`` (PaddleClas writes it as a string), ``0.00392`` or None (1/255).
-
-    PaddleClas ``eval``s the string; here only ``number`` or ``number/number`` is read.
-    """
+def parse_scale(value: Union[str, float, None]) -> float:
+    """``1.0/255.0`` (PaddleClas writes it as a string, and ``eval``s it; here only
+    ``number`` or ``number/number`` is read), ``0.00392`` or None (1/255)."""
     if value is None:
         return 1.0 / 255.0
-    if isinstance(value, numbers.Real) and not isinstance(value, bool):
-        return float(value)
-    if isinstance(value, str) and re.fullmatch(f"{_NUMBER}(?:/{_NUMBER})?", value):
-        parts = [float(p) for p in value.split("/")]
-        if len(parts) == 2 and parts[1] == 0:
-            raise ValueError(f"{op}.scale {value!r} divides by zero")
-        return parts[0] / parts[1] if len(parts) == 2 else parts[0]
-    raise ValueError(f"{op}.scale must be a number or 'number/number' such as '1.0/255.0', "
-                     f"got {value!r}")
+    x = value
+    try:
+        if isinstance(x, str) and x.count("/") <= 1:
+            num, _, den = x.partition("/")
+            x = float(num) / float(den or 1)
+        if isinstance(x, numbers.Real) and not isinstance(x, bool) and math.isfinite(x):
+            return float(x)
+    except (ValueError, ZeroDivisionError):
+        pass
+    raise ValueError(f"NormalizeImage.scale must be a number or 'number/number' such as "
+                     f"'1.0/255.0', got {value!r}")
 
 
 def _wh(size: Union[int, Sequence[int]], op: str) -> Tuple[int, int]:
@@ -108,8 +104,6 @@ class DecodeImage:
     that is already an array (CIFAR, Fashion-MNIST) passes through as the dataset gave it.
     """
 
-    layout = None
-
     def __init__(self, to_np: bool = True, to_rgb: bool = True, channel_first: bool = False,
                  backend: str = "cv2"):
         if str(backend).lower() not in ("cv2", "pil"):
@@ -148,8 +142,6 @@ class ResizeImage:
     """``resize_short: s`` scales the short side to ``s`` (rounded, aspect kept), else
     ``size`` (int or ``[w, h]``) is the exact output size."""
 
-    layout = None
-
     def __init__(self, size: Union[int, Sequence[int], None] = None,
                  resize_short: Optional[int] = None, interpolation: Optional[str] = None,
                  backend: str = "cv2", return_numpy: bool = True):
@@ -177,8 +169,6 @@ class ResizeImage:
 class CropImage:
     """Centre crop to ``size`` (int or ``[w, h]``); the start is ``(side - crop) // 2``."""
 
-    layout = None
-
     def __init__(self, size: Union[int, Sequence[int]]):
         self.wh = _wh(size, "CropImage")
 
@@ -197,8 +187,6 @@ class RandCropImage:
     """PaddleClas's random-resized crop: aspect ``uniform(ratio)`` (log-uniform with
     ``use_log_aspect``), area fraction ``uniform(scale)`` clipped so the window fits, one
     try, then resize to ``size`` (int or ``[w, h]``)."""
-
-    layout = None
 
     def __init__(self, size: Union[int, Sequence[int]], progress_size: Any = None,
                  scale: Optional[Sequence[float]] = None, ratio: Optional[Sequence[float]] = None,
@@ -235,8 +223,6 @@ class RandFlipImage:
     """Flip with probability 1/2 (``random.randint(0, 1)``): ``flip_code`` 1 horizontal,
     0 vertical, -1 both (OpenCV's codes)."""
 
-    layout = None
-
     def __init__(self, flip_code: int = 1):
         if flip_code not in (-1, 0, 1):
             raise ValueError(f"RandFlipImage.flip_code must be 1, 0 or -1, got {flip_code!r}")
@@ -254,8 +240,6 @@ class NormalizeImage:
     """``(img * scale - mean) / std`` in float32; ``order: chw`` for CHW input, anything
     else (PaddleClas writes ``''``) for HWC. ``channel_num: 4`` appends a zero channel."""
 
-    layout = None
-
     def __init__(self, scale: Union[str, float, None] = None,
                  mean: Optional[Sequence[float]] = None, std: Optional[Sequence[float]] = None,
                  order: str = "chw", output_fp16: bool = False, channel_num: int = 3):
@@ -272,11 +256,8 @@ class NormalizeImage:
 
     def __call__(self, img: Any) -> np.ndarray:
         img = (np.asarray(img).astype(np.float32) * self.scale - self.mean) / self.std
-        if self.channel_num == 4:
-            axis = 0 if self.chw else 2
-            pad = list(img.shape)
-            pad[axis] = 1
-            img = np.concatenate([img, np.zeros(pad, img.dtype)], axis=axis)
+        if self.channel_num == 4:  # a zero channel appended
+            img = np.pad(img, [(0, 1), (0, 0), (0, 0)] if self.chw else [(0, 0), (0, 0), (0, 1)])
         return img.astype(self.dtype)
 
 
@@ -293,8 +274,6 @@ class PCALighting:
     """AlexNet's PCA colour noise on an HWC image: add ``eigvec @ (alpha * eigval)`` with
     ``alpha ~ N(0, 0.1)`` (numpy) per channel; the result is float32. PaddleClas's op has
     no parameters (ImageNet's eigen-decomposition, alpha std 0.1)."""
-
-    layout = None
     eigval = np.array([0.2175, 0.0188, 0.0045], np.float32)
     eigvec = np.array([[-0.5675, 0.7192, 0.4009], [-0.5808, -0.0045, -0.8140],
                        [-0.5836, -0.6948, 0.4203]], np.float32)
@@ -309,8 +288,6 @@ class PCALighting:
 class ClasColorJitter(T.ColorJitter):
     """PaddleClas's ColorJitter: with probability ``prob`` (numpy draw; the default 2 means
     always), Paddle's ColorJitter on the image as a PIL image, back to a numpy array."""
-
-    layout = None
 
     def __init__(self, prob: float = 2, brightness: float = 0, contrast: float = 0,
                  saturation: float = 0, hue: float = 0):
@@ -327,8 +304,6 @@ class ClasColorJitter(T.ColorJitter):
 
 class ClasRandomRotation(T.RandomRotation):
     """PaddleClas's RandomRotation: Paddle's, applied with probability ``prob`` (numpy)."""
-
-    layout = None
 
     def __init__(self, prob: float = 0.5, degrees: Union[float, Sequence[float]] = 0,
                  interpolation: str = "nearest", expand: bool = False, center: Any = None,

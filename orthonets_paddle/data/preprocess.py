@@ -1,12 +1,7 @@
-"""Evaluation preprocessing from a model's ``pretrained_cfg``: timm's
-``resolve_data_config`` / ``create_transform`` idea, built on ``paddle.vision.transforms``.
-
-``resolve_data_config`` merges (highest first) explicit settings, the model's
-``pretrained_cfg`` and the defaults into ``{input_size, interpolation, mean, std,
-crop_pct}``; ``transform_ops`` turns that into a config op list (what ``Infer.transforms``
-would hold) and ``create_transform`` builds it. Eval resize as timm does: the shorter side
-to ``floor(size / crop_pct)``, then a centre crop of ``size``, so any image size gives the
-model the ``input_size`` it was exported at.
+"""Evaluation preprocessing from a model's ``pretrained_cfg``, as timm's
+``resolve_data_config`` / ``create_transform``, built on ``paddle.vision.transforms``: the
+shorter side resized to ``floor(size / crop_pct)``, then a centre crop of ``size``, so any
+image gives the model the ``input_size`` it was exported at.
 """
 from __future__ import annotations
 
@@ -24,7 +19,8 @@ _DEFAULTS = {"input_size": (3, 224, 224), "interpolation": "bilinear",
 
 def resolve_data_config(args: Optional[Dict[str, Any]] = None, model: Any = None,
                         pretrained_cfg: Optional[Dict[str, Any]] = None) -> Dict[str, Any]:
-    """The eval data settings of a model.
+    """The eval data settings of a model: explicit settings over its ``pretrained_cfg``
+    over the defaults.
 
     Args:
         args: explicit settings (``None`` values are ignored), e.g. ``{"input_size":
@@ -75,9 +71,8 @@ def transform_ops(data_cfg: Dict[str, Any]) -> List[Dict[str, Any]]:
     """The op list (``Infer.transforms`` syntax) of ``data_cfg``: Resize the shorter side
     to ``floor(size / crop_pct)``, CenterCrop ``[h, w]``, ToTensor, Normalize."""
     _, h, w = data_cfg["input_size"]
-    scale = math.floor(min(h, w) / data_cfg["crop_pct"])
-    resize = scale if h == w else [math.floor(h / data_cfg["crop_pct"]),
-                                   math.floor(w / data_cfg["crop_pct"])]
+    pct = data_cfg["crop_pct"]
+    resize = math.floor(h / pct) if h == w else [math.floor(h / pct), math.floor(w / pct)]
     return [{"Resize": {"size": resize, "interpolation": data_cfg["interpolation"]}},
             {"CenterCrop": {"size": [h, w]}},
             {"ToTensor": {}},

@@ -1,44 +1,34 @@
 """Image pipelines from config lists: ``paddle.vision.transforms`` as it is, or PaddleClas's ops.
 
-A ``transform_ops`` list is one of two kinds:
+- **Paddle** (the seed's): every name is a ``paddle.vision.transforms`` class, run unchanged
+  on what the dataset gives (uint8 HWC arrays: Paddle's ``cv2`` functions; ``backend: pil``:
+  PIL images). Except ``ToTensor``: ours returns the same float32 values as a numpy array
+  (collate makes one tensor per batch; per-image tensors are much slower).
+- **PaddleClas**: a list holding any op only PaddleClas has (``clas_ops.CLAS_OPS``). There
+  ``ColorJitter`` and ``RandomRotation`` mean PaddleClas's versions, and an image still HWC
+  after the ops is transposed to CHW, as PaddleClas's dataset does.
 
-- **Paddle** (the seed's): every name is a ``paddle.vision.transforms`` class, built with
-  its own parameters and run unchanged (``RandomCrop``, ``ColorJitter``, ...). Images are
-  what the dataset gives: uint8 HWC numpy arrays, so Paddle runs its ``cv2`` functions,
-  the seed notebook's backend (``backend: pil`` on CIFAR hands PIL images instead, Paddle's
-  other backend). The one exception is ``ToTensor``: ours returns the same float32 CHW
-  values as a numpy array instead of a ``paddle.Tensor`` (collate makes one tensor per
-  batch; per-image tensors are much slower, see docs/DESIGN.md), and Paddle's
-  ``Normalize`` then runs its numpy path, which gives the same numbers.
-- **PaddleClas**: a list holding any op only PaddleClas has (``DecodeImage``,
-  ``RandCropImage``, ``RandFlipImage``, ``ResizeImage``, ``CropImage``, ``NormalizeImage``,
-  ``ToCHWImage``, ``PCALighting``). There ``ColorJitter`` and ``RandomRotation`` mean
-  PaddleClas's versions (a ``prob`` gate, PIL for ColorJitter); the other Paddle names
-  mean Paddle's, as in PaddleClas. As PaddleClas's dataset does, an image still HWC after
-  the ops is transposed to CHW.
-
-Random draws are the libraries' own (Python's ``random`` and numpy's global RNG), so a
-seeded run draws what the seed's or PaddleClas's pipeline draws.
+Random draws are the libraries' own, so a seeded run draws what the seed's or PaddleClas's
+pipeline draws.
 """
 from __future__ import annotations
 
 import inspect
-import random
-import time
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 import paddle.vision.transforms as T
-from PIL import Image
 
 from ..utils.hints import did_you_mean
 from .clas_ops import CLAS_OPS, CLAS_OVERRIDES, CLAS_UNSUPPORTED
 
-__all__ = ["TRANSFORMS", "BACKENDS", "DEFAULT_BACKEND", "Compose", "ToTensor", "build_transforms",
-           "transform_params", "is_clas_pipeline", "measure_transform_throughput"]
+__all__ = ["TRANSFORMS", "BACKENDS", "Compose", "ToTensor", "build_transforms",
+           "transform_params", "is_clas_pipeline"]
 
 BACKENDS = ("cv2", "pil")  # the image types Paddle's transforms dispatch on
-DEFAULT_BACKEND = "cv2"
+# Errors that ``type(err)(message)`` rebuilds (an OSError's errno would be lost).
+_REBUILDABLE = (ValueError, TypeError, IndexError, KeyError, AssertionError, ZeroDivisionError,
+                AttributeError, RuntimeError)
 
 
 class ToTensor(T.ToTensor):
@@ -56,15 +46,10 @@ class ToTensor(T.ToTensor):
         return np.ascontiguousarray(arr)
 
 
-def _paddle_ops() -> Dict[str, type]:
-    ops = {n: getattr(T, n) for n in T.__all__ if isinstance(getattr(T, n), type)
-           and issubclass(getattr(T, n), T.BaseTransform) and n != "BaseTransform"}
-    ops["ToTensor"] = ToTensor
-    return ops
-
-
-PADDLE_OPS = _paddle_ops()
-TRANSFORMS: Dict[str, type] = {**PADDLE_OPS, **CLAS_OPS}
+TRANSFORMS: Dict[str, type] = {
+    **{n: getattr(T, n) for n in T.__all__ if isinstance(getattr(T, n), type)
+       and issubclass(getattr(T, n), T.BaseTransform) and n != "BaseTransform"},
+    "ToTensor": ToTensor, **CLAS_OPS}
 
 
 def _check_normalize(op: T.Normalize, img: Any) -> None:
@@ -97,7 +82,7 @@ class Compose:
             try:
                 img = op(img)
             except Exception as err:  # noqa: BLE001  name the op: the config has a list of them
-                if not _plain_exception(err):
+                if type(err) not in _REBUILDABLE:
                     raise
                 raise type(err)(f"transform_ops[{i}] {type(op).__name__}: {err}") from err
         if self.chw_at_end:
@@ -107,13 +92,6 @@ class Compose:
     def __repr__(self) -> str:
         names = ", ".join(type(op).__name__ for op in self.ops)
         return f"Compose([{names}]{', then HWC->CHW' if self.chw_at_end else ''})"
-
-
-def _plain_exception(err: Exception) -> bool:
-    """Can ``type(err)(message)`` rebuild it? (Built-in errors can; an OSError's errno or a
-    custom error's arguments would be lost.)"""
-    return type(err) in (ValueError, TypeError, IndexError, KeyError, AssertionError,
-                         ZeroDivisionError, AttributeError, RuntimeError)
 
 
 def _parse_entry(entry: Any) -> Tuple[str, dict]:
@@ -233,30 +211,3 @@ def build_transforms(ops: Optional[Sequence[Any]], backend: Optional[str] = None
             layout = "chw" if getattr(op, "data_format", "CHW") == "CHW" else "hwc"
     return Compose(built, chw_at_end=clas and layout == "hwc")
 
-
-def measure_transform_throughput(ops: Sequence[Any], backend: str = DEFAULT_BACKEND,
-                                 n: int = 2000, image_size: int = 32, seed: int = 0) -> float:
-    """Images per second of a pipeline on random uint8 RGB images, in this process
-    (``backend: pil`` hands PIL images, the conversion included in the timing).
-
-    Args:
-        ops: a transform_ops list.
-        backend: ``cv2`` (numpy images) or ``pil``.
-        n: images to time.
-        image_size: side of the square test images.
-        seed: seed of the images and of both global RNGs.
-    """
-    pipeline = build_transforms(ops, backend=backend)
-    if pipeline is None:
-        raise ValueError("measure_transform_throughput needs a non-empty ops list")
-    rng = np.random.default_rng(seed)
-    images = rng.integers(0, 256, (min(n, 256), image_size, image_size, 3), dtype=np.uint8)
-    wrap = Image.fromarray if backend == "pil" else (lambda a: a)
-    random.seed(seed)
-    np.random.seed(seed)
-    for img in images[:16]:  # warm-up (imports, caches)
-        pipeline(wrap(img))
-    start = time.perf_counter()
-    for i in range(n):
-        pipeline(wrap(images[i % len(images)]))
-    return n / (time.perf_counter() - start)

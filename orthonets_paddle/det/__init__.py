@@ -17,9 +17,9 @@ from . import compat  # noqa: E402
 
 compat.apply()  # PaddleDetection 2.6 on Paddle 3 / numpy 2.4 (see compat.py)
 
-from .backbone import DEPTHS, NORM_TYPES, SQUEEZES, OrthoNet  # noqa: E402
+from .backbone import NORM_TYPES, OrthoNet  # noqa: E402
 from .train import (apply_overrides, check_coco_layout, load_det_config,  # noqa: E402
                     train_detector)
 
-__all__ = ["OrthoNet", "DEPTHS", "SQUEEZES", "NORM_TYPES", "INSTALL_HINT", "load_det_config",
+__all__ = ["OrthoNet", "NORM_TYPES", "INSTALL_HINT", "load_det_config",
            "apply_overrides", "check_coco_layout", "train_detector"]

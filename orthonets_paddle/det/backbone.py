@@ -1,16 +1,10 @@
-"""OrthoNet (and its relatives) as a PaddleDetection backbone.
+"""OrthoNet (arXiv 2311.03071) as a PaddleDetection backbone, with PaddleDetection's
+ResNet conventions (``return_idx`` 0 = res2, ``freeze_at``, ``freeze_norm``, ``norm_type``,
+``lr_mult_list``, ``out_shape``).
 
-OrthoNets: Salman et al., "OrthoNets: Orthogonal Channel Attention Networks",
-arXiv 2311.03071; the authors evaluate it on COCO as the backbone of a Faster
-R-CNN with FPN. The backbone is this package's ResNet family with
-``features_only=True``; PaddleDetection's conventions are kept (``inputs['image']``
-in, a list of stage maps out, ``out_shape`` as ``ShapeSpec``, ``return_idx`` with
-0 meaning res2, ``freeze_at``, ``freeze_norm``, ``norm_type``, ``lr_mult_list``).
-
-Parameter names are the classification model's under ``backbone.body.`` (``conv1``,
-``bn1``, ``layer1.0.conv1``, ``layer1.0.att.filters``, ...), so PaddleDetection's
-``pretrain_weights`` (it matches names by suffix) loads a classification
-``.pdparams`` of this package into the backbone and leaves out only ``fc``.
+Parameter names are the classification model's under ``backbone.body.``, so
+PaddleDetection's ``pretrain_weights`` (matched by suffix) loads a classification
+``.pdparams`` of this package, leaving out only ``fc``.
 """
 from __future__ import annotations
 
@@ -24,20 +18,11 @@ from ppdet.modeling.shape_spec import ShapeSpec
 
 from ..models import build_model
 
-__all__ = ["OrthoNet", "DEPTHS", "SQUEEZES", "NORM_TYPES"]
+__all__ = ["OrthoNet", "NORM_TYPES"]
 
-DEPTHS = (18, 34, 50, 101, 152)
-# None: a plain ResNet (the baseline with the same code path).
-SQUEEZES = ("ortho", "dct", "avg", "random", None)
 # PaddleDetection's names; 'frozen_bn' is the same as freeze_norm=True.
 NORM_TYPES = ("bn", "sync_bn", "frozen_bn")
 _BN_TYPES = (nn.BatchNorm2D, nn.SyncBatchNorm)
-
-
-def _check(name: str, value, valid: Sequence) -> None:
-    if value not in valid:
-        raise ValueError(f"OrthoNet backbone: unknown {name} {value!r}; valid: "
-                         f"{', '.join(map(str, valid))}")
 
 
 @register
@@ -76,15 +61,11 @@ class OrthoNet(nn.Layer):
                  return_idx: Sequence[int] = (0, 1, 2, 3),
                  lr_mult_list: Sequence[float] = (1.0, 1.0, 1.0, 1.0)):
         super().__init__()
-        _check("depth", depth, DEPTHS)
-        _check("squeeze", squeeze, SQUEEZES)
-        _check("norm_type", norm_type, NORM_TYPES)
-        if position == "mod" and depth < 50:
-            raise ValueError("OrthoNet backbone: position 'mod' needs a Bottleneck "
-                             f"(depth 50, 101 or 152), got depth {depth}; use position 'post'")
-        if isinstance(return_idx, Integral):
-            return_idx = [return_idx]
-        return_idx = list(return_idx)
+        # depth, squeeze and position are checked by build_model
+        if norm_type not in NORM_TYPES:
+            raise ValueError(f"OrthoNet backbone: unknown norm_type {norm_type!r}; valid: "
+                             f"{', '.join(NORM_TYPES)}")
+        return_idx = [return_idx] if isinstance(return_idx, Integral) else list(return_idx)
         if not return_idx or any(i not in (0, 1, 2, 3) for i in return_idx) \
                 or return_idx != sorted(set(return_idx)):
             raise ValueError("OrthoNet backbone: return_idx must be increasing stage numbers "
@@ -97,23 +78,22 @@ class OrthoNet(nn.Layer):
                              f"0-3 (0 = res2), got {freeze_at!r}")
         frozen = freeze_norm or norm_type == "frozen_bn"
         norm = "frozen_bn" if frozen else norm_type
-        name = f"resnet{depth}"
-        self.body = build_model(name, squeeze=squeeze, position=position, input_size=input_size,
-                                width=width, reduction=reduction, seed=seed, norm=norm,
-                                features_only=True, out_indices=tuple(return_idx))
+        try:
+            self.body = build_model(f"resnet{depth}", squeeze=squeeze, position=position,
+                                    input_size=input_size, width=width, reduction=reduction,
+                                    seed=seed, norm=norm, features_only=True,
+                                    out_indices=tuple(return_idx))
+        except ValueError as exc:
+            raise ValueError(f"OrthoNet backbone: {exc}") from None
         self.depth, self.squeeze, self.position = depth, squeeze, position
         self.norm_type, self.freeze_norm, self.freeze_at = norm_type, frozen, freeze_at
         self.return_idx = return_idx
-        self._out_channels = [f["num_chs"] for f in self.body.feature_info]
-        self._out_strides = [f["reduction"] for f in self.body.feature_info]
 
-        # stages after the last returned one never run: drop them (PaddleDetection's
-        # num_stages), so no parameter is left without a gradient
-        for i in range(max(return_idx) + 1, 4):
-            delattr(self.body, f"layer{i + 1}")
+        # stages after the last returned one never run: drop them, so no parameter is
+        # left without a gradient
+        stages = [getattr(self.body, f"layer{i + 1}") for i in range(max(return_idx) + 1)]
+        for i in range(len(stages), 4):
             setattr(self.body, f"layer{i + 1}", None)
-        stages = [self.body.layer1, self.body.layer2, self.body.layer3, self.body.layer4]
-        stages = stages[:max(return_idx) + 1]
         for stage, mult in zip(stages, lr_mult_list):
             for p in stage.parameters():
                 p.optimize_attr["learning_rate"] = float(mult)
@@ -131,8 +111,8 @@ class OrthoNet(nn.Layer):
     @property
     def out_shape(self) -> List[ShapeSpec]:
         """Channels and strides of the returned maps, in ``return_idx`` order."""
-        return [ShapeSpec(channels=c, stride=s)
-                for c, s in zip(self._out_channels, self._out_strides)]
+        return [ShapeSpec(channels=f["num_chs"], stride=f["reduction"])
+                for f in self.body.feature_info]
 
     def forward(self, inputs):
         return self.body(inputs["image"])

@@ -1,10 +1,8 @@
 """Train and evaluate a PaddleDetection detector from one of our configs.
 
-PaddleDetection's wheel has no ``tools/``; this is the part of its ``tools/train.py``
-that the OrthoNet configs need (config, ``-o`` overrides, device, pretrained
-backbone, ``Trainer``), plus checks that turn its silent fall-backs into clear
-errors: an unknown override key, missing COCO files (PaddleDetection would try to
-download COCO), a missing ``pretrain_weights`` file.
+PaddleDetection's wheel has no ``tools/``: this is the part of its ``tools/train.py`` the
+OrthoNet configs need, with clear errors where it falls back silently (an unknown override
+key, missing COCO files, which it would download, a missing ``pretrain_weights`` file).
 """
 from __future__ import annotations
 
@@ -12,9 +10,11 @@ import os
 import re
 from typing import Iterable, List, Optional, Sequence
 
+import paddle
 import yaml
 
 from ..utils.hints import did_you_mean
+from ..utils.io import load_paddle_file
 
 __all__ = ["load_det_config", "apply_overrides", "check_coco_layout", "check_pretrain_weights",
            "train_detector", "COCO_LAYOUT"]
@@ -68,59 +68,41 @@ def load_det_config(path: str, overrides: Sequence[str] = ()):
 
 
 def _child_keys(node) -> List[str]:
-    if isinstance(node, dict):
-        keys = list(node) + list(getattr(node, "schema", {}))  # + a registered module's arguments
-        return list(dict.fromkeys(keys))
+    if isinstance(node, dict):  # + a registered module's arguments
+        return list(dict.fromkeys(list(node) + list(getattr(node, "schema", {}))))
     return [k for k in vars(node) if not k.startswith("_")]
-
-
-def _has(node, key: str) -> bool:
-    return key in _child_keys(node)
-
-
-def _get(node, key: str):
-    return node[key] if isinstance(node, dict) else getattr(node, key)
 
 
 def apply_overrides(cfg, overrides: Iterable[str]) -> None:
     """Set ``Key.sub=value`` overrides in place; an unknown key is an error naming
     the nearest valid key (never silently added)."""
     for item in overrides or ():
-        if "=" not in item:
+        dotted, sep, raw = item.partition("=")
+        if not sep:
             raise ValueError(f"override {item!r} must look like Key.sub=value")
-        dotted, raw = item.split("=", 1)
-        value = yaml.safe_load(raw)
         path: List = []
         for part in dotted.strip().split("."):
             match = _INDEX.match(part)
             if not match:
                 raise ValueError(f"override {item!r}: cannot parse {part!r}")
-            path.append(match["key"])
-            path += [int(i) for i in re.findall(r"\[(\d+)\]", match["idx"])]
+            path += [match["key"]] + [int(i) for i in re.findall(r"\d+", match["idx"])]
         node, where = cfg, ""
         for i, key in enumerate(path):
-            last = i == len(path) - 1
+            indexed = isinstance(node, (dict, list))
             if isinstance(key, int):
                 if not isinstance(node, list) or key >= len(node):
-                    raise ValueError(f"override {item!r}: {where or 'config'} has no item [{key}]")
-                if last:
-                    node[key] = value
-                else:
-                    node = node[key]
-                where += f"[{key}]"
-                continue
-            if isinstance(node, list) or not _has(node, key):
+                    raise ValueError(f"override {item!r}: {where or 'the config'} has no item [{key}]")
+            elif isinstance(node, list) or key not in _child_keys(node):
                 valid = [] if isinstance(node, list) else _child_keys(node)
                 raise ValueError(f"override {item!r}: unknown key {key!r} in {where or 'the config'}; "
                                  f"{did_you_mean(key, valid)}valid: {', '.join(sorted(map(str, valid)))}")
-            if last:
-                if isinstance(node, dict):
-                    node[key] = value
-                else:
-                    setattr(node, key, value)
+            if i < len(path) - 1:
+                node = node[key] if indexed else getattr(node, key)
+            elif indexed:
+                node[key] = yaml.safe_load(raw)
             else:
-                node = _get(node, key)
-            where = f"{where}.{key}" if where else key
+                setattr(node, key, yaml.safe_load(raw))
+            where += f"[{key}]" if isinstance(key, int) else f".{key}" if where else key
 
 
 def check_coco_layout(cfg, modes: Sequence[str] = ("Train", "Eval")) -> None:
@@ -156,20 +138,16 @@ def check_pretrain_weights(cfg) -> Optional[str]:
             f"orthonet_mod_50>; or train without it: -o pretrain_weights=null")
     # PaddleDetection reads it with paddle.load (plain pickle): vet it first with the
     # restricted unpickler, so a crafted file is an error here instead of running code.
-    from ..utils.io import load_paddle_file
     load_paddle_file(stem + ".pdparams")
     return stem
 
 
-def _select_device(cfg) -> str:
-    import paddle
+def _select_device(cfg) -> None:
     if cfg.get("use_gpu", False) and not paddle.is_compiled_with_cuda():
         print("note: use_gpu is true but this Paddle has no CUDA; training on the CPU "
               "(set -o use_gpu=false to silence this)")
         cfg["use_gpu"] = False
-    device = "gpu" if cfg.get("use_gpu", False) else "cpu"
-    paddle.set_device(device)
-    return device
+    paddle.set_device("gpu" if cfg.get("use_gpu", False) else "cpu")
 
 
 def train_detector(cfg, validate: bool = True, callbacks: Sequence = ()):

@@ -15,15 +15,10 @@ _BLACK = {"flatten_contiguous_range", "greater_than"}
 
 
 def fp32_layers(model: paddle.nn.Layer) -> List[paddle.nn.Layer]:
-    """Layers holding float32 buffers other than BatchNorm's (the attention filter banks):
-    O2 would cast them to float16 and round the banks; ``decorate`` excludes them."""
-    out = []
-    for layer in model.sublayers(include_self=True):
-        if isinstance(layer, paddle.nn.layer.norm._BatchNormBase):
-            continue  # Paddle keeps BN in float32 itself
-        if any(b is not None and b.dtype == paddle.float32 for b in layer._buffers.values()):
-            out.append(layer)
-    return out
+    """Layers holding float32 buffers (the attention filter banks; BatchNorm stays float32
+    anyway): O2 would cast them to float16 and round the banks; ``decorate`` excludes them."""
+    return [layer for layer in model.sublayers(include_self=True)
+            if any(b.dtype == paddle.float32 for b in layer.buffers(include_sublayers=False))]
 
 
 def decorate(model: paddle.nn.Layer, optimizer, amp: Dict[str, Any]):

@@ -43,13 +43,9 @@ def setup_env(device: str = "auto") -> RunEnv:
                            "-o Global.device=cpu")
     use_gpu = device == "gpu" or (device == "auto" and _gpu_available())
     world = int(os.environ.get("PADDLE_TRAINERS_NUM", "1"))
-    if use_gpu:
-        paddle.set_device(f"gpu:{int(os.environ.get('FLAGS_selected_gpus', '0').split(',')[0])}"
-                          if world > 1 else "gpu")
-    else:
-        paddle.set_device("cpu")
-        # Paddle uses one CPU thread unless told otherwise: use the user's OMP_NUM_THREADS,
-        # else share the cores among ranks.
+    # "gpu" is this rank's card: Paddle reads FLAGS_selected_gpus, set by the launcher
+    paddle.set_device("gpu" if use_gpu else "cpu")
+    if not use_gpu:  # Paddle uses one CPU thread unless told otherwise
         set_paddle_threads(ranks=world)
     if world > 1:
         paddle.distributed.init_parallel_env()
@@ -58,10 +54,8 @@ def setup_env(device: str = "auto") -> RunEnv:
 
 
 def seed_everything(seed: int, rank: int = 0) -> None:
-    """Python and numpy (the augmentations' RNGs; Paddle's DataLoader seeds its workers
-    from numpy's state) with ``seed + rank``, so each rank draws its own augmentations;
-    Paddle's with ``seed`` (same initial weights everywhere). The sampler's global order
-    is ``default_rng(seed + epoch)`` on every rank (data.loader), unaffected."""
+    """Python and numpy (the augmentations' RNGs) with ``seed + rank``, so each rank draws
+    its own augmentations; Paddle's with ``seed`` (the same initial weights everywhere)."""
     random.seed(seed + rank)
     np.random.seed(seed + rank)
     paddle.seed(seed)
@@ -70,7 +64,7 @@ def seed_everything(seed: int, rank: int = 0) -> None:
 def rng_state() -> Dict[str, Any]:
     """Python, numpy and Paddle RNG states, saved with each checkpoint."""
     return {"python": random.getstate(), "numpy": np.random.get_state(),
-            "paddle": [s for s in paddle.get_rng_state()]}
+            "paddle": list(paddle.get_rng_state())}
 
 
 def set_rng_state(state: Dict[str, Any]) -> None:
@@ -80,8 +74,8 @@ def set_rng_state(state: Dict[str, Any]) -> None:
 
 
 def gather_rng_states(env: RunEnv) -> Optional[List[Dict[str, Any]]]:
-    """Every rank's Python and numpy states (rank 0 saves them; a collective, so every
-    rank calls it); None in a single process (``rng`` holds the state)."""
+    """Every rank's Python and numpy states (a collective: every rank calls it); None in
+    a single process."""
     if not env.distributed:
         return None
     mine = {"python": random.getstate(), "numpy": np.random.get_state()}

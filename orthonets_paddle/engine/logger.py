@@ -39,12 +39,8 @@ class VisualDLWriter:
 
     def __init__(self, logdir: Optional[str]):
         self.writer = None
-        if logdir:
-            try:
-                from visualdl import LogWriter
-            except ImportError:
-                raise RuntimeError("Global.use_visualdl is true but visualdl is not installed: "
-                                   "pip install visualdl, or set -o Global.use_visualdl=False") from None
+        if logdir:  # imported only when used (~0.6 s); the trainer checks it is installed
+            from visualdl import LogWriter
             self.writer = LogWriter(logdir=logdir)
 
     def add_scalar(self, tag: str, value: float, step: int) -> None:
@@ -57,11 +53,8 @@ class VisualDLWriter:
 
 
 def progress(iterable, total: int, desc: str, enabled: bool):
-    """A tqdm bar (loss, acc, images/s and ETA go in its postfix), or the bare iterable.
-
-    The bar is drawn only when stdout is a terminal: redirected to a file, its carriage
-    returns would fill the log, which gets the ``step_line`` lines instead.
-    """
+    """A tqdm bar, or the bare iterable when disabled or stdout is not a terminal (in a
+    file its carriage returns would fill the log, which gets ``step_line`` lines instead)."""
     if not enabled or not sys.stdout.isatty():
         return iterable
     from tqdm import tqdm
@@ -72,21 +65,9 @@ def progress(iterable, total: int, desc: str, enabled: bool):
 def step_line(epoch: int, epochs: int, step: int, steps: int, lr: float, loss: float,
               acc: float, images_per_sec: float, eta_seconds: float) -> str:
     """A PaddleClas-style progress line, e.g. ``[Train][Epoch 1/2][Iter: 10/468]lr: 0.10000,
-    loss: 2.30126, top1: 0.10938, ips: 812.3 images/s, eta: 0:05:02``.
-
-    As PaddleClas's ``log_info``: the epoch counts from 1, the iteration from 0 within the
-    epoch (``Iter: 0/468`` .. ``Iter: 467/468``), and the trainer writes a line when that
-    iteration is a multiple of ``print_batch_step``.
-
-    Args:
-        epoch: 1-based epoch; ``epochs`` the run's total.
-        step: 0-based iteration within the epoch; ``steps`` the epoch's total.
-        lr: current learning rate.
-        loss: mean training loss of the epoch so far.
-        acc: mean top-1 accuracy of the epoch so far.
-        images_per_sec: training throughput of the epoch so far (all ranks).
-        eta_seconds: estimated time to the end of training.
-    """
+    loss: 2.30126, top1: 0.10938, ips: 812.3 images/s, eta: 0:05:02``: as PaddleClas's
+    ``log_info``, the epoch counts from 1 and the iteration from 0 within the epoch; loss,
+    acc and images/s are the epoch's so far."""
     eta = datetime.timedelta(seconds=int(max(0.0, eta_seconds)))
     return (f"[Train][Epoch {epoch}/{epochs}][Iter: {step}/{steps}]lr: {lr:.5f}, "
             f"loss: {loss:.5f}, top1: {acc:.5f}, ips: {images_per_sec:.1f} images/s, eta: {eta}")

@@ -10,11 +10,11 @@ import paddle.nn as nn
 
 from ..utils.hints import did_you_mean
 
-__all__ = ["model_channels", "register_model", "build_model", "create_model", "is_model", "build_model_from_config", "list_models",
-           "get_pretrained_cfg", "model_entrypoint", "MODEL_ENTRYPOINTS", "IMAGENET_MEAN_STD"]
+__all__ = ["model_channels", "register_model", "build_model", "create_model", "is_model",
+           "build_model_from_config", "list_models", "get_pretrained_cfg", "model_entrypoint",
+           "MODEL_ENTRYPOINTS"]
 
 MODEL_ENTRYPOINTS: Dict[str, Callable[..., nn.Layer]] = {}
-IMAGENET_MEAN_STD = ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225))
 # Names that are not registered on purpose, with the name to use instead.
 _NOT_REGISTERED = {
     f"orthonet_mod_{d}": (f"orthonet{d}", "BasicBlock has no mod position, so OrthoNet-MOD-"
@@ -56,17 +56,15 @@ def model_entrypoint(name: str) -> Callable[..., nn.Layer]:
 
 
 def get_pretrained_cfg(name: str) -> Dict[str, Any]:
-    """The model's metadata: input_size ``(c, h, w)``, mean, std, num_classes,
-    classifier (the head's parameter prefix), url and sha256 of published Paddle
-    weights (empty when there are none), paper, and timm's crop_pct (eval resize to
-    ``input / crop_pct``, centre crop to input), interpolation, first_conv (the stem's
-    parameter prefix) and pool_size (the last feature map's ``(h, w)`` at input_size). Models built with other options carry
-    their own copy as ``model.pretrained_cfg``."""
+    """The model's metadata, timm's fields (input_size ``(c, h, w)``, mean, std, num_classes,
+    classifier, first_conv, crop_pct, interpolation, pool_size, url: empty without published
+    weights) plus sha256 and paper. A model built with other options carries its own copy
+    as ``model.pretrained_cfg``."""
     fn = model_entrypoint(name)
-    cfg = {"input_size": (3, 224, 224), "mean": IMAGENET_MEAN_STD[0], "std": IMAGENET_MEAN_STD[1],
-           "num_classes": 1000, "classifier": "fc", "url": "", "sha256": "", "paper": "",
-           # timm's fields: eval resize is input / crop_pct then a centre crop of input.
-           "crop_pct": 0.875, "interpolation": "bilinear", "first_conv": "conv1"}
+    cfg = {"input_size": (3, 224, 224), "mean": (0.485, 0.456, 0.406),
+           "std": (0.229, 0.224, 0.225), "num_classes": 1000, "classifier": "fc", "url": "",
+           "sha256": "", "paper": "", "crop_pct": 0.875, "interpolation": "bilinear",
+           "first_conv": "conv1"}
     cfg.update(sys.modules[fn.__module__].default_cfgs[name])
     cfg.setdefault("pool_size", tuple(-(-s // 32) for s in cfg["input_size"][1:]))
     return cfg
