@@ -1,10 +1,9 @@
 """Datasets, transforms and loaders on generated files (and the real Fashion-MNIST)."""
 import hashlib
 import gzip
-import io
 import os
 import tarfile
-import urllib.error
+import time
 
 import numpy as np
 import paddle
@@ -19,10 +18,10 @@ from orthonets_paddle.data import datasets as datasets_mod
 
 try:
     from data_files import (cifar_arrays, idx_arrays, make_cifar_archive, make_idx_files,
-                            make_image_folder)
+                            make_image_folder, serve)
 except ImportError:  # tests/ imported as a package
     from tests.data_files import (cifar_arrays, idx_arrays, make_cifar_archive, make_idx_files,
-                                  make_image_folder)
+                                  make_image_folder, serve)
 
 SEED_TRAIN_OPS = [
     {"RandomCrop": {"size": 32, "padding": 4}},
@@ -110,43 +109,43 @@ def test_cifar_missing_and_corrupt_files(tmp_path, cifar10_file):
         Cifar10(str(empty))
 
 
-def test_cifar_offline_download_error_names_target(tmp_path, monkeypatch):
+def test_cifar_offline_download_fails_at_once_naming_the_file_and_its_place(tmp_path, monkeypatch):
     monkeypatch.setattr(paddle.dataset.common, "DATA_HOME", str(tmp_path))
-
-    def offline(url, timeout):
-        assert timeout > 0  # a download without a timeout could hang forever
-        raise urllib.error.URLError("[Errno -3] Temporary failure in name resolution")
-
-    monkeypatch.setattr(datasets_mod, "_urlopen", offline)
+    monkeypatch.setattr(Cifar10, "url", "http://127.0.0.1:9/cifar-10-python.tar.gz")  # refused
     target = os.path.join(str(tmp_path), "cifar", "cifar-10-python.tar.gz")
+    start = time.monotonic()
     with pytest.raises(ConnectionError) as info:
         Cifar10(mode="test")
+    assert time.monotonic() - start < 2  # no retries (Paddle's sleep 1 s between its three)
     msg = str(info.value)
-    assert "offline" in msg and target in msg and "data_file" in msg
-    assert not os.path.exists(target) and not os.path.exists(target + ".part")
+    assert "\n" not in msg and "offline" in msg and Cifar10.url in msg and target in msg
+    assert "data_file" in msg
+    assert os.listdir(tmp_path) == []  # nothing made
     with pytest.raises(DataFileError, match="download is false"):
         Cifar10(mode="test", download=False)
 
 
-def test_cifar_cache_and_download(tmp_path, monkeypatch, cifar10_file):
+def test_cifar_download_checked_by_md5_and_cached(tmp_path, monkeypatch, cifar10_file):
+    """Through paddle.utils.download from a local server: a file with another md5 than
+    Paddle's is not kept; with the right md5 it is downloaded once and then read from the
+    cache; a wrong file put in the cache by hand is named, not replaced."""
     monkeypatch.setattr(paddle.dataset.common, "DATA_HOME", str(tmp_path))
     payload = open(cifar10_file, "rb").read()
-    calls = []
-
-    def fake_urlopen(url, timeout):
-        calls.append(url)
-        return io.BytesIO(payload)
-
-    monkeypatch.setattr(datasets_mod, "_urlopen", fake_urlopen)
-    # Paddle's md5 is for the real archive, so the fake one is rejected and removed.
-    with pytest.raises(DataFileError, match="md5"):
+    target = tmp_path / "cifar" / "cifar-10-python.tar.gz"
+    with serve({"/c/cifar-10-python.tar.gz": payload}) as (base, requested):
+        monkeypatch.setattr(Cifar10, "url", base + "/c/cifar-10-python.tar.gz")
+        with pytest.raises(DataFileError, match="does not have the expected md5 " + Cifar10.md5):
+            Cifar10(mode="test")  # the md5 is the real archive's
+        assert not target.exists() and 1 <= len(requested) <= 3  # Paddle tries up to 3 times
+        monkeypatch.setattr(Cifar10, "md5", hashlib.md5(payload).hexdigest())
+        requested.clear()
+        assert len(Cifar10(mode="test")) == 20 and target.read_bytes() == payload
+        assert len(Cifar10(mode="train")) == 50  # from the cache
+        assert requested == ["/c/cifar-10-python.tar.gz"]
+    target.write_bytes(payload[:-10])
+    with pytest.raises(DataFileError, match=f"{target} does not have the expected md5.*delete it"):
         Cifar10(mode="test")
-    assert calls == ["https://dataset.bj.bcebos.com/cifar/cifar-10-python.tar.gz"]
-    monkeypatch.setattr(Cifar10, "md5", hashlib.md5(open(cifar10_file, "rb").read()).hexdigest())
-    assert len(Cifar10(mode="test")) == 20
-    assert len(calls) == 2
-    assert len(Cifar10(mode="train")) == 50  # now read from the cache, no new download
-    assert len(calls) == 2
+    assert target.read_bytes() == payload[:-10]
 
 
 # ----------------------------------------------------------------------------- Fashion-MNIST
