@@ -24,7 +24,7 @@ from PIL import Image
 
 from ..utils.download import DigestError, download
 from ..utils.hints import did_you_mean
-from ..utils.schema import POSITIVE_INT, Typed
+from ..utils.schema import POSITIVE_INT
 from .images import (IMAGE_EXTENSIONS, DataFileError, ImageDataset, ImageFolder,  # noqa: F401
                      ImageNetDataset, mode_arg, num_samples_arg, read_image_file, walk_files)
 from .transforms import build_transforms

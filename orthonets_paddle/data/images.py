@@ -143,7 +143,13 @@ class ImageDataset(paddle.io.Dataset):
     def __getitem__(self, idx: int):
         img = self._image(idx)
         if self.transform is not None:
-            img = self.transform(img)
+            try:
+                img = self.transform(img)
+            except DataFileError as err:  # DecodeImage's, given bytes: name the file
+                if self.samples is None or self.samples[idx][0] in str(err):
+                    raise
+                raise DataFileError(f"{type(self).__name__}: image {self.samples[idx][0]}: "
+                                    f"{err}") from None
         return img, np.array(self.labels[idx], dtype=np.int64)  # no float cast, unlike Paddle's
 
     def __len__(self) -> int:
