@@ -1,6 +1,7 @@
 """Datasets, transforms and loaders on generated files (and the real Fashion-MNIST)."""
 import hashlib
 import gzip
+import io
 import os
 import tarfile
 import time
@@ -107,6 +108,33 @@ def test_cifar_missing_and_corrupt_files(tmp_path, cifar10_file):
         pass
     with pytest.raises(DataFileError, match="data_batch_1"):
         Cifar10(str(empty))
+
+
+class _Unfilled:
+    """Pickles as numpy's array constructor called with a shape and no data (no BUILD)."""
+
+    def __init__(self, rows):
+        self.rows = rows
+
+    def __reduce__(self):
+        return (np.ndarray.__reduce__(np.zeros(1, np.uint8))[0],
+                (np.ndarray, (self.rows, 3072), np.dtype(np.uint8)))
+
+
+def test_cifar_batch_whose_array_the_file_does_not_hold_is_refused(tmp_path):
+    """A 200 KB member claiming 300 MB of images (never filled from the file): refused before
+    the images are copied, not concatenated into 300 MB of memory."""
+    import pickle
+    rows = 100_000
+    data = pickle.dumps({b"data": _Unfilled(rows), b"labels": [0] * rows}, protocol=2)
+    path = tmp_path / "cifar-10-python.tar.gz"
+    with tarfile.open(path, "w:gz") as tar:
+        info = tarfile.TarInfo("cifar-10-batches-py/test_batch")
+        info.size = len(data)
+        tar.addfile(info, io.BytesIO(data))
+    assert len(data) < 300_000
+    with pytest.raises(DataFileError, match="test_batch of .* is not a CIFAR batch"):
+        Cifar10(str(path), mode="test")
 
 
 def test_cifar_offline_download_fails_at_once_naming_the_file_and_its_place(tmp_path, monkeypatch):
@@ -245,6 +273,17 @@ def test_image_folder_errors(tmp_path):
     (tmp_path / "empty" / "a").mkdir(parents=True)
     with pytest.raises(DataFileError, match="no images"):
         ImageFolder(str(tmp_path / "empty"))
+
+
+@pytest.mark.timeout(60)
+def test_image_folder_with_links_to_its_parents_lists_each_file_once(tmp_path):
+    """Paddle's DatasetFolder walks with followlinks=True: two links to '..' make it run for
+    minutes; ours lists the links without entering them."""
+    root = make_image_folder(tmp_path / "f", classes=2, per_class=2)
+    for name in ("up1", "up2"):
+        os.symlink("..", os.path.join(root, "class_0", name))
+    ds = ImageFolder(root)
+    assert len(ds) == 4 and len({p for p, _ in ds.samples}) == 4
 
 
 # ----------------------------------------------------------------------------- Synthetic

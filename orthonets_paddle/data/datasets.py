@@ -1,5 +1,5 @@
-"""Datasets: ``paddle.vision.datasets``' CIFAR-10/100 and Fashion-MNIST, read safely; an
-image folder, PaddleClas's ImageNetDataset and synthetic images.
+"""Datasets: ``paddle.vision.datasets``' CIFAR-10/100 and Fashion-MNIST, read safely, and
+synthetic images; the registry (with ``ImageFolder`` and ``ImageNetDataset`` from images.py).
 
 Items are ``(image, label)``: ``image`` is the uint8 HWC numpy array (RGB, or one channel)
 through the ``transforms`` callable; ``label`` a 0-d int64 array, which Paddle's collate
@@ -13,7 +13,7 @@ import os
 import pickle
 import struct
 import tarfile
-from typing import Any, Callable, Dict, List, Optional
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
 import numpy as np
 import paddle
@@ -50,30 +50,26 @@ IDX_MAX_BYTES = 1 << 32  # far above Fashion-MNIST's 47 MB; bounds what a header
 
 
 class _BatchUnpickler(pickle.Unpickler):
-    """A CIFAR batch holds numpy arrays in plain containers: any other global (what a crafted
-    file would run; ``pickle.load`` in Paddle's Cifar10 runs it) is refused."""
+    """A CIFAR batch holds arrays in plain containers: any other global (code a crafted file
+    would run; Paddle's Cifar10 runs it, with ``pickle.load``) is refused."""
 
-    ALLOWED = {("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
-               ("numpy", "ndarray"), ("numpy", "dtype"), ("_codecs", "encode")}
-
-    def __init__(self, file: Any, what: str):
-        super().__init__(file, encoding="bytes")
-        self.what = what
+    what = "a CIFAR batch"
+    ALLOWED = {("numpy.core.multiarray", "_reconstruct"), ("numpy", "ndarray"), ("numpy", "dtype"),
+               ("numpy._core.multiarray", "_reconstruct"), ("_codecs", "encode")}
 
     def find_class(self, module: str, name: str) -> Any:
         if (module, name) in self.ALLOWED:
             return super().find_class(module, name)
         raise DataFileError(f"refusing {self.what}: it refers to {module}.{name}, and a CIFAR "
-                            f"batch holds only arrays (loading it could run code); do not use "
-                            f"the file, download the archive again")
+                            f"batch holds only arrays (loading it could run code); do not use it")
 
 
 class Cifar10(ImageDataset, pvd.Cifar10):
-    """``paddle.vision.datasets.Cifar10``, read safely, from ``cifar-10-python.tar.gz``.
+    """``paddle.vision.datasets.Cifar10`` from ``cifar-10-python.tar.gz``, read safely.
 
     Args:
-        data_file: the archive; ``None`` uses Paddle's cache (``DATA_HOME/cifar/``, where
-            ``paddle.vision.datasets`` keeps it), downloading it there if ``download``.
+        data_file: the archive; ``None``: Paddle's cache (``DATA_HOME/cifar/``), where it is
+            downloaded if ``download``.
         mode: ``train`` (50,000 images) or ``test`` (10,000; ``val`` is an alias).
         transforms: callable applied to each uint8 HWC RGB image.
         num_samples: keep only the first N samples.
@@ -93,20 +89,19 @@ class Cifar10(ImageDataset, pvd.Cifar10):
     def __init__(self, data_file: Optional[str] = None, mode: str = "train",
                  transforms: Optional[Callable] = None, num_samples: Optional[int] = None,
                  download: bool = True, backend: Optional[str] = None):
-        name = type(self).__name__
-        self.num_samples = num_samples_arg(num_samples, name)
-        if backend not in (None, "cv2", "pil"):
-            raise ValueError(f"{name}: unknown backend {backend!r}; use 'cv2' or 'pil'")
-        super().__init__(self._locate(data_file, download), mode_arg(mode, name), transforms,
-                         False, backend or "cv2")
+        self.num_samples = num_samples_arg(num_samples, type(self).__name__)
+        super().__init__(self._locate(data_file, download), mode_arg(mode, type(self).__name__),
+                         transforms, False, backend or "cv2")  # Paddle checks the backend
 
     def _locate(self, data_file: Optional[str], allow_download: bool) -> str:
         name = type(self).__name__
         if data_file is not None:
             data_file = os.path.expanduser(str(data_file))
+            inside = os.path.join(data_file, self.archive)
             if os.path.isdir(data_file):
-                raise DataFileError(f"{name}: data_file {data_file} is a folder; give the archive "
-                                    f"file {self.archive} itself")
+                fix = (f"use {inside}" if os.path.isfile(inside) else
+                       f"give the archive file {self.archive} itself")
+                raise DataFileError(f"{name}: data_file {data_file} is a folder; {fix}")
             if not os.path.isfile(data_file):
                 raise DataFileError(f"{name}: data_file {data_file} does not exist; give the path "
                                     f"of the python-version archive {self.archive} (from "
@@ -118,10 +113,9 @@ class Cifar10(ImageDataset, pvd.Cifar10):
                 f"null). No network? Train on Fashion-MNIST instead, which the Debian package "
                 f"provides offline: apt-get install dataset-fashion-mnist && python "
                 f"tools/train.py -c configs/orthonet18_fashionmnist.yaml")
-        cached = os.path.join(folder, self.archive)
-        if not allow_download and not os.path.isfile(cached):
-            raise DataFileError(f"{name}: {cached} does not exist and download is false; put "
-                                f"{self.archive} there{hint}")
+        if not allow_download and not os.path.isfile(os.path.join(folder, self.archive)):
+            raise DataFileError(f"{name}: {folder}/{self.archive} does not exist and download is "
+                                f"false; put the archive there{hint}")
         try:
             return download(self.url, folder, md5=self.md5, hint=hint)
         except DigestError as err:
@@ -133,39 +127,40 @@ class Cifar10(ImageDataset, pvd.Cifar10):
         batches: Dict[str, Any] = {}
         try:
             with tarfile.open(path, "r:*") as tar:
-                for member in tar:
-                    if member.name in wanted:
-                        if not member.isfile():
-                            raise DataFileError(f"{name}: member {member.name} of {path} is a "
-                                                f"link or special file, not data; {fix}")
-                        what = f"{path}:{member.name}"
-                        batch = _BatchUnpickler(tar.extractfile(member), what).load()
-                        batches[member.name] = (batch, member.size)
+                for member in (m for m in tar if m.name in wanted):
+                    if not member.isfile():
+                        raise DataFileError(f"{name}: member {member.name} of {path} is a link "
+                                            f"or special file, not data; {fix}")
+                    unpickler = _BatchUnpickler(tar.extractfile(member), encoding="bytes")
+                    unpickler.what = f"{path}:{member.name}"
+                    batches[member.name] = self._arrays(unpickler.load(), member, fix)
         except DataFileError:
             raise
-        except Exception as err:  # noqa: BLE001  (tar, gzip and pickle errors are many kinds)
+        except Exception as err:  # noqa: BLE001  (tar, gzip and pickle fail in many ways)
             raise DataFileError(f"{name}: cannot read {path} as a CIFAR tar archive "
                                 f"({type(err).__name__}: {err}); {fix}") from None
         missing = [m for m in wanted if m not in batches]
         if missing:
             raise DataFileError(f"{name}: {path} has no member(s) {missing}; is it the right "
                                 f"dataset? {fix}")
-        images, labels = [], []
-        for member in wanted:  # data_batch_1..5 in order, whatever the tar order
-            batch, size = batches[member]
-            data = batch.get(b"data") if isinstance(batch, dict) else None
-            label = batch.get(self.label_key) if isinstance(batch, dict) else None
-            # the array's bytes are in the member: a bigger one was never filled from it
-            if not (isinstance(data, np.ndarray) and data.dtype == np.uint8 and data.ndim == 2
-                    and data.shape[1] == 3072 and data.nbytes <= size and isinstance(label, list)):
-                raise DataFileError(f"{name}: member {member} of {path} is not a CIFAR batch "
-                                    f"(uint8 [N, 3072] b'data' and {self.label_key!r} list); {fix}")
-            if len(data) != len(label):  # mispaired images and labels would train silently
-                raise DataFileError(f"{name}: member {member} of {path} has {len(data)} images "
-                                    f"but {len(label)} labels; {fix}")
-            images.append(data.reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1))
-            labels.append(np.asarray(label, dtype=np.int64))
+        images, labels = zip(*(batches[m] for m in wanted))  # data_batch_1..5 in order
         self._keep(np.concatenate(images), np.concatenate(labels), self.num_samples)
+
+    def _arrays(self, batch: Any, member: tarfile.TarInfo, fix: str
+                ) -> Tuple[np.ndarray, np.ndarray]:
+        """A batch's images ``[N, 32, 32, 3]`` and int64 labels, checked."""
+        where = f"{type(self).__name__}: member {member.name} of {self.data_file}"
+        data, label = (batch.get(b"data"), batch.get(self.label_key)) if isinstance(
+            batch, dict) else (None, None)
+        # its bytes are in the member: an array larger than that was never filled from it
+        if not (isinstance(data, np.ndarray) and data.dtype == np.uint8 and data.ndim == 2
+                and data.shape[1] == 3072 and data.nbytes <= member.size
+                and isinstance(label, list)):
+            raise DataFileError(f"{where} is not a CIFAR batch (a uint8 [N, 3072] b'data' and a "
+                                f"{self.label_key!r} list); {fix}")
+        if len(data) != len(label):  # mispaired images and labels would train silently
+            raise DataFileError(f"{where} has {len(data)} images but {len(label)} labels; {fix}")
+        return data.reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1), np.asarray(label, np.int64)
 
     def _image(self, idx: int) -> Any:
         return Image.fromarray(self.images[idx]) if self.backend == "pil" else self.images[idx]
@@ -199,7 +194,7 @@ def _read_idx(path: str, magic: int, owner: str) -> np.ndarray:
                                     f"more than the {IDX_MAX_BYTES:,} read; it is not a "
                                     f"Fashion-MNIST file")
             body = f.read(max(expected + 1, 0))
-    except (OSError, EOFError, gzip.BadGzipFile, struct.error, ValueError) as err:
+    except (OSError, EOFError, ValueError) as err:  # BadGzipFile is an OSError
         if isinstance(err, DataFileError):
             raise
         raise DataFileError(f"{owner}: cannot read IDX file {path} ({err}); give a "
@@ -217,7 +212,7 @@ class FashionMNIST(ImageDataset, pvd.FashionMNIST):
 
     Args:
         image_path: ``*-images-idx3-ubyte[.gz]``; ``None``: the Debian package
-            ``dataset-fashion-mnist``'s ``{FASHION_MNIST_DIR}/{train|t10k}-...`` by ``mode``.
+            ``dataset-fashion-mnist``'s file in ``FASHION_MNIST_DIR`` for ``mode``.
         label_path: ``*-labels-idx1-ubyte[.gz]``; ``None`` as for ``image_path``.
         mode: ``train`` (60,000) or ``test`` (10,000; ``val`` is an alias).
         transforms: callable applied to each uint8 HWC image.
@@ -245,17 +240,16 @@ class FashionMNIST(ImageDataset, pvd.FashionMNIST):
 
     @staticmethod
     def _path(path: Optional[str], stem: str, key: str) -> str:
-        candidates = [os.path.expanduser(str(path))] if path is not None else [
-            os.path.join(FASHION_MNIST_DIR, stem + ".gz"), os.path.join(FASHION_MNIST_DIR, stem)]
-        for candidate in candidates:
+        default = os.path.join(FASHION_MNIST_DIR, stem)
+        for candidate in ([os.path.expanduser(str(path))] if path else [default + ".gz", default]):
             if os.path.isfile(candidate):
                 return candidate
-        if path is not None:
-            raise DataFileError(f"FashionMNIST: {key} {candidates[0]} does not exist; give the "
-                                f"path of {stem}.gz (or unzipped)")
-        raise DataFileError(f"FashionMNIST: {FASHION_MNIST_DIR}/{stem}.gz not found; install it "
-                            f"with `apt-get install dataset-fashion-mnist`, or set the dataset's "
-                            f"{key} to your copy of {stem}.gz")
+        if path:
+            raise DataFileError(f"FashionMNIST: {key} {path} does not exist; give the path of "
+                                f"{stem}.gz (or unzipped)")
+        raise DataFileError(f"FashionMNIST: {default}.gz not found; install it with `apt-get "
+                            f"install dataset-fashion-mnist`, or set the dataset's {key} to your "
+                            f"copy of {stem}.gz")
 
     def _parse_dataset(self, buffer_size: int = 100) -> None:  # Paddle's reads all, unbounded
         images = _read_idx(self.image_path, 2051, "FashionMNIST")
@@ -292,8 +286,9 @@ class Synthetic(ImageDataset):
                  transforms: Optional[Callable] = None, seed: int = 0):
         super().__init__()
         n = num_samples_arg(64 if num_samples is None else num_samples, "Synthetic")
-        for key, v in (("image_size", image_size), ("num_classes", num_classes), ("channels", channels)):
-            POSITIVE_INT(f"Synthetic: {key}", v)
+        for key, value in (("image_size", image_size), ("num_classes", num_classes),
+                           ("channels", channels)):
+            POSITIVE_INT(f"Synthetic: {key}", value)
         self.mode, self.transform = mode_arg(mode, "Synthetic"), transforms
         self.num_classes, self.class_names = int(num_classes), [str(i) for i in range(num_classes)]
         rng = np.random.default_rng([int(seed), 0 if self.mode == "train" else 1])
