@@ -247,7 +247,9 @@ class ImageNetDataset(ImageDataset):
         self.cls_label_path, self.samples, self.lines = listing, [], []
         with open(listing, encoding="utf-8", errors="replace") as f:
             for number, line in enumerate(f, 1):
-                if not line.strip() or (n is not None and len(self.samples) >= n):
+                if n is not None and len(self.samples) >= n:
+                    break
+                if not line.strip():
                     continue
                 parts = line.strip().rsplit(sep, 1)  # a file name may hold the delimiter
                 label = parts[1].strip() if len(parts) == 2 else ""
@@ -264,10 +266,10 @@ class ImageNetDataset(ImageDataset):
                 self.lines.append(number)
         if not self.samples:
             raise DataFileError(f"ImageNetDataset: {listing} lists no images")
-        labels = [s[1] for s in self.samples]
         if relabel:
-            labels = list(np.unique(labels, return_inverse=True)[1])
-        self.labels = np.asarray(labels, dtype=np.int64)
+            new = np.unique([s[1] for s in self.samples], return_inverse=True)[1]
+            self.samples = [(path, int(k)) for (path, _), k in zip(self.samples, new)]
+        self.labels = np.asarray([s[1] for s in self.samples], dtype=np.int64)
         self.num_classes = int(self.labels.max()) + 1
         self.class_names = [str(i) for i in range(self.num_classes)]
         ops = getattr(transforms, "ops", None)

@@ -45,14 +45,13 @@ class LoadReport:
         kinds = (("shape mismatches, kept the model's own", [
                      f"{k} file {list(a)} vs model {list(b)}" for k, a, b in self.mismatched]),
                  ("missing in file", self.missing), ("unexpected in file", self.unexpected))
-        lines = [f"loaded {len(self.loaded)} tensors from {self.path}"] + [
+        skipped = ["classifier skipped (the file has another number of classes): it keeps its "
+                   "fresh initialisation, as for fine-tuning"] if self.skipped_classifier else []
+        lines = [f"loaded {len(self.loaded)} tensors from {self.path}"] + skipped + [
             f"{kind} ({len(keys)}): " + ", ".join(keys[:limit])
             + (f" and {len(keys) - limit} more" if len(keys) > limit else "")
-            for kind, keys in kinds if keys]
-        if self.skipped_classifier:
-            lines.insert(1, "classifier skipped (the file has another number of classes): it "
-                            "keeps its fresh initialisation, as for fine-tuning")
-        return "; ".join(lines + [self.cause()] if self.cause() else lines)
+            for kind, keys in kinds if keys] + [self.cause()]
+        return "; ".join(line for line in lines if line)
 
     def cause(self) -> str:
         """The likely reason the file does not fit, or ``""``."""
@@ -100,8 +99,7 @@ def resolve_weights(path: str, sha256: Optional[str] = None) -> str:
 
 
 def load_state_file(path: str) -> Dict[str, np.ndarray]:
-    """Read a ``.pdparams`` state dict with the safe unpickler (nothing in the file can
-    run code); a clear error for anything else."""
+    """A ``.pdparams`` state dict, read by the safe unpickler (nothing in it can run code)."""
     try:
         state = load_paddle_file(path)
     except Exception as exc:  # noqa: BLE001  (corrupt files raise assorted types)
@@ -131,8 +129,7 @@ def load_pretrained(model: paddle.nn.Layer, path: str, strict: bool = False,
     if sha256 is None and cfg.get("url") and cfg["url"] == str(path):
         sha256 = cfg.get("sha256")
     local = resolve_weights(path, sha256=sha256)
-    state = load_state_file(local)
-    own = model.state_dict()
+    state, own = load_state_file(local), model.state_dict()
     try:  # reliability (issue 20): keys, dtypes and NaN/inf checked before set_state_dict
         state, notes = check_state_dict(state, {k for k, v in own.items() if v.is_floating_point()}, local)
     except StateDictError as exc:
@@ -172,10 +169,8 @@ def load_pretrained(model: paddle.nn.Layer, path: str, strict: bool = False,
 
 def load_model(cfg: Dict[str, Any], require_weights: bool = True,
                example: str = "output/orthonet18_cifar10/best_model.pdparams") -> paddle.nn.Layer:
-    """``cfg["Arch"]`` in eval mode with ``Global.pretrained_model`` loaded strictly (weights
-    of another architecture raise ``WeightsError`` listing the keys). Without weights it
-    raises ``ValueError`` (showing ``example``) if ``require_weights``, else keeps the random
-    initialisation (fine for timing)."""
+    """``cfg["Arch"]`` in eval mode with ``Global.pretrained_model`` loaded strictly; without
+    it, ``ValueError`` (showing ``example``) if ``require_weights``, else random weights."""
     from .registry import build_model_from_config  # registry imports this module
 
     weights = cfg["Global"].get("pretrained_model")
