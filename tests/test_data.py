@@ -100,6 +100,10 @@ def test_cifar_missing_and_corrupt_files(tmp_path, cifar10_file):
     not_tar.write_bytes(b"this is not a tar archive" * 10)
     with pytest.raises(DataFileError, match=f"cannot read {not_tar}"):
         Cifar10(str(not_tar))
+    cut = tmp_path / "cut.tar.gz"  # a download cut short
+    cut.write_bytes(open(cifar10_file, "rb").read()[:5000])
+    with pytest.raises(DataFileError, match=f"^Cifar10: cannot read {cut} as a CIFAR tar archive"):
+        Cifar10(str(cut), mode="test")
     # A valid tar of the wrong dataset: CIFAR-100 members asked of a CIFAR-10 archive.
     with pytest.raises(DataFileError, match="no member.*cifar-100-python/train"):
         Cifar100(cifar10_file)
