@@ -6,13 +6,16 @@ them learns something: other tests use them for short training runs.
 """
 from __future__ import annotations
 
+import contextlib
 import gzip
+import http.server
 import io
 import os
 import pickle
 import struct
 import tarfile
-from typing import Dict, Tuple, Union
+import threading
+from typing import Dict, Iterator, List, Tuple, Union
 
 import numpy as np
 from PIL import Image
@@ -153,3 +156,35 @@ def make_image_folder(root: PathT, classes: int = 3, per_class: int = 4, splits:
                 img = Image.fromarray(np.clip(pixels, 0, 255).astype(np.uint8))
                 img.save(os.path.join(folder, f"img_{i}.{'png' if i % 2 == 0 else 'jpg'}"))
     return root
+
+
+@contextlib.contextmanager
+def serve(files: Dict[str, Union[bytes, Tuple[int, bytes]]]) -> Iterator[Tuple[str, List[str]]]:
+    """Serve ``files`` ({"/name": body, or (announced Content-Length, body)}) over HTTP on
+    127.0.0.1; anything else is a 404. Yields the base URL and the list of paths requested."""
+    requested: List[str] = []
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):  # noqa: N802  (http.server's name)
+            requested.append(self.path)
+            entry = files.get(self.path)
+            if entry is None:
+                self.send_error(404)
+                return
+            length, body = entry if isinstance(entry, tuple) else (len(entry), entry)
+            self.send_response(200)
+            self.send_header("Content-Length", str(length))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_port}", requested
+    finally:
+        server.shutdown()
+        server.server_close()

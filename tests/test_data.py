@@ -4,7 +4,7 @@ import gzip
 import io
 import os
 import tarfile
-import urllib.error
+import time
 
 import numpy as np
 import paddle
@@ -19,10 +19,10 @@ from orthonets_paddle.data import datasets as datasets_mod
 
 try:
     from data_files import (cifar_arrays, idx_arrays, make_cifar_archive, make_idx_files,
-                            make_image_folder)
+                            make_image_folder, serve)
 except ImportError:  # tests/ imported as a package
     from tests.data_files import (cifar_arrays, idx_arrays, make_cifar_archive, make_idx_files,
-                                  make_image_folder)
+                                  make_image_folder, serve)
 
 SEED_TRAIN_OPS = [
     {"RandomCrop": {"size": 32, "padding": 4}},
@@ -100,6 +100,10 @@ def test_cifar_missing_and_corrupt_files(tmp_path, cifar10_file):
     not_tar.write_bytes(b"this is not a tar archive" * 10)
     with pytest.raises(DataFileError, match=f"cannot read {not_tar}"):
         Cifar10(str(not_tar))
+    cut = tmp_path / "cut.tar.gz"  # a download cut short
+    cut.write_bytes(open(cifar10_file, "rb").read()[:5000])
+    with pytest.raises(DataFileError, match=f"^Cifar10: cannot read {cut} as a CIFAR tar archive"):
+        Cifar10(str(cut), mode="test")
     # A valid tar of the wrong dataset: CIFAR-100 members asked of a CIFAR-10 archive.
     with pytest.raises(DataFileError, match="no member.*cifar-100-python/train"):
         Cifar100(cifar10_file)
@@ -110,43 +114,70 @@ def test_cifar_missing_and_corrupt_files(tmp_path, cifar10_file):
         Cifar10(str(empty))
 
 
-def test_cifar_offline_download_error_names_target(tmp_path, monkeypatch):
+class _Unfilled:
+    """Pickles as numpy's array constructor called with a shape and no data (no BUILD)."""
+
+    def __init__(self, rows):
+        self.rows = rows
+
+    def __reduce__(self):
+        return (np.ndarray.__reduce__(np.zeros(1, np.uint8))[0],
+                (np.ndarray, (self.rows, 3072), np.dtype(np.uint8)))
+
+
+def test_cifar_batch_whose_array_the_file_does_not_hold_is_refused(tmp_path):
+    """A 200 KB member claiming 300 MB of images (never filled from the file): refused before
+    the images are copied, not concatenated into 300 MB of memory."""
+    import pickle
+    rows = 100_000
+    data = pickle.dumps({b"data": _Unfilled(rows), b"labels": [0] * rows}, protocol=2)
+    path = tmp_path / "cifar-10-python.tar.gz"
+    with tarfile.open(path, "w:gz") as tar:
+        info = tarfile.TarInfo("cifar-10-batches-py/test_batch")
+        info.size = len(data)
+        tar.addfile(info, io.BytesIO(data))
+    assert len(data) < 300_000
+    with pytest.raises(DataFileError, match="test_batch of .* is not a CIFAR batch"):
+        Cifar10(str(path), mode="test")
+
+
+def test_cifar_offline_download_fails_at_once_naming_the_file_and_its_place(tmp_path, monkeypatch):
     monkeypatch.setattr(paddle.dataset.common, "DATA_HOME", str(tmp_path))
-
-    def offline(url, timeout):
-        assert timeout > 0  # a download without a timeout could hang forever
-        raise urllib.error.URLError("[Errno -3] Temporary failure in name resolution")
-
-    monkeypatch.setattr(datasets_mod, "_urlopen", offline)
+    monkeypatch.setattr(Cifar10, "url", "http://127.0.0.1:9/cifar-10-python.tar.gz")  # refused
     target = os.path.join(str(tmp_path), "cifar", "cifar-10-python.tar.gz")
+    start = time.monotonic()
     with pytest.raises(ConnectionError) as info:
         Cifar10(mode="test")
+    assert time.monotonic() - start < 2  # no retries (Paddle's sleep 1 s between its three)
     msg = str(info.value)
-    assert "offline" in msg and target in msg and "data_file" in msg
-    assert not os.path.exists(target) and not os.path.exists(target + ".part")
+    assert "\n" not in msg and "offline" in msg and Cifar10.url in msg and target in msg
+    assert "data_file" in msg
+    assert os.listdir(tmp_path) == []  # nothing made
     with pytest.raises(DataFileError, match="download is false"):
         Cifar10(mode="test", download=False)
 
 
-def test_cifar_cache_and_download(tmp_path, monkeypatch, cifar10_file):
+def test_cifar_download_checked_by_md5_and_cached(tmp_path, monkeypatch, cifar10_file):
+    """Through paddle.utils.download from a local server: a file with another md5 than
+    Paddle's is not kept; with the right md5 it is downloaded once and then read from the
+    cache; a wrong file put in the cache by hand is named, not replaced."""
     monkeypatch.setattr(paddle.dataset.common, "DATA_HOME", str(tmp_path))
     payload = open(cifar10_file, "rb").read()
-    calls = []
-
-    def fake_urlopen(url, timeout):
-        calls.append(url)
-        return io.BytesIO(payload)
-
-    monkeypatch.setattr(datasets_mod, "_urlopen", fake_urlopen)
-    # Paddle's md5 is for the real archive, so the fake one is rejected and removed.
-    with pytest.raises(DataFileError, match="md5"):
+    target = tmp_path / "cifar" / "cifar-10-python.tar.gz"
+    with serve({"/c/cifar-10-python.tar.gz": payload}) as (base, requested):
+        monkeypatch.setattr(Cifar10, "url", base + "/c/cifar-10-python.tar.gz")
+        with pytest.raises(DataFileError, match="does not have the expected md5 " + Cifar10.md5):
+            Cifar10(mode="test")  # the md5 is the real archive's
+        assert not target.exists() and 1 <= len(requested) <= 3  # Paddle tries up to 3 times
+        monkeypatch.setattr(Cifar10, "md5", hashlib.md5(payload).hexdigest())
+        requested.clear()
+        assert len(Cifar10(mode="test")) == 20 and target.read_bytes() == payload
+        assert len(Cifar10(mode="train")) == 50  # from the cache
+        assert requested == ["/c/cifar-10-python.tar.gz"]
+    target.write_bytes(payload[:-10])
+    with pytest.raises(DataFileError, match=f"{target} does not have the expected md5.*delete it"):
         Cifar10(mode="test")
-    assert calls == ["https://dataset.bj.bcebos.com/cifar/cifar-10-python.tar.gz"]
-    monkeypatch.setattr(Cifar10, "md5", hashlib.md5(open(cifar10_file, "rb").read()).hexdigest())
-    assert len(Cifar10(mode="test")) == 20
-    assert len(calls) == 2
-    assert len(Cifar10(mode="train")) == 50  # now read from the cache, no new download
-    assert len(calls) == 2
+    assert target.read_bytes() == payload[:-10]
 
 
 # ----------------------------------------------------------------------------- Fashion-MNIST
@@ -246,6 +277,17 @@ def test_image_folder_errors(tmp_path):
     (tmp_path / "empty" / "a").mkdir(parents=True)
     with pytest.raises(DataFileError, match="no images"):
         ImageFolder(str(tmp_path / "empty"))
+
+
+@pytest.mark.timeout(60)
+def test_image_folder_with_links_to_its_parents_lists_each_file_once(tmp_path):
+    """Paddle's DatasetFolder walks with followlinks=True: two links to '..' make it run for
+    minutes; ours lists the links without entering them."""
+    root = make_image_folder(tmp_path / "f", classes=2, per_class=2)
+    for name in ("up1", "up2"):
+        os.symlink("..", os.path.join(root, "class_0", name))
+    ds = ImageFolder(root)
+    assert len(ds) == 4 and len({p for p, _ in ds.samples}) == 4
 
 
 # ----------------------------------------------------------------------------- Synthetic

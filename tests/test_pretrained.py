@@ -1,15 +1,21 @@
 """One loader for build_model(pretrained=...), load_pretrained and Global.pretrained_model."""
+import hashlib
 import logging
 import os
-import urllib.error
-import urllib.request
+import socket
+import time
 
 import numpy as np
 import paddle
 import pytest
 
 from orthonets_paddle import build_model, load_pretrained
-from orthonets_paddle.models.pretrained import WeightsError, cache_dir, cache_path
+from orthonets_paddle.models.pretrained import WeightsError, cache_dir, cache_path, resolve_weights
+
+try:
+    from data_files import serve
+except ImportError:  # tests/ imported as a package
+    from tests.data_files import serve
 
 SMALL = dict(stem="cifar", width=4)
 
@@ -68,94 +74,96 @@ def test_missing_and_corrupt_files_are_clear_errors(saved, tmp_path):
     np.testing.assert_array_equal(model.fc.weight.numpy(), before)  # nothing half-loaded
 
 
-def test_offline_url_names_the_cache_path(monkeypatch, tmp_path):
+OFFLINE = "http://127.0.0.1:9/w/orthonet18_cifar.pdparams"  # port 9 refuses: no network needed
+
+
+def test_offline_url_fails_at_once_naming_the_cache_path(monkeypatch, tmp_path):
     monkeypatch.setenv("ORTHONETS_HOME", str(tmp_path / "home"))
-
-    def offline(*a, **k):
-        raise urllib.error.URLError("[Errno -3] Temporary failure in name resolution")
-
-    monkeypatch.setattr(urllib.request, "urlopen", offline)
     model = build_model("orthonet18", num_classes=10, **SMALL)
-    url = "https://example.org/w/orthonet18_cifar.pdparams"
-    target = cache_path(url)
+    target = cache_path(OFFLINE)
     assert target.startswith(cache_dir()) and target.endswith("orthonet18_cifar.pdparams")
-    with pytest.raises(WeightsError, match="place it at " + target.replace(".", r"\.")):
-        load_pretrained(model, url)
-    # No partial file, no empty folder left behind.
-    assert not os.path.exists(cache_dir()) or not [
-        f for _, _, files in os.walk(cache_dir()) for f in files] and not os.listdir(cache_dir())
+    start = time.monotonic()
+    with pytest.raises(WeightsError) as info:
+        load_pretrained(model, OFFLINE)
+    assert time.monotonic() - start < 2  # one attempt (Paddle's three sleep 1 s between)
+    msg = str(info.value)
+    assert "\n" not in msg and OFFLINE in msg and "put it at " + target in msg
+    assert "local path" in msg
+    assert not (tmp_path / "home").exists()  # nothing made
+
+
+def test_a_connection_never_answered_fails_within_the_timeout(monkeypatch, tmp_path):
+    """A firewall that drops packets: Paddle's downloader has no connect timeout (about two
+    minutes each, three tries); the first connection here gives up after CONNECT_TIMEOUT."""
+    from orthonets_paddle.utils import download
+    monkeypatch.setenv("ORTHONETS_HOME", str(tmp_path / "home"))
+    monkeypatch.setattr(download, "CONNECT_TIMEOUT", 1.0)
+    with socket.socket() as server, socket.socket() as filler:
+        server.bind(("127.0.0.1", 0))
+        server.listen(0)  # one pending connection fills the queue: the next SYNs are dropped
+        filler.connect(server.getsockname())
+        url = f"http://127.0.0.1:{server.getsockname()[1]}/w.pdparams"
+        start = time.monotonic()
+        with pytest.raises(WeightsError, match="could not download .*timed out.*put it at"):
+            resolve_weights(url)
+        assert time.monotonic() - start < 5
 
 
 def test_url_served_from_the_cache_when_present(monkeypatch, tmp_path, saved):
     src, path = saved
     monkeypatch.setenv("ORTHONETS_HOME", str(tmp_path / "home"))
-    url = "https://example.org/w/orthonet18_cifar.pdparams"
-    os.makedirs(os.path.dirname(cache_path(url)))
-    os.replace(path, cache_path(url))
-    monkeypatch.setattr(urllib.request, "urlopen", lambda *a, **k: pytest.fail("no download expected"))
+    os.makedirs(os.path.dirname(cache_path(OFFLINE)))
+    os.replace(path, cache_path(OFFLINE))
     model = build_model("orthonet18", num_classes=10, **SMALL)
-    assert load_pretrained(model, url).clean
+    assert load_pretrained(model, OFFLINE).clean  # no download (the URL refuses)
     np.testing.assert_array_equal(model.conv1.weight.numpy(), src.conv1.weight.numpy())
-
-
-class _Served:
-    """A fake HTTP response serving ``data``."""
-
-    def __init__(self, data):
-        import io
-        self.stream = io.BytesIO(data)
-
-    def read(self, *a):
-        return self.stream.read(*a)
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *a):
-        return False
 
 
 def test_cache_is_keyed_by_the_full_url(monkeypatch, tmp_path):
     """Two URLs with the same file name are two cache entries, each with its own weights."""
     monkeypatch.setenv("ORTHONETS_HOME", str(tmp_path / "home"))
     sources, blobs = [], {}
-    for i, url in enumerate(("https://one.example/x/w.pdparams", "https://two.example/y/w.pdparams")):
+    for i, name in enumerate(("/x/w.pdparams", "/y/w.pdparams")):
         paddle.seed(10 + i)  # different classifier initialisations
         model = build_model("orthonet18", num_classes=10, **SMALL)
         p = tmp_path / f"{i}.pdparams"
         paddle.save(model.state_dict(), str(p))
         sources.append(model)
-        blobs[url] = p.read_bytes()
+        blobs[name] = p.read_bytes()
     assert not np.array_equal(sources[0].fc.weight.numpy(), sources[1].fc.weight.numpy())
-    served = []
-
-    def fake(url, timeout=None):
-        served.append(url)
-        return _Served(blobs[url])
-
-    monkeypatch.setattr(urllib.request, "urlopen", fake)
-    for url, src in zip(blobs, sources):
-        model = build_model("orthonet18", num_classes=10, **SMALL)
-        load_pretrained(model, url)
-        np.testing.assert_array_equal(model.fc.weight.numpy(), src.fc.weight.numpy())
-    assert served == list(blobs)  # each URL downloaded once, neither served from the other's file
-    assert len({cache_path(u) for u in blobs}) == 2
+    with serve(blobs) as (base, requested):
+        for name, src in zip(blobs, sources):
+            model = build_model("orthonet18", num_classes=10, **SMALL)
+            load_pretrained(model, base + name)
+            np.testing.assert_array_equal(model.fc.weight.numpy(), src.fc.weight.numpy())
+            load_pretrained(model, base + name)  # the second time from the cache
+        assert requested == list(blobs)  # each downloaded once, neither served the other's file
+        assert len({cache_path(base + u) for u in blobs}) == 2
 
 
 def test_download_checked_against_sha256(monkeypatch, tmp_path, saved):
-    import hashlib
     _, path = saved
     data = open(path, "rb").read()
     monkeypatch.setenv("ORTHONETS_HOME", str(tmp_path / "home"))
-    monkeypatch.setattr(urllib.request, "urlopen", lambda url, timeout=None: _Served(data))
-    url = "https://example.org/w/good.pdparams"
     model = build_model("orthonet18", num_classes=10, **SMALL)
-    with pytest.raises(WeightsError, match="does not have the expected sha256"):
-        load_pretrained(model, url, sha256="0" * 64)
-    assert not os.path.exists(cache_path(url))  # the wrong file is not cached
-    good = hashlib.sha256(data).hexdigest()
-    assert load_pretrained(model, url, sha256=good).clean
-    assert os.path.isfile(cache_path(url))
+    with serve({"/w/good.pdparams": data}) as (base, _):
+        url = base + "/w/good.pdparams"
+        with pytest.raises(WeightsError, match="does not have the expected sha256 0000"):
+            load_pretrained(model, url, sha256="0" * 64)
+        assert not os.path.exists(cache_path(url))  # the wrong file is not kept
+        assert load_pretrained(model, url, sha256=hashlib.sha256(data).hexdigest()).clean
+        assert os.path.isfile(cache_path(url))
+        with pytest.raises(WeightsError, match="expected sha256 1111.*delete it"):
+            load_pretrained(model, url, sha256="1" * 64)  # a cached file is checked too
+
+
+def test_a_download_cut_short_is_not_kept(monkeypatch, tmp_path):
+    """The server announces 100 bytes and sends 50 (a dropped connection)."""
+    monkeypatch.setenv("ORTHONETS_HOME", str(tmp_path / "home"))
+    with serve({"/w.pdparams": (100, b"x" * 50)}) as (base, requested):
+        with pytest.raises(WeightsError, match="could not download"):
+            resolve_weights(base + "/w.pdparams")
+        assert not os.path.exists(cache_path(base + "/w.pdparams")) and requested
 
 
 class _Payload:

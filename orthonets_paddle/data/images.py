@@ -1,4 +1,5 @@
-"""Reading image files: one reader for every dataset, ``DecodeImage`` and inference.
+"""Image files: one reader for every dataset, ``DecodeImage`` and inference, and the
+datasets of image files (``ImageFolder``, PaddleClas's ``ImageNetDataset``).
 
 The size is checked from the header before anything is decoded (a small file can claim
 gigapixels); EXIF orientation is applied (the image as it is displayed); 16-bit and
@@ -8,13 +9,18 @@ from __future__ import annotations
 
 import io
 import os
-from typing import Iterator, List, Tuple, Union
+from typing import Any, Callable, Iterator, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
+import paddle
 from PIL import Image, ImageOps
 
+from ..utils.schema import Typed
+
 __all__ = ["DataFileError", "MAX_IMAGE_PIXELS", "MAX_IMAGE_PIXELS_ENV", "max_image_pixels",
-           "check_image_pixels", "read_image_file", "walk_files"]
+           "check_image_pixels", "read_image_file", "walk_files", "ImageDataset", "ImageFolder",
+           "ImageNetDataset", "IMAGE_EXTENSIONS"]
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".ppm", ".pgm", ".tif", ".tiff", ".webp")
 
 MAX_IMAGE_PIXELS_ENV = "ORTHONETS_MAX_IMAGE_PIXELS"
 MAX_IMAGE_PIXELS = 89_478_485  # PIL's warning threshold; PIL refuses only at twice that
@@ -102,3 +108,183 @@ def walk_files(top: str) -> Iterator[Tuple[str, List[str], List[str]]]:
         path = os.path.join(top, name)
         if not os.path.islink(path):
             yield from walk_files(path)
+
+
+def num_samples_arg(value: Optional[int], owner: str) -> Optional[int]:
+    """A dataset's ``num_samples``: None (all) or a positive integer."""
+    return Typed("int", min=1, null=True)(f"{owner}: num_samples (null: all samples)", value)
+
+
+def mode_arg(mode: str, owner: str, eval_name: str = "test") -> str:
+    """``train``, or ``eval_name`` for ``test`` / ``val`` / ``eval`` (any case)."""
+    m = str(mode).lower()
+    if m not in ("train", "test", "val", "eval"):
+        raise ValueError(f"{owner}: unknown mode {mode!r}; use 'train' or '{eval_name}' "
+                         f"('val'/'test' are aliases)")
+    return "train" if m == "train" else eval_name
+
+
+class ImageDataset(paddle.io.Dataset):
+    """Items ``(transform(self._image(i)), 0-d int64 label)`` over ``self.labels``."""
+
+    transform: Optional[Callable] = None
+    samples: Optional[List[Tuple[str, int]]] = None  # files' (path, label); the loader names them
+    channels = 3
+
+    def _keep(self, images: np.ndarray, labels: np.ndarray, num_samples: Optional[int]) -> None:
+        self.images = np.ascontiguousarray(images[:num_samples], dtype=np.uint8)
+        self.labels = np.asarray(labels[:num_samples], dtype=np.int64)
+
+    def _image(self, idx: int) -> Any:
+        if self.samples is None:  # held in memory
+            return self.images[idx]
+        return read_image_file(self.samples[idx][0], self.channels, type(self).__name__)
+
+    def __getitem__(self, idx: int):
+        img = self._image(idx)
+        if self.transform is not None:
+            try:
+                img = self.transform(img)
+            except DataFileError as err:  # DecodeImage's, given bytes: name the file
+                if self.samples is None or self.samples[idx][0] in str(err):
+                    raise
+                raise DataFileError(f"{type(self).__name__}: image {self.samples[idx][0]}: "
+                                    f"{err}") from None
+        return img, np.array(self.labels[idx], dtype=np.int64)  # no float cast, unlike Paddle's
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    @property
+    def transforms(self) -> Optional[Callable]:
+        """``transform`` (Paddle's name) under the name of the constructor argument."""
+        return self.transform
+
+
+class ImageFolder(ImageDataset):
+    """Images in class folders: ``root/<mode>/<class>/*`` (modes ``train``/``val``) or, if
+    ``root`` has no ``train``/``val`` folders, ``root/<class>/*``. Classes are the sorted
+    sub-folder names (label = index); files are found recursively by extension.
+
+    Not ``paddle.vision.datasets.DatasetFolder``: its ``os.walk(followlinks=True)`` never
+    ends in a folder with links to ``..``, and it lists named pipes (opening one blocks).
+
+    Args:
+        root: dataset folder.
+        mode: ``train`` or ``val`` (``test`` is an alias); ignored without split folders.
+        transforms: callable applied to each uint8 HWC RGB image.
+        num_samples: keep only the first N samples (in class, then file-name order).
+        extensions: file-name endings to include (any case).
+        channels: 3 (RGB) or 1 (gray, ``Arch.in_channels: 1``).
+
+    Raises:
+        DataFileError: ``root`` or the split folder is missing or holds no images; an image
+            cannot be decoded (when it is loaded, naming the file).
+    """
+
+    def __init__(self, root: str, mode: str = "train", transforms: Optional[Callable] = None,
+                 num_samples: Optional[int] = None,
+                 extensions: Sequence[str] = IMAGE_EXTENSIONS, channels: int = 3):
+        super().__init__()
+        if channels not in (1, 3):
+            raise ValueError(f"ImageFolder: channels must be 1 or 3, got {channels!r}")
+        self.channels, self.transform = channels, transforms
+        self.mode = mode_arg(mode, "ImageFolder", eval_name="val")
+        n, root = num_samples_arg(num_samples, "ImageFolder"), os.path.expanduser(str(root))
+        if not os.path.isdir(root):
+            raise DataFileError(f"ImageFolder: root {root} is not a folder; give a folder with "
+                                f"train/<class>/ and val/<class>/ (or <class>/) sub-folders")
+        split = os.path.join(root, self.mode)
+        has_splits = any(os.path.isdir(os.path.join(root, s)) for s in ("train", "val"))
+        if has_splits and not os.path.isdir(split):
+            raise DataFileError(f"ImageFolder: {root} has split folders but no {split}; create "
+                                f"it or use mode 'train'/'val' accordingly")
+        self.root = split if has_splits else root
+        self.extensions = tuple(e.lower() for e in extensions)
+        self.class_names = sorted(d.name for d in os.scandir(self.root) if d.is_dir())
+        self.num_classes = len(self.class_names)
+        samples = []
+        for label, cls in enumerate(self.class_names):
+            for folder, subfolders, files in sorted(walk_files(os.path.join(self.root, cls))):
+                subfolders.sort()
+                samples += [(os.path.join(folder, f), label) for f in sorted(files)
+                            if f.lower().endswith(self.extensions)]
+        if not samples:
+            raise DataFileError(f"ImageFolder: no images with extensions {list(self.extensions)} "
+                                f"in class sub-folders of {self.root}")
+        self.samples = samples[:n]
+        self.labels = np.array([s[1] for s in self.samples], dtype=np.int64)
+
+
+class ImageNetDataset(ImageDataset):
+    """PaddleClas's ImageNetDataset: ``relative/path.jpg label`` lines (``delimiter``, default
+    a space; the label is the last field) in ``cls_label_path``, under ``image_root``.
+
+    A pipeline starting with ``DecodeImage`` gets the file's bytes (PaddleClas's contract);
+    any other gets the image decoded as ImageFolder does. Blank lines are skipped.
+
+    Args:
+        image_root: folder the listed paths are relative to.
+        cls_label_path: the list file (``train_list.txt`` / ``val_list.txt``).
+        delimiter: separator of path and label (None: a space).
+        relabel: map the sorted distinct labels to 0..K-1 (PaddleClas's option).
+        transforms: callable applied to each image (built from ``transform_ops``).
+        num_samples: keep only the first N lines.
+
+    Raises:
+        DataFileError: the list file or image_root is missing, a line is malformed (its line
+            number named), or a listed image does not exist (its path named).
+    """
+
+    def __init__(self, image_root: str, cls_label_path: str, delimiter: Optional[str] = None,
+                 relabel: bool = False, transforms: Optional[Callable] = None,
+                 num_samples: Optional[int] = None):
+        super().__init__()
+        n = num_samples_arg(num_samples, "ImageNetDataset")
+        self.transform, sep = transforms, " " if delimiter is None else str(delimiter)
+        root, listing = os.path.expanduser(str(image_root)), os.path.expanduser(str(cls_label_path))
+        if not os.path.isfile(listing):
+            raise DataFileError(f"ImageNetDataset: cls_label_path {listing} does not exist; give "
+                                f"a list file of 'relative/path.jpg label' lines")
+        if not os.path.isdir(root):
+            raise DataFileError(f"ImageNetDataset: image_root {root} is not a folder; give the "
+                                f"folder the paths in {listing} are relative to")
+        self.cls_label_path, self.samples, self.lines = listing, [], []
+        with open(listing, encoding="utf-8", errors="replace") as f:
+            for number, line in enumerate(f, 1):
+                if n is not None and len(self.samples) >= n:
+                    break
+                if not line.strip():
+                    continue
+                parts = line.strip().rsplit(sep, 1)  # a file name may hold the delimiter
+                label = parts[1].strip() if len(parts) == 2 else ""
+                if not (label.isascii() and label.isdigit() and len(label) < 10):
+                    raise DataFileError(
+                        f"ImageNetDataset: {listing} line {number}: expected 'relative/path.jpg "
+                        f"label' (delimiter {sep!r}, label an integer 0..999999999), got "
+                        f"{line.strip()[:200]!r}; fix the line or set delimiter")
+                path = os.path.join(root, parts[0])
+                if not os.path.isfile(path):
+                    raise DataFileError(f"ImageNetDataset: {listing} line {number}: image {path} "
+                                        f"does not exist; fix image_root or the list")
+                self.samples.append((path, int(label)))
+                self.lines.append(number)
+        if not self.samples:
+            raise DataFileError(f"ImageNetDataset: {listing} lists no images")
+        if relabel:
+            new = np.unique([s[1] for s in self.samples], return_inverse=True)[1]
+            self.samples = [(path, int(k)) for (path, _), k in zip(self.samples, new)]
+        self.labels = np.asarray([s[1] for s in self.samples], dtype=np.int64)
+        self.num_classes = int(self.labels.max()) + 1
+        self.class_names = [str(i) for i in range(self.num_classes)]
+        ops = getattr(transforms, "ops", None)
+        self._raw = bool(ops) and type(ops[0]).__name__ == "DecodeImage"
+
+    def _image(self, idx: int) -> Any:
+        if not self._raw:
+            return super()._image(idx)
+        with open(self.samples[idx][0], "rb") as f:
+            return f.read()
+
+    def describe_label(self, idx: int) -> str:
+        return f"{self.cls_label_path} line {self.lines[idx]}"

@@ -12,20 +12,15 @@ import io
 import json
 import os
 import pickle
-import shutil
 import struct
-import tempfile
-import threading
 from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple, Union
 
 import numpy as np
 
-__all__ = ["atomic_write", "write_json", "write_text", "write_bytes", "fsync", "fsync_dir",
+__all__ = ["atomic_write", "write_json", "write_text", "write_bytes", "fsync",
            "sha256_file", "UnsafePickleError", "safe_load", "safe_loads", "load_paddle_file",
-           "StateDictError", "check_state_dict", "cap_repr", "pid_alive", "download",
-           "DownloadError", "DigestError", "TMP_MARK"]
+           "StateDictError", "check_state_dict", "cap_repr"]
 
-TMP_MARK = ".tmp-"  # downloads' temporaries
 PARTIAL = ".partial-"  # atomic_write's temporary of NAME is .partial-NAME (one per name)
 
 
@@ -53,7 +48,6 @@ def fsync(path: str) -> None:
         os.close(fd)
 
 
-fsync_dir = fsync
 
 
 def atomic_write(path: str, writer: Callable[[str], Any]) -> str:
@@ -112,17 +106,6 @@ def file_digest(path: str, algorithm: str = "sha256") -> str:
 def sha256_file(path: str) -> str:
     """Hex sha256 of a file's bytes."""
     return file_digest(path, "sha256")
-
-
-def pid_alive(pid: int) -> bool:
-    """Whether process ``pid`` exists on this host (deploy.export's stale staging folders)."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # alive, another user's
-        return True
-    return True
 
 
 # ----------------------------------------------------------------------------- safe unpickling
@@ -254,109 +237,6 @@ def load_paddle_file(path: str) -> Any:
                 obj[key] = np.concatenate(parts).reshape(value["OriginShape"])
         obj.pop(_NAME_TABLE, None)
     return obj
-
-
-_UMASK_LOCK = threading.Lock()
-
-
-def _umask() -> int:
-    with _UMASK_LOCK:  # reading the umask means setting it
-        mask = os.umask(0o022)
-        os.umask(mask)
-    return mask
-
-
-def _finish(tmp: str) -> None:
-    """A download's temporary (mkstemp makes 0600) gets a plain ``open``'s mode and its
-    bytes on disk before it is renamed into place."""
-    os.chmod(tmp, 0o666 & ~_umask())
-    fsync(tmp)
-
-
-class DownloadError(ConnectionError):
-    """A URL could not be fetched (the message gives the underlying error)."""
-
-
-class DigestError(ValueError):
-    """A downloaded file does not have the expected digest."""
-
-
-def download(url: str, path: str, opener: Callable[..., Any], timeout: float,
-             digest: Optional[str] = None, algorithm: str = "sha256") -> str:
-    """Fetch ``url`` into ``path`` through a temporary file beside it, checking ``digest``.
-
-    On any failure nothing is left behind: no partial file, and no folder this call
-    created. Callers turn the errors into their own messages (where to put the file).
-
-    Args:
-        url: what to fetch.
-        path: the final file.
-        opener: ``urllib.request.urlopen``-like ``opener(url, timeout=...)``.
-        timeout: seconds; a download without one could hang forever.
-        digest: expected hex digest of the file (not checked when None).
-        algorithm: ``hashlib`` name of the digest.
-
-    Raises:
-        DownloadError: the fetch failed.
-        DigestError: the file's digest is not ``digest``.
-    """
-    created = _make_parents(os.path.dirname(os.path.abspath(path)))
-    tmp = None
-    try:
-        fd, tmp = tempfile.mkstemp(prefix=os.path.basename(path) + TMP_MARK,
-                                   dir=os.path.dirname(os.path.abspath(path)))
-        try:
-            with os.fdopen(fd, "wb") as out, opener(url, timeout=timeout) as response:
-                expected = _content_length(response)
-                shutil.copyfileobj(response, out, 1 << 20)
-                got = out.tell()
-        except Exception as err:  # URLError, timeouts, HTTP errors: all mean "no file"
-            raise DownloadError(f"{type(err).__name__}: {err}") from None
-        if expected is not None and got != expected:
-            raise DownloadError(f"the connection delivered {got} of the {expected} bytes its "
-                                "Content-Length announced (cut short)")
-        _finish(tmp)
-        if digest is not None and file_digest(tmp, algorithm) != digest.lower():
-            raise DigestError(f"{url}: {algorithm} is not {digest}")
-        os.replace(tmp, path)
-        fsync_dir(os.path.dirname(os.path.abspath(path)))
-    except BaseException:
-        if tmp is not None and os.path.exists(tmp):
-            os.remove(tmp)
-        for folder in reversed(created):
-            try:
-                os.rmdir(folder)  # only if still empty
-            except OSError:
-                break
-        raise
-    return path
-
-
-def _content_length(response: Any) -> Optional[int]:
-    """The announced body size, or None (absent, or compressed on the wire)."""
-    headers = getattr(response, "headers", None) or {}
-    if str(headers.get("Content-Encoding", "identity")).lower() not in ("identity", ""):
-        return None
-    value = headers.get("Content-Length")
-    try:
-        return int(value) if value is not None else None
-    except (TypeError, ValueError):
-        return None
-
-
-def _make_parents(folder: str) -> list:
-    """``os.makedirs(folder)``; returns the folders it created, outermost first."""
-    missing = []
-    while folder and not os.path.isdir(folder):
-        missing.append(folder)
-        parent = os.path.dirname(folder)
-        if parent == folder:
-            break
-        folder = parent
-    missing.reverse()
-    for d in missing:
-        os.makedirs(d, exist_ok=True)
-    return missing
 
 
 # ----------------------------------------------------------------------------- weights
