@@ -1,9 +1,10 @@
 """Figures and tables for OrthoNets experiments: learning curves, filter banks and their
 Gram matrices, channel attention weights, sweeps and a Markdown comparison table.
 
-Each plotting function returns a pyplot ``Figure`` and takes an optional ``save_path``
-(written by :func:`save_figure`). Under a non-interactive backend (scripts, tests) a figure
-made here is closed in pyplot after drawing, so loops do not pile up open figures.
+Each plotting function returns a pyplot ``Figure``, writes it to ``save_path`` when given
+(through :func:`save_figure`) and, where it takes ``ax``, draws into that axes instead of a
+new figure. Under a non-interactive backend (scripts, tests) a figure made here is closed
+in pyplot after drawing, so loops do not pile up open figures.
 """
 from __future__ import annotations
 
@@ -28,28 +29,28 @@ _LABEL_SIZE = 11
 _MARKER_MAX = 60  # series with at most this many points are drawn with markers
 _NON_INTERACTIVE = {"agg", "cairo", "pdf", "pgf", "ps", "svg", "template"}
 _SPLIT_NAMES = {"train": "Train", "val": "Validation", "test": "Test"}
-_METRIC_LABELS = {"acc": "Accuracy", "loss": "CE Loss", "top1": "Top-1 accuracy",
-                  "top5": "Top-5 accuracy"}
+_METRIC_LABELS = {"acc": "Accuracy", "loss": "CE Loss"}
 
 
 # --------------------------------------------------------------------- helpers
 def _to_numpy(x: Any, name: str) -> np.ndarray:
-    if hasattr(x, "numpy") and not isinstance(x, np.ndarray):
-        x = x.numpy()
     try:
-        return np.asarray(x, dtype=np.float64)
+        return np.asarray(x.numpy() if hasattr(x, "numpy") else x, dtype=np.float64)
     except (TypeError, ValueError) as err:
         raise TypeError(f"{name} must be a numpy array, paddle Tensor or nested list of "
                         f"numbers, got {type(x).__name__}: {err}") from None
 
 
-def _bank_array(bank: Any) -> np.ndarray:
+def _bank_array(bank: Any, **limits: Optional[int]) -> np.ndarray:
+    """``bank`` as a ``[c, h, w]`` array, checking each of ``limits`` is None or >= 1."""
     arr = _to_numpy(bank, "bank")
-    if arr.ndim != 3:
+    if arr.ndim != 3 or arr.shape[0] == 0:
         hint = " (for a single filter pass bank[None])" if arr.ndim == 2 else ""
-        raise ValueError(f"bank must have shape [channels, h, w], got shape {arr.shape}{hint}")
-    if arr.shape[0] == 0:
-        raise ValueError("bank has no filters (shape[0] == 0)")
+        raise ValueError(f"bank must have shape [channels, h, w] with channels >= 1, got shape "
+                         f"{arr.shape}{hint}")
+    for name, value in limits.items():
+        if value is not None and value < 1:
+            raise ValueError(f"{name} must be >= 1, got {value}")
     return arr
 
 
@@ -104,15 +105,11 @@ def _series(record: Any, split: str, key: str, where: str
     values = part.get(key)
     if values is None or len(values) == 0:
         return None
-    if "iter" not in part:
-        raise ValueError(f"{where}[{split!r}] has {len(values)} {key!r} values but no 'iter' "
-                         f"positions; add {where}[{split!r}]['iter'] with the training step of "
-                         f"each value")
     y = np.array([float(v) for v in values], dtype=np.float64)
-    x = np.array([float(v) for v in part["iter"]], dtype=np.float64)
+    x = np.array([float(v) for v in part.get("iter", [])], dtype=np.float64)
     if len(x) != len(y):
         raise ValueError(f"{where}[{split!r}] has {len(y)} {key!r} values but {len(x)} 'iter' "
-                         f"positions; record one 'iter' entry per value")
+                         f"positions; record one 'iter' entry (the training step) per value")
     return x, y
 
 
@@ -145,9 +142,6 @@ def plot_learning_curve(record: Mapping[str, Mapping[str, Sequence[float]]], tit
         record: ``{"train": {title: [...], "iter": [...]}, "val": {...}}``; ``iter`` holds
             the global training step of each value. A missing or empty split is skipped.
         title: the metric key to plot, e.g. ``"loss"`` or ``"acc"``.
-        ylabel: y-axis label.
-        save_path: where to write the figure.
-        ax: draw into this axes instead of a new figure.
 
     Raises:
         ValueError: a split's values and ``iter`` differ in length, or neither split has
@@ -172,11 +166,7 @@ def plot_curves_together(records: Mapping[str, Mapping], metric: str = "acc", sp
 
     Args:
         records: run name -> record shaped as in :func:`plot_learning_curve`.
-        metric: the metric key, e.g. ``"acc"`` or ``"loss"``.
-        split: ``"train"`` or ``"val"``.
-        save_path: where to write the figure.
-        ax: draw into this axes instead of a new figure.
-        ylabel: y-axis label (default derived from ``metric``).
+        metric, split: what to plot, e.g. ``"acc"`` of ``"val"``.
         title: axes title (default ``"<Split> <metric>: run1 vs run2"``).
 
     Raises:
@@ -213,19 +203,11 @@ def plot_filters(bank: Any, max_filters: int = 16, ncols: int = 8, title: Option
         bank: ``[c, h, w]`` numpy array or paddle Tensor (e.g. ``ChannelAttention.filters``).
         max_filters: how many filters (from channel 0) to draw.
         ncols: filters per row.
-        title: figure title (default describes the bank).
-        save_path: where to write the figure.
-
-    Returns:
-        The figure: one axes per drawn filter (titled with its channel index) plus a colorbar.
 
     Raises:
         ValueError: ``bank`` is not 3-D, or ``max_filters`` / ``ncols`` is not positive.
     """
-    arr = _bank_array(bank)
-    if max_filters < 1 or ncols < 1:
-        raise ValueError(f"max_filters and ncols must be >= 1, got max_filters={max_filters}, "
-                         f"ncols={ncols}")
+    arr = _bank_array(bank, max_filters=max_filters, ncols=ncols)
     c, h, w = arr.shape
     n = min(c, max_filters)
     ncols = min(ncols, n)
@@ -256,21 +238,15 @@ def plot_gram_matrix(bank: Any, title: Optional[str] = None, save_path: Optional
     Args:
         bank: ``[c, h, w]`` numpy array or paddle Tensor.
         title: first title line (default ``"Gram matrix of the filter bank"``).
-        save_path: where to write the figure.
         max_channels: only the first ``max_channels`` filters are used (readability).
         group_size: if given, draw group boundaries every ``group_size`` channels and also
             report the largest off-diagonal ``|value|`` inside the groups
             (``orthonets_paddle.layers.orthogonal_groups`` gives OrthoNets' groups: ``h*w``).
-        ax: draw into this axes instead of a new figure.
 
     Raises:
         ValueError: ``bank`` is not 3-D, or ``max_channels`` / ``group_size`` is not positive.
     """
-    arr = _bank_array(bank)
-    if max_channels < 1:
-        raise ValueError(f"max_channels must be >= 1, got {max_channels}")
-    if group_size is not None and group_size < 1:
-        raise ValueError(f"group_size must be >= 1 or None, got {group_size}")
+    arr = _bank_array(bank, max_channels=max_channels, group_size=group_size)
     c = arr.shape[0]
     n = min(c, max_channels)
     flat = arr[:n].reshape(n, -1)
@@ -305,13 +281,8 @@ def plot_attention(weights: Any, title: Optional[str] = None, save_path: Optiona
     Args:
         weights: ``[batch, channels]`` excitation values in (0, 1), e.g.
             ``ChannelAttention.excitation(x)``; trailing 1x1 dims (``[b, c, 1, 1]``) are accepted.
-        title: figure title.
-        save_path: where to write the figure.
         class_names: names of the classes; needs ``labels``.
         labels: class index (or name) of each sample, used as the heat map's row labels.
-
-    Returns:
-        The figure: heat map axes, mean axes and colorbar axes.
 
     Raises:
         ValueError: ``weights`` is not ``[batch, channels]``, ``labels`` does not have one
@@ -389,10 +360,6 @@ def comparison_table(rows: Sequence[Mapping[str, Any]],
             ``params`` (count) and ``throughput`` (images/s); a missing or None value is "-".
         reference: rows of published / earlier results, listed under a separator row and
             with ``" (<reference_label>)"`` appended to the model name.
-        reference_label: how the reference rows are labelled.
-
-    Returns:
-        The table, one line per row, without a trailing newline.
 
     Raises:
         ValueError: a row lacks ``model``, has an unknown key, or a value is not a number
@@ -419,7 +386,14 @@ def _table_row(row: Mapping[str, Any], where: str, suffix: str) -> str:
                              f"{', '.join(_TABLE_KEYS)}")
     if row.get("model") in (None, ""):
         raise ValueError(f"{where} has no 'model' name; add 'model': '<name>'")
-    acc, params, speed = (_number(row, key, where) for key in _TABLE_KEYS[1:])
+    numbers = []
+    for key in _TABLE_KEYS[1:]:
+        try:
+            value = float("nan" if row.get(key) is None else row[key])
+        except (TypeError, ValueError):
+            raise ValueError(f"{where}[{key!r}] must be a number, got {row[key]!r}") from None
+        numbers.append(None if math.isnan(value) else value)  # missing, None or NaN: "-"
+    acc, params, speed = numbers
     if acc is not None and not 0.0 <= acc <= 1.0:
         raise ValueError(f"{where}['val_acc'] = {acc} is not a fraction in [0, 1]; "
                          f"if it is a percentage, divide it by 100")
@@ -428,18 +402,6 @@ def _table_row(row: Mapping[str, Any], where: str, suffix: str) -> str:
              "-" if params is None else f"{int(round(params)):,}",
              "-" if speed is None else f"{speed:.1f}"]
     return "| " + " | ".join(cells) + " |"
-
-
-def _number(row: Mapping[str, Any], key: str, where: str) -> Optional[float]:
-    """``row[key]`` as a float; None when missing, None or NaN."""
-    value = row.get(key)
-    if value is None:
-        return None
-    try:
-        value = float(value)
-    except (TypeError, ValueError):
-        raise ValueError(f"{where}[{key!r}] must be a number, got {value!r}") from None
-    return None if math.isnan(value) else value
 
 
 # --------------------------------------------------------------------- sweeps
@@ -454,8 +416,6 @@ def plot_sweep(rows: Sequence[Mapping[str, Any]], curves: Mapping[str, Mapping[s
         curves: ``label -> {"val_acc": [per-seed lists per epoch], "train_loss":
             [per-seed lists], "train_iter": [steps]}``.
         baseline: label of the baseline; its mean is drawn as a dashed line.
-        title: figure title.
-        save_path: where to write the figure.
 
     Returns:
         The figure: accuracy panel, mean training loss panel and, when the runs have more
@@ -500,13 +460,10 @@ def plot_sweep(rows: Sequence[Mapping[str, Any]], curves: Mapping[str, Mapping[s
                 continue
             n = min(len(v) for v in seeds)  # mean over seeds, cut to the shortest
             mean = np.mean([v[:n] for v in seeds], axis=0)
-            if key == "val_acc":
-                ax.plot(np.arange(1, n + 1), mean, marker="o", label=label,
-                        color=colour.get(str(label)))
-            else:
-                it = np.asarray(c.get("train_iter", np.arange(n)))[:n]
-                ax.plot(it, mean, label=label, lw=1.2, color=colour.get(str(label)),
-                        marker="o" if n < 3 else None)
+            epochs = key == "val_acc"
+            x = np.arange(1, n + 1) if epochs else np.asarray(c.get("train_iter", np.arange(n)))[:n]
+            ax.plot(x, mean, label=label, lw=1.2, color=colour.get(str(label)),
+                    marker="o" if epochs or n < 3 else None)
         _style(ax, xlabel, ylabel, panel_title, fontsize=8)
     if title:
         fig.suptitle(title, fontsize=_TITLE_SIZE)
