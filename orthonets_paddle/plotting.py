@@ -32,7 +32,6 @@ _SPLIT_NAMES = {"train": "Train", "val": "Validation", "test": "Test"}
 _METRIC_LABELS = {"acc": "Accuracy", "loss": "CE Loss"}
 
 
-# --------------------------------------------------------------------- helpers
 def _to_numpy(x: Any, name: str) -> np.ndarray:
     try:
         return np.asarray(x.numpy() if hasattr(x, "numpy") else x, dtype=np.float64)
@@ -97,12 +96,10 @@ def _series(record: Any, split: str, key: str, where: str
         raise TypeError(f"{where} must be a dict like {{'train': {{'loss': [...], 'iter': [...]}}, "
                         f"'val': {{...}}}}, got {type(record).__name__}")
     part = record.get(split)
-    if not part:
-        return None
-    if not isinstance(part, Mapping):
+    if part and not isinstance(part, Mapping):
         raise TypeError(f"{where}[{split!r}] must be a dict like {{{key!r}: [...], 'iter': [...]}}, "
                         f"got {type(part).__name__}")
-    values = part.get(key)
+    values = part.get(key) if part else None
     if values is None or len(values) == 0:
         return None
     y = np.array([float(v) for v in values], dtype=np.float64)
@@ -118,9 +115,11 @@ def _recorded(record: Mapping) -> List[str]:
                    for k in part if k != "iter"}) or "none"
 
 
-def _draw_curves(ax: Axes, curves: Sequence[Tuple[str, Tuple[np.ndarray, np.ndarray]]],
-                 colors: Sequence[Optional[str]]) -> None:
-    """One line per (label, (x, y)), with a 5% y margin around the finite values."""
+def _curves_figure(curves: Sequence[Tuple[str, Tuple[np.ndarray, np.ndarray]]],
+                   colors: Sequence[Optional[str]], ax: Optional[Axes], ylabel: str, title: str,
+                   save_path: Optional[str], /, **legend: Any) -> Figure:
+    """One line per (label, (x, y)) against training steps, with a 5% y margin."""
+    fig, ax, owned = _axes(ax, (9, 5))
     for (label, (x, y)), color in zip(curves, colors):
         # Markers keep short runs readable: one epoch's single validation point has no line.
         ax.plot(x, y, color=color, label=label, linewidth=1.6,
@@ -130,9 +129,10 @@ def _draw_curves(ax: Axes, curves: Sequence[Tuple[str, Tuple[np.ndarray, np.ndar
         lo, hi = float(data.min()), float(data.max())
         pad = (hi - lo) * 0.05 if hi > lo else max(abs(hi) * 0.05, 0.05)
         ax.set_ylim(lo - pad, hi + pad)
+    _style(ax, "Training steps", ylabel, title, fontsize=_LABEL_SIZE, **legend)
+    return _finish(fig, save_path, owned)
 
 
-# ------------------------------------------------------------ learning curves
 def plot_learning_curve(record: Mapping[str, Mapping[str, Sequence[float]]], title: str = "loss",
                         ylabel: str = "CE Loss", save_path: Optional[str] = None,
                         ax: Optional[Axes] = None) -> Figure:
@@ -142,10 +142,6 @@ def plot_learning_curve(record: Mapping[str, Mapping[str, Sequence[float]]], tit
         record: ``{"train": {title: [...], "iter": [...]}, "val": {...}}``; ``iter`` holds
             the global training step of each value. A missing or empty split is skipped.
         title: the metric key to plot, e.g. ``"loss"`` or ``"acc"``.
-
-    Raises:
-        ValueError: a split's values and ``iter`` differ in length, or neither split has
-            values for ``title``.
     """
     curves = [(split, _series(record, split, title, "record")) for split in ("train", "val")]
     colors = [c for (_, xy), c in zip(curves, ("tab:red", "tab:cyan")) if xy is not None]
@@ -153,10 +149,7 @@ def plot_learning_curve(record: Mapping[str, Mapping[str, Sequence[float]]], tit
     if not curves:
         raise ValueError(f"record has no {title!r} values in 'train' or 'val'; pass title= one "
                          f"of the recorded metrics: {_recorded(record)}")
-    fig, ax, owned = _axes(ax, (9, 5))
-    _draw_curves(ax, curves, colors)
-    _style(ax, "Training steps", ylabel, f"Learning curve of {title}", fontsize=_LABEL_SIZE)
-    return _finish(fig, save_path, owned)
+    return _curves_figure(curves, colors, ax, ylabel, f"Learning curve of {title}", save_path)
 
 
 def plot_curves_together(records: Mapping[str, Mapping], metric: str = "acc", split: str = "val",
@@ -170,7 +163,7 @@ def plot_curves_together(records: Mapping[str, Mapping], metric: str = "acc", sp
         title: axes title (default ``"<Split> <metric>: run1 vs run2"``).
 
     Raises:
-        ValueError: ``records`` is empty, or a run has no ``records[run][split][metric]``.
+        ValueError: a run has no ``records[run][split][metric]``.
     """
     if not isinstance(records, Mapping) or not records:
         raise ValueError("records must be a non-empty dict of run name -> record, e.g. "
@@ -183,18 +176,15 @@ def plot_curves_together(records: Mapping[str, Mapping], metric: str = "acc", sp
                              f"recorded metrics: {_recorded(record)}; pass "
                              f"metric=/split= that every run has, or drop the run")
         curves.append((str(name), xy))
-    fig, ax, owned = _axes(ax, (9, 5))
-    _draw_curves(ax, curves, [None] * len(curves))
     split_name = _SPLIT_NAMES.get(split, split)
     if title is None:
         runs = " vs ".join(n for n, _ in curves) if len(curves) <= 3 else f"{len(curves)} runs"
         title = f"{split_name} {metric}: {runs}"
-    _style(ax, "Training steps", ylabel or f"{split_name} {_METRIC_LABELS.get(metric, metric)}",
-           title, fontsize=_LABEL_SIZE, title="run")
-    return _finish(fig, save_path, owned)
+    return _curves_figure(curves, [None] * len(curves), ax,
+                          ylabel or f"{split_name} {_METRIC_LABELS.get(metric, metric)}", title,
+                          save_path, title="run")
 
 
-# ---------------------------------------------------------------- filter banks
 def plot_filters(bank: Any, max_filters: int = 16, ncols: int = 8, title: Optional[str] = None,
                  save_path: Optional[str] = None) -> Figure:
     """The first filters of a bank as small images on one shared, zero-centred scale.
@@ -203,9 +193,6 @@ def plot_filters(bank: Any, max_filters: int = 16, ncols: int = 8, title: Option
         bank: ``[c, h, w]`` numpy array or paddle Tensor (e.g. ``ChannelAttention.filters``).
         max_filters: how many filters (from channel 0) to draw.
         ncols: filters per row.
-
-    Raises:
-        ValueError: ``bank`` is not 3-D, or ``max_filters`` / ``ncols`` is not positive.
     """
     arr = _bank_array(bank, max_filters=max_filters, ncols=ncols)
     c, h, w = arr.shape
@@ -237,14 +224,11 @@ def plot_gram_matrix(bank: Any, title: Optional[str] = None, save_path: Optional
 
     Args:
         bank: ``[c, h, w]`` numpy array or paddle Tensor.
-        title: first title line (default ``"Gram matrix of the filter bank"``).
+        title: first title line.
         max_channels: only the first ``max_channels`` filters are used (readability).
         group_size: if given, draw group boundaries every ``group_size`` channels and also
             report the largest off-diagonal ``|value|`` inside the groups
             (``orthonets_paddle.layers.orthogonal_groups`` gives OrthoNets' groups: ``h*w``).
-
-    Raises:
-        ValueError: ``bank`` is not 3-D, or ``max_channels`` / ``group_size`` is not positive.
     """
     arr = _bank_array(bank, max_channels=max_channels, group_size=group_size)
     c = arr.shape[0]
@@ -271,7 +255,6 @@ def plot_gram_matrix(bank: Any, title: Optional[str] = None, save_path: Optional
     return _finish(fig, save_path, owned)
 
 
-# ------------------------------------------------------------------ attention
 def plot_attention(weights: Any, title: Optional[str] = None, save_path: Optional[str] = None,
                    class_names: Optional[Sequence[str]] = None,
                    labels: Optional[Sequence[int]] = None) -> Figure:
@@ -283,11 +266,6 @@ def plot_attention(weights: Any, title: Optional[str] = None, save_path: Optiona
             ``ChannelAttention.excitation(x)``; trailing 1x1 dims (``[b, c, 1, 1]``) are accepted.
         class_names: names of the classes; needs ``labels``.
         labels: class index (or name) of each sample, used as the heat map's row labels.
-
-    Raises:
-        ValueError: ``weights`` is not ``[batch, channels]``, ``labels`` does not have one
-            entry per sample, a label is outside ``class_names``, or ``class_names`` is given
-            without ``labels``.
     """
     arr = _to_numpy(weights, "weights")
     if arr.ndim == 4 and arr.shape[2:] == (1, 1):
@@ -346,7 +324,6 @@ def _row_labels(b: int, class_names: Optional[Sequence[str]],
     return [str(class_names[int(v)]) for v in labels]
 
 
-# -------------------------------------------------------------------- tables
 _TABLE_KEYS = ("model", "val_acc", "params", "throughput")
 
 
@@ -360,10 +337,6 @@ def comparison_table(rows: Sequence[Mapping[str, Any]],
             ``params`` (count) and ``throughput`` (images/s); a missing or None value is "-".
         reference: rows of published / earlier results, listed under a separator row and
             with ``" (<reference_label>)"`` appended to the model name.
-
-    Raises:
-        ValueError: a row lacks ``model``, has an unknown key, or a value is not a number
-            (or ``val_acc`` looks like a percentage).
     """
     lines = ["| Model | Val acc | Parameters | Throughput (images/s) |",
              "|---|---:|---:|---:|"]
@@ -404,11 +377,11 @@ def _table_row(row: Mapping[str, Any], where: str, suffix: str) -> str:
     return "| " + " | ".join(cells) + " |"
 
 
-# --------------------------------------------------------------------- sweeps
 def plot_sweep(rows: Sequence[Mapping[str, Any]], curves: Mapping[str, Mapping[str, Any]],
                baseline: Optional[str] = None, title: Optional[str] = None,
                save_path: Optional[str] = None) -> Figure:
-    """An ablation sweep: accuracy per variant with 95% intervals, and mean learning curves.
+    """An ablation sweep: accuracy per variant with 95% intervals, the mean training loss
+    and, with more than one epoch, the mean validation accuracy per epoch.
 
     Args:
         rows: one per variant with ``label``, ``final_mean``, ``final_lo``, ``final_hi``,
@@ -416,10 +389,6 @@ def plot_sweep(rows: Sequence[Mapping[str, Any]], curves: Mapping[str, Mapping[s
         curves: ``label -> {"val_acc": [per-seed lists per epoch], "train_loss":
             [per-seed lists], "train_iter": [steps]}``.
         baseline: label of the baseline; its mean is drawn as a dashed line.
-
-    Returns:
-        The figure: accuracy panel, mean training loss panel and, when the runs have more
-        than one epoch, a mean validation accuracy per epoch panel.
     """
     if not rows:
         raise ValueError("plot_sweep: no variant rows to plot")
