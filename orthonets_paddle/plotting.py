@@ -2,9 +2,9 @@
 Gram matrices, channel attention weights, sweeps and a Markdown comparison table.
 
 Each plotting function returns a pyplot ``Figure``, writes it to ``save_path`` when given
-(through :func:`save_figure`) and, where it takes ``ax``, draws into that axes instead of a
-new figure. Under a non-interactive backend (scripts, tests) a figure made here is closed
-in pyplot after drawing, so loops do not pile up open figures.
+(through :func:`save_figure`) and, given ``ax``, draws there instead of a new figure. Under a
+non-interactive backend a figure made here is closed in pyplot after drawing, so loops do
+not pile up open figures.
 """
 from __future__ import annotations
 
@@ -26,9 +26,7 @@ __all__ = ["plot_learning_curve", "plot_filters", "plot_gram_matrix", "plot_atte
 
 _TITLE_SIZE = 13
 _LABEL_SIZE = 11
-_MARKER_MAX = 60  # series with at most this many points are drawn with markers
 _NON_INTERACTIVE = {"agg", "cairo", "pdf", "pgf", "ps", "svg", "template"}
-_SPLIT_NAMES = {"train": "Train", "val": "Validation", "test": "Test"}
 _METRIC_LABELS = {"acc": "Accuracy", "loss": "CE Loss"}
 
 
@@ -69,8 +67,7 @@ def _axes(ax: Optional[Axes], figsize: Tuple[float, float]) -> Tuple[Figure, Axe
 
 
 def _finish(fig: Figure, save_path: Optional[str], owned: bool = True) -> Figure:
-    """tight_layout, save, and detach from pyplot when headless: only for figures made
-    here, as a caller's figure (passed via ``ax``) is theirs to manage."""
+    """Lay out, save, and close when headless; a caller's figure (``ax``) is theirs to manage."""
     if owned:
         fig.tight_layout()
     if save_path is not None:
@@ -115,16 +112,16 @@ def _recorded(record: Mapping) -> List[str]:
                    for k in part if k != "iter"}) or "none"
 
 
-def _curves_figure(curves: Sequence[Tuple[str, Tuple[np.ndarray, np.ndarray]]],
-                   colors: Sequence[Optional[str]], ax: Optional[Axes], ylabel: str, title: str,
-                   save_path: Optional[str], /, **legend: Any) -> Figure:
-    """One line per (label, (x, y)) against training steps, with a 5% y margin."""
+def _curves_figure(curves: Sequence[Tuple[str, Tuple[np.ndarray, np.ndarray], Optional[str]]],
+                   ax: Optional[Axes], ylabel: str, title: str, save_path: Optional[str], /,
+                   **legend: Any) -> Figure:
+    """One line per (label, (x, y), colour) against training steps, with a 5% y margin."""
     fig, ax, owned = _axes(ax, (9, 5))
-    for (label, (x, y)), color in zip(curves, colors):
+    for label, (x, y), color in curves:
         # Markers keep short runs readable: one epoch's single validation point has no line.
         ax.plot(x, y, color=color, label=label, linewidth=1.6,
-                marker="o" if len(x) <= _MARKER_MAX else None, markersize=4)
-    data = np.concatenate([y[np.isfinite(y)] for _, (_, y) in curves])
+                marker="o" if len(x) <= 60 else None, markersize=4)
+    data = np.concatenate([y[np.isfinite(y)] for _, (_, y), _ in curves])
     if data.size:
         lo, hi = float(data.min()), float(data.max())
         pad = (hi - lo) * 0.05 if hi > lo else max(abs(hi) * 0.05, 0.05)
@@ -143,13 +140,13 @@ def plot_learning_curve(record: Mapping[str, Mapping[str, Sequence[float]]], tit
             the global training step of each value. A missing or empty split is skipped.
         title: the metric key to plot, e.g. ``"loss"`` or ``"acc"``.
     """
-    curves = [(split, _series(record, split, title, "record")) for split in ("train", "val")]
-    colors = [c for (_, xy), c in zip(curves, ("tab:red", "tab:cyan")) if xy is not None]
-    curves = [(split, xy) for split, xy in curves if xy is not None]
+    curves = [(split, _series(record, split, title, "record"), color)
+              for split, color in (("train", "tab:red"), ("val", "tab:cyan"))]
+    curves = [curve for curve in curves if curve[1] is not None]
     if not curves:
         raise ValueError(f"record has no {title!r} values in 'train' or 'val'; pass title= one "
                          f"of the recorded metrics: {_recorded(record)}")
-    return _curves_figure(curves, colors, ax, ylabel, f"Learning curve of {title}", save_path)
+    return _curves_figure(curves, ax, ylabel, f"Learning curve of {title}", save_path)
 
 
 def plot_curves_together(records: Mapping[str, Mapping], metric: str = "acc", split: str = "val",
@@ -161,9 +158,6 @@ def plot_curves_together(records: Mapping[str, Mapping], metric: str = "acc", sp
         records: run name -> record shaped as in :func:`plot_learning_curve`.
         metric, split: what to plot, e.g. ``"acc"`` of ``"val"``.
         title: axes title (default ``"<Split> <metric>: run1 vs run2"``).
-
-    Raises:
-        ValueError: a run has no ``records[run][split][metric]``.
     """
     if not isinstance(records, Mapping) or not records:
         raise ValueError("records must be a non-empty dict of run name -> record, e.g. "
@@ -175,14 +169,13 @@ def plot_curves_together(records: Mapping[str, Mapping], metric: str = "acc", sp
             raise ValueError(f"run {name!r} has no {metric!r} values in split {split!r}; "
                              f"recorded metrics: {_recorded(record)}; pass "
                              f"metric=/split= that every run has, or drop the run")
-        curves.append((str(name), xy))
-    split_name = _SPLIT_NAMES.get(split, split)
+        curves.append((str(name), xy, None))
+    split_name = {"train": "Train", "val": "Validation"}.get(split, split)
     if title is None:
-        runs = " vs ".join(n for n, _ in curves) if len(curves) <= 3 else f"{len(curves)} runs"
+        runs = " vs ".join(n for n, _, _ in curves) if len(curves) <= 3 else f"{len(curves)} runs"
         title = f"{split_name} {metric}: {runs}"
-    return _curves_figure(curves, [None] * len(curves), ax,
-                          ylabel or f"{split_name} {_METRIC_LABELS.get(metric, metric)}", title,
-                          save_path, title="run")
+    ylabel = ylabel or f"{split_name} {_METRIC_LABELS.get(metric, metric)}"
+    return _curves_figure(curves, ax, ylabel, title, save_path, title="run")
 
 
 def plot_filters(bank: Any, max_filters: int = 16, ncols: int = 8, title: Optional[str] = None,
@@ -191,8 +184,7 @@ def plot_filters(bank: Any, max_filters: int = 16, ncols: int = 8, title: Option
 
     Args:
         bank: ``[c, h, w]`` numpy array or paddle Tensor (e.g. ``ChannelAttention.filters``).
-        max_filters: how many filters (from channel 0) to draw.
-        ncols: filters per row.
+        max_filters, ncols: how many filters (from channel 0) to draw, and how many per row.
     """
     arr = _bank_array(bank, max_filters=max_filters, ncols=ncols)
     c, h, w = arr.shape
@@ -224,20 +216,17 @@ def plot_gram_matrix(bank: Any, title: Optional[str] = None, save_path: Optional
 
     Args:
         bank: ``[c, h, w]`` numpy array or paddle Tensor.
-        title: first title line.
         max_channels: only the first ``max_channels`` filters are used (readability).
         group_size: if given, draw group boundaries every ``group_size`` channels and also
             report the largest off-diagonal ``|value|`` inside the groups
             (``orthonets_paddle.layers.orthogonal_groups`` gives OrthoNets' groups: ``h*w``).
     """
     arr = _bank_array(bank, max_channels=max_channels, group_size=group_size)
-    c = arr.shape[0]
-    n = min(c, max_channels)
-    flat = arr[:n].reshape(n, -1)
-    gram = flat @ flat.T
+    c, n = len(arr), min(len(arr), max_channels)
+    gram = np.einsum("ihw,jhw->ij", arr[:n], arr[:n])
     off = np.abs(gram - np.diag(np.diag(gram)))  # the diagonal zeroed
     stats = f"max |off-diagonal| = {off.max():.3g}"
-    if group_size is not None and n > 1:
+    if group_size is not None:
         group = np.arange(n) // group_size
         stats += f", within groups of {group_size}: {off[group[:, None] == group].max():.3g}"
     fig, ax, owned = _axes(ax, (6.8, 6))
@@ -264,17 +253,19 @@ def plot_attention(weights: Any, title: Optional[str] = None, save_path: Optiona
     Args:
         weights: ``[batch, channels]`` excitation values in (0, 1), e.g.
             ``ChannelAttention.excitation(x)``; trailing 1x1 dims (``[b, c, 1, 1]``) are accepted.
-        class_names: names of the classes; needs ``labels``.
-        labels: class index (or name) of each sample, used as the heat map's row labels.
+        labels, class_names: each sample's class index (or name) as the heat map's row
+            labels, shown as the names from ``class_names`` when given.
     """
     arr = _to_numpy(weights, "weights")
-    if arr.ndim == 4 and arr.shape[2:] == (1, 1):
-        arr = arr[:, :, 0, 0]
+    arr = arr.reshape(arr.shape[:2]) if arr.ndim == 4 and arr.shape[2:] == (1, 1) else arr
     if arr.ndim != 2 or 0 in arr.shape:
         hint = " (for one sample pass weights[None])" if arr.ndim == 1 else ""
         raise ValueError(f"weights must have shape [batch, channels], got {arr.shape}{hint}")
     b, c = arr.shape
-    row_labels = _row_labels(b, class_names, labels)
+    if labels is None and class_names is not None:
+        raise ValueError("class_names is given but labels is not; pass labels= with the "
+                         "class index of each sample")
+    row_labels = None if labels is None else _row_labels(labels, b, class_names)
 
     fig = plt.figure(figsize=(10, 6.5))
     grid = fig.add_gridspec(2, 2, width_ratios=[40, 1], height_ratios=[3, 1.3])
@@ -291,11 +282,10 @@ def plot_attention(weights: Any, title: Optional[str] = None, save_path: Optiona
     ax_map.set_title(title or f"Channel attention weights ({b} samples x {c} channels)",
                      fontsize=_TITLE_SIZE)
 
-    channels = np.arange(c)
     mean, std = arr.mean(axis=0), arr.std(axis=0)
-    ax_mean.fill_between(channels, mean - std, mean + std, color="tab:blue", alpha=0.2,
+    ax_mean.fill_between(np.arange(c), mean - std, mean + std, color="tab:blue", alpha=0.2,
                          label="±1 std")
-    ax_mean.plot(channels, mean, color="tab:blue", linewidth=1.4, label="batch mean")
+    ax_mean.plot(np.arange(c), mean, color="tab:blue", linewidth=1.4, label="batch mean")
     ax_mean.set_xlim(-0.5, c - 0.5)
     lo, hi = float((mean - std).min()), float((mean + std).max())
     span = (hi - lo) or 0.1
@@ -304,13 +294,7 @@ def plot_attention(weights: Any, title: Optional[str] = None, save_path: Optiona
     return _finish(fig, save_path)
 
 
-def _row_labels(b: int, class_names: Optional[Sequence[str]],
-                labels: Optional[Sequence[Any]]) -> Optional[List[str]]:
-    if labels is None:
-        if class_names is not None:
-            raise ValueError("class_names is given but labels is not; pass labels= with the "
-                             "class index of each sample")
-        return None
+def _row_labels(labels: Any, b: int, class_names: Optional[Sequence[str]]) -> List[str]:
     labels = list(np.asarray(labels.numpy() if hasattr(labels, "numpy") else labels).reshape(-1))
     if len(labels) != b:
         raise ValueError(f"labels has {len(labels)} entries but weights has {b} samples; pass "
@@ -392,19 +376,16 @@ def plot_sweep(rows: Sequence[Mapping[str, Any]], curves: Mapping[str, Mapping[s
     """
     if not rows:
         raise ValueError("plot_sweep: no variant rows to plot")
-    epochs = max((len(v) for c in curves.values() for v in c.get("val_acc", [])), default=0)
-    ncols = 3 if epochs > 1 else 2
+    ncols = 3 if any(len(v) > 1 for c in curves.values() for v in c.get("val_acc", [])) else 2
     fig = plt.figure(figsize=(5.0 * ncols, 4.2))
     ax = fig.add_subplot(1, ncols, 1)
     colour = {str(r["label"]): f"C{i % 10}" for i, r in enumerate(rows)}  # same in every panel
     for i, r in enumerate(rows):
         label, col = str(r["label"]), colour[str(r["label"])]
         for off, key, marker in ((-0.12, "final", "o"), (0.12, "best", "s")):
-            mean = float(r[f"{key}_mean"])
+            mean, lo, hi = (float(r[f"{key}_{part}"]) for part in ("mean", "lo", "hi"))
             # an accuracy interval beyond [0, 1] says nothing: clip it
-            lo = min(max(float(r[f"{key}_lo"]), 0.0), mean)
-            hi = max(min(float(r[f"{key}_hi"]), 1.0), mean)
-            err = np.nan_to_num(np.array([[mean - lo], [hi - mean]]))
+            err = np.nan_to_num([[mean - min(max(lo, 0), mean)], [max(min(hi, 1), mean) - mean]])
             ax.errorbar([i + off], [mean], yerr=err, fmt=marker, color=col, capsize=4,
                         label=f"{label}: {key} (mean, 95% CI)")
         finals = [v[-1] for v in curves.get(r["label"], {}).get("val_acc", []) if len(v)]
