@@ -12,6 +12,8 @@ from typing import Any, Dict, List, Optional, Sequence
 import numpy as np
 import paddle
 
+from ..utils.io import write_json
+
 __all__ = ["confusion_matrix", "per_class_accuracy", "plot_confusion_matrix",
            "evaluate_from_config", "format_eval"]
 
@@ -134,7 +136,6 @@ def evaluate_from_config(cfg: Dict[str, Any], per_class: bool = False,
     from ..data.datasets import validate_dataset
     from ..models.registry import model_channels
     from .env import setup_env
-    from .logger import write_json
     from .losses import build_loss
     from .trainer import evaluate
     from ..models import load_model
@@ -154,8 +155,7 @@ def evaluate_from_config(cfg: Dict[str, Any], per_class: bool = False,
     preds, labels = [], []
 
     def recording_loss(logits: paddle.Tensor, target: paddle.Tensor) -> paddle.Tensor:
-        # The trainer's own evaluate (same figures as training's validation) also yields
-        # every prediction and label: no second pass over the data.
+        # evaluate's one pass also yields every prediction and label: no second pass
         preds.append(logits.argmax(axis=-1).numpy().reshape(-1))
         labels.append(target.numpy().reshape(-1))
         return loss_fn(logits, target)
