@@ -1,4 +1,4 @@
-"""Run records (the seed's shape), metrics.json, VisualDL and the progress bar."""
+"""Run records (the seed's shape), VisualDL scalars, the progress bar and log lines."""
 from __future__ import annotations
 
 import datetime
@@ -7,10 +7,7 @@ import sys
 import time
 from typing import Any, Dict, Optional
 
-from ..utils.io import write_json  # noqa: F401  (re-exported)
-
-__all__ = ["get_logger", "new_records", "VisualDLWriter", "write_json", "progress",
-           "step_line", "log_line"]
+__all__ = ["get_logger", "new_records", "VisualDLWriter", "progress", "step_line", "log_line"]
 
 
 def get_logger(name: str = "orthonets_paddle", quiet: bool = False) -> logging.Logger:

@@ -12,10 +12,10 @@ from typing import Any, Dict, List, Optional, Sequence
 import numpy as np
 import paddle
 
-from ..utils.io import atomic_write
+from ..utils.io import write_json
 
 __all__ = ["confusion_matrix", "per_class_accuracy", "plot_confusion_matrix",
-           "evaluate_with_predictions", "evaluate_from_config", "format_eval"]
+           "evaluate_from_config", "format_eval"]
 
 
 def confusion_matrix(labels: Sequence[int], preds: Sequence[int], num_classes: int) -> np.ndarray:
@@ -40,30 +40,22 @@ def per_class_accuracy(cm: np.ndarray) -> np.ndarray:
     """Recall of each class (``diag / row sum``); NaN for classes without samples."""
     cm = np.asarray(cm, dtype=np.float64)
     totals = cm.sum(axis=1)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(totals > 0, np.diag(cm) / totals, np.nan)
+    return np.divide(np.diag(cm), totals, out=np.full(len(cm), np.nan), where=totals > 0)
 
 
 def plot_confusion_matrix(cm: np.ndarray, class_names: Optional[Sequence[str]] = None,
                           normalize: bool = True, title: Optional[str] = None,
                           save_path: Optional[str] = None):
-    """Heat map of a confusion matrix (rows: true class, columns: predicted).
+    """Heat map of a confusion matrix (rows: true class, columns: predicted), made and
+    saved as ``plotting``'s figures are.
 
     Args:
         cm: ``[K, K]`` counts from ``confusion_matrix``.
         class_names: tick labels (default: class indices).
         normalize: colour (and annotate) each row as fractions of that class's samples.
-        title: figure title.
-        save_path: write the figure there (PNG unless the suffix says otherwise).
-
-    Returns:
-        The ``matplotlib`` figure (closed in pyplot when headless, as in ``plotting``).
-
-    Raises:
-        ValueError: ``cm`` is not square, or ``class_names`` has the wrong length.
     """
-    import matplotlib
-    import matplotlib.pyplot as plt
+    # Here, not at the top: matplotlib loads only when a figure is asked for.
+    from ..plotting import _axes, _finish
 
     cm = np.asarray(cm, dtype=np.float64)
     if cm.ndim != 2 or cm.shape[0] != cm.shape[1] or cm.shape[0] == 0:
@@ -78,7 +70,7 @@ def plot_confusion_matrix(cm: np.ndarray, class_names: Optional[Sequence[str]] =
         rows = cm.sum(axis=1, keepdims=True)
         values = np.divide(cm, rows, out=np.zeros_like(cm), where=rows > 0)
     side = min(max(4.0, 0.55 * k + 2.0), 16.0)
-    fig, ax = plt.subplots(figsize=(side + 1.0, side))
+    fig, ax, _ = _axes(None, (side + 1.0, side))
     image = ax.imshow(values, cmap="Blues", vmin=0.0, vmax=1.0 if normalize else None)
     fig.colorbar(image, ax=ax, fraction=0.046, pad=0.04)
     if k <= 30:  # beyond that the labels are unreadable anyway
@@ -95,45 +87,7 @@ def plot_confusion_matrix(cm: np.ndarray, class_names: Optional[Sequence[str]] =
     ax.set_ylabel("True class")
     default = "Confusion matrix (row-normalised)" if normalize else "Confusion matrix"
     ax.set_title(title or default)
-    fig.tight_layout()
-    if save_path is not None:  # temp file + rename: a link there is replaced, not followed
-        fmt = os.path.splitext(os.fspath(save_path))[1][1:].lower() or "png"
-        atomic_write(save_path, lambda tmp: fig.savefig(tmp, format=fmt, dpi=120, bbox_inches="tight"))
-    if matplotlib.get_backend().lower() in ("agg", "cairo", "pdf", "pgf", "ps", "svg", "template"):
-        plt.close(fig)
-    return fig
-
-
-class _RecordingLoss:
-    """Wraps the loss so one ``evaluate`` pass also yields every prediction and label:
-    the figures stay the trainer's own, without a second pass over the data."""
-
-    def __init__(self, loss_fn):
-        self.loss_fn = loss_fn
-        self.preds: List[np.ndarray] = []
-        self.labels: List[np.ndarray] = []
-
-    def __call__(self, logits: paddle.Tensor, labels: paddle.Tensor) -> paddle.Tensor:
-        self.preds.append(logits.argmax(axis=-1).numpy().reshape(-1))
-        self.labels.append(labels.numpy().reshape(-1))
-        return self.loss_fn(logits, labels)
-
-
-def evaluate_with_predictions(model: paddle.nn.Layer, loader, loss_fn,
-                              show_progress: bool = False) -> Dict[str, Any]:
-    """The trainer's ``evaluate`` plus the top-1 prediction and label of every sample.
-
-    Returns:
-        ``evaluate``'s dict (``loss``, ``acc``, ``top5``, ``samples``) with ``preds`` and
-        ``labels`` (int64 arrays).
-    """
-    from .trainer import evaluate
-
-    recorder = _RecordingLoss(loss_fn)
-    result = dict(evaluate(model, loader, recorder, show_progress=show_progress))
-    cat = (lambda xs: np.concatenate(xs).astype(np.int64) if xs else np.zeros(0, np.int64))
-    result["preds"], result["labels"] = cat(recorder.preds), cat(recorder.labels)
-    return result
+    return _finish(fig, save_path)
 
 
 def _class_names(dataset: Any, cfg: Dict[str, Any], k: int) -> List[str]:
@@ -182,8 +136,8 @@ def evaluate_from_config(cfg: Dict[str, Any], per_class: bool = False,
     from ..data.datasets import validate_dataset
     from ..models.registry import model_channels
     from .env import setup_env
-    from .logger import write_json
     from .losses import build_loss
+    from .trainer import evaluate
     from ..models import load_model
 
     g = cfg["Global"]
@@ -197,22 +151,28 @@ def evaluate_from_config(cfg: Dict[str, Any], per_class: bool = False,
     validate_dataset(loader.dataset, cfg["Arch"]["class_num"], "DataLoader.Eval")
     _warn_folder_classes(loader.dataset, int(cfg["Arch"]["class_num"]))
     check_loader_samples(loader, model_channels(cfg["Arch"]), "DataLoader.Eval", g["image_shape"])
-    raw = evaluate_with_predictions(model, loader, build_loss(cfg["Loss"].get("Eval") or cfg["Loss"].get("Train")),
-                                    show_progress=g["progress_bar"])
+    loss_fn = build_loss(cfg["Loss"].get("Eval") or cfg["Loss"].get("Train"))
+    preds, labels = [], []
+
+    def recording_loss(logits: paddle.Tensor, target: paddle.Tensor) -> paddle.Tensor:
+        # evaluate's one pass also yields every prediction and label: no second pass
+        preds.append(logits.argmax(axis=-1).numpy().reshape(-1))
+        labels.append(target.numpy().reshape(-1))
+        return loss_fn(logits, target)
+
+    raw = evaluate(model, loader, recording_loss, show_progress=g["progress_bar"])
     k = int(cfg["Arch"]["class_num"])
     result: Dict[str, Any] = {"arch": cfg["Arch"]["name"], "weights": str(g["pretrained_model"]),
                               "top1": raw["acc"], "top5": raw["top5"], "loss": raw["loss"],
                               "samples": raw["samples"]}
-    need_cm = per_class or confusion_path
-    cm = confusion_matrix(raw["labels"], raw["preds"], k) if need_cm else None
     names = _class_names(loader.dataset, cfg, k)
-    if cm is not None:
+    if per_class or confusion_path:
+        cm = confusion_matrix(np.concatenate(labels), np.concatenate(preds), k)
         result["confusion_matrix"] = cm.tolist()  # rows: true class, columns: predicted
     if per_class:
-        accs = per_class_accuracy(cm)
         result["per_class"] = [{"class_id": i, "class": names[i], "samples": int(cm[i].sum()),
                                 "acc": None if np.isnan(a) else float(a)}
-                               for i, a in enumerate(accs)]
+                               for i, a in enumerate(per_class_accuracy(cm))]
     if confusion_path:
         plot_confusion_matrix(cm, names, title=f"{cfg['Arch']['name']}: confusion matrix",
                               save_path=confusion_path)
