@@ -608,3 +608,28 @@ def test_squeeze_none_and_config_errors_name_the_dotted_key():
         build_model_from_config({"name": "resnet18", "class_num": 3, "global_pool": "mean"})
     with pytest.raises(ValueError, match=r"^Arch\.name: unknown model 'orthonet19'"):
         build_model_from_config({"name": "orthonet19", "class_num": 3})
+
+
+def test_model_table_tool_writes_params_and_flops(tmp_path):
+    """tools/model_table.py --no-latency: each model and its depth's ResNet, the params column
+    as build_model counts them, FLOPs as model_flops counts them, no latency cells."""
+    import subprocess
+    import sys
+    from orthonets_paddle.deploy.model_table import model_flops, read_params_column
+    root = _MODELS_MD.rsplit("docs", 1)[0]
+    out = tmp_path / "MODELS.md"
+    proc = subprocess.run([sys.executable, root + "tools/model_table.py", "--models", "orthonet18",
+                           "--no-latency", "--output", str(out)], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    text = out.read_text()
+    assert text.startswith("# Models:") and "python tools/model_table.py --models orthonet18" in text
+    params = read_params_column(text)
+    assert list(params) == ["orthonet18", "resnet18"]
+    for name in params:
+        net = build_model(name, num_classes=1000)
+        assert params[name] == _trainable(net)
+        row = next(line for line in text.splitlines() if line.startswith(f"| `{name}`"))
+        size = net.pretrained_cfg["input_size"]
+        assert row.split("|")[2:5] == [f" {size[1]}x{size[2]} ", f" {params[name]:,} ",
+                                       f" {model_flops(net, size) / 1e9:.2f} "]
+        assert row.rstrip().endswith("| - | - | - | - | - |")

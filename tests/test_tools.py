@@ -12,8 +12,8 @@ import pytest
 import yaml
 
 from data_files import make_cifar_archive, make_image_folder
-from orthonets_paddle.deploy.benchmark import (BACKEND_LABELS, latency_stats, measure_inference,
-                                               measure_training)
+from orthonets_paddle.deploy.benchmark import (BACKEND_LABELS, latency_stats, make_train_step,
+                                               time_interleaved)
 from orthonets_paddle.engine.config import load_config
 from orthonets_paddle.models import build_model_from_config
 from orthonets_paddle.engine.metrics import evaluate_from_config
@@ -349,8 +349,10 @@ def test_benchmark_tool_compare(tmp_path):
 def test_measure_functions():
     batch = np.zeros((4, 3, 8, 8), np.float32)
     calls = []
-    stats = measure_inference(lambda b: calls.append(b.shape), batch, warmup=1, repeats=5)
-    assert calls == [(4, 3, 8, 8)] * 6  # 1 untimed + 5 timed calls on the whole batch
+    times = time_interleaved({"a": lambda: calls.append("a"), "b": lambda: calls.append("b")},
+                             warmup=1, repeats=5)
+    assert calls == ["a", "b"] + ["a", "b"] * 5  # 1 untimed call each, then 5 round robins
+    stats = latency_stats(times["a"], 4)
     assert stats["batch_size"] == 4 and stats["repeats"] == 5
     lat = stats["latency_ms"]
     assert lat["min"] <= lat["p50"] <= lat["p90"] <= lat["p99"]
@@ -362,8 +364,8 @@ def test_measure_functions():
     model = build_model_from_config({"name": "resnet18", "class_num": 3, "stem": "cifar",
                                      "width": 4})
     before = {k: v.numpy().copy() for k, v in model.state_dict().items()}
-    stats = measure_training(model, batch, warmup=1, repeats=2)
-    assert stats["repeats"] == 2 and stats["batch_size"] == 4
+    step = make_train_step(model, batch)
+    assert np.isfinite(step()) and np.isfinite(step())
     # Training runs on a copy: the caller's model is unchanged.
     assert all(np.array_equal(before[k], v.numpy()) for k, v in model.state_dict().items())
     pred = DygraphPredictor(model)

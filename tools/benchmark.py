@@ -8,9 +8,35 @@ python tools/benchmark.py --data      # images/s of the seed's CIFAR transforms,
 """
 import _bootstrap  # noqa: F401  (sys.path, CPU threads)
 
-from orthonets_paddle.deploy.benchmark import benchmark, benchmark_models, format_benchmark, save_benchmark
+from orthonets_paddle.deploy.benchmark import benchmark, format_benchmark, save_benchmark
+from orthonets_paddle.models.registry import build_model_from_config, model_channels
 from orthonets_paddle.utils.cli import run
 from orthonets_paddle.engine.config import get_parser, load_config
+
+
+def build_models(args):
+    """The models to time (no weights: they do not change the timing) and their input shape:
+    the config's Arch at Global.image_shape, or --arch's at its own input_size."""
+    if args.config:
+        cfg = load_config(args.config, args.override)
+        arch, shape = dict(cfg["Arch"]), list(cfg["Global"]["image_shape"])
+        if args.image_size is not None:
+            shape = [shape[0], args.image_size, args.image_size]
+    else:
+        arch, shape = {"name": args.arch, "class_num": args.num_classes, "stem": args.stem}, None
+        if args.width is not None:
+            arch["width"] = args.width
+        if args.image_size is not None:
+            arch["input_size"] = args.image_size
+    if args.compare == arch["name"]:
+        raise ValueError(f"--compare {args.compare} is the model being benchmarked; compare "
+                         "with another, e.g. --compare resnet18")
+    models = {n: build_model_from_config(dict(arch, name=n)).eval()
+              for n in [arch["name"], *([args.compare] if args.compare else [])]}
+    if shape is None:
+        size = getattr(models[arch["name"]], "input_size", 224)
+        shape = [model_channels(arch), size, size]
+    return models, shape
 
 
 def main(args) -> None:
@@ -25,9 +51,7 @@ def main(args) -> None:
         if args.json:
             print(f"saved: {save_benchmark(result, args.json)}")
         return
-    cfg = load_config(args.config, args.override) if args.config else None
-    models, shape = benchmark_models(cfg, args.arch, args.num_classes, args.stem, args.image_size,
-                                     args.width, args.compare)
+    models, shape = build_models(args)
     backends = [b.strip() for b in args.backends.split(",") if b.strip()]
     result = benchmark(models, shape, args.batch_size, args.warmup, args.repeats, args.threads,
                        backends, train=args.train, log=lambda m: print(m, flush=True))

@@ -7,7 +7,7 @@ python tools/eval.py -c configs/orthonet18_cifar10.yaml \
 import _bootstrap  # noqa: F401  (sys.path, CPU threads)
 
 from orthonets_paddle.utils.cli import run
-from orthonets_paddle.engine.config import get_parser, load_config
+from orthonets_paddle.engine.config import get_parser, load_config, parse_args
 from orthonets_paddle.engine.metrics import evaluate_from_config, format_eval
 
 
@@ -21,7 +21,5 @@ if __name__ == "__main__":
     parser = get_parser(__doc__)
     parser.add_argument("--per-class", action="store_true", help="also report each class's accuracy")
     parser.add_argument("--confusion", metavar="PNG", help="save a confusion-matrix plot there")
-    args = parser.parse_args()
-    if not args.config:
-        parser.error("-c/--config is required (e.g. -c configs/orthonet18_cifar10.yaml)")
+    args = parse_args(parser)
     run(lambda: main(args))

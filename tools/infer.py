@@ -10,7 +10,7 @@ Global.output_dir/infer_results_<backend>.json)
 import _bootstrap  # noqa: F401  (sys.path, CPU threads)
 
 from orthonets_paddle.utils.cli import run
-from orthonets_paddle.engine.config import get_parser, load_config
+from orthonets_paddle.engine.config import get_parser, load_config, parse_args
 from orthonets_paddle.deploy.infer import format_predictions, infer_from_config
 from orthonets_paddle.deploy.predictors import BACKENDS
 
@@ -36,7 +36,5 @@ if __name__ == "__main__":
     parser.add_argument("--strict", action="store_true",
                         help="stop at the first unreadable file in a folder (default: skip it "
                              "with a warning naming it)")
-    args = parser.parse_args()
-    if not args.config:
-        parser.error("-c/--config is required (e.g. -c configs/orthonet18_cifar10.yaml)")
+    args = parse_args(parser)
     run(lambda: main(args))

@@ -1,7 +1,6 @@
 """Throughput and latency of models on the three runtimes, and training speed.
 
-``measure_inference(predict_fn, batch)`` and ``measure_training(model, batch)`` time one
-model; ``benchmark(models, ...)`` times several on the same batches, interleaving their
+``benchmark(models, ...)`` times several models on the same batch, interleaving their
 repeats (A, B, A, B, ...) so a machine that gets busier or cooler during the run affects
 every model alike, which matters for a ratio such as OrthoNet-18 / ResNet-18.
 Figures are wall-clock: a busy machine gives lower throughput for all.
@@ -12,49 +11,40 @@ import copy
 import os
 import tempfile
 import time
-from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence
 
 import numpy as np
 import paddle
 import paddle.nn.functional as F
 
-from ..models.registry import build_model_from_config, model_channels
 from ..utils.io import write_json
-from ..utils.schema import Typed
+from ..utils.schema import NON_NEGATIVE_INT, POSITIVE_INT
 from ..utils.threads import cpu_threads, set_paddle_threads
 from .export import check_image_shape, export_model
 from .predictors import BACKENDS, create_predictor, inference_files
 
-__all__ = ["latency_stats", "time_interleaved", "measure_inference", "measure_training",
-           "make_train_step", "benchmark", "format_benchmark", "benchmark_models", "save_benchmark",
-           "BACKEND_LABELS"]
+__all__ = ["latency_stats", "time_interleaved", "make_train_step", "exported_predictors",
+           "benchmark", "format_benchmark", "save_benchmark", "BACKEND_LABELS"]
 
 BACKEND_LABELS = {"dygraph": "dygraph", "paddle": "Paddle Inference", "onnx": "ONNX Runtime",
                   "train": "training"}
-
-
-def _positive(name: str, value: Any, minimum: int = 1) -> int:
-    return Typed("int", min=minimum)(name, value)
+save_benchmark = write_json  # RUN_DIR/benchmark.json fills tools/compare.py's throughput column
 
 
 def latency_stats(times: Sequence[float], batch_size: int) -> Dict[str, Any]:
     """Per-batch times (seconds) -> images/s (from the mean) and latency percentiles (ms)."""
-    t = np.asarray(times, dtype=np.float64)
-    ms = t * 1e3
-    return {"batch_size": int(batch_size), "repeats": int(t.size),
-            "images_per_sec": float(batch_size / t.mean()),
+    ms = np.asarray(times, dtype=np.float64) * 1e3
+    return {"batch_size": int(batch_size), "repeats": int(ms.size),
+            "images_per_sec": float(batch_size / ms.mean() * 1e3),
             "latency_ms": {"mean": float(ms.mean()), "min": float(ms.min()),
-                           "p50": float(np.percentile(ms, 50)),
-                           "p90": float(np.percentile(ms, 90)),
-                           "p99": float(np.percentile(ms, 99))}}
+                           **{f"p{q}": float(np.percentile(ms, q)) for q in (50, 90, 99)}}}
 
 
 def time_interleaved(steps: Mapping[str, Callable[[], Any]], warmup: int = 5,
                      repeats: int = 20) -> Dict[str, List[float]]:
-    """Time each step ``repeats`` times, in round-robin order, after ``warmup`` untimed
-    calls each. Returns the per-call seconds by step name."""
-    warmup = _positive("warmup", warmup, 0)
-    repeats = _positive("repeats", repeats)
+    """Seconds of each of ``repeats`` calls per step, called round-robin after ``warmup``
+    untimed calls each."""
+    warmup, repeats = NON_NEGATIVE_INT("warmup", warmup), POSITIVE_INT("repeats", repeats)
     for step in steps.values():
         for _ in range(warmup):
             step()
@@ -67,32 +57,16 @@ def time_interleaved(steps: Mapping[str, Callable[[], Any]], warmup: int = 5,
     return times
 
 
-def measure_inference(predict_fn: Callable[[np.ndarray], Any], batch: np.ndarray,
-                      warmup: int = 5, repeats: int = 20) -> Dict[str, Any]:
-    """Throughput and latency of ``predict_fn(batch)`` (any predictor, or a function).
-
-    Returns:
-        ``{"batch_size", "repeats", "images_per_sec", "latency_ms": {mean, min, p50, p90, p99}}``.
-    """
-    times = time_interleaved({"model": lambda: predict_fn(batch)}, warmup, repeats)["model"]
-    return latency_stats(times, len(batch))
-
-
-def make_train_step(model: paddle.nn.Layer, batch: np.ndarray, labels: Optional[np.ndarray] = None,
-                    lr: float = 0.01, seed: int = 0) -> Callable[[], float]:
-    """One training step (forward, cross-entropy, backward, SGD update) as a callable.
-
-    It trains a deep copy, so the caller's model keeps its weights and mode. ``labels``
-    default to random classes of the model's output width.
-    """
+def make_train_step(model: paddle.nn.Layer, batch: np.ndarray, lr: float = 0.01,
+                    seed: int = 0) -> Callable[[], float]:
+    """One training step (cross-entropy on random labels, backward, SGD) of a deep copy of
+    ``model``, so the caller's model keeps its weights and mode."""
     net = copy.deepcopy(model)
     net.train()
     x = paddle.to_tensor(np.ascontiguousarray(batch, dtype=np.float32))
-    if labels is None:
-        with paddle.no_grad():
-            num_classes = net(x[:1]).shape[-1]
-        labels = np.random.default_rng(seed).integers(0, num_classes, len(batch))
-    y = paddle.to_tensor(np.asarray(labels, dtype=np.int64).reshape(-1))
+    with paddle.no_grad():
+        num_classes = net(x[:1]).shape[-1]
+    y = paddle.to_tensor(np.random.default_rng(seed).integers(0, num_classes, len(batch)))
     optimizer = paddle.optimizer.SGD(learning_rate=lr, parameters=net.parameters())
 
     def step() -> float:
@@ -105,26 +79,17 @@ def make_train_step(model: paddle.nn.Layer, batch: np.ndarray, labels: Optional[
     return step
 
 
-def measure_training(model: paddle.nn.Layer, batch: np.ndarray,
-                     labels: Optional[np.ndarray] = None, warmup: int = 2, repeats: int = 10,
-                     lr: float = 0.01) -> Dict[str, Any]:
-    """Training images/s (forward + backward + SGD step) on a copy of ``model``.
-
-    Returns:
-        As ``measure_inference``.
-    """
-    step = make_train_step(model, batch, labels, lr)
-    return latency_stats(time_interleaved({"model": step}, warmup, repeats)["model"], len(batch))
-
-
-def _predictors(backend: str, models: Mapping[str, paddle.nn.Layer], image_shape: Sequence[int],
-                threads: int, workdir: str, opset: int) -> Dict[str, Callable]:
+def exported_predictors(backend: str, models: Mapping[str, paddle.nn.Layer],
+                        shapes: Mapping[str, Sequence[int]], threads: int, workdir: str,
+                        onnx: bool = False, opset: int = 13) -> Dict[str, Callable]:
+    """``{name: predictor}`` on ``backend``; a static one first exports each model (with ONNX
+    when ``onnx`` or ``backend`` is onnx) to ``workdir/name``, unless that export exists."""
     out = {}
     for name, model in models.items():
         folder = os.path.join(workdir, name)
         wanted = inference_files(folder)["onnx" if backend == "onnx" else "model"]
         if backend != "dygraph" and not os.path.isfile(wanted):
-            export_model(model, folder, image_shape, onnx=backend == "onnx",
+            export_model(model, folder, shapes[name], onnx=onnx or backend == "onnx",
                          opset_version=opset, check=False)
         try:
             out[name] = create_predictor(backend, model, folder, threads)
@@ -139,36 +104,23 @@ def benchmark(models: Mapping[str, paddle.nn.Layer], image_shape: Sequence[int],
               train: bool = False, train_warmup: Optional[int] = None,
               train_repeats: Optional[int] = None, opset: int = 13, seed: int = 0,
               log: Optional[Callable[[str], None]] = None) -> Dict[str, Any]:
-    """Inference (and optionally training) speed of ``models`` on the same random batch.
-
-    Static backends export each model to a temporary folder first. With two or more
-    models, ``ratios`` holds the first model's throughput over the second's per backend.
-
-    Args:
-        models: name -> model (in the order the ratio uses: first / second).
-        image_shape: ``[C, H, W]``.
-        batch_size: images per batch.
-        warmup: untimed batches per model and backend.
-        repeats: timed batches per model and backend.
-        threads: CPU threads for every backend (default: ``OMP_NUM_THREADS``, else all cores).
-        backends: any of ``dygraph``, ``paddle``, ``onnx``.
-        train: also time training steps.
-        train_warmup: warm-up training steps (default ``min(warmup, 2)``).
-        train_repeats: timed training steps (default ``repeats``).
-        opset: ONNX opset of the temporary export.
-        seed: seed of the input batch.
-        log: called with a progress line before each measurement (e.g. ``print``).
+    """Inference (and, with ``train``, training) speed of ``models`` on one random batch of
+    ``image_shape`` (seeded by ``seed``), with ``threads`` CPU threads (default:
+    ``OMP_NUM_THREADS``, else all cores). Static ``backends`` export each model to a temporary
+    folder first. With two or more models, ``ratios`` holds the first's throughput over the
+    second's. Training defaults to ``min(warmup, 2)`` warm-up and ``repeats`` timed steps.
+    ``log`` is called with a progress line before each measurement (e.g. ``print``).
 
     Returns:
         ``{"threads", "batch_size", "image_shape", "warmup", "repeats", "backends",
-        "models": {name: {backend: stats, "train": stats}}, "ratios": {backend: r},
+        "models": {name: {backend or "train": latency_stats}}, "ratios": {backend: r},
         "ratio_of": [first, second]}``.
     """
     if not models:
         raise ValueError("benchmark needs at least one model")
     image_shape = check_image_shape(list(image_shape))
-    batch_size = _positive("batch_size", batch_size)
-    threads = _positive("threads", threads if threads is not None else cpu_threads())
+    batch_size = POSITIVE_INT("batch_size", batch_size)
+    threads = POSITIVE_INT("threads", threads if threads is not None else cpu_threads())
     backends = list(backends)
     for b in backends:
         if b not in BACKENDS:
@@ -181,10 +133,12 @@ def benchmark(models: Mapping[str, paddle.nn.Layer], image_shape: Sequence[int],
     batch = np.random.default_rng(seed).standard_normal(
         (batch_size, *image_shape)).astype(np.float32)
     results: Dict[str, Dict[str, Any]] = {name: {} for name in models}
+    shapes = {name: image_shape for name in models}
     with tempfile.TemporaryDirectory(prefix="orthonets-bench-") as workdir:
         for backend in backends:
             log(f"{BACKEND_LABELS[backend]}: preparing {', '.join(models)}")
-            predictors = _predictors(backend, models, image_shape, threads, workdir, opset)
+            predictors = exported_predictors(backend, models, shapes, threads, workdir,
+                                             opset=opset)
             log(f"{BACKEND_LABELS[backend]}: {warmup} warm-up + {repeats} timed batches each")
             times = time_interleaved({n: (lambda p=p: p(batch)) for n, p in predictors.items()},
                                      warmup, repeats)
@@ -198,8 +152,7 @@ def benchmark(models: Mapping[str, paddle.nn.Layer], image_shape: Sequence[int],
         steps = {name: make_train_step(m, batch, seed=seed) for name, m in models.items()}
         for name, t in time_interleaved(steps, tw, tr).items():
             results[name]["train"] = latency_stats(t, batch_size)
-    names = list(models)
-    ratios = {}
+    names, ratios = list(models), {}
     if len(names) >= 2:
         a, b = results[names[0]], results[names[1]]
         ratios = {k: a[k]["images_per_sec"] / b[k]["images_per_sec"] for k in a if k in b}
@@ -218,70 +171,15 @@ def format_benchmark(result: Dict[str, Any]) -> str:
     header = (f"{'model':<{width}}  {'backend':<16}  {'images/s':>9}  {'p50 ms':>9}  "
               f"{'p90 ms':>9}  {'p99 ms':>9}")
     lines += [header, "-" * len(header)]
-    kinds = [*result["backends"], "train"]
-    for kind in kinds:
+    for kind in [*result["backends"], "train"]:
         for name, per in result["models"].items():
-            if kind not in per:
-                continue
-            s = per[kind]
-            lat = s["latency_ms"]
-            lines.append(f"{name:<{width}}  {BACKEND_LABELS[kind]:<16}  "
-                         f"{s['images_per_sec']:>9.1f}  {lat['p50']:>9.1f}  {lat['p90']:>9.1f}  "
-                         f"{lat['p99']:>9.1f}")
+            if kind in per:
+                s, lat = per[kind], per[kind]["latency_ms"]
+                lines.append(f"{name:<{width}}  {BACKEND_LABELS[kind]:<16}  "
+                             f"{s['images_per_sec']:>9.1f}  {lat['p50']:>9.1f}  "
+                             f"{lat['p90']:>9.1f}  {lat['p99']:>9.1f}")
     if result["ratios"]:
-        a, b = result["ratio_of"]
         parts = ", ".join(f"{BACKEND_LABELS[k]} {v:.3f}" for k, v in result["ratios"].items())
-        lines.append(f"throughput ratio {a} / {b}: {parts}")
+        lines.append("throughput ratio {} / {}: {}".format(*result["ratio_of"], parts))
     return "\n".join(lines)
 
-
-def save_benchmark(result: Dict[str, Any], path: str) -> str:
-    """Write ``benchmark``'s result as JSON (atomically). Saved as ``RUN_DIR/benchmark.json``
-    it fills the throughput column of ``tools/compare.py``."""
-    return write_json(result, path)
-
-
-def benchmark_models(cfg: Optional[Dict[str, Any]] = None, arch: Optional[str] = None,
-                     num_classes: int = 1000, stem: str = "imagenet",
-                     image_size: Optional[int] = None, width: Optional[int] = None,
-                     compare: Optional[str] = None) -> Tuple[Dict[str, paddle.nn.Layer], List[int]]:
-    """The models ``tools/benchmark.py`` times, and their input shape.
-
-    Either ``cfg`` (its ``Arch``; input ``Global.image_shape``) or ``arch`` with
-    ``num_classes``/``stem``/``width`` (input ``[3, image_size, image_size]``, by default the
-    model's own ``input_size``). ``compare`` adds a second model with the same options.
-    Weights do not change the timing, so none are loaded.
-
-    Raises:
-        ValueError: neither or both of ``cfg`` and ``arch``; ``compare`` equal to the model.
-    """
-    if (cfg is None) == (arch is None):
-        raise ValueError("give either a config (-c CONFIG) or a model name (--arch NAME), "
-                         "not both or neither")
-    if cfg is not None:
-        arch_cfg = dict(cfg["Arch"])
-        shape = list(cfg["Global"]["image_shape"])
-        if image_size is not None:
-            shape = [shape[0], int(image_size), int(image_size)]
-    else:
-        arch_cfg = {"name": arch, "class_num": int(num_classes), "stem": stem}
-        if width is not None:
-            arch_cfg["width"] = int(width)
-        if image_size is not None:
-            arch_cfg["input_size"] = int(image_size)
-        shape = None
-    names = [arch_cfg["name"]]
-    if compare:
-        if compare == arch_cfg["name"]:
-            raise ValueError(f"--compare {compare} is the model being benchmarked; compare with "
-                             "another, e.g. --compare resnet18")
-        names.append(compare)
-    models = {}
-    for name in names:
-        models[name] = build_model_from_config(dict(arch_cfg, name=name))
-        models[name].eval()
-    if shape is None:
-        first = models[names[0]]
-        size = getattr(first, "input_size", 224)
-        shape = [model_channels(arch_cfg), size, size]
-    return models, shape

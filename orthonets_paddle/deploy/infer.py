@@ -1,12 +1,11 @@
 """Predict the classes of image files: ``tools/infer.py`` and the notebook.
 
-Images are read with PIL (as RGB, or grayscale for a 1-channel model), transformed with
-``Infer.transforms`` or, when that is null, the pipeline ``data.preprocess`` resolves from
-the model's ``pretrained_cfg`` (input size ``Global.image_shape``, crop_pct,
-interpolation) and the eval loader's Normalize: resize + centre crop, so any image size
-fits. The same pipeline and the same input shape serve all three predictors (dygraph,
-Paddle Inference, ONNX Runtime), so they give one answer. Results: the top-k classes with
-softmax scores, saved as ``infer_results_<backend>.json``.
+Images are read as the training datasets read them, then transformed by ``Infer.transforms``
+or, when that is null, by the pipeline ``data.preprocess`` resolves from the model's
+``pretrained_cfg`` (resize + centre crop to ``Global.image_shape``, the eval loader's
+Normalize), so any image size fits. The three predictors (dygraph, Paddle Inference, ONNX
+Runtime) get the same input, so they give one answer: the top-k softmax scores, saved as
+``infer_results_<backend>.json``.
 """
 from __future__ import annotations
 
@@ -19,7 +18,7 @@ import numpy as np
 from PIL import Image
 
 from ..data.datasets import IMAGE_EXTENSIONS, DataFileError, read_image_file, walk_files
-from ..data.preprocess import create_transform, normalize_of, resolve_data_config, transform_ops
+from ..data.preprocess import create_transform, normalize_of, resolve_data_config
 from ..data.transforms import build_transforms
 from ..models import load_model
 from ..models.registry import model_channels
@@ -27,11 +26,11 @@ from ..models.resnet import pretrained_cfg_for
 from ..utils.io import write_json
 from ..utils.schema import POSITIVE_INT, SchemaError
 from .export import check_image_shape
-from .predictors import BACKENDS, Predictor, create_predictor, inference_files
+from .predictors import Predictor, create_predictor, inference_files
 
 __all__ = ["InferError", "list_images", "read_image", "load_class_names", "load_class_id_map",
-           "softmax", "topk_predictions", "predict_images", "infer_settings", "infer_pipeline",
-           "infer_from_config", "format_predictions", "model_files"]
+           "topk_predictions", "predict_images", "infer_settings", "infer_pipeline",
+           "infer_from_config", "format_predictions"]
 
 logger = logging.getLogger("orthonets_paddle")
 
@@ -41,15 +40,7 @@ class InferError(ValueError):
 
 
 def list_images(path: str) -> List[str]:
-    """One image file, or every image in a folder (recursively, sorted).
-
-    A folder's files are filtered by extension (``.jpg``, ``.png``, ...); a file named
-    directly is taken as is and must decode as an image.
-
-    Raises:
-        FileNotFoundError: ``path`` does not exist.
-        InferError: the folder holds no image files.
-    """
+    """``[path]`` for a file, else the image files (by extension) under the folder, sorted."""
     if path is None or path == "":
         raise InferError("Infer.infer_imgs is not set; give an image file or a folder, e.g. "
                          "-o Infer.infer_imgs=demo/cat.png")
@@ -72,17 +63,10 @@ def list_images(path: str) -> List[str]:
 
 
 def read_image(path: str, pil: bool = False, channels: int = 3) -> Any:
-    """Decode ``path`` as RGB, or as grayscale with ``channels=1``: a uint8 HWC array
-    (``[H, W, 1]`` for grayscale), or a PIL image with ``pil``.
-
-    Raises:
-        FileNotFoundError: the file does not exist.
-        InferError: the file is not an image PIL can decode (the message names it).
-    """
+    """``path`` as a uint8 HWC array (RGB, or ``[H, W, 1]`` gray with ``channels=1``), or as a
+    PIL image with ``pil``: the training datasets' reader, so infer sees what training saw."""
     if not os.path.isfile(path):
         raise FileNotFoundError(f"image {path} does not exist")
-    # The training datasets' reader: size checked from the header, EXIF orientation
-    # applied, 16-bit scaled to 8 bits (so infer sees what training saw).
     try:
         arr = read_image_file(path, channels=1 if channels == 1 else 3, owner="Infer")
     except DataFileError as exc:
@@ -94,12 +78,7 @@ def read_image(path: str, pil: bool = False, channels: int = 3) -> Any:
 
 
 def load_class_names(spec: Any, num_classes: int) -> Optional[List[str]]:
-    """``Infer.class_names``: a list, a text file with one name per line, or None.
-
-    Raises:
-        FileNotFoundError: the text file does not exist.
-        InferError: the number of names is not ``num_classes``.
-    """
+    """``Infer.class_names``: a list, a text file with one name per line, or None."""
     if spec is None:
         return None
     if isinstance(spec, str):
@@ -107,8 +86,7 @@ def load_class_names(spec: Any, num_classes: int) -> Optional[List[str]]:
             raise FileNotFoundError(f"Infer.class_names file {spec} does not exist; give a text "
                                     "file with one class name per line, or a list")
         with open(spec, encoding="utf-8") as f:
-            names = [line.strip() for line in f if line.strip()]
-        where = f"{spec} has"
+            names, where = [line.strip() for line in f if line.strip()], f"{spec} has"
     elif isinstance(spec, (list, tuple)):
         names, where = [str(n) for n in spec], "Infer.class_names has"
     else:
@@ -120,12 +98,7 @@ def load_class_names(spec: Any, num_classes: int) -> Optional[List[str]]:
 
 
 def load_class_id_map(path: Optional[str], num_classes: int) -> Optional[List[str]]:
-    """PaddleClas's ``class_id_map_file``: ``<id> <name>`` lines (ids 0..num_classes-1).
-
-    Raises:
-        FileNotFoundError: the file does not exist.
-        InferError: a line is not ``<id> <name>``, or an id is missing or out of range.
-    """
+    """PaddleClas's ``class_id_map_file``: ``<id> <name>`` lines (ids 0..num_classes-1)."""
     if not path:
         return None
     if not os.path.isfile(path):
@@ -134,9 +107,9 @@ def load_class_id_map(path: Optional[str], num_classes: int) -> Optional[List[st
     names: Dict[int, str] = {}
     with open(path, encoding="utf-8") as f:
         for n, line in enumerate(f, 1):
+            head, _, name = line.strip().partition(" ")
             if not line.strip():
                 continue
-            head, _, name = line.strip().partition(" ")
             if not head.isdigit() or not name.strip() or int(head) >= num_classes:
                 raise InferError(f"{path}:{n}: {line.strip()!r} is not '<id> <name>' with an id "
                                  f"below {num_classes} (Arch.class_num)")
@@ -148,43 +121,22 @@ def load_class_id_map(path: Optional[str], num_classes: int) -> Optional[List[st
     return [names[i] for i in range(num_classes)]
 
 
-def model_files(backend: str, cfg: Dict[str, Any]) -> List[str]:
-    """The files ``backend`` runs for ``cfg``: the weights (dygraph) or the export."""
-    if backend == "dygraph":
-        weights = cfg["Global"].get("pretrained_model")
-        return [str(weights)] if weights else []
-    files = inference_files(cfg["Global"]["save_inference_dir"])
-    return [files["onnx"]] if backend == "onnx" else [files["model"], files["params"]]
-
-
-def softmax(logits: np.ndarray) -> np.ndarray:
-    """Row-wise softmax, computed in float64 for stability."""
-    z = np.asarray(logits, dtype=np.float64)
-    z = z - z.max(axis=-1, keepdims=True)
-    e = np.exp(z)
-    return e / e.sum(axis=-1, keepdims=True)
-
-
 def topk_predictions(logits: np.ndarray, k: int,
                      class_names: Optional[Sequence[str]] = None) -> List[List[Dict[str, Any]]]:
-    """For each row: the ``k`` best classes as ``{"class_id", "class_name", "score"}``."""
-    probs = softmax(logits)
-    k = max(1, min(int(k), probs.shape[-1]))
-    out = []
-    for row in probs:
-        top = np.argsort(-row, kind="stable")[:k]
-        out.append([{"class_id": int(i),
-                     "class_name": class_names[i] if class_names else str(int(i)),
-                     "score": float(row[i])} for i in top])
-    return out
+    """For each row: the ``k`` best classes as ``{"class_id", "class_name", "score"}``, the
+    score a softmax computed in float64."""
+    z = np.asarray(logits, dtype=np.float64)
+    probs = np.exp(z - z.max(axis=-1, keepdims=True))
+    probs /= probs.sum(axis=-1, keepdims=True)
+    return [[{"class_id": int(i), "class_name": class_names[i] if class_names else str(int(i)),
+              "score": float(row[i])} for i in np.argsort(-row, kind="stable")[:k]]
+            for row in probs]
 
 
 def infer_settings(cfg: Dict[str, Any]) -> Dict[str, Any]:
-    """The one reader of the ``Infer`` section: ``infer_imgs``, ``batch_size``,
-    ``transforms``, ``topk``, ``class_names``, ``class_id_map_file``.
-
-    Reads PaddleClas's layout (``PostProcess: {name: Topk, topk, class_id_map_file,
-    class_names}``) and the older flat keys (``Infer.topk``, ``Infer.class_names``)."""
+    """The ``Infer`` section as ``{infer_imgs, batch_size, transforms, topk, class_names,
+    class_id_map_file}``, from PaddleClas's ``PostProcess: {name: Topk, ...}`` or the older
+    flat keys (``Infer.topk``, ``Infer.class_names``)."""
     inf = cfg.get("Infer") or {}
     post = inf.get("PostProcess") or {}
     if post and post.get("name", "Topk") != "Topk":
@@ -199,39 +151,25 @@ def infer_settings(cfg: Dict[str, Any]) -> Dict[str, Any]:
 
 
 def infer_pipeline(cfg: Dict[str, Any]) -> Dict[str, Any]:
-    """The preprocessing every backend uses for ``cfg``.
-
-    ``Infer.transforms`` when set (built as given); otherwise the pipeline
-    ``resolve_data_config`` makes from the ``Arch``'s ``pretrained_cfg``, with
-    ``Global.image_shape`` as input size and mean/std of the eval loader's Normalize.
-
-    Returns:
-        ``{"transforms", "pil" (hand them PIL images), "image_shape" ([C, H, W] every
-        image must end at, or None: any), "ops" (the resolved op list, or None)}``.
-    """
+    """The preprocessing of every backend: ``{"transforms", "pil" (they take PIL images),
+    "raw" (they take the file's bytes: a pipeline starting with DecodeImage), "image_shape"
+    ([C, H, W] every image must end at, or None: any)}``."""
     ops = infer_settings(cfg)["transforms"]
     ds = (cfg.get("DataLoader") or {}).get("Eval", {}).get("dataset") or {}
     shape = (cfg.get("Global") or {}).get("image_shape")
     if ops:
         backend = ds.get("backend") if ds.get("backend") in ("cv2", "pil") else None
-        return {"transforms": build_transforms(ops, backend=backend),
-                "pil": backend == "pil", "image_shape": list(shape) if shape else None,
-                "ops": None, "raw": _op_name(ops[0]) == "DecodeImage"}
+        first = next(iter(ops[0]), "") if isinstance(ops[0], dict) else ops[0]
+        return {"transforms": build_transforms(ops, backend=backend), "pil": backend == "pil",
+                "raw": first == "DecodeImage", "image_shape": list(shape) if shape else None}
     arch = cfg["Arch"]
     opts = {k: v for k, v in arch.items() if k not in ("name", "class_num")}
     model_cfg = pretrained_cfg_for(arch["name"], arch.get("class_num", 1000), **opts)
     eval_ops = ds.get("transforms") or ds.get("transform_ops")
     data_cfg = resolve_data_config({"input_size": tuple(shape) if shape else None,
                                     **normalize_of(eval_ops)}, pretrained_cfg=model_cfg)
-    return {"transforms": create_transform(data_cfg), "pil": True,
-            "image_shape": list(data_cfg["input_size"]), "ops": transform_ops(data_cfg),
-            "raw": False}
-
-
-def _op_name(entry: Any) -> str:
-    if isinstance(entry, dict):
-        return next(iter(entry), "")
-    return entry if isinstance(entry, str) else ""
+    return {"transforms": create_transform(data_cfg), "pil": True, "raw": False,
+            "image_shape": list(data_cfg["input_size"])}
 
 
 def predict_images(predictor: Predictor, paths: Sequence[str],
@@ -240,29 +178,14 @@ def predict_images(predictor: Predictor, paths: Sequence[str],
                    image_shape: Optional[Sequence[int]] = None,
                    pil: bool = False, channels: int = 3, raw: bool = False,
                    skipped: Optional[List[str]] = None) -> List[Dict[str, Any]]:
-    """Top-k predictions for image files, in batches.
+    """``[{"image": path, "topk": [...]}, ...]`` for image files, ``batch_size`` at a time.
 
     Args:
-        predictor: any ``Predictor``.
-        paths: image files.
-        transforms: applied to each decoded image; must end in a float CHW array
-            (``ToTensor``, ``Normalize``).
-        batch_size: images per ``predict`` call.
-        topk: classes reported per image.
-        class_names: names by class index (default: the index as a string).
-        image_shape: ``[C, H, W]`` the predictor needs (exported models); ``None``: any.
-        pil: hand the transforms PIL images instead of numpy arrays.
-        raw: hand them the file's bytes (a PaddleClas pipeline that starts with
-            DecodeImage); the file is still checked to decode first.
-        channels: the model's input channels; images are decoded as RGB (3) or gray (1).
+        transforms: applied to each decoded image (a PIL image with ``pil``, the file's
+            bytes with ``raw``); must end in a float ``[C, H, W]`` array: ``image_shape``
+            when given (an export's), ``channels`` (RGB: 3, gray: 1) in any case.
         skipped: when a list, a file that is not a readable image is skipped with a
             warning naming it and appended here; when None, it is an error.
-
-    Returns:
-        ``[{"image": path, "topk": [{"class_id", "class_name", "score"}, ...]}, ...]``.
-
-    Raises:
-        InferError: an image cannot be decoded, or its transformed shape does not fit.
     """
     try:
         POSITIVE_INT("Infer.batch_size", batch_size)
@@ -274,7 +197,7 @@ def predict_images(predictor: Predictor, paths: Sequence[str],
         chunk, arrays = [], []
         for path in paths[start:start + batch_size]:
             try:
-                img = read_image(path, pil=pil, channels=channels)
+                img = read_image(path, pil=pil, channels=channels)  # checks it decodes
                 if raw:
                     with open(path, "rb") as f:
                         img = f.read()
@@ -307,11 +230,10 @@ def predict_images(predictor: Predictor, paths: Sequence[str],
                                  "match: use Resize with [height, width] (or CenterCrop) in "
                                  "Infer.transforms")
             arrays.append(arr)
-        if not arrays:
-            continue
-        logits = predictor.predict(np.stack(arrays).astype(np.float32))
-        for path, top in zip(chunk, topk_predictions(logits, topk, class_names)):
-            results.append({"image": path, "topk": top})
+        if arrays:
+            logits = predictor.predict(np.stack(arrays).astype(np.float32))
+            results += [{"image": p, "topk": top}
+                        for p, top in zip(chunk, topk_predictions(logits, topk, class_names))]
     return results
 
 
@@ -324,40 +246,31 @@ def format_predictions(results: Sequence[Dict[str, Any]]) -> str:
 def infer_from_config(cfg: Dict[str, Any], backend: str = "dygraph",
                       threads: Optional[int] = None, results_name: Optional[str] = None,
                       strict: bool = False) -> Dict[str, Any]:
-    """``tools/infer.py``: predict ``Infer.infer_imgs`` and save the top-k as JSON.
+    """``tools/infer.py``: predict ``Infer.infer_imgs``, save the top-k as JSON in
+    ``Global.output_dir`` (``results_name``, default ``infer_results_<backend>.json``).
 
-    ``dygraph`` builds ``Arch`` and loads ``Global.pretrained_model`` (strictly);
-    ``paddle`` and ``onnx`` run the model exported to ``Global.save_inference_dir``. All
-    three use ``infer_pipeline``'s preprocessing and input shape.
-
-    Args:
-        strict: a file in a folder that is not a readable image is an error (by default
-            it is skipped with a warning naming it; a file named directly always errors).
-        results_name: file name in ``Global.output_dir``; default
-            ``infer_results_<backend>.json``.
+    ``dygraph`` builds ``Arch`` and loads ``Global.pretrained_model`` (strictly); ``paddle``
+    and ``onnx`` run the export in ``Global.save_inference_dir``. With ``strict``, a file in
+    a folder that is not a readable image is an error (by default it is skipped with a
+    warning; a file named directly always errors).
 
     Returns:
-        ``{"backend", "model_files", "note", "skipped", "results": [...], "results_file"}``;
-        the JSON holds the same.
-
-    Raises:
-        FileNotFoundError: a missing image path, class-name file or exported model.
-        InferError: a file that is not an image, or shapes that do not fit.
+        ``{"backend", "model_files", "note", "skipped", "results", "results_file"}``, as saved.
     """
-    if backend not in BACKENDS:
-        raise ValueError(f"unknown backend {backend!r}; valid: {', '.join(BACKENDS)}")
     g, inf = cfg["Global"], infer_settings(cfg)
     paths = list_images(inf["infer_imgs"])  # fail on a bad path before building anything
     from_folder = os.path.isdir(os.path.expanduser(str(inf["infer_imgs"])))
     num_classes = int(cfg["Arch"]["class_num"])
     names = (load_class_id_map(inf["class_id_map_file"], num_classes)
              or load_class_names(inf["class_names"], num_classes))
-    pipe = infer_pipeline(cfg)
-    files, note = model_files(backend, cfg), ""
+    pipe, note = infer_pipeline(cfg), ""
     if backend == "dygraph":
+        files = [str(g["pretrained_model"])] if g.get("pretrained_model") else []
         predictor = create_predictor("dygraph", model=load_model(cfg), threads=threads)
     else:
         predictor = create_predictor(backend, save_dir=g["save_inference_dir"], threads=threads)
+        found = inference_files(g["save_inference_dir"])
+        files = [found["onnx"]] if backend == "onnx" else [found["model"], found["params"]]
         when = datetime.datetime.fromtimestamp(os.path.getmtime(files[0])).isoformat(" ", "seconds")
         note = (f"{backend} backend: runs the export {', '.join(files)} (written {when}, "
                 "Global.save_inference_dir)")
@@ -367,16 +280,15 @@ def infer_from_config(cfg: Dict[str, Any], backend: str = "dygraph",
     shape = pipe["image_shape"]
     if shape is not None or backend != "dygraph":
         shape = check_image_shape(shape or g["image_shape"], cfg["Arch"], InferError)
-    channels = model_channels(cfg["Arch"])
     skipped: List[str] = []
     results = predict_images(predictor, paths, pipe["transforms"], inf["batch_size"], inf["topk"],
-                             names, image_shape=shape, pil=pipe["pil"], channels=channels,
-                             raw=pipe["raw"],
+                             names, image_shape=shape, pil=pipe["pil"],
+                             channels=model_channels(cfg["Arch"]), raw=pipe["raw"],
                              skipped=skipped if from_folder and not strict else None)
     out = {"backend": backend, "model_files": files, "note": note, "skipped": skipped,
-           "results": results}
+           "results": results,
+           "results_file": os.path.join(g["output_dir"],
+                                        results_name or f"infer_results_{backend}.json")}
     os.makedirs(g["output_dir"], exist_ok=True)
-    out["results_file"] = os.path.join(g["output_dir"],
-                                       results_name or f"infer_results_{backend}.json")
     write_json(out, out["results_file"], indent=2)
     return out

@@ -1,12 +1,9 @@
 """docs/MODELS.md: trainable parameters, FLOPs and CPU latency of every registered model,
 each next to the ResNet of its depth (``tools/model_table.py``).
 
-Per depth, the ResNet and the attention models of that depth are exported (Paddle
-Inference and ONNX) and timed in one interleaved round robin (``time_interleaved``), so
-a busy machine slows them alike and the ratio to the ResNet stays meaningful. FLOPs are
-our own count (``model_flops``): the multiply-accumulates of the Conv2D and Linear layers
-at the model's ``pretrained_cfg`` input size (as PaddleClas and timm tables report them),
-not the attention's squeeze (one dot product per channel: below 0.1% here), BN or ReLU.
+Per depth, the ResNet and the attention models of that depth are exported and timed in one
+interleaved round robin (``time_interleaved``), so a busy machine slows them alike and the
+ratio to the ResNet stays meaningful.
 """
 from __future__ import annotations
 
@@ -21,42 +18,29 @@ import numpy as np
 import paddle
 
 from ..models import build_model, list_models
-from .benchmark import latency_stats, time_interleaved
-from .export import export_model
-from .predictors import create_predictor
+from .benchmark import exported_predictors, latency_stats, time_interleaved
 
-__all__ = ["trainable_params", "model_flops", "measure_models", "format_table",
-           "read_params_column", "BACKENDS"]
+__all__ = ["model_flops", "measure_models", "format_table", "read_params_column", "BACKENDS"]
 
 BACKENDS = ("paddle", "onnx")
-_DEPTH = re.compile(r"(\d+)$")
-
-
-def trainable_params(model: paddle.nn.Layer) -> int:
-    """Parameters with gradients (filter banks are buffers, not counted)."""
-    return sum(int(np.prod(p.shape)) for p in model.parameters() if not p.stop_gradient)
+LABELS = {"paddle": "Paddle Inference", "onnx": "ONNX Runtime"}
 
 
 def model_flops(model: paddle.nn.Layer, input_size: Sequence[int]) -> int:
-    """Multiply-accumulates of one image: every Conv2D (``k_h k_w c_in / groups`` per output
-    value) and Linear (``in_features`` per output value), counted by forward hooks at
-    ``[1, *input_size]``. (``paddle.flops`` of Paddle 3.3.1 fails on these models: its
-    per-layer counters are 1-element tensors it cannot turn into ints.)"""
+    """Multiply-accumulates of one image at ``input_size``, counted by forward hooks: every
+    Conv2D (``k_h k_w c_in / groups`` per output value) and Linear (``in_features`` per
+    output value); not BN, ReLU or the attention's squeeze (one dot product per channel,
+    < 0.1%), as PaddleClas and timm tables count. (``paddle.flops`` of Paddle 3.3.1 fails on
+    these models: its per-layer counters are 1-element tensors it cannot turn into ints.)"""
     total = [0]
 
-    def conv_hook(layer, inputs, output):
-        kh, kw = layer.weight.shape[2:]
-        total[0] += int(np.prod(output.shape[1:])) * kh * kw * layer.weight.shape[1]
+    def hook(layer, inputs, output):  # weight [out, in/groups, kh, kw] or [in, out]
+        per_output = np.prod(layer.weight.shape[1:]) if isinstance(
+            layer, paddle.nn.Conv2D) else layer.weight.shape[0]
+        total[0] += int(np.prod(output.shape[1:])) * int(per_output)
 
-    def linear_hook(layer, inputs, output):
-        total[0] += int(np.prod(output.shape[:-1])) * int(np.prod(layer.weight.shape))
-
-    hooks = []
-    for layer in model.sublayers():
-        if isinstance(layer, paddle.nn.Conv2D):
-            hooks.append(layer.register_forward_post_hook(conv_hook))
-        elif isinstance(layer, paddle.nn.Linear):
-            hooks.append(layer.register_forward_post_hook(linear_hook))
+    hooks = [layer.register_forward_post_hook(hook) for layer in model.sublayers()
+             if isinstance(layer, (paddle.nn.Conv2D, paddle.nn.Linear))]
     was_training = model.training
     model.eval()
     try:
@@ -65,73 +49,53 @@ def model_flops(model: paddle.nn.Layer, input_size: Sequence[int]) -> int:
     finally:
         for h in hooks:
             h.remove()
-        model.train() if was_training else model.eval()
+        model.train(was_training)
     return total[0]
-
-
-def _groups(names: Sequence[str]) -> Dict[int, List[str]]:
-    """Depth -> [resnet<depth>, the other named models of that depth]."""
-    out: Dict[int, List[str]] = {}
-    for name in names:
-        depth = int(_DEPTH.search(name).group(1))
-        out.setdefault(depth, [f"resnet{depth}"])
-        if name not in out[depth]:
-            out[depth].append(name)
-    return out
 
 
 def measure_models(names: Optional[Sequence[str]] = None, batch_sizes: Sequence[int] = (1, 8),
                    warmup: int = 1, repeats: int = 3, threads: int = 1, latency: bool = True,
                    log: Callable[[str], None] = print) -> List[Dict[str, Any]]:
-    """One row per model (and the ResNet of each depth): name, input size, params, FLOPs
-    and ``latency[backend][batch] = mean ms`` (empty when ``latency`` is False).
-
-    Args:
-        names: registered models (default: all).
-        batch_sizes: batches timed per backend.
-        warmup, repeats: untimed and timed calls per model and batch.
-        threads: CPU threads of each predictor.
-        latency: export and time (False: params and FLOPs only).
-        log: progress messages.
-    """
+    """One row per model (default: all registered) and per depth's ResNet: ``{"model",
+    "depth", "input_size", "params", "flops", "latency": {backend: {batch: mean ms}}}``;
+    ``latency`` False: params and FLOPs only (no export, no timing)."""
     names = list(names or list_models())
+    groups: Dict[int, List[str]] = {}  # depth -> [resnet<depth>, its other models]
+    for name in names:
+        depth = int(re.search(r"(\d+)$", name).group(1))
+        group = groups.setdefault(depth, [f"resnet{depth}"])
+        if name not in group:
+            group.append(name)
     rows: List[Dict[str, Any]] = []
-    for depth, group in _groups(names).items():
-        preds: Dict[str, Dict[str, Any]] = {b: {} for b in BACKENDS}
-        shapes: Dict[str, List[int]] = {}
+    for depth, group in groups.items():
+        models, by_name = {}, {}
+        for name in group:
+            paddle.seed(0)
+            model = build_model(name, num_classes=1000).eval()
+            shape = list(model.pretrained_cfg["input_size"])
+            by_name[name] = {"model": name, "depth": depth, "input_size": shape,
+                             "params": sum(int(p.size) for p in model.parameters()
+                                           if not p.stop_gradient),
+                             "flops": model_flops(model, shape), "latency": {}}
+            log(f"{name}: {by_name[name]['params']:,} params, "
+                f"{by_name[name]['flops'] / 1e9:.2f} GFLOPs")
+            models[name] = model
+        rows += by_name.values()
+        if not latency:
+            continue
+        rng = np.random.default_rng(0)
+        shapes = {n: r["input_size"] for n, r in by_name.items()}
         with tempfile.TemporaryDirectory(prefix="model_table_") as tmp:
-            for name in group:
-                paddle.seed(0)
-                model = build_model(name, num_classes=1000)
-                model.eval()
-                shape = list(model.pretrained_cfg["input_size"])
-                shapes[name] = shape
-                row = {"model": name, "depth": depth, "input_size": shape,
-                       "params": trainable_params(model), "flops": model_flops(model, shape),
-                       "latency": {}}
-                rows.append(row)
-                log(f"{name}: {row['params']:,} params, {row['flops'] / 1e9:.2f} GFLOPs")
-                if latency:
-                    out = os.path.join(tmp, name)
-                    export_model(model, out, shape, onnx=True, check=False)
-                    for backend in BACKENDS:
-                        preds[backend][name] = create_predictor(backend, save_dir=out,
-                                                                threads=threads)
-                del model
-            if not latency:
-                continue
-            by_name = {r["model"]: r for r in rows if r["depth"] == depth}
-            rng = np.random.default_rng(0)
+            preds = {b: exported_predictors(b, models, shapes, threads, tmp, onnx=True)
+                     for b in BACKENDS}
+            del models
             for backend in BACKENDS:
                 for bs in batch_sizes:
-                    batches = {n: rng.standard_normal((bs, *shapes[n])).astype(np.float32)
-                               for n in group}
-                    steps = {n: (lambda p=preds[backend][n], x=batches[n]: p.predict(x))
-                             for n in group}
-                    times = time_interleaved(steps, warmup, repeats)
-                    for n in group:
-                        ms = latency_stats(times[n], bs)["latency_ms"]["mean"]
-                        by_name[n]["latency"].setdefault(backend, {})[bs] = ms
+                    steps = {n: (lambda p=preds[backend][n], x=rng.standard_normal(
+                        (bs, *shapes[n])).astype(np.float32): p.predict(x)) for n in group}
+                    for n, t in time_interleaved(steps, warmup, repeats).items():
+                        by_name[n]["latency"].setdefault(backend, {})[bs] = \
+                            latency_stats(t, bs)["latency_ms"]["mean"]
                     log(f"depth {depth} {backend} batch {bs}: " + ", ".join(
                         f"{n} {by_name[n]['latency'][backend][bs]:.1f} ms" for n in group))
             del preds
@@ -151,6 +115,7 @@ def format_table(rows: Sequence[Dict[str, Any]], command: str, threads: int, war
     except ImportError:
         ort = "not installed"
     now = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    big = max(batch_sizes)
     lines = [
         "# Models: parameters, FLOPs and CPU latency",
         "",
@@ -173,36 +138,29 @@ def format_table(rows: Sequence[Dict[str, Any]], command: str, threads: int, war
         "- **latency**: mean ms per batch of random images at that input size, Paddle "
         "Inference (`inference.json`) and ONNX Runtime (`inference.onnx`) exports. Each "
         "depth's models and its ResNet were timed in one interleaved round robin; **x ResNet** "
-        "is the model's Paddle Inference batch-"
-        f"{max(batch_sizes)} latency over that ResNet's (OrthoNets run at 256 px, ResNets at "
-        "224: part of the ratio is the 31% more pixels).",
+        f"is the model's Paddle Inference batch-{big} latency over that ResNet's (OrthoNets run "
+        "at 256 px, ResNets at 224: part of the ratio is the 31% more pixels).",
         "- The machine was shared with other jobs: treat latencies as rough; rerun the "
         "command with `--repeats 20` on an idle machine for firm figures.",
         "",
     ]
-    bs_cols = [(b, bs) for b in BACKENDS for bs in batch_sizes]
-    label = {"paddle": "Paddle Inference", "onnx": "ONNX Runtime"}
+    cols = [(b, bs) for b in BACKENDS for bs in batch_sizes]
     head = ["model", "input", "params", "GFLOPs",
-            *[f"{label[b]} b{bs} (ms)" for b, bs in bs_cols], "x ResNet"]
+            *[f"{LABELS[b]} b{bs} (ms)" for b, bs in cols], "x ResNet"]
     lines += ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    ref = {r["depth"]: r for r in rows if r["model"] == f"resnet{r['depth']}"}
+    ref = {r["depth"]: r["latency"].get("paddle") for r in rows
+           if r["model"] == f"resnet{r['depth']}"}
     for r in rows:
-        lat = r["latency"]
+        lat, base = r["latency"], ref.get(r["depth"])
         cells = [f"`{r['model']}`", "x".join(map(str, r["input_size"][1:])), f"{r['params']:,}",
-                 f"{r['flops'] / 1e9:.2f}"]
-        cells += [f"{lat[b][bs]:.1f}" if b in lat else "-" for b, bs in bs_cols]
-        base = ref.get(r["depth"], {}).get("latency", {}).get("paddle", {})
-        big = max(batch_sizes)
-        cells.append(f"{lat['paddle'][big] / base[big]:.2f}" if lat and base else "-")
+                 f"{r['flops'] / 1e9:.2f}", *[f"{lat[b][bs]:.1f}" if b in lat else "-"
+                                              for b, bs in cols],
+                 f"{lat['paddle'][big] / base[big]:.2f}" if lat and base else "-"]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
 
 def read_params_column(text: str) -> Dict[str, int]:
     """``{model: params}`` from a MODELS.md table (for the test against ``build_model``)."""
-    out = {}
-    for line in text.splitlines():
-        m = re.match(r"\|\s*`([a-z_0-9]+)`\s*\|[^|]*\|\s*([\d,]+)\s*\|", line)
-        if m:
-            out[m.group(1)] = int(m.group(2).replace(",", ""))
-    return out
+    rows = re.findall(r"^\|\s*`([a-z_0-9]+)`\s*\|[^|]*\|\s*([\d,]+)\s*\|", text, re.M)
+    return {name: int(params.replace(",", "")) for name, params in rows}

@@ -98,9 +98,9 @@ def get_parser(description: str) -> argparse.ArgumentParser:
     return parser
 
 
-def parse_args(description: str, argv: Optional[Sequence[str]] = None):
-    """``get_parser(description)``'s arguments; ``-c`` is required."""
-    parser = get_parser(description)
+def parse_args(parser, argv: Optional[Sequence[str]] = None):
+    """The arguments of ``parser`` (a description: ``get_parser``'s); ``-c`` is required."""
+    parser = get_parser(parser) if isinstance(parser, str) else parser
     args = parser.parse_args(argv)
     if not args.config:
         parser.error("-c/--config is required (e.g. -c configs/orthonet18_cifar10.yaml)")
