@@ -425,6 +425,9 @@ def test_unpooled_features_and_pool_errors():
         create_model("orthonet18", global_pool="mean", **TINY)
     with pytest.raises(ValueError, match="drop_path_rate must be a probability"):
         create_model("orthonet18", drop_path_rate=1.5, **TINY)
+    # reset_classifier keeps the pooling: a classifier on the unpooled map would never run
+    with pytest.raises(ValueError, match="global_pool='' .*num_classes=0"):
+        create_model("orthonet18", num_classes=0, global_pool="", **TINY).reset_classifier(10)
 
 
 def test_drop_rate_is_dropout_before_the_classifier():

@@ -1,9 +1,7 @@
 """DataLoader construction from a ``DataLoader.Train`` / ``DataLoader.Eval`` config section.
 
-Shuffling is reproducible: the order of epoch ``e`` is
-``numpy.random.default_rng(seed + e).permutation(n)`` in both the single-process and
-the distributed sampler, so resuming at epoch k (``loader.batch_sampler.set_epoch(k)``)
-replays epoch k's order, and one rank of a distributed run sees the single-process order.
+The order of epoch ``e`` is ``numpy.random.default_rng(seed + e).permutation(n)``, in one
+process or sharded over ranks, so a resume at epoch k replays epoch k's order.
 """
 from __future__ import annotations
 
@@ -13,7 +11,7 @@ import random
 from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence
 
 import numpy as np
-from paddle.io import BatchSampler, DataLoader, Dataset, DistributedBatchSampler, Sampler
+from paddle.io import BatchSampler, DataLoader, Dataset, DistributedBatchSampler
 from paddle.io.dataloader.collate import default_collate_fn
 
 from ..utils.hints import did_you_mean
@@ -23,22 +21,18 @@ from .datasets import DataFileError, build_dataset, check_channels, dataset_para
 from .transforms import build_transforms
 
 __all__ = ["build_dataloader", "loader_params", "sampler_params", "loader_options", "set_epoch",
-           "EpochSampler", "FailFastDataLoader", "EpochBatchSampler", "check_loader_samples",
-           "check_loader_channels", "SeededDistributedBatchSampler", "SAMPLERS"]
+           "EpochBatchSampler", "check_loader_samples", "check_loader_channels", "SAMPLERS"]
 
 SAMPLERS = ("DistributedBatchSampler", "BatchSampler")
-_MODES = {"train": "train", "eval": "eval", "val": "eval", "test": "eval", "infer": "eval"}
 
 
 def loader_params() -> Dict[str, bool]:
-    """Valid keys of a ``DataLoader.Train`` / ``DataLoader.Eval`` config section -> whether
-    each is required."""
+    """Valid keys of a ``DataLoader.Train`` / ``.Eval`` section -> whether each is required."""
     return builder_keys(_parts)
 
 
 def sampler_params(name: str = "DistributedBatchSampler") -> Dict[str, bool]:
-    """Valid keys of the ``sampler`` section -> whether each is required (both samplers
-    take the same keys)."""
+    """Valid keys of the ``sampler`` section -> whether each is required (both names alike)."""
     if name not in SAMPLERS:
         raise ValueError(f"sampler: unknown name {name!r}; {did_you_mean(name, SAMPLERS)}valid: "
                          f"{', '.join(SAMPLERS)}")
@@ -56,49 +50,11 @@ def _permutation(n: int, shuffle: bool, seed: int, epoch: int) -> np.ndarray:
     return np.random.default_rng(seed + epoch).permutation(n)
 
 
-class EpochSampler(Sampler):
-    """Indices ``0..n-1``, shuffled by ``default_rng(seed + epoch)`` when ``shuffle``.
-
-    The epoch advances by one after each pass, so a loop that never calls ``set_epoch``
-    still gets a new order every epoch; ``set_epoch(k)`` makes the next pass epoch k's.
-    """
-
-    def __init__(self, data_source: Any, shuffle: bool = True, seed: int = 0):
-        super().__init__(data_source)
-        self.data_source, self.shuffle, self.seed = data_source, shuffle, int(seed)
-        self.epoch = 0
-
-    def set_epoch(self, epoch: int) -> None:
-        self.epoch = int(epoch)
-
-    def __iter__(self) -> Iterator[int]:
-        order = _permutation(len(self.data_source), self.shuffle, self.seed, self.epoch)
-        self.epoch += 1
-        return iter(order.tolist())
-
-    def __len__(self) -> int:
-        return len(self.data_source)
-
-
-class EpochBatchSampler(BatchSampler):
-    """``paddle.io.BatchSampler`` over an ``EpochSampler``, with ``set_epoch``."""
-
-    def __init__(self, dataset: Any, batch_size: int, shuffle: bool = True,
-                 drop_last: bool = False, seed: int = 0):
-        super().__init__(sampler=EpochSampler(dataset, shuffle, seed), batch_size=batch_size,
-                         drop_last=drop_last)
-
-    def set_epoch(self, epoch: int) -> None:
-        self.sampler.set_epoch(epoch)
-
-
-class SeededDistributedBatchSampler(DistributedBatchSampler):
+class EpochBatchSampler(DistributedBatchSampler):
     """``paddle.io.DistributedBatchSampler`` whose order is ``default_rng(seed + epoch)``
-    (Paddle's depends on the epoch only). The permutation is padded by wrapping to a
-    multiple of the number of ranks and rank r takes every nranks-th index from r.
-    With ``pad=False`` (evaluation) nothing is repeated, so metrics summed over
-    ranks count every sample once. Works in a single process (one rank).
-    """
+    (Paddle's depends on the epoch only), padded by wrapping to a multiple of the ranks;
+    rank r takes every nranks-th index from r. ``pad=False`` (evaluation) repeats nothing,
+    so sums over ranks count every sample once. One process is one rank."""
 
     def __init__(self, dataset: Any, batch_size: int, shuffle: bool = False,
                  drop_last: bool = False, seed: int = 0, num_replicas: Optional[int] = None,
@@ -201,16 +157,6 @@ def _size(shape: Sequence[int]) -> str:
     return "x".join(map(str, shape))
 
 
-def size_fix(image_shape: Sequence[int]) -> str:
-    """How to make transform_ops end at ``Global.image_shape``'s height and width."""
-    h, w = int(image_shape[1]), int(image_shape[2])
-    crop = h if h == w else f"[{h}, {w}]"
-    return (f"make transform_ops end at {h}x{w}: Resize: {{size: [{h}, {w}]}} (an exact size; "
-            f"Resize: {{size: N}} keeps the aspect ratio), RandomResizedCrop: {{size: {crop}}}, or "
-            f"Resize: {{size: {max(h, w)}}} then CenterCrop: {{size: {crop}}} (a crop larger "
-            f"than the image does not enlarge it)")
-
-
 def shape_message(section: str, where: str, shape: Sequence[int], image_shape: Sequence[int],
                   common: bool = False) -> Optional[str]:
     """One line when a CHW sample does not have ``Global.image_shape``'s size, else None.
@@ -227,9 +173,14 @@ def shape_message(section: str, where: str, shape: Sequence[int], image_shape: S
                 f"({_size(image_shape)}, Global.image_shape); end transform_ops with ToTensor: {{}}")
     alt = (f", or set -o Global.image_shape=[{image_shape[0]},{shape[1]},{shape[2]}] if "
            f"{shape[1]}x{shape[2]} is the size you mean" if common else "")
+    h, w = int(image_shape[1]), int(image_shape[2])
+    crop = h if h == w else f"[{h}, {w}]"
     return (f"{section}: {where} is {_size(shape)} after transform_ops but Global.image_shape is "
-            f"{list(image_shape)} (the model's input; every image needs that size): "
-            f"{size_fix(image_shape)}{alt}")
+            f"{list(image_shape)} (the model's input; every image needs that size): make "
+            f"transform_ops end at {h}x{w}: Resize: {{size: [{h}, {w}]}} (an exact size; Resize: "
+            f"{{size: N}} keeps the aspect ratio), RandomResizedCrop: {{size: {crop}}}, or Resize: "
+            f"{{size: {max(h, w)}}} then CenterCrop: {{size: {crop}}} (a crop larger than the "
+            f"image does not enlarge it){alt}")
 
 
 def _shape_error(good: List[Any], dataset: Any, section: str,
@@ -237,13 +188,11 @@ def _shape_error(good: List[Any], dataset: Any, section: str,
     """One line naming the first sample whose image differs in shape from
     ``image_shape`` (when given) or from the batch's first."""
     if image_shape is not None:
-        for s in good:
-            shape = np.shape(s[0])
-            if len(shape) == 3 and tuple(shape[1:]) == tuple(image_shape[1:]):
-                continue
-            common = all(np.shape(o[0]) == shape for o in good) and len(good) > 1
-            return shape_message(section, describe(dataset, getattr(s, "index", -1)), shape,
-                                 image_shape, common)
+        bad = next((s for s in good if shape_message("", "", np.shape(s[0]), image_shape)), None)
+        if bad is not None:
+            shape = np.shape(bad[0])
+            return shape_message(section, describe(dataset, getattr(bad, "index", -1)), shape,
+                                 image_shape, len(good) > 1 and all(np.shape(o[0]) == shape for o in good))
     first = np.shape(good[0][0])
     for s in good[1:]:
         if np.shape(s[0]) != first:
@@ -279,15 +228,12 @@ def _collate(batch: List[Any], skip: bool = False, batch_ops: Optional[Callable]
 
 
 def _marked(batch: Any, mark: np.ndarray) -> Optional[str]:
-    if not (isinstance(batch, (list, tuple)) and len(batch) == 3):
-        return None
     # Shape first, on the tensor: a batch of images is not copied to numpy to learn that.
-    if tuple(batch[0].shape) != mark.shape:
+    if not (isinstance(batch, (list, tuple)) and len(batch) == 3) or \
+            tuple(batch[0].shape) != mark.shape:
         return None
     first = np.asarray(batch[0].numpy() if hasattr(batch[0], "numpy") else batch[0])
-    if first.dtype != np.uint8 or not np.array_equal(first, mark):
-        return None
-    return _decode(batch[1])
+    return _decode(batch[1]) if first.dtype == np.uint8 and np.array_equal(first, mark) else None
 
 
 def _decode(item: Any) -> str:
@@ -296,12 +242,9 @@ def _decode(item: Any) -> str:
 
 
 class FailFastDataLoader(DataLoader):
-    """``paddle.io.DataLoader`` that ends with the dataset's or collate's own error
-    (``DataFileError`` naming the file) in the main process, whatever ``num_workers`` is.
-
-    With ``skip_bad_images`` a sample that cannot be read is left out of its batch with a
-    warning naming it instead; ``skipped`` counts them over the loader's life.
-    """
+    """``paddle.io.DataLoader`` that raises the dataset's or collate's own error
+    (``DataFileError`` naming the file) in the main process, whatever ``num_workers`` is;
+    with ``skip_bad_images`` a bad sample is left out with a warning (``skipped`` counts)."""
 
     skip_bad_images = False
     skipped = 0
@@ -344,12 +287,10 @@ def _parts(*, dataset: Dict[str, Any], sampler: Dict[str, Any], loader: Optional
 def _batch_sampler(dataset: Any, seed: int, distributed: bool, train: bool, *, batch_size: int,
                    name: str = "DistributedBatchSampler", shuffle: Optional[bool] = None,
                    drop_last: bool = False) -> BatchSampler:
-    sampler_params(name)  # the name's check
-    shuffle = train if shuffle is None else shuffle
-    if distributed:  # both names shard in a distributed run (training pads, evaluation not)
-        return SeededDistributedBatchSampler(dataset, batch_size, shuffle=shuffle,
-                                             drop_last=drop_last, seed=seed, pad=train)
-    return EpochBatchSampler(dataset, batch_size, shuffle=shuffle, drop_last=drop_last, seed=seed)
+    sampler_params(name)  # the name's check, for direct calls
+    # Both names shard in a distributed run (training pads, evaluation not).
+    return EpochBatchSampler(dataset, batch_size, train if shuffle is None else shuffle, drop_last,
+                             seed, *((None, None) if distributed else (1, 0)), pad=train)
 
 
 def _loader(dataset: Any, sampler: BatchSampler, collate: Callable, *, num_workers: int = 0,
@@ -377,54 +318,45 @@ def build_dataloader(loader_cfg: Dict[str, Any], mode: str, seed: int = 0,
                   drop_last: true}
         loader:  {num_workers: 2, use_shared_memory: true, skip_bad_images: false}
 
-    Both sampler names give the order ``default_rng(seed + epoch).permutation(n)``; in one
-    process they are the same, in a distributed run (``distributed``) both shard it, rank r
-    taking every nranks-th index (training pads by wrapping, evaluation does not). A
-    dataset without ``mode`` gets ``train`` or ``test``; ``shuffle`` defaults to true for
-    training. ``num_workers: 0`` loads in the main process (the fix for shared-memory
-    crashes such as "Bus error", as is ``use_shared_memory: false``).
+    Keys and value types are checked by ``engine.config``. A dataset without ``mode`` gets
+    ``train`` or ``test``; ``shuffle`` defaults to true for training. ``num_workers: 0``
+    (or ``use_shared_memory: false``) is the fix for shared-memory crashes ("Bus error").
 
     Args:
-        loader_cfg: the section (keys: ``loader_params()``, ``sampler_params()``,
-            ``loader_options()``).
-        mode: ``train`` or ``eval`` (``Train``/``Eval``/``val``/``test`` accepted).
+        loader_cfg: the section.
+        mode: ``train`` or ``eval`` (``val``/``test``/``infer`` too, any case).
         seed: shuffling seed; epoch e uses ``default_rng(seed + e)``.
         distributed: shard over the ranks of ``paddle.distributed``.
-        class_num: ``Arch.class_num``, needed by ``batch_transform_ops`` (soft labels);
-            None falls back to the dataset's own class count.
-        image_shape: ``Global.image_shape``; when given, a batch holding an image of
-            another height or width ends with one line naming its file (else only images
-            differing within a batch do).
+        class_num: ``Arch.class_num`` for ``batch_transform_ops`` (None: the dataset's).
+        image_shape: ``Global.image_shape``; a batch holding an image of another size then
+            ends with one line naming its file (else only sizes differing within a batch).
 
     Returns:
         The loader; ``set_epoch(loader, e)`` selects epoch e's order.
-
-    Keys and value types are checked by ``engine.config`` (the one config layer).
 
     Raises:
         ValueError: batch ops in an eval loader, or a dataset too small for one batch with
             ``drop_last``.
     """
     ds_cfg, smp, opts = _parts(**loader_cfg)
-    kind = _MODES.get(str(mode).lower())
-    if kind is None:
+    train = str(mode).lower() == "train"
+    if not train and str(mode).lower() not in ("eval", "val", "test", "infer"):
         raise ValueError(f"build_dataloader: unknown mode {mode!r}; use 'train' or 'eval'")
-    where = f"DataLoader.{'Train' if kind == 'train' else 'Eval'}"
+    where = f"DataLoader.{'Train' if train else 'Eval'}"
     ds_cfg = dict(ds_cfg)
     transforms = build_transforms(ds_cfg.pop("transform_ops", None), backend=ds_cfg.get("backend"))
     batch_cfg = ds_cfg.pop("batch_transform_ops", None)
-    if batch_cfg and kind != "train":
+    if batch_cfg and not train:
         raise ValueError(f"{where}.dataset.batch_transform_ops: Mixup/Cutmix are for training "
                          f"only; remove them from the eval loader")
     if "mode" not in ds_cfg and "name" in ds_cfg and "mode" in dataset_params(ds_cfg["name"]):
-        ds_cfg["mode"] = "train" if kind == "train" else "test"
+        ds_cfg["mode"] = "train" if train else "test"
     dataset = build_dataset(ds_cfg, transforms=transforms)
     batch_ops = build_batch_transforms(
         batch_cfg, class_num if class_num else getattr(dataset, "num_classes", None))
-    sampler = _batch_sampler(dataset, seed, distributed, kind == "train", **smp)
-    per_rank = sampler.num_samples if distributed else len(dataset)
-    if smp.get("drop_last") and per_rank < smp["batch_size"]:
-        raise ValueError(f"{where}: {per_rank} samples per process is fewer than sampler."
+    sampler = _batch_sampler(dataset, seed, distributed, train, **smp)
+    if smp.get("drop_last") and sampler.num_samples < smp["batch_size"]:
+        raise ValueError(f"{where}: {sampler.num_samples} samples per process is fewer than sampler."
                          f"batch_size {smp['batch_size']} with drop_last true, so there would be "
                          f"no batches; lower batch_size, raise dataset.num_samples, or set "
                          f"drop_last: false")
@@ -433,26 +365,13 @@ def build_dataloader(loader_cfg: Dict[str, Any], mode: str, seed: int = 0,
     return _loader(dataset, sampler, collate, **opts)
 
 
-def _probe_indices(n: int, count: int) -> List[int]:
-    # first, middle, last...: spread out, so a folder's odd class is likelier to be seen
-    return sorted({round(i * (n - 1) / max(count - 1, 1)) for i in range(min(count, n))})
-
-
 def check_loader_samples(loader: DataLoader, expected: int, source: str,
                          image_shape: Optional[Sequence[int]] = None, count: int = 3) -> None:
     """Before any batch runs: read ``count`` samples spread over the dataset through the
-    transforms and check them against the model (``check_channels``) and, when given,
-    ``Global.image_shape`` (height and width). A sample that cannot be read ends here with
-    its file named (unless ``skip_bad_images``). The random state is left as it was: the
-    transforms draw from it. A mismatch in a sample not probed still ends with one line
-    naming its file, from the loader's collate.
-
-    Args:
-        loader: from ``build_dataloader``.
-        expected: the model's input channels (``Arch.in_channels``).
-        source: the config section, for the message (``DataLoader.Train``).
-        image_shape: ``Global.image_shape`` (``[C, H, W]``), or None to skip the size check.
-        count: how many samples to read.
+    transforms and check them against the model's ``expected`` channels (``check_channels``)
+    and ``image_shape`` ([C, H, W], None: no size check). An unreadable sample ends here
+    with its file named (unless ``skip_bad_images``); the random state is left as it was.
+    ``source`` is the config section named in messages.
 
     Raises:
         DataFileError: a probed sample cannot be read, or has another size or layout.
@@ -461,9 +380,11 @@ def check_loader_samples(loader: DataLoader, expected: int, source: str,
     dataset = loader.dataset
     if not len(dataset):
         return
-    state = random.getstate(), np.random.get_state()
+    n, state = len(dataset), (random.getstate(), np.random.get_state())
+    # first, middle, last...: spread out, so a folder's odd class is likelier to be seen
+    picks = sorted({round(i * (n - 1) / max(count - 1, 1)) for i in range(min(count, n))})
     try:
-        samples = [(i, dataset[i]) for i in _probe_indices(len(dataset), count)]
+        samples = [(i, dataset[i]) for i in picks]
     finally:
         random.setstate(state[0])
         np.random.set_state(state[1])

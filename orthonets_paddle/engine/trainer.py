@@ -1,15 +1,12 @@
-"""The training loop: ``train(cfg)`` is what ``tools/train.py`` and the notebook run.
-
-Plain functions in the torchvision-reference style: ``train_one_epoch``,
-``evaluate``, ``train``. Outputs use the seed notebook's names.
-"""
+"""The training loop in the torchvision-reference style: ``train(cfg)`` is what
+``tools/train.py`` and the notebook run; outputs use the seed notebook's names."""
 from __future__ import annotations
 
 import importlib.util
 import math
 import os
 import time
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Dict, Optional
 
 import numpy as np
 import paddle
@@ -32,8 +29,7 @@ from .logger import VisualDLWriter, get_logger, log_line, new_records, progress,
 from .losses import build_loss
 from .optim import build_optimizer
 
-__all__ = ["train", "train_one_epoch", "evaluate",
-           "NonFiniteLossError"]
+__all__ = ["train", "train_one_epoch", "evaluate", "NonFiniteLossError"]
 
 
 class NonFiniteLossError(RuntimeError):
@@ -44,27 +40,18 @@ def _saved(out_dir: str) -> bool:
     return os.path.isfile(current(os.path.join(out_dir, "latest.pdstates")))
 
 
+_NOT_SAVED = "no checkpoint was saved yet (the first is written at the end of an epoch)"
+
+
 def _nonfinite_message(what: str, g: Dict[str, Any]) -> str:
-    latest = os.path.join(g["output_dir"], "latest")
-    if _saved(g["output_dir"]):
-        where = (f"The last good checkpoint is {latest}.* (resume with -o Global.checkpoints="
-                 f"{g['output_dir']}).")
-    else:
-        where = "No checkpoint was saved yet (the first is written at the end of an epoch)."
+    out = g["output_dir"]
+    where = (f"The last good checkpoint is {os.path.join(out, 'latest')}.* (resume with -o "
+             f"Global.checkpoints={out})." if _saved(out) else _NOT_SAVED.capitalize() + ".")
     return (f"{what}; stopped. {where} Lower Optimizer.lr.learning_rate, or check the data "
             "for NaN/inf values")
 
 
-def _all_reduce(values: np.ndarray, env: RunEnv) -> np.ndarray:
-    if not env.distributed:
-        return values
-    t = paddle.to_tensor(values.astype("float64"))
-    paddle.distributed.all_reduce(t)
-    return t.numpy()
-
-
 def _correct(logits: paddle.Tensor, label: paddle.Tensor, k: int = 1) -> paddle.Tensor:
-    """Top-k hits as a float64 device tensor (no host sync)."""
     k = min(k, logits.shape[-1])
     top = paddle.topk(logits, k, axis=-1)[1]
     return (top == label.reshape([-1, 1]).astype(top.dtype)).any(axis=-1).astype("float64").sum()
@@ -78,40 +65,24 @@ def _fetch(sums: paddle.Tensor, env: RunEnv) -> np.ndarray:
     return sums.numpy()
 
 
-def _labels(labels: paddle.Tensor):
-    """(labels for the loss, int64 [B] labels for accuracy): Mixup/Cutmix batches carry
-    float soft labels [B, K]; accuracy is then counted against their largest entry."""
-    if labels.ndim == 2 and labels.shape[-1] > 1:
-        return labels, labels.argmax(axis=-1).astype("int64")
-    labels = labels.reshape([-1]).astype("int64")
-    return labels, labels
-
-
 def train_one_epoch(model, loader, loss_fn, optimizer, scheduler, epoch: int, env: RunEnv,
                     records: Dict[str, Any], state: Dict[str, Any], cfg: Dict[str, Any],
                     vdl: VisualDLWriter, scaler=None) -> Dict[str, float]:
-    """One pass over ``loader``; returns mean train loss and accuracy (all ranks).
-
-    Loss and hits are summed on the device; the host reads them (one all-reduce and one
-    copy) only at print steps and at the epoch's end, where a non-finite loss stops the
-    run (the sum stays NaN/inf once one step's loss was)."""
+    """One pass over ``loader``: mean train loss and accuracy over all ranks. A non-finite
+    loss (its device sum stays NaN/inf) stops the run at the next print step or the end."""
     g = cfg["Global"]
     amp = cfg["AMP"] if scaler is not None else None
     model.train()
     # [last step's loss, sum of loss * n, hits, samples], float64 on the device
     sums = paddle.zeros([4], dtype="float64")
-    seen = 0
-    start = time.perf_counter()
-    steps = len(loader)
-    lr = optimizer.get_lr()
+    seen, start, steps, lr = 0, time.perf_counter(), len(loader), optimizer.get_lr()
     bar = progress(loader, steps, f"epoch {epoch + 1}/{g['epochs']}",
                    g["progress_bar"] and env.is_main)
     log = get_logger(quiet=not env.is_main)
     checked = state["global_step"]  # steps up to here had a finite loss
-    host = np.zeros(4)
-    # Record steps (global) and log steps (per epoch) differ; a record's loss stays on the
-    # device until the next log step's sync, so there is one host sync per log step.
-    pending: List[Tuple[int, float, paddle.Tensor]] = []
+    # Record steps (global) and log steps (per epoch) differ; a record's (step, lr, loss)
+    # stays on the device until the next log step's sync: one host sync per log step.
+    pending = []
 
     def sync() -> np.ndarray:
         nonlocal checked
@@ -131,7 +102,10 @@ def train_one_epoch(model, loader, loss_fn, optimizer, scheduler, epoch: int, en
         return out[:4]
 
     for i, (images, labels) in enumerate(bar):
-        labels, hard = _labels(labels)
+        # Mixup/Cutmix batches carry soft [B, K] labels: accuracy counts their largest entry.
+        soft = labels.ndim == 2 and labels.shape[-1] > 1
+        labels = labels if soft else labels.reshape([-1]).astype("int64")
+        hard = labels.argmax(axis=-1).astype("int64") if soft else labels
         with autocast(amp):
             logits = model(images)
         loss = loss_fn(logits.astype("float32"), labels)  # the loss in float32
@@ -157,16 +131,14 @@ def train_one_epoch(model, loader, loss_fn, optimizer, scheduler, epoch: int, en
             pending.append((state["global_step"], lr, last.reshape([1])))
         if i % g["print_batch_step"] == 0:
             host = sync()
-            loss_value = host[0] / env.world_size  # the step's loss, mean over ranks
             elapsed = max(time.perf_counter() - start, 1e-9)
             left = (steps - i - 1) + (g["epochs"] - epoch - 1) * steps  # training steps to go
-            log_line(log, bar, step_line(
-                epoch + 1, g["epochs"], i, steps, lr, host[1] / host[3], host[2] / host[3],
-                seen * env.world_size / elapsed, left * elapsed / (i + 1)))
-            if bar is not loader:
-                bar.set_postfix(loss=f"{loss_value:.4f}", acc=f"{host[2] / host[3]:.4f}",
-                                lr=f"{lr:.2e}", ips=f"{seen * env.world_size / elapsed:.0f} img/s",
-                                refresh=False)
+            acc, ips = host[2] / host[3], seen * env.world_size / elapsed
+            log_line(log, bar, step_line(epoch + 1, g["epochs"], i, steps, lr, host[1] / host[3],
+                                         acc, ips, left * elapsed / (i + 1)))
+            if bar is not loader:  # host[0] / world_size: the step's loss, mean over ranks
+                bar.set_postfix(loss=f"{host[0] / env.world_size:.4f}", acc=f"{acc:.4f}",
+                                lr=f"{lr:.2e}", ips=f"{ips:.0f} img/s", refresh=False)
     host = sync()
     elapsed = time.perf_counter() - start
     return {"loss": host[1] / max(host[3], 1), "acc": host[2] / max(host[3], 1),
@@ -176,11 +148,9 @@ def train_one_epoch(model, loader, loss_fn, optimizer, scheduler, epoch: int, en
 @paddle.no_grad()
 def evaluate(model, loader, loss_fn, env: Optional[RunEnv] = None,
              show_progress: bool = False, amp: Optional[Dict[str, Any]] = None) -> Dict[str, float]:
-    """Top-1, top-5 and mean loss over ``loader`` (summed over ranks when distributed).
-
-    With ``amp`` (the AMP section) and ``use_fp16_test`` (or level O2) the forward runs
-    under ``auto_cast`` as PaddleClas evaluates; loss and top-k are computed in float32.
-    The sums stay on the device until the end (one host sync)."""
+    """Top-1, top-5 and mean loss over ``loader`` (summed over ranks). With ``amp`` (the AMP
+    section) and ``use_fp16_test`` or level O2 the forward runs under ``auto_cast``, as
+    PaddleClas evaluates; loss and top-k are in float32."""
     env = env or RunEnv(device=paddle.get_device())
     model.eval()
     sums = paddle.zeros([4], dtype="float64")
@@ -190,8 +160,7 @@ def evaluate(model, loader, loss_fn, env: Optional[RunEnv] = None,
             logits = model(images)
         logits = logits.astype("float32")
         n = labels.shape[0]
-        loss = loss_fn(logits, labels).astype("float64")
-        sums = sums + paddle.stack([loss * n, _correct(logits, labels, 1),
+        sums = sums + paddle.stack([loss_fn(logits, labels).astype("float64") * n, _correct(logits, labels, 1),
                                     _correct(logits, labels, 5), paddle.full([], n, "float64")])
     host = _fetch(sums, env)
     n = max(host[3], 1)
@@ -207,12 +176,11 @@ def _states(epoch: int, state: Dict[str, Any], records, scheduler, scaler=None,
 
 
 def _check_folder(out_dir: str, g: Dict[str, Any], resume_prefix: Optional[str]) -> None:
-    """A run folder belongs to one run: refuse a new run (or a resume of another folder's
-    checkpoint) into a folder holding checkpoints, unless ``Global.overwrite``."""
+    # A run folder belongs to one run: refuse a new run (or a resume of another folder's
+    # checkpoint) into a folder holding checkpoints, unless Global.overwrite.
     found = holds_run(out_dir)
-    if not found or g["overwrite"]:
-        return
-    if resume_prefix and os.path.samefile(os.path.dirname(os.path.abspath(resume_prefix)), out_dir):
+    if not found or g["overwrite"] or resume_prefix and os.path.samefile(
+            os.path.dirname(os.path.abspath(resume_prefix)), out_dir):
         return
     shown = ", ".join(found[:4]) + (" ..." if len(found) > 4 else "")
     what = (f"resuming {resume_prefix} into it would overwrite another run" if resume_prefix
@@ -223,36 +191,19 @@ def _check_folder(out_dir: str, g: Dict[str, Any], resume_prefix: Optional[str])
         "Global.output_dir, or replace it with -o Global.overwrite=True")
 
 
-def _resume_identity(ckpt: Dict[str, Any], cfg: Dict[str, Any]) -> None:
-    saved = ckpt["states"].get("identity")
-    if saved is None:
-        raise CheckpointError(f"{ckpt['prefix']}.pdstates records no model identity; it "
-                              "cannot be checked against Arch, so it is not resumed")
-    diff = identity_diff(saved, arch_identity(cfg["Arch"]))
-    if diff:
-        raise CheckpointError(
-            f"cannot resume from {ckpt['prefix']}: it was trained as another model ("
-            + "; ".join(diff) + "). Resume with the checkpoint's Arch settings (its run folder's "
-            "config.yaml), or start a new run in another Global.output_dir (with "
-            "Global.pretrained_model to reuse its weights)")
-
-
 def _resumable(exc: BaseException, out_dir: str) -> BaseException:
-    """Tell ``utils.cli.run`` how to resume a stopped run (the latest set, if any)."""
+    # Tell utils.cli.run how to resume a stopped run (the latest set, if any).
     if _saved(out_dir):
         exc.resume_dir = out_dir
     else:
-        exc.note = "no checkpoint was saved yet (the first is written at the end of an epoch)"
+        exc.note = _NOT_SAVED
     return exc
 
 
 def train(cfg: Dict[str, Any]) -> Dict[str, Any]:
-    """Train as the config says; returns best/final accuracy and the records.
-
-    Every check (config, device, data, model, weights, resume checkpoint and its
-    identity, the run folder's ownership) runs before anything is written to
-    ``Global.output_dir``.
-    """
+    """Train as the config says; returns best/final accuracy and the records. Every check
+    (device, data, model, weights, the resume checkpoint and its identity, the run folder's
+    ownership) runs before anything is written to ``Global.output_dir``."""
     g = cfg["Global"]
     env = setup_env(g["device"])
     log = get_logger(quiet=not env.is_main)
@@ -268,16 +219,12 @@ def train(cfg: Dict[str, Any]) -> Dict[str, Any]:
     loaders = cfg["DataLoader"]
     if "Train" not in loaders:
         raise ValueError("config has no DataLoader.Train section; see configs/ for examples")
-    class_num = cfg["Arch"].get("class_num")
     shape = g["image_shape"]
-    train_loader = build_dataloader(loaders["Train"], "train", seed=g["seed"],
-                                    distributed=env.distributed, class_num=class_num,
-                                    image_shape=shape)
-    use_eval = "Eval" in loaders and g["eval_during_train"]
-    eval_loader = (build_dataloader(loaders["Eval"], "eval", seed=g["seed"],
-                                    distributed=env.distributed, class_num=class_num,
-                                    image_shape=shape)
-                   if use_eval else None)
+    train_loader, eval_loader = (
+        build_dataloader(loaders[split], split, seed=g["seed"], distributed=env.distributed,
+                         class_num=cfg["Arch"].get("class_num"), image_shape=shape)
+        if split == "Train" or ("Eval" in loaders and g["eval_during_train"]) else None
+        for split in ("Train", "Eval"))
 
     model = build_model_from_config(cfg["Arch"])
     if g["pretrained_model"]:
@@ -287,8 +234,7 @@ def train(cfg: Dict[str, Any]) -> Dict[str, Any]:
             log.warning("WARNING pretrained weights did not fully fit: %s", report.summary())
     # Global.to_static (issue 21): the traced program trains; engine/static.py.
     model = apply_to_static(model, g["to_static"])
-    loss_fn = build_loss(cfg["Loss"]["Train"])
-    eval_loss_fn = build_loss(cfg["Loss"].get("Eval"))
+    loss_fn, eval_loss_fn = build_loss(cfg["Loss"]["Train"]), build_loss(cfg["Loss"].get("Eval"))
     optimizer, scheduler = build_optimizer(cfg["Optimizer"], model.parameters(),
                                            len(train_loader), g["epochs"])
     scaler = build_scaler(cfg["AMP"])
@@ -303,7 +249,17 @@ def train(cfg: Dict[str, Any]) -> Dict[str, Any]:
     start_epoch = 0
     ckpt = load_checkpoint(g["checkpoints"]) if g["checkpoints"] else None
     if ckpt is not None:
-        _resume_identity(ckpt, cfg)
+        saved = ckpt["states"].get("identity")
+        if saved is None:
+            raise CheckpointError(f"{ckpt['prefix']}.pdstates records no model identity; it "
+                                  "cannot be checked against Arch, so it is not resumed")
+        diff = identity_diff(saved, arch_identity(cfg["Arch"]))
+        if diff:
+            raise CheckpointError(
+                f"cannot resume from {ckpt['prefix']}: it was trained as another model ("
+                + "; ".join(diff) + "). Resume with the checkpoint's Arch settings (its run "
+                "folder's config.yaml), or start a new run in another Global.output_dir (with "
+                "Global.pretrained_model to reuse its weights)")
     _check_folder(out_dir, g, ckpt and ckpt["prefix"])
     if ckpt is not None:
         model.set_state_dict(ckpt["model"])
@@ -314,8 +270,7 @@ def train(cfg: Dict[str, Any]) -> Dict[str, Any]:
         if scaler is not None and st.get("scaler"):
             scaler.load_state_dict(st["scaler"])
         records = st["records"]
-        state.update(best_acc=st["best_acc"], best_epoch=st["best_epoch"],
-                     global_step=st["global_step"])
+        state.update({k: st[k] for k in ("best_acc", "best_epoch", "global_step")})
         start_epoch = st["epoch"] + 1
         # A run killed before its final files were all in place is finished below instead.
         if start_epoch >= g["epochs"] and os.path.isfile(os.path.join(out_dir, "final_model.pdparams")) \
@@ -331,10 +286,8 @@ def train(cfg: Dict[str, Any]) -> Dict[str, Any]:
                  f"continuing at epoch {start_epoch + 1}" if start_epoch < g["epochs"]
                  else "writing its final_model")
 
-    # The real cause, before the first conv reports a weight-shape error (and after the
-    # resume identity check, whose message lists every differing Arch key).
-    # reliability (issue 20): labels against Arch.class_num, and a few samples' channels
-    # and size against the model and Global.image_shape, before the first step
+    # Labels against Arch.class_num, a few samples' channels and size against the model and
+    # image_shape: the real cause before the first conv's weight-shape error (issue 20).
     for where, loader in (("DataLoader.Train", train_loader), ("DataLoader.Eval", eval_loader)):
         if loader is not None:
             validate_dataset(loader.dataset, cfg["Arch"]["class_num"], where)
@@ -343,49 +296,25 @@ def train(cfg: Dict[str, Any]) -> Dict[str, Any]:
         check_same_classes(train_loader.dataset, eval_loader.dataset)
 
     # Every check passed: from here on the run owns out_dir.
-    lock = RunLock(out_dir)
-    if env.is_main:
+    lock, vdl, main = RunLock(out_dir), VisualDLWriter(None), env.is_main
+    if main:
         lock.acquire()
     try:
-        if env.is_main:
+        if main:
             _check_folder(out_dir, g, ckpt and ckpt["prefix"])  # again, now that we hold it
             roll_forward(out_dir)  # a save killed after its commit point
-            if g["overwrite"] and not ckpt:
-                old = holds_run(out_dir)
-                for name in old:
-                    os.remove(os.path.join(out_dir, name))
-                if old:
-                    log.warning("WARNING Global.overwrite: removed the previous run's %d "
-                                "checkpoint file(s) from %s", len(old), out_dir)
+            old = holds_run(out_dir) if g["overwrite"] and not ckpt else []
+            for name in old:
+                os.remove(os.path.join(out_dir, name))
+            if old:
+                log.warning("WARNING Global.overwrite: removed the previous run's %d "
+                            "checkpoint file(s) from %s", len(old), out_dir)
             save_config(cfg, os.path.join(out_dir, "config.yaml"))
             log.info("config (saved to %s):\n%s", os.path.join(out_dir, "config.yaml"),
                      dump_config(cfg))
-        return _fit(cfg, env, log, model, net_loaders=(train_loader, eval_loader), loss_fn=(loss_fn, eval_loss_fn),
-                    optimizer=optimizer, scheduler=scheduler, scaler=scaler, records=records,
-                    state=state, start_epoch=start_epoch)
-    except OSError as exc:
-        if is_interrupt(exc):
-            kind = Terminated if "Terminated" in str(exc) else KeyboardInterrupt
-            raise _resumable(kind(), out_dir) from None
-        raise
-    except KeyboardInterrupt as exc:  # reliability (issue 20): the resume command
-        raise _resumable(exc, out_dir)
-    finally:
-        lock.release()
-
-
-def _fit(cfg, env, log, model, net_loaders, loss_fn, optimizer, scheduler, scaler, records,
-         state, start_epoch) -> Dict[str, Any]:
-    """The epoch loop and the saves, once ``train`` has checked everything."""
-    g = cfg["Global"]
-    out_dir = g["output_dir"]
-    train_loader, eval_loader = net_loaders
-    loss_fn, eval_loss_fn = loss_fn
-    net = paddle.DataParallel(model) if env.distributed else model
-    vdl = VisualDLWriter(os.path.join(out_dir, "vdl") if g["use_visualdl"] and env.is_main else None)
-    main = env.is_main
-    last_eval = None
-    try:
+            vdl = VisualDLWriter(os.path.join(out_dir, "vdl") if g["use_visualdl"] else None)
+        net = paddle.DataParallel(model) if env.distributed else model
+        last_eval = None
         for epoch in range(start_epoch, g["epochs"]):
             set_epoch(train_loader, epoch)
             tr = train_one_epoch(net, train_loader, loss_fn, optimizer, scheduler, epoch, env,
@@ -414,9 +343,8 @@ def _fit(cfg, env, log, model, net_loaders, loss_fn, optimizer, scheduler, scale
                 state.update(best_acc=metric, best_epoch=epoch)
             rngs = gather_rng_states(env)  # every rank's augmentation stream, for resume
             if main:
-                for k, v in row.items():
-                    if k != "epoch":
-                        vdl.add_scalar(f"epoch/{k}", v, epoch + 1)
+                for k, v in list(row.items())[1:]:  # all but "epoch"
+                    vdl.add_scalar(f"epoch/{k}", v, epoch + 1)
                 # One commit per epoch: these files become current together.
                 files = checkpoint_files("best_model", model, optimizer,
                                          opt_name="best_optimizer.pdopt") if improved else {}
@@ -428,32 +356,38 @@ def _fit(cfg, env, log, model, net_loaders, loss_fn, optimizer, scheduler, scale
                 if epoch + 1 == g["epochs"]:
                     files.update(checkpoint_files("final_model", model, optimizer,
                                                   opt_name="final_optimizer.pdopt"))
-                files["metrics.json"] = (_metrics(records, state, cfg), save_json)
+                files["metrics.json"] = _metrics(records, state, cfg)
                 commit(out_dir, files)
             summary = (f"epoch {epoch + 1}/{g['epochs']}  lr {row['lr']:.4g}  train loss "
                        f"{tr['loss']:.4f} acc {tr['acc']:.4f}  {tr['images_per_sec']:.0f} img/s")
             if do_eval:
                 summary += f"  val loss {last_eval['loss']:.4f} acc {last_eval['acc']:.4f}"
             log.info(summary + ("  (best)" if improved else ""))
+        if main:
+            if start_epoch >= g["epochs"]:  # resumed after the last epoch: finish the run
+                final = checkpoint_files("final_model", model, optimizer, opt_name="final_optimizer.pdopt")
+                commit(out_dir, {**final, "metrics.json": _metrics(records, state, cfg)})
+            if g["plot"]:
+                _plot(records, out_dir)
+            log.info("done: best val acc %.4f at epoch %d; outputs in %s", state["best_acc"],
+                     state["best_epoch"] + 1, out_dir)
+        return {"best_acc": state["best_acc"], "best_epoch": state["best_epoch"] + 1,
+                "final": last_eval, "records": records, "output_dir": out_dir, "model": model}
+    except OSError as exc:
+        if is_interrupt(exc):
+            kind = Terminated if "Terminated" in str(exc) else KeyboardInterrupt
+            raise _resumable(kind(), out_dir) from None
+        raise
+    except KeyboardInterrupt as exc:  # reliability (issue 20): the resume command
+        raise _resumable(exc, out_dir)
     finally:
         vdl.close()
-
-    if main:
-        if start_epoch >= g["epochs"]:  # resumed after the last epoch: finish the run
-            commit(out_dir, {**checkpoint_files("final_model", model, optimizer,
-                                                opt_name="final_optimizer.pdopt"),
-                             "metrics.json": (_metrics(records, state, cfg), save_json)})
-        if g["plot"]:
-            _plot(records, out_dir)
-        log.info("done: best val acc %.4f at epoch %d; outputs in %s", state["best_acc"],
-                 state["best_epoch"] + 1, out_dir)
-    return {"best_acc": state["best_acc"], "best_epoch": state["best_epoch"] + 1,
-            "final": last_eval, "records": records, "output_dir": out_dir, "model": model}
+        lock.release()
 
 
-def _metrics(records, state, cfg) -> Dict[str, Any]:
-    return {"arch": cfg["Arch"]["name"], "best_acc": state["best_acc"],
-            "best_epoch": state["best_epoch"] + 1, **records}
+def _metrics(records, state, cfg):
+    return ({"arch": cfg["Arch"]["name"], "best_acc": state["best_acc"],
+             "best_epoch": state["best_epoch"] + 1, **records}, save_json)
 
 
 def _plot(records, out_dir: str) -> None:

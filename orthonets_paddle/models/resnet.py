@@ -1,16 +1,13 @@
 """Deep Residual Learning for Image Recognition, He, Zhang, Ren and Sun, arXiv:1512.03385
-(https://arxiv.org/abs/1512.03385).
-
-The ResNet family every model of this package is a configuration of: channel attention
-(OrthoNet, FcaNet, SENet) plugs into its blocks, and the registered plain ResNets are at
-the end of this file. Layer names follow ``paddle.vision.models.ResNet``.
+(https://arxiv.org/abs/1512.03385): the family every model here configures, channel attention
+(OrthoNet, FcaNet, SENet) in its blocks. Layer names follow ``paddle.vision.models.ResNet``.
 """
 from __future__ import annotations
 
 import functools
 import inspect
 import math
-from typing import Any, Callable, Dict, List, Optional, Sequence, Type, Union
+from typing import Any, Callable, Dict, Optional, Sequence, Type, Union
 
 import paddle
 import paddle.nn as nn
@@ -20,24 +17,18 @@ from ..layers.filter_banks import FILTER_BANKS, get_filter_bank, make_banks
 from ..utils.hints import did_you_mean
 from .registry import get_pretrained_cfg, register_model
 
-__all__ = ["ResNet", "BasicBlock", "Bottleneck", "STEMS", "POSITIONS", "NORMS", "DEPTHS",
-           "GLOBAL_POOLS", "FeatureInfo", "DropPath",
-           "create_resnet", "pretrained_cfg_for", "arch_options", "resnet18", "resnet34", "resnet50", "resnet101", "resnet152"]
+__all__ = ["ResNet", "BasicBlock", "Bottleneck", "STEMS", "POSITIONS", "NORMS", "DEPTHS", "GLOBAL_POOLS",
+           "FeatureInfo", "DropPath", "create_resnet", "pretrained_cfg_for", "arch_options",
+           "resnet18", "resnet34", "resnet50", "resnet101", "resnet152"]
 
 STEMS = ("imagenet", "cifar")
 POSITIONS = ("post", "mod")
-# bn: BatchNorm2D. frozen_bn: running statistics in training too (the output does not
-# depend on the batch; detection's usual setting). sync_bn: statistics across GPUs.
+# frozen_bn: running statistics in training too (the output does not depend on the
+# batch; detection's usual setting). sync_bn: statistics across GPUs.
+_NORM_LAYERS = {"bn": nn.BatchNorm2D, "sync_bn": nn.SyncBatchNorm,
+                "frozen_bn": functools.partial(nn.BatchNorm2D, use_global_stats=True)}
 NORMS = ("bn", "frozen_bn", "sync_bn")
 GLOBAL_POOLS = ("avg", "max", "avgmax", "catavgmax", "")
-
-
-def _norm_layer(kind: str) -> Callable[[int], nn.Layer]:
-    if kind == "frozen_bn":
-        return functools.partial(nn.BatchNorm2D, use_global_stats=True)
-    if kind == "sync_bn":
-        return nn.SyncBatchNorm
-    return nn.BatchNorm2D
 
 
 def _conv(cin: int, cout: int, k: int, stride: int = 1) -> nn.Conv2D:
@@ -48,11 +39,8 @@ def _conv(cin: int, cout: int, k: int, stride: int = 1) -> nn.Conv2D:
 
 
 class BasicBlock(nn.Layer):
-    """Two 3x3 convs; attention after the second BN, before the residual add.
-
-    BasicBlock has no ``mod`` position (there is no narrow middle conv): OrthoNet-MOD
-    18/34 would equal OrthoNet-18/34, so ``ResNet`` refuses ``position='mod'`` for it.
-    """
+    """Two 3x3 convs; attention after the second BN, before the residual add. No ``mod``
+    position (no narrow middle conv: MOD-18/34 would equal 18/34), so ``ResNet`` refuses it."""
 
     expansion = 1
 
@@ -142,39 +130,40 @@ def _choice(name: str, value, valid: Sequence) -> None:
         raise ValueError(f"unknown {name} {value!r}; valid: {shown}")
 
 
+def _check_head(num_classes: int, global_pool: str) -> None:
+    if not isinstance(num_classes, int) or isinstance(num_classes, bool) or num_classes < 0:
+        raise ValueError(f"num_classes must be a positive integer (or 0: no classifier), "
+                         f"got {num_classes!r}")
+    _choice("global_pool", global_pool, GLOBAL_POOLS)
+    if global_pool == "" and num_classes:
+        raise ValueError("global_pool='' returns the unpooled feature map, which has no "
+                         "classifier; use num_classes=0 with it, or global_pool='avg'")
+
+
 class ResNet(nn.Layer):
     """The ResNet family every model here is a configuration of.
 
     Args:
-        block: ``BasicBlock`` or ``Bottleneck``.
-        layers: blocks per stage, e.g. ``[2, 2, 2, 2]``.
-        num_classes: classifier outputs.
-        squeeze: attention filter bank (``ortho``, ``dct``, ``avg``, ``random``)
-            or None / ``'none'`` for a plain ResNet.
-        position: ``post`` or ``mod`` (Bottleneck only; BasicBlock uses post).
+        block, layers: ``BasicBlock`` or ``Bottleneck``, and blocks per stage (``[2, 2, 2, 2]``).
+        num_classes: classifier outputs; 0 builds none (``forward`` returns the pooled
+            features ``[b, num_features]``, timm's convention).
+        squeeze: attention filter bank (``ortho``, ``dct``, ``avg``, ``random``), or None /
+            ``'none'`` for a plain ResNet; ``freq_sel`` picks the DCT frequencies.
+        position: ``post`` or ``mod`` (after the 3x3 of a Bottleneck).
         stem: ``imagenet`` (7x7/2 conv + max pool) or ``cifar`` (3x3/1 conv).
-        input_size: input resolution the filter sizes are made for (stage
-            feature-map sizes); other resolutions still run (pooled to fit).
-        width: base channels (64 is the standard ResNet).
-        in_channels: image channels (3 for RGB, 1 for grayscale).
-        reduction: excitation reduction ratio.
-        excitation_bias: biases on the attention's two FC layers (SENet's excitation;
-            ``se_resnet*`` sets it, OrthoNet and FcaNet have none).
+        input_size: resolution the filter sizes are made for (others still run, pooled).
+        width, in_channels: base channels (64: the standard ResNet) and image channels.
+        reduction, excitation_bias: the excitation's ratio and FC biases (SENet's; OrthoNet
+            and FcaNet have none).
         seed: seed of the random filter banks; block ``i`` uses ``seed + i``.
-        freq_sel: DCT frequency selection for ``squeeze='dct'``.
         norm: ``bn``, ``frozen_bn`` (running statistics also in training) or ``sync_bn``.
-        features_only: ``forward`` returns the stage feature maps of ``out_indices``
-            (no pooling, no classifier); ``feature_info`` describes them.
-        out_indices: stages (0-3) returned with ``features_only``.
+        features_only, out_indices: ``forward`` returns the feature maps of those stages
+            (0-3), no pooling or classifier; ``feature_info`` describes them.
         global_pool: ``avg``, ``max``, ``avgmax`` (their mean), ``catavgmax`` (both,
-            concatenated: twice the features) or ``''`` (no pooling: the feature map; needs
-            ``num_classes=0``), as timm names them.
-        drop_rate: dropout probability on the pooled features, before the classifier.
-        drop_path_rate: stochastic depth of the last block; block ``i`` of ``n`` drops its
-            residual branch with ``drop_path_rate * i / (n - 1)`` (timm's linear rule).
-
-    ``num_classes=0`` builds no classifier: ``forward`` returns the pooled features
-    ``[b, num_features]`` (timm's convention).
+            concatenated) or ``''`` (the feature map; needs ``num_classes=0``), as timm.
+        drop_rate: dropout on the pooled features, before the classifier.
+        drop_path_rate: stochastic depth of the last block; block ``i`` of ``n`` uses
+            ``drop_path_rate * i / (n - 1)`` (timm's linear rule).
     """
 
     def __init__(self, block: Type[nn.Layer], layers: Sequence[int], num_classes: int = 1000,
@@ -201,31 +190,17 @@ class ResNet(nn.Layer):
         out_indices = tuple(out_indices)
         if not out_indices or any(i not in (0, 1, 2, 3) for i in out_indices):
             raise ValueError(f"out_indices must be stage numbers among 0, 1, 2, 3, got {out_indices!r}")
-        for key, val in (("num_classes", num_classes), ("input_size", input_size),
-                         ("width", width), ("in_channels", in_channels)):
-            if not isinstance(val, int) or isinstance(val, bool) or val < (key != "num_classes"):
-                raise ValueError(f"{key} must be a positive integer"
-                                 f"{' (or 0: no classifier)' if key == 'num_classes' else ''}, "
-                                 f"got {val!r}")
-        _choice("global_pool", global_pool, GLOBAL_POOLS)
-        if global_pool == "" and num_classes:
-            raise ValueError("global_pool='' returns the unpooled feature map, which has no "
-                             "classifier; use num_classes=0 with it, or global_pool='avg'")
+        _check_head(num_classes, global_pool)
+        for key, val in (("input_size", input_size), ("width", width), ("in_channels", in_channels)):
+            if not isinstance(val, int) or isinstance(val, bool) or val < 1:
+                raise ValueError(f"{key} must be a positive integer, got {val!r}")
         for key, val in (("drop_rate", drop_rate), ("drop_path_rate", drop_path_rate)):
             if isinstance(val, bool) or not isinstance(val, (int, float)) or not 0 <= val < 1:
                 raise ValueError(f"{key} must be a probability in [0, 1), got {val!r}")
-        self.global_pool = global_pool
-        self.drop_rate = float(drop_rate)
-        self.num_classes = num_classes
-        self.input_size = input_size
-        self.squeeze = squeeze
-        self.position = position
-        self.stem = stem
-        self.norm = norm
-        self.features_only = features_only
-        self.out_indices = out_indices
-        norm_layer = _norm_layer(norm)
-        self._norm_layer = norm_layer
+        self.global_pool, self.drop_rate, self.num_classes = global_pool, float(drop_rate), num_classes
+        self.input_size, self.squeeze, self.position = input_size, squeeze, position
+        self.stem, self.norm, self.features_only, self.out_indices = stem, norm, features_only, out_indices
+        self._norm_layer = norm_layer = _NORM_LAYERS[norm]
         if stem == "imagenet":
             self.conv1 = _conv(in_channels, width, 7, 2)
             self.maxpool = nn.MaxPool2D(kernel_size=3, stride=2, padding=1)
@@ -237,18 +212,25 @@ class ResNet(nn.Layer):
         self.bn1 = norm_layer(width)
         self.relu = nn.ReLU()
 
-        self.inplanes = width
         sizes = [size]
         for _ in layers[1:]:
             sizes.append(math.ceil(sizes[-1] / 2))
-        att_factories = self._attention_factories(block, layers, width, sizes, squeeze, position,
-                                                  seed, reduction, freq_sel, excitation_bias)
-        total = sum(layers)
-        self._block_dpr = [drop_path_rate * k / max(total - 1, 1) for k in range(total)]
-        stages = []
+        # Per block k (over all stages): its attention, with its own bank(c, h, w, seed + k),
+        # and its drop-path rate.
+        mod = block is Bottleneck and position == "mod"
+        specs = [(width * 2 ** i * (1 if mod else block.expansion), sizes[i])
+                 for i, n in enumerate(layers) for _ in range(n)]
+        attn = create_attention(squeeze, reduction=reduction, bias=bool(excitation_bias))
+        banks = make_banks(get_filter_bank(squeeze, freq_sel), [
+            (c, s, s, seed + k) for k, (c, s) in enumerate(specs)]) if attn else specs
+        attns = [functools.partial(attn, seed=seed + k, bank=bank) if attn else None
+                 for k, bank in enumerate(banks)]
+        rates = [drop_path_rate * k / max(len(specs) - 1, 1) for k in range(len(specs))]
+        self.inplanes, stages = width, []
         for i, (n, stage_size) in enumerate(zip(layers, sizes)):
-            stages.append(self._make_layer(block, width * 2 ** i, n, 1 if i == 0 else 2,
-                                           att_factories, stage_size, position))
+            first = sum(layers[:i])
+            stages.append(self._make_layer(block, width * 2 ** i, 1 if i == 0 else 2, stage_size,
+                                           attns[first:first + n], rates[first:first + n]))
         self.layer1, self.layer2, self.layer3, self.layer4 = stages
         stem_reduction = 4 if stem == "imagenet" else 1
         self.feature_info = FeatureInfo(
@@ -263,37 +245,15 @@ class ResNet(nn.Layer):
             self.feature_info = FeatureInfo(self.feature_info[i] for i in out_indices)
             self.fc = None  # no classifier: its weights are not part of a backbone
 
-    @staticmethod
-    def _attention_factories(block, layers, width, sizes, squeeze, position, seed, reduction,
-                             freq_sel, bias=False) -> List[Optional[Callable]]:
-        """One attention factory per block, in order. Block ``i`` gets its own bank,
-        ``bank(c, h, w, seed + i)``; the banks of all blocks are built together."""
-        attn = create_attention(squeeze, reduction=reduction, bias=bool(bias))
-        total = sum(layers)
-        if attn is None:
-            return [None] * total
-        specs = []
-        for i, n in enumerate(layers):
-            planes = width * 2 ** i
-            channels = planes if (block is Bottleneck and position == "mod") else planes * block.expansion
-            specs += [(channels, sizes[i])] * n
-        banks = make_banks(get_filter_bank(squeeze, freq_sel),
-                           [(c, s, s, seed + k) for k, (c, s) in enumerate(specs)])
-        return [functools.partial(attn, seed=seed + k, bank=bank) for k, bank in enumerate(banks)]
-
-    def _make_layer(self, block, planes, blocks, stride, att_factories, size, position):
-        downsample = None
-        if stride != 1 or self.inplanes != planes * block.expansion:
-            downsample = nn.Sequential(
-                _conv(self.inplanes, planes * block.expansion, 1, stride),
-                self._norm_layer(planes * block.expansion))
-        out = []
-        for j in range(blocks):
-            block_attn = att_factories.pop(0)
+    def _make_layer(self, block, planes, stride, size, attns, rates):
+        cout, downsample, out = planes * block.expansion, None, []
+        if stride != 1 or self.inplanes != cout:
+            downsample = nn.Sequential(_conv(self.inplanes, cout, 1, stride), self._norm_layer(cout))
+        for j, (attn, rate) in enumerate(zip(attns, rates)):
             out.append(block(self.inplanes, planes, stride if j == 0 else 1,
-                             downsample if j == 0 else None, block_attn, size, position,
-                             self._norm_layer, self._block_dpr.pop(0)))
-            self.inplanes = planes * block.expansion
+                             downsample if j == 0 else None, attn, size, self.position,
+                             self._norm_layer, rate))
+            self.inplanes = cout
         return nn.Sequential(*out)
 
     def _stem(self, x):
@@ -331,13 +291,8 @@ class ResNet(nn.Layer):
     def reset_classifier(self, num_classes: int, global_pool: Optional[str] = None) -> None:
         """A new, freshly initialised classifier with ``num_classes`` outputs (0: none,
         ``forward`` returns the pooled features); ``global_pool`` changes the pooling."""
-        if not isinstance(num_classes, int) or isinstance(num_classes, bool) or num_classes < 0:
-            raise ValueError(f"num_classes must be a positive integer (or 0: no classifier), "
-                             f"got {num_classes!r}")
+        _check_head(num_classes, self.global_pool if global_pool is None else global_pool)
         if global_pool is not None:
-            _choice("global_pool", global_pool, GLOBAL_POOLS)
-            if global_pool == "" and num_classes:
-                raise ValueError("global_pool='' needs num_classes=0 (no classifier)")
             width = self.num_features // (2 if self.global_pool == "catavgmax" else 1)
             self.global_pool = global_pool
             self.num_features = width * (2 if global_pool == "catavgmax" else 1)
@@ -362,21 +317,18 @@ class ResNet(nn.Layer):
 
 class FeatureInfo(list):
     """``model.feature_info``: one dict per stage (``num_chs``, ``reduction``, ``module``)
-    with timm's accessors."""
+    with timm's accessors (``idx`` None: all stages)."""
 
     def _get(self, key: str, idx: Optional[int]):
         return [f[key] for f in self] if idx is None else self[idx][key]
 
     def channels(self, idx: Optional[int] = None):
-        """Channels of stage ``idx`` (all stages when None)."""
         return self._get("num_chs", idx)
 
     def reduction(self, idx: Optional[int] = None):
-        """Stride of stage ``idx`` relative to the input (all stages when None)."""
         return self._get("reduction", idx)
 
     def module_name(self, idx: Optional[int] = None):
-        """Layer name of stage ``idx`` (all stages when None)."""
         return self._get("module", idx)
 
 
@@ -425,15 +377,10 @@ def pretrained_cfg_for(variant: str, num_classes: int = 1000, **options) -> Dict
 def create_resnet(variant: str, depth: int, pretrained: Union[bool, str] = False, *,
                   num_classes: int = 1000, n_classes: Optional[int] = None,
                   **options) -> ResNet:
-    """Build the registered model ``variant`` (a ResNet of ``depth`` plus options).
-
-    Args:
-        variant: the registered name; its ``pretrained_cfg`` is attached to the model.
-        depth: 18, 34, 50, 101 or 152 (``DEPTHS``).
-        pretrained: False, True (the cfg's ``url``), or a weights path or URL.
-        num_classes: classifier outputs (``n_classes``: the seed notebook's keyword).
-        **options: ``ResNet`` options (stem, input_size, width, squeeze, ...); input_size
-            defaults to 32 for ``stem='cifar'``, else the cfg's input size.
+    """Build the registered model ``variant`` (a ResNet of ``depth`` in ``DEPTHS``) with
+    its ``pretrained_cfg`` attached. ``pretrained``: False, True (the cfg's ``url``), or a
+    weights path or URL; ``n_classes`` is the seed notebook's ``num_classes``; ``options``
+    are ``ResNet``'s (``input_size`` defaults to 32 for ``stem='cifar'``, else the cfg's).
     """
     if not isinstance(pretrained, (bool, str)):
         raise TypeError(f"{variant}: pretrained must be True/False or a weights path, got "
@@ -462,35 +409,31 @@ def create_resnet(variant: str, depth: int, pretrained: Union[bool, str] = False
     return model
 
 
+# The plain ResNets (block and stages: DEPTHS).
 _RESNET = "Deep Residual Learning for Image Recognition, arXiv:1512.03385"
 default_cfgs = {f"resnet{d}": dict(input_size=(3, 224, 224), paper=_RESNET) for d in DEPTHS}
 
 
 @register_model
 def resnet18(pretrained=False, **kwargs) -> ResNet:
-    """ResNet-18 (BasicBlock, 2-2-2-2), no attention."""
     return create_resnet("resnet18", 18, pretrained, **kwargs)
 
 
 @register_model
 def resnet34(pretrained=False, **kwargs) -> ResNet:
-    """ResNet-34 (BasicBlock, 3-4-6-3), no attention."""
     return create_resnet("resnet34", 34, pretrained, **kwargs)
 
 
 @register_model
 def resnet50(pretrained=False, **kwargs) -> ResNet:
-    """ResNet-50 (Bottleneck, 3-4-6-3), no attention."""
     return create_resnet("resnet50", 50, pretrained, **kwargs)
 
 
 @register_model
 def resnet101(pretrained=False, **kwargs) -> ResNet:
-    """ResNet-101 (Bottleneck, 3-4-23-3), no attention."""
     return create_resnet("resnet101", 101, pretrained, **kwargs)
 
 
 @register_model
 def resnet152(pretrained=False, **kwargs) -> ResNet:
-    """ResNet-152 (Bottleneck, 3-8-36-3), no attention."""
     return create_resnet("resnet152", 152, pretrained, **kwargs)
