@@ -278,25 +278,13 @@ def convert_state_dict(torch_state: Mapping[str, Any], arch: str,
                        num_classes: Optional[int] = None, stem: str = "imagenet",
                        input_size: Optional[int] = None, *,
                        model: Optional[paddle.nn.Layer] = None) -> Dict[str, np.ndarray]:
-    """Map a PyTorch state dict onto ``build_model(arch, ...)``'s keys.
+    """Map a PyTorch state dict (``module.`` prefixes stripped) onto ``build_model(arch,
+    ...)``'s keys -> Paddle key -> float32 array, for ``model.set_state_dict``.
 
-    Args:
-        torch_state: PyTorch key -> tensor (or any array); ``module.`` prefixes
-            are stripped.
-        arch: target model name, one of ``convertible_archs()``.
-        num_classes: classifier outputs; inferred from ``fc.weight`` if None.
-        stem: ``imagenet`` or ``cifar``, as the checkpoint was trained.
-        input_size: training size the filter banks were made for; inferred
-            from layer1's bank if None (64 -> 256, 56 -> 224 for the ImageNet stem).
-        model: validate against this model instead of building one (then
-            ``num_classes``, ``stem`` and ``input_size`` are not used).
-
-    Returns:
-        Paddle key -> float32 array, loadable with ``model.set_state_dict``.
-
-    Raises:
-        ConversionError: unknown arch, or keys missing, unexpected or of another
-            shape (all of them are listed).
+    ``num_classes`` is inferred from the classifier weight and ``input_size`` from layer1's
+    bank (64 -> 256, 56 -> 224 for the ImageNet stem) when None; with ``model`` the keys are
+    checked against it instead and neither is used. ``ConversionError`` lists every key
+    missing, unexpected or of another shape.
     """
     return _convert(torch_state, arch, num_classes, stem, input_size, model)[0]
 
@@ -350,25 +338,11 @@ def _load_torch(src: str, trust_pickle: bool) -> Any:
 def convert_checkpoint(src_path: str, dst_path: str, arch: str, num_classes: Optional[int] = None,
                        stem: str = "imagenet", *, input_size: Optional[int] = None,
                        trust_pickle: bool = False) -> ConversionReport:
-    """Convert a PyTorch ``.pth`` / ``.pth.tar`` checkpoint to a ``.pdparams`` file.
-
-    The destination is written atomically, and only after the whole checkpoint has been
-    converted and checked, so a failure never leaves a partial file or replaces a good one.
-
-    Args:
-        src_path: PyTorch checkpoint: a state dict, or a dict holding one under
-            ``state_dict`` or ``model``.
-        dst_path: the ``.pdparams`` file to write.
-        arch, num_classes, stem, input_size: as ``convert_state_dict``.
-        trust_pickle: allow checkpoints that pickle arbitrary Python objects
-            (only for files you trust: unpickling can run code).
-
-    Returns:
-        A ``ConversionReport`` (``.summary()`` for one line).
-
-    Raises:
-        ConversionError: unknown arch, unreadable file, or weights that do not fit.
-        ImportError: torch is not installed.
+    """Convert a PyTorch ``.pth`` / ``.pth.tar`` checkpoint (a state dict, or a dict holding
+    one under ``state_dict`` or ``model``) to a ``.pdparams`` file, written atomically once
+    all is converted and checked. Arguments as ``convert_state_dict``; ``trust_pickle``
+    allows checkpoints pickling other Python objects (unpickling can run code).
+    Raises ConversionError, or ImportError without torch.
     """
     _check_arch(arch)  # before the (slow) load
     src_path, dst_path = os.fspath(src_path), os.fspath(dst_path)

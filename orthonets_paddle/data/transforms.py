@@ -1,15 +1,9 @@
 """Image pipelines from config lists: ``paddle.vision.transforms`` as it is, or PaddleClas's ops.
 
-- **Paddle** (the seed's): every name is a ``paddle.vision.transforms`` class, run unchanged
-  on what the dataset gives (uint8 HWC arrays: Paddle's ``cv2`` functions; ``backend: pil``:
-  PIL images). Except ``ToTensor``: ours returns the same float32 values as a numpy array
-  (collate makes one tensor per batch; per-image tensors are much slower).
-- **PaddleClas**: a list holding any op only PaddleClas has (``clas_ops.CLAS_OPS``). There
-  ``ColorJitter`` and ``RandomRotation`` mean PaddleClas's versions, and an image still HWC
-  after the ops is transposed to CHW, as PaddleClas's dataset does.
-
-Random draws are the libraries' own, so a seeded run draws what the seed's or PaddleClas's
-pipeline draws.
+A list holding any op only PaddleClas has (``clas_ops.CLAS_OPS``) is a PaddleClas pipeline:
+there ``ColorJitter``/``RandomRotation`` mean PaddleClas's versions, and an image still HWC
+at the end is transposed to CHW as PaddleClas's dataset does. Random draws are the
+libraries' own, so a seeded run draws what the seed's or PaddleClas's pipeline draws.
 """
 from __future__ import annotations
 
@@ -168,20 +162,9 @@ def _check_mean_std(name: str, op: Any) -> None:
 
 def build_transforms(ops: Optional[Sequence[Any]], backend: Optional[str] = None
                      ) -> Optional[Compose]:
-    """Build a pipeline from a config list such as ``[{"RandomCrop": {"size": 32}}, "ToTensor"]``.
-
-    Args:
-        ops: entries ``{OpName: {param: value}}``, ``{OpName: None}`` or ``"OpName"``;
-            None or empty gives None (no transform).
-        backend: accepted for compatibility (``cv2``/``pil``); the image type the dataset
-            hands over decides which of Paddle's functions run.
-
-    Returns:
-        A ``Compose``, or None.
-
-    Raises:
-        ValueError: unknown op (with the nearest name) or parameter (with the valid ones).
-    """
+    """A ``Compose`` from a list such as ``[{"RandomCrop": {"size": 32}}, "ToTensor"]``, or
+    None for an empty one; ``backend`` is only checked (the image type picks Paddle's
+    functions). ValueError names the nearest op or the valid parameters."""
     if backend not in (None, *BACKENDS):
         raise ValueError(f"unknown transform backend {backend!r}; valid: {list(BACKENDS)}")
     names = _names(ops)

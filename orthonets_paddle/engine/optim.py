@@ -1,22 +1,9 @@
 """Optimizers and learning-rate schedules, built from Paddle's own schedulers.
 
-Every schedule is stepped once per training iteration (``scheduler.step()`` after
-``optimizer.step()``), so its state is the iteration count and a resume restores it
-exactly. Schedules defined on epochs are converted to iterations here:
-
-- ``Piecewise`` (PaddleClas's): ``paddle.optimizer.lr.PiecewiseDecay`` with the
-  ``decay_epochs`` boundaries in iterations and ``values`` (one more than the boundaries);
-  ``values[0]`` is the starting rate (``learning_rate`` is ignored, as in PaddleClas).
-- ``MultiStepDecay``: ``paddle.optimizer.lr.MultiStepDecay`` with milestones at
-  ``epoch * iters_per_epoch``, so the rate changes only at epoch boundaries, exactly as
-  the seed's per-epoch stepping (lr 0.1, x0.1 at epochs 30/60/90).
-- ``Cosine``: ``paddle.optimizer.lr.CosineAnnealingDecay`` over the iterations after the
-  warm-up (the authors' per-iteration half cosine down to ``eta_min``), evaluated in
-  closed form.
-- ``Constant``: ``paddle.optimizer.lr.LambdaDecay`` with factor 1.
-- ``warmup_epoch > 0`` wraps any of them in ``paddle.optimizer.lr.LinearWarmup``: linear
-  from ``warmup_start_lr`` to ``learning_rate`` over ``round(warmup_epoch *
-  iters_per_epoch)`` iterations; the wrapped schedule then starts at its iteration 0.
+Every schedule steps once per iteration (its state is the iteration count, so a resume
+restores it exactly); epoch-based ones (Piecewise, MultiStepDecay) get their boundaries in
+iterations. ``warmup_epoch > 0`` wraps any schedule in ``LinearWarmup`` over
+``round(warmup_epoch * iters_per_epoch)`` iterations; the wrapped one then starts at 0.
 """
 from __future__ import annotations
 
@@ -35,9 +22,7 @@ __all__ = ["build_optimizer", "build_lr", "OPTIMIZERS", "SCHEDULES", "optimizer_
 
 # Each builder's keyword-only parameters are its config keys (utils.schema.builder_keys):
 # the config layer checks a section against them, so the keys live only here.
-def _l2(*, name: str = "L2", coeff: float = 0.0):
-    """PaddleClas's ``regularizer: {name: L2, coeff}``: ``paddle.regularizer.L2Decay``, L2
-    added to the gradient (torch SGD's weight_decay)."""
+def _l2(*, name: str = "L2", coeff: float = 0.0):  # L2 on the gradient: torch SGD's weight_decay
     return paddle.regularizer.L2Decay(float(coeff)) if coeff else None
 
 
@@ -151,16 +136,7 @@ class _LinearWarmup(lr_sched.LinearWarmup):
 
 def build_lr(cfg: dict, iters_per_epoch: int, epochs: int) -> lr_sched.LRScheduler:
     """``Optimizer.lr`` section (keys checked by ``engine.config``) -> a Paddle scheduler
-    stepped once per iteration.
-
-    Args:
-        cfg: ``{name, learning_rate, [the schedule's keys], [warmup_epoch, warmup_start_lr]}``.
-        iters_per_epoch: training iterations per epoch (``len(train_loader)``).
-        epochs: total training epochs (the cosine ends at the last iteration).
-
-    Raises:
-        ValueError: unknown name, or values the schedule cannot use.
-    """
+    stepped once per iteration; ValueError for values the schedule cannot use."""
     params = {k: v for k, v in cfg.items() if k not in _LR_NO_OPS}
     name = params.pop("name", "Constant")
     schedule = lookup(SCHEDULES, name, "schedule (Optimizer.lr.name)")

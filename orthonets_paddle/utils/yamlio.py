@@ -1,11 +1,8 @@
-"""The one YAML reader of configs: ``load_yaml(path)``, and ``apply_override`` for the
-command line's ``-o a.b[0]=value``.
+"""The one YAML reader of configs (``load_yaml``) and ``apply_override`` for ``-o a.b[0]=v``.
 
-PyYAML's ``safe_load`` shares aliased nodes, so a 2 KB file of nested anchors is small in
-memory until something walks it (an error message printing it expanded takes GBs), and
-a repeated key silently replaces the first. Here the expanded size is bounded and counted
-on the node graph before anything is built, and a repeated key (a repeated section too)
-is an error naming both lines.
+PyYAML's ``safe_load`` shares aliased nodes (a 2 KB file of nested anchors can expand to
+GBs when walked) and lets a repeated key replace the first; here the expanded size is
+bounded on the node graph before anything is built, and a repeated key is an error.
 """
 from __future__ import annotations
 
