@@ -29,7 +29,6 @@ class ConversionError(ValueError):
 
 # Leaf renames shared by every family: PyTorch BN buffers -> Paddle's names.
 _LEAVES = {"running_mean": "_mean", "running_var": "_variance"}
-_DROPPED_LEAF = "num_batches_tracked"  # Paddle BN has no step counter
 
 # Per-family renames of a block's sub-modules (the part after ``layerK.i.``).
 # The authors' Sequential indices skip the ReLUs, hence 0, 1, 3, 4, 6, 7.
@@ -41,16 +40,14 @@ _ORTHONET_BLOCK = {
     "_excitation.0": "att.fc1", "_excitation.2": "att.fc2",
     "F_C_A.constant_filter": "att.filters",
 }
-_FCANET_BLOCK = {"att.fc.0": "att.fc1", "att.fc.2": "att.fc2",
-                 "att.dct_layer.weight": "att.filters"}
-_SE_BLOCK = {"se.fc.0": "att.fc1", "se.fc.2": "att.fc2"}
 
 # family -> (arch name pattern, block renames, marker of its checkpoints' keys)
 _FAMILIES: Dict[str, Tuple[str, Dict[str, str], Optional[str]]] = {
     "orthonet_mod": ("orthonet_mod_{d}", _ORTHONET_BLOCK, "._preprocess."),
     "orthonet": ("orthonet{d}", _ORTHONET_BLOCK, ".F_C_A."),
-    "fcanet": ("fcanet{d}", _FCANET_BLOCK, ".att.dct_layer."),
-    "se_resnet": ("se_resnet{d}", _SE_BLOCK, ".se.fc."),
+    "fcanet": ("fcanet{d}", {"att.fc.0": "att.fc1", "att.fc.2": "att.fc2",
+                             "att.dct_layer.weight": "att.filters"}, ".att.dct_layer."),
+    "se_resnet": ("se_resnet{d}", {"se.fc.0": "att.fc1", "se.fc.2": "att.fc2"}, ".se.fc."),
     "resnet": ("resnet{d}", {}, None),
 }
 _BLOCK_KEY = re.compile(r"^(layer\d+\.\d+)\.(.+)$")
@@ -119,7 +116,7 @@ def _strip_prefix(key: str) -> str:
 
 def _rename(key: str, block_map: Dict[str, str]) -> Optional[str]:
     """Our name for a PyTorch key (prefix already stripped); None = drop it."""
-    if key.rpartition(".")[2] == _DROPPED_LEAF:
+    if key.rpartition(".")[2] == "num_batches_tracked":  # Paddle BN has no step counter
         return None
     match = _BLOCK_KEY.match(key)
     if match:
@@ -262,8 +259,7 @@ def _convert(torch_state: Mapping[str, Any], arch: str, num_classes: Optional[in
 
 
 def _fill_se_biases(state: Dict[str, np.ndarray], own: Mapping[str, Any]) -> List[str]:
-    """senet.pytorch's SE layer has no biases; SENet's (ours) has: a missing excitation
-    bias is 0, which computes the same function. -> the keys filled."""
+    """senet.pytorch's SE has no biases, ours has: fill them with 0 (the same function)."""
     filled = []
     for key in own:
         weight = key[:-len("bias")] + "weight"

@@ -59,12 +59,8 @@ def _check_normalize(op: T.Normalize, img: Any) -> None:
 
 
 class Compose:
-    """Apply ops in order (``paddle.vision.transforms.Compose`` without its stack print).
-
-    Args:
-        ops: the built ops.
-        chw_at_end: transpose an HWC result to CHW (PaddleClas's dataset step).
-    """
+    """Apply ops in order (Paddle's ``Compose`` without its stack print); ``chw_at_end``:
+    transpose an HWC result to CHW (PaddleClas's dataset step)."""
 
     def __init__(self, ops: Sequence[Callable], chw_at_end: bool = False):
         self.ops, self.chw_at_end = list(ops), chw_at_end
@@ -130,13 +126,8 @@ def _lookup(name: str, clas: bool) -> type:
 
 
 def transform_params(name: str, clas: Optional[bool] = None) -> List[str]:
-    """Valid keyword names of transform ``name``: as a Paddle op (``clas=False``), in a
-    PaddleClas pipeline (``True``), or either (None: for ColorJitter/RandomRotation the
-    union; ``build_transforms`` then checks the list's own kind).
-
-    Raises:
-        ValueError: ``name`` is not a known transform.
-    """
+    """Valid keywords of transform ``name`` as a Paddle op (``clas=False``), in a PaddleClas
+    pipeline (True), or either (None: the union); ValueError for an unknown name."""
     if clas is None:
         names = transform_params(name, False)
         extra = transform_params(name, True) if name in CLAS_OVERRIDES else []

@@ -28,7 +28,7 @@ from .losses import build_loss, loss_params
 from .optim import build_lr, lr_params, optimizer_params, regularizer_params
 
 __all__ = ["ConfigError", "DEFAULTS", "SCHEMA", "load_config", "apply_override", "parse_value",
-           "validate_config", "share_data_file", "save_config", "dump_config"]
+           "validate_config", "save_config", "dump_config"]
 
 _STR, _PATH = Typed("str"), Typed("str", null=True)
 # The trainer's own sections: key -> (default, type). The meaning of every key is
@@ -313,8 +313,8 @@ def apply_override(cfg: Dict[str, Any], override: str) -> None:
 
 
 def _merge(base: Dict[str, Any], new: Dict[str, Any], depth: int = 0) -> Dict[str, Any]:
-    """Sections Global, AMP, Infer (and Infer.PostProcess) fill in defaults key by key;
-    every other section a file gives replaces the default whole."""
+    """Global, AMP, Infer (and Infer.PostProcess) fill in defaults key by key; any other
+    section a file gives replaces the default whole."""
     out = copy.deepcopy(base)
     for k, v in (new or {}).items():
         nested = k in ("Global", "AMP", "Infer") if depth == 0 else k == "PostProcess"
@@ -344,22 +344,16 @@ def load_config(path: Optional[str], overrides: Sequence[str] = ()) -> Dict[str,
     for override in overrides or ():
         apply_override(cfg, override)
     validate_config(cfg)
-    share_data_file(cfg)
+    # One archive serves both splits (CIFAR's): an Eval dataset of Train's name without a
+    # data_file takes Train's, so -o DataLoader.Train.dataset.data_file=... is enough.
+    train, evl = ((cfg["DataLoader"].get(s) or {}).get("dataset") or {} for s in ("Train", "Eval"))
+    if (train.get("data_file") and evl.get("name") == train.get("name")
+            and evl.get("data_file") is None):
+        evl["data_file"] = train["data_file"]
     for key in ("output_dir", "checkpoints", "pretrained_model", "save_inference_dir"):
         value = cfg["Global"][key]  # ~ is the home folder, as in a shell; URLs stay
         cfg["Global"][key] = os.path.expanduser(value) if isinstance(value, str) else value
     return cfg
-
-
-def share_data_file(cfg: Dict[str, Any]) -> None:
-    """One archive serves both splits (CIFAR's): an Eval dataset of Train's name without a
-    ``data_file`` takes Train's, so ``-o DataLoader.Train.dataset.data_file=...`` is enough."""
-    loaders = cfg.get("DataLoader") or {}
-    train = (loaders.get("Train") or {}).get("dataset") or {}
-    evl = (loaders.get("Eval") or {}).get("dataset") or {}
-    if (train.get("data_file") and evl and evl.get("name") == train.get("name")
-            and evl.get("data_file") is None):
-        evl["data_file"] = train["data_file"]
 
 
 def dump_config(cfg: Dict[str, Any]) -> str:

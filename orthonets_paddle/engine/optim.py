@@ -59,10 +59,8 @@ def regularizer_params() -> Dict[str, bool]:
 
 
 class _Cosine(lr_sched.CosineAnnealingDecay):
-    """``paddle.optimizer.lr.CosineAnnealingDecay`` in its closed form at every step, held
-    at ``eta_min`` after ``T_max``: Paddle's step-by-step update accumulates rounding and
-    rises again after ``T_max``, and a resume with another ``T_max`` would continue the
-    old curve from its saved rate."""
+    """Paddle's cosine in closed form, held at ``eta_min`` after ``T_max``: Paddle's stepwise
+    update drifts, rises after ``T_max`` and resumes another ``T_max`` on the old curve."""
 
     def get_lr(self) -> float:
         t = min(max(self.last_epoch, 0), self.T_max) / self.T_max
@@ -157,9 +155,7 @@ def build_lr(cfg: dict, iters_per_epoch: int, epochs: int) -> lr_sched.LRSchedul
 
 
 def build_optimizer(cfg: dict, parameters, iters_per_epoch: int, epochs: int):
-    """``Optimizer`` config section (keys checked by ``engine.config``) -> (optimizer,
-    schedule). ``multi_precision`` keeps float32 master weights for float16 parameters
-    (AMP O2)."""
+    """``Optimizer`` config section (keys checked by ``engine.config``) -> (optimizer, lr)."""
     params = dict(cfg)
     name = params.pop("name", "Momentum")
     lr = build_lr(params.pop("lr"), iters_per_epoch, epochs)

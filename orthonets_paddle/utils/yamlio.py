@@ -73,13 +73,8 @@ def _expanded_size(root) -> int:
 
 
 def load_yaml(path: str) -> Any:
-    """Read ``path`` as YAML in bounded memory and time.
-
-    Raises:
-        YamlError: not UTF-8, not valid YAML, nested too deeply, aliases expanding beyond
-            ``MAX_NODES``, or a duplicate key (each with the file and line).
-        OSError: the file cannot be opened.
-    """
+    """Read ``path`` as YAML in bounded memory and time; YamlError (with the file and line)
+    for text that is not UTF-8, not YAML, too deep or too big, or a duplicate key."""
     try:
         with open(path, encoding="utf-8") as f:
             text = f.read()
@@ -125,15 +120,9 @@ def parse_value(text: str) -> Any:
 
 def apply_override(tree: Dict[str, Any], override: str,
                    keep_text: Callable[[List[Any]], bool] = lambda path: False) -> None:
-    """Set ``a.b[0].c=value`` (list items as ``[0]`` or ``.0``) in ``tree``, in place.
-
-    A missing mapping on the way is created (the caller validates the result, so a
-    misspelt key is never silently kept); a list index must exist. The value is
-    ``parse_value(text)``; where ``keep_text(path)``, a non-null one is the text itself.
-
-    Raises:
-        ConfigError: no ``=``, an index outside its list, or a value where a section is.
-    """
+    """Set ``a.b[0].c=value`` (or ``a.b.0.c``) in ``tree``, in place: missing mappings are
+    created (the caller validates), a list index must exist; the value is
+    ``parse_value(text)``, or the text itself where ``keep_text(path)`` and it is not null."""
     if "=" not in override:
         raise ConfigError(f"override {override!r} must look like Section.key=value, "
                           "e.g. -o Global.epochs=1")
