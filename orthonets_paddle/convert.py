@@ -108,14 +108,10 @@ def _to_numpy(value: Any) -> np.ndarray:
 
 
 def _strip_prefix(key: str) -> str:
-    # DistributedDataParallel / DataParallel save every key under ``module.``.
-    while key.startswith("module."):
-        key = key[len("module."):]
-    return key
+    return re.sub(r"^(module\.)+", "", key)  # DataParallel saves every key under module.
 
 
 def _rename(key: str, block_map: Dict[str, str]) -> Optional[str]:
-    """Our name for a PyTorch key (prefix already stripped); None = drop it."""
     if key.rpartition(".")[2] == "num_batches_tracked":  # Paddle BN has no step counter
         return None
     match = _BLOCK_KEY.match(key)
@@ -132,7 +128,7 @@ def _rename(key: str, block_map: Dict[str, str]) -> Optional[str]:
 
 
 def _rename_all(state: Mapping[str, Any], family: str):
-    """-> (renamed arrays, our key -> original key, dropped original keys)."""
+    # -> (renamed arrays, our key -> original key, dropped original keys)
     block_map = _FAMILIES[family][1]
     out: Dict[str, np.ndarray] = {}
     sources: Dict[str, str] = {}

@@ -178,9 +178,8 @@ class CropImage:
 
 
 class RandCropImage:
-    """PaddleClas's random-resized crop: aspect ``uniform(ratio)`` (log-uniform with
-    ``use_log_aspect``), area fraction ``uniform(scale)`` clipped so the window fits, one
-    try, then resize to ``size`` (int or ``[w, h]``)."""
+    """PaddleClas's random-resized crop: one try at aspect ``uniform(ratio)`` (log-uniform
+    with ``use_log_aspect``), area ``uniform(scale)`` clipped to fit; resized to ``size``."""
 
     def __init__(self, size: Union[int, Sequence[int]], progress_size: Any = None,
                  scale: Optional[Sequence[float]] = None, ratio: Optional[Sequence[float]] = None,
@@ -214,8 +213,7 @@ class RandCropImage:
 
 
 class RandFlipImage:
-    """Flip with probability 1/2 (``random.randint(0, 1)``): ``flip_code`` 1 horizontal,
-    0 vertical, -1 both (OpenCV's codes)."""
+    """Flip with probability 1/2 (``random``) by OpenCV's ``flip_code`` (1 horizontal)."""
 
     def __init__(self, flip_code: int = 1):
         if flip_code not in (-1, 0, 1):

@@ -227,8 +227,7 @@ def _wrap(fn: Callable[[], Any], where: str) -> Any:
 
 
 def _refuse(path: List[Any], value: Any, valid: Iterable[str]) -> None:
-    """A key its section's builder does not take: moved, not here, refused at this
-    value, or unknown; returns only for a refused key at an accepted value."""
+    """A key its builder does not take; returns only for a refused key at an accepted value."""
     dotted, pattern = ".".join(map(str, path)), _pattern(path)
     if pattern in _MOVED:
         moved = _MOVED[pattern].replace("*", str(path[1]) if len(path) > 1 else "*")
@@ -247,8 +246,7 @@ def _refuse(path: List[Any], value: Any, valid: Iterable[str]) -> None:
 
 
 def _walk(node: Any, path: List[Any]) -> None:
-    """Check the section at ``path`` and all under it, in place (a number written as text
-    becomes a number; a null section becomes empty)."""
+    """Check the section at ``path`` and all under it, in place (values normalised)."""
     where = ".".join(map(str, path)) or "the config"
     if not isinstance(node, dict):
         raise ConfigError(f"{where} must be a mapping, got {cap_text(repr(node), 80)}")
