@@ -167,7 +167,6 @@ def guess_arch(torch_state: Mapping[str, Any]) -> Optional[str]:
 
 
 def _infer_input_size(state: Mapping[str, np.ndarray], stem: str) -> Optional[int]:
-    """The training size the checkpoint's layer1 filters were made for."""
     bank = state.get("layer1.0.att.filters")
     if bank is None or bank.ndim != 3 or bank.shape[1] != bank.shape[2]:
         return None  # no banks (ResNet, SE-ResNet): the registry default is right

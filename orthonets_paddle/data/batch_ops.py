@@ -48,8 +48,8 @@ class _BatchOp:
 
 
 class MixupOperator(_BatchOp):
-    """Mixup (arXiv 1710.09412): ``lam ~ Beta(alpha, alpha)``, one per batch; each image is
-    ``lam * x + (1 - lam) * x[perm]`` and its label ``lam * y + (1 - lam) * y[perm]``."""
+    """Mixup (arXiv 1710.09412): ``lam * x + (1 - lam) * x[perm]`` (labels too), one
+    ``lam ~ Beta(alpha, alpha)`` per batch."""
 
     def __init__(self, class_num: Optional[int] = None, alpha: float = 1.0):
         super().__init__(class_num, alpha)
@@ -63,10 +63,8 @@ class MixupOperator(_BatchOp):
 
 
 class CutmixOperator(_BatchOp):
-    """CutMix (arXiv 1905.04899): ``lam ~ Beta(alpha, alpha)``; a box with sides
-    ``int(side * sqrt(1 - lam))`` around a uniform centre, clipped to the image, is pasted
-    from ``x[perm]``; the label weight is the kept area. As in PaddleClas the box's first
-    coordinate runs along axis 2 of the NCHW batch, the second along axis 3."""
+    """CutMix (arXiv 1905.04899): a box of sides ``int(side * sqrt(1 - lam))``, ``lam ~
+    Beta(alpha, alpha)``, pasted from ``x[perm]``; the label weight is the kept area."""
 
     def __init__(self, class_num: Optional[int] = None, alpha: float = 0.2):
         super().__init__(class_num, alpha)

@@ -133,8 +133,7 @@ class DecodeImage:
 
 
 class ResizeImage:
-    """``resize_short: s`` scales the short side to ``s`` (rounded, aspect kept), else
-    ``size`` (int or ``[w, h]``) is the exact output size."""
+    """Short side to ``resize_short`` (aspect kept), else exactly ``size`` (int or ``[w, h]``)."""
 
     def __init__(self, size: Union[int, Sequence[int], None] = None,
                  resize_short: Optional[int] = None, interpolation: Optional[str] = None,
@@ -229,8 +228,8 @@ class RandFlipImage:
 
 
 class NormalizeImage:
-    """``(img * scale - mean) / std`` in float32; ``order: chw`` for CHW input, anything
-    else (PaddleClas writes ``''``) for HWC. ``channel_num: 4`` appends a zero channel."""
+    """``(img * scale - mean) / std`` in float32; ``order`` other than ``chw`` means HWC;
+    ``channel_num: 4`` appends a zero channel."""
 
     def __init__(self, scale: Union[str, float, None] = None,
                  mean: Optional[Sequence[float]] = None, std: Optional[Sequence[float]] = None,

@@ -26,8 +26,7 @@ _REBUILDABLE = (ValueError, TypeError, IndexError, KeyError, AssertionError, Zer
 
 
 class ToTensor(T.ToTensor):
-    """``paddle.vision.transforms.ToTensor`` giving a numpy array: the same float32 values
-    (uint8 / 255, CHW or HWC by ``data_format``); other dtypes are kept, as Paddle does."""
+    """Paddle's ``ToTensor`` values as a numpy array (collate makes one tensor per batch)."""
 
     def _apply_image(self, img: Any) -> np.ndarray:
         arr = np.asarray(img)
@@ -89,8 +88,7 @@ def _parse_entry(entry: Any) -> Tuple[str, dict]:
         return entry, {}
     if isinstance(entry, dict) and len(entry) == 1:
         name, params = next(iter(entry.items()))
-        if params is None:
-            params = {}
+        params = {} if params is None else params
         if not isinstance(params, dict):
             raise ValueError(f"transform {name!r}: parameters must be a mapping like "
                              f"{{size: 32}}, got a {type(params).__name__}")

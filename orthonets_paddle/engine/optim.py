@@ -117,8 +117,7 @@ def lr_params(name: str) -> Dict[str, bool]:
 
 
 class _LinearWarmup(lr_sched.LinearWarmup):
-    """``paddle.optimizer.lr.LinearWarmup`` whose ``set_state_dict`` does not warn about
-    its own nested key (Paddle's checks the nested state against its base keys)."""
+    """Paddle's ``LinearWarmup``, without the warning about its own nested state key."""
 
     def set_state_dict(self, state_dict) -> None:
         state = dict(state_dict)
@@ -127,8 +126,7 @@ class _LinearWarmup(lr_sched.LinearWarmup):
         if inner is not None:
             self.learning_rate.set_state_dict(inner)
         elif self.last_epoch >= self.warmup_steps:
-            # A state saved without the nested schedule (older checkpoints): the nested
-            # schedule's position follows from the iteration count.
+            # saved without the nested schedule: its position follows from the iteration
             self.learning_rate.step(self.last_epoch - self.warmup_steps)
 
 

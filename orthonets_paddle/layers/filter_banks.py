@@ -63,7 +63,6 @@ def _raw_groups(c: int, h: int, w: int, seed: int) -> List[np.ndarray]:
 
 
 def _orthogonal64(c: int, h: int, w: int, seed: int = 0) -> np.ndarray:
-    """:func:`orthogonal` before the float32 cast, ``[c, h*w]`` float64."""
     return np.concatenate([_orthonormal_columns(g).T for g in _raw_groups(c, h, w, seed)])
 
 

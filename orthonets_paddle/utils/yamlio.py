@@ -93,9 +93,8 @@ def load_yaml(path: str) -> Any:
         msg = str(exc)
         raise YamlError(msg if msg.startswith(path) else f"{path}: {msg}") from None
     except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
+        mark, problem = getattr(exc, "problem_mark", None), getattr(exc, "problem", None) or exc
         where = f":{mark.line + 1}" if mark is not None else ""
-        problem = getattr(exc, "problem", None) or str(exc)
         raise YamlError(f"{path}{where} is not valid YAML: {str(problem)[:200]}") from None
     except RecursionError:
         raise YamlError(f"{path}: nested too deeply to be a config") from None
