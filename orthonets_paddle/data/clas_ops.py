@@ -85,8 +85,7 @@ def _array(img: Any) -> np.ndarray:
 
 
 def _check_header(data: bytes) -> None:
-    """``check_image_pixels`` from the header alone (formats PIL cannot identify pass)."""
-    try:
+    try:  # check_image_pixels from the header (formats PIL cannot identify pass)
         with Image.open(io.BytesIO(bytes(data))) as im:
             size = im.size
     except (OSError, ValueError, SyntaxError, Image.DecompressionBombError):
@@ -295,9 +294,8 @@ class ClasColorJitter(T.ColorJitter):
 class ClasRandomRotation(T.RandomRotation):
     """PaddleClas's RandomRotation: Paddle's, applied with probability ``prob`` (numpy)."""
 
-    def __init__(self, prob: float = 0.5, degrees: Union[float, Sequence[float]] = 0,
-                 interpolation: str = "nearest", expand: bool = False, center: Any = None,
-                 fill: Any = 0):
+    def __init__(self, prob: float = 0.5, degrees: Any = 0, interpolation: str = "nearest",
+                 expand: bool = False, center: Any = None, fill: Any = 0):
         super().__init__(degrees, interpolation, expand, center, fill)
         self.prob = prob
 

@@ -304,15 +304,13 @@ def validate_config(cfg: Dict[str, Any]) -> None:
 
 
 def apply_override(cfg: Dict[str, Any], override: str) -> None:
-    """Apply ``Section.key=value`` in place (``utils.yamlio.apply_override``); a key typed
-    as a string (a path) keeps its text: ``-o Global.output_dir=2024``."""
+    """Apply ``Section.key=value`` in place; a string-typed key keeps its text (``=2024``)."""
     yamlio.apply_override(cfg, override, lambda path: getattr(
         SCHEMA.get(_pattern(path)), "kind", None) == "str")
 
 
 def _merge(base: Dict[str, Any], new: Dict[str, Any], depth: int = 0) -> Dict[str, Any]:
-    """Global, AMP, Infer (and Infer.PostProcess) fill in defaults key by key; any other
-    section a file gives replaces the default whole."""
+    """Global, AMP, Infer(.PostProcess) merge key by key; other sections replace whole."""
     out = copy.deepcopy(base)
     for k, v in (new or {}).items():
         nested = k in ("Global", "AMP", "Infer") if depth == 0 else k == "PostProcess"

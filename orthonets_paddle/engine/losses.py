@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import inspect
-from typing import Any, Dict, List, Optional, Sequence
+from typing import Any, List, Optional, Sequence
 
 import paddle
 import paddle.nn as nn
@@ -15,9 +15,8 @@ __all__ = ["CELoss", "LabelSmoothingCrossEntropy", "CombinedLoss", "LOSSES", "bu
 
 
 class CELoss(nn.Layer):
-    """PaddleClas's cross-entropy on hard ``[B]`` or soft ``[B, K]`` labels (Mixup/Cutmix),
-    mean over the batch; ``epsilon`` in [0, 1) smooths the target to
-    ``(1 - epsilon) * target + epsilon / K``."""
+    """PaddleClas's batch-mean cross-entropy on hard ``[B]`` or soft ``[B, K]`` labels;
+    ``epsilon`` in [0, 1) smooths the target to ``(1 - epsilon) * target + epsilon / K``."""
 
     def __init__(self, epsilon: Optional[float] = None):
         super().__init__()

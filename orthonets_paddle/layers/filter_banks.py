@@ -142,6 +142,5 @@ def get_filter_bank(name: str, freq_sel: str = "top16") -> BankFn:
 
 
 def make_banks(fn: BankFn, specs: Sequence[Tuple[int, int, int, int]]) -> List[np.ndarray]:
-    """``[fn(c, h, w, seed) for each spec]`` on the calling thread (no pool: no thread
-    dependence)."""
+    """``[fn(c, h, w, seed) for each spec]`` on the calling thread (no pool: no thread race)."""
     return [fn(*spec) for spec in specs]

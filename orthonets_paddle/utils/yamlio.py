@@ -54,11 +54,8 @@ def _expanded_size(root) -> int:
             continue
         if depth > MAX_DEPTH:
             raise YamlError(f"nested more than {MAX_DEPTH} levels deep")
-        children = []
-        if isinstance(node, yaml.SequenceNode):
-            children = list(node.value)
-        elif isinstance(node, yaml.MappingNode):
-            children = [n for pair in node.value for n in pair]
+        children = ([n for pair in node.value for n in pair] if isinstance(node, yaml.MappingNode)
+                    else list(node.value) if isinstance(node, yaml.SequenceNode) else [])
         if ready or not children:
             total = 1 + sum(sizes.get(id(c), 0) for c in children)
             sizes[id(node)] = min(total, MAX_NODES + 1)
