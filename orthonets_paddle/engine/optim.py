@@ -20,8 +20,7 @@ __all__ = ["build_optimizer", "build_lr", "OPTIMIZERS", "SCHEDULES", "optimizer_
            "lr_params", "regularizer_params"]
 
 
-# Each builder's keyword-only parameters are its config keys (utils.schema.builder_keys):
-# the config layer checks a section against them, so the keys live only here.
+# Each builder's keyword-only parameters are its config keys (utils.schema.builder_keys).
 def _l2(*, name: str = "L2", coeff: float = 0.0):  # L2 on the gradient: torch SGD's weight_decay
     return paddle.regularizer.L2Decay(float(coeff)) if coeff else None
 
@@ -69,8 +68,7 @@ class _Cosine(lr_sched.CosineAnnealingDecay):
     _get_closed_form_lr = get_lr
 
 
-# The schedules that run once the warm-up is over: their iteration 0 is iteration ``warm``
-# of training (``LinearWarmup`` steps them with ``iteration - warm``).
+# The schedules after the warm-up: their iteration 0 is training's iteration ``warm``.
 def _piecewise(base, ipe, epochs, warm, *, decay_epochs: Sequence[int],
                values: Sequence[float]):
     bounds = [int(e) for e in decay_epochs]

@@ -48,8 +48,7 @@ def orthogonal_groups(c: int, h: int, w: int) -> List[Tuple[int, int]]:
 
 
 def _raw_groups(c: int, h: int, w: int, seed: int) -> List[np.ndarray]:
-    """The uniform [0, 1) draws of ``ortho`` and ``random``: one float64 ``[d, n]`` matrix
-    per orthogonal group (its columns are the group's filters, in channel order)."""
+    """``ortho``'s and ``random``'s uniform draws: a float64 ``[d, n]`` matrix per group."""
     _check_shape(c, h, w)
     rng = np.random.default_rng(seed)
     d = h * w

@@ -31,9 +31,8 @@ def is_interrupt(exc: BaseException) -> bool:
 def cap_text(text: str, limit: int = MAX_MESSAGE) -> str:
     """``text`` cut to ``limit`` characters, saying how much was left out."""
     text = str(text)
-    if len(text) <= limit:
-        return text
-    return text[:limit] + f"... ({len(text) - limit} more characters)"
+    return text if len(text) <= limit else (
+        text[:limit] + f"... ({len(text) - limit} more characters)")
 
 
 def _raise_terminated(signum, frame) -> None:
