@@ -56,7 +56,6 @@ _BLOCK_KEY = re.compile(r"^(layer\d+\.\d+)\.(.+)$")
 @dataclass
 class ConversionReport:
     """What ``convert_checkpoint`` wrote."""
-
     src: str
     dst: str
     arch: str
@@ -307,8 +306,7 @@ def _load_torch(src: str, trust_pickle: bool) -> Any:
         raise ConversionError(f"checkpoint not found: {src}")
     not_checkpoint = (f"{src} is not a PyTorch checkpoint (or is truncated); give a .pth / "
                       ".pth.tar file saved with torch.save")
-    # torch.save writes a zip archive (legacy: a protocol-2 pickle, first byte
-    # 0x80); checking first keeps text files from looking like unsafe pickles.
+    # torch.save writes a zip (legacy: a pickle, first byte 0x80): text is no unsafe pickle
     with open(src, "rb") as f:
         is_pickle = f.read(1) == b"\x80"
     if not (is_pickle or zipfile.is_zipfile(src)):
