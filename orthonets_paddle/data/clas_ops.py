@@ -252,9 +252,7 @@ class NormalizeImage:
 
 
 class ToCHWImage:
-    """HWC -> CHW."""
-
-    layout = "chw"
+    layout = "chw"  # HWC -> CHW
 
     def __call__(self, img: Any) -> np.ndarray:
         return _array(img).transpose((2, 0, 1))
