@@ -29,7 +29,6 @@ class ConversionError(ValueError):
 
 # Leaf renames shared by every family: PyTorch BN buffers -> Paddle's names.
 _LEAVES = {"running_mean": "_mean", "running_var": "_variance"}
-_DROPPED_LEAF = "num_batches_tracked"  # Paddle BN has no step counter
 
 # Per-family renames of a block's sub-modules (the part after ``layerK.i.``).
 # The authors' Sequential indices skip the ReLUs, hence 0, 1, 3, 4, 6, 7.
@@ -41,16 +40,14 @@ _ORTHONET_BLOCK = {
     "_excitation.0": "att.fc1", "_excitation.2": "att.fc2",
     "F_C_A.constant_filter": "att.filters",
 }
-_FCANET_BLOCK = {"att.fc.0": "att.fc1", "att.fc.2": "att.fc2",
-                 "att.dct_layer.weight": "att.filters"}
-_SE_BLOCK = {"se.fc.0": "att.fc1", "se.fc.2": "att.fc2"}
 
 # family -> (arch name pattern, block renames, marker of its checkpoints' keys)
 _FAMILIES: Dict[str, Tuple[str, Dict[str, str], Optional[str]]] = {
     "orthonet_mod": ("orthonet_mod_{d}", _ORTHONET_BLOCK, "._preprocess."),
     "orthonet": ("orthonet{d}", _ORTHONET_BLOCK, ".F_C_A."),
-    "fcanet": ("fcanet{d}", _FCANET_BLOCK, ".att.dct_layer."),
-    "se_resnet": ("se_resnet{d}", _SE_BLOCK, ".se.fc."),
+    "fcanet": ("fcanet{d}", {"att.fc.0": "att.fc1", "att.fc.2": "att.fc2",
+                             "att.dct_layer.weight": "att.filters"}, ".att.dct_layer."),
+    "se_resnet": ("se_resnet{d}", {"se.fc.0": "att.fc1", "se.fc.2": "att.fc2"}, ".se.fc."),
     "resnet": ("resnet{d}", {}, None),
 }
 _BLOCK_KEY = re.compile(r"^(layer\d+\.\d+)\.(.+)$")
@@ -59,7 +56,6 @@ _BLOCK_KEY = re.compile(r"^(layer\d+\.\d+)\.(.+)$")
 @dataclass
 class ConversionReport:
     """What ``convert_checkpoint`` wrote."""
-
     src: str
     dst: str
     arch: str
@@ -111,15 +107,11 @@ def _to_numpy(value: Any) -> np.ndarray:
 
 
 def _strip_prefix(key: str) -> str:
-    # DistributedDataParallel / DataParallel save every key under ``module.``.
-    while key.startswith("module."):
-        key = key[len("module."):]
-    return key
+    return re.sub(r"^(module\.)+", "", key)  # DataParallel saves every key under module.
 
 
 def _rename(key: str, block_map: Dict[str, str]) -> Optional[str]:
-    """Our name for a PyTorch key (prefix already stripped); None = drop it."""
-    if key.rpartition(".")[2] == _DROPPED_LEAF:
+    if key.rpartition(".")[2] == "num_batches_tracked":  # Paddle BN has no step counter
         return None
     match = _BLOCK_KEY.match(key)
     if match:
@@ -135,7 +127,7 @@ def _rename(key: str, block_map: Dict[str, str]) -> Optional[str]:
 
 
 def _rename_all(state: Mapping[str, Any], family: str):
-    """-> (renamed arrays, our key -> original key, dropped original keys)."""
+    # -> (renamed arrays, our key -> original key, dropped original keys)
     block_map = _FAMILIES[family][1]
     out: Dict[str, np.ndarray] = {}
     sources: Dict[str, str] = {}
@@ -174,7 +166,6 @@ def guess_arch(torch_state: Mapping[str, Any]) -> Optional[str]:
 
 
 def _infer_input_size(state: Mapping[str, np.ndarray], stem: str) -> Optional[int]:
-    """The training size the checkpoint's layer1 filters were made for."""
     bank = state.get("layer1.0.att.filters")
     if bank is None or bank.ndim != 3 or bank.shape[1] != bank.shape[2]:
         return None  # no banks (ResNet, SE-ResNet): the registry default is right
@@ -262,8 +253,7 @@ def _convert(torch_state: Mapping[str, Any], arch: str, num_classes: Optional[in
 
 
 def _fill_se_biases(state: Dict[str, np.ndarray], own: Mapping[str, Any]) -> List[str]:
-    """senet.pytorch's SE layer has no biases; SENet's (ours) has: a missing excitation
-    bias is 0, which computes the same function. -> the keys filled."""
+    """senet.pytorch's SE has no biases, ours has: fill them with 0 (the same function)."""
     filled = []
     for key in own:
         weight = key[:-len("bias")] + "weight"
@@ -278,25 +268,13 @@ def convert_state_dict(torch_state: Mapping[str, Any], arch: str,
                        num_classes: Optional[int] = None, stem: str = "imagenet",
                        input_size: Optional[int] = None, *,
                        model: Optional[paddle.nn.Layer] = None) -> Dict[str, np.ndarray]:
-    """Map a PyTorch state dict onto ``build_model(arch, ...)``'s keys.
+    """Map a PyTorch state dict (``module.`` prefixes stripped) onto ``build_model(arch,
+    ...)``'s keys -> Paddle key -> float32 array, for ``model.set_state_dict``.
 
-    Args:
-        torch_state: PyTorch key -> tensor (or any array); ``module.`` prefixes
-            are stripped.
-        arch: target model name, one of ``convertible_archs()``.
-        num_classes: classifier outputs; inferred from ``fc.weight`` if None.
-        stem: ``imagenet`` or ``cifar``, as the checkpoint was trained.
-        input_size: training size the filter banks were made for; inferred
-            from layer1's bank if None (64 -> 256, 56 -> 224 for the ImageNet stem).
-        model: validate against this model instead of building one (then
-            ``num_classes``, ``stem`` and ``input_size`` are not used).
-
-    Returns:
-        Paddle key -> float32 array, loadable with ``model.set_state_dict``.
-
-    Raises:
-        ConversionError: unknown arch, or keys missing, unexpected or of another
-            shape (all of them are listed).
+    ``num_classes`` is inferred from the classifier weight and ``input_size`` from layer1's
+    bank (64 -> 256, 56 -> 224 for the ImageNet stem) when None; with ``model`` the keys are
+    checked against it instead and neither is used. ``ConversionError`` lists every key
+    missing, unexpected or of another shape.
     """
     return _convert(torch_state, arch, num_classes, stem, input_size, model)[0]
 
@@ -328,8 +306,7 @@ def _load_torch(src: str, trust_pickle: bool) -> Any:
         raise ConversionError(f"checkpoint not found: {src}")
     not_checkpoint = (f"{src} is not a PyTorch checkpoint (or is truncated); give a .pth / "
                       ".pth.tar file saved with torch.save")
-    # torch.save writes a zip archive (legacy: a protocol-2 pickle, first byte
-    # 0x80); checking first keeps text files from looking like unsafe pickles.
+    # torch.save writes a zip (legacy: a pickle, first byte 0x80): text is no unsafe pickle
     with open(src, "rb") as f:
         is_pickle = f.read(1) == b"\x80"
     if not (is_pickle or zipfile.is_zipfile(src)):
@@ -350,25 +327,11 @@ def _load_torch(src: str, trust_pickle: bool) -> Any:
 def convert_checkpoint(src_path: str, dst_path: str, arch: str, num_classes: Optional[int] = None,
                        stem: str = "imagenet", *, input_size: Optional[int] = None,
                        trust_pickle: bool = False) -> ConversionReport:
-    """Convert a PyTorch ``.pth`` / ``.pth.tar`` checkpoint to a ``.pdparams`` file.
-
-    The destination is written atomically, and only after the whole checkpoint has been
-    converted and checked, so a failure never leaves a partial file or replaces a good one.
-
-    Args:
-        src_path: PyTorch checkpoint: a state dict, or a dict holding one under
-            ``state_dict`` or ``model``.
-        dst_path: the ``.pdparams`` file to write.
-        arch, num_classes, stem, input_size: as ``convert_state_dict``.
-        trust_pickle: allow checkpoints that pickle arbitrary Python objects
-            (only for files you trust: unpickling can run code).
-
-    Returns:
-        A ``ConversionReport`` (``.summary()`` for one line).
-
-    Raises:
-        ConversionError: unknown arch, unreadable file, or weights that do not fit.
-        ImportError: torch is not installed.
+    """Convert a PyTorch ``.pth`` / ``.pth.tar`` checkpoint (a state dict, or a dict holding
+    one under ``state_dict`` or ``model``) to a ``.pdparams`` file, written atomically once
+    all is converted and checked. Arguments as ``convert_state_dict``; ``trust_pickle``
+    allows checkpoints pickling other Python objects (unpickling can run code).
+    Raises ConversionError, or ImportError without torch.
     """
     _check_arch(arch)  # before the (slow) load
     src_path, dst_path = os.fspath(src_path), os.fspath(dst_path)

@@ -1,9 +1,6 @@
-"""PaddleClas's batch ops (``batch_transform_ops``): Mixup, Cutmix and OpSampler.
-
-As PaddleClas's ``batch_operators.py``: a list of ``(CHW float image, int label)`` samples
-in, the list with mixed images and float32 ``[class_num]`` soft labels out; draws from
-numpy's global RNG (OpSampler's choice: Python's ``random``). ``class_num`` is
-``Arch.class_num``, passed by the loader as PaddleClas's ``create_operators`` does.
+"""PaddleClas's batch ops (``batch_transform_ops``): Mixup, Cutmix and OpSampler, as its
+``batch_operators.py``: ``(CHW image, int label)`` samples in, mixed images and float32
+``[class_num]`` soft labels out; ``class_num`` is ``Arch.class_num``, passed by the loader.
 """
 from __future__ import annotations
 
@@ -51,8 +48,8 @@ class _BatchOp:
 
 
 class MixupOperator(_BatchOp):
-    """Mixup (arXiv 1710.09412): ``lam ~ Beta(alpha, alpha)``, one per batch; each image is
-    ``lam * x + (1 - lam) * x[perm]`` and its label ``lam * y + (1 - lam) * y[perm]``."""
+    """Mixup (arXiv 1710.09412): ``lam * x + (1 - lam) * x[perm]`` (labels too), one
+    ``lam ~ Beta(alpha, alpha)`` per batch."""
 
     def __init__(self, class_num: Optional[int] = None, alpha: float = 1.0):
         super().__init__(class_num, alpha)
@@ -66,10 +63,8 @@ class MixupOperator(_BatchOp):
 
 
 class CutmixOperator(_BatchOp):
-    """CutMix (arXiv 1905.04899): ``lam ~ Beta(alpha, alpha)``; a box with sides
-    ``int(side * sqrt(1 - lam))`` around a uniform centre, clipped to the image, is pasted
-    from ``x[perm]``; the label weight is the kept area. As in PaddleClas the box's first
-    coordinate runs along axis 2 of the NCHW batch, the second along axis 3."""
+    """CutMix (arXiv 1905.04899): a box of sides ``int(side * sqrt(1 - lam))``, ``lam ~
+    Beta(alpha, alpha)``, pasted from ``x[perm]``; the label weight is the kept area."""
 
     def __init__(self, class_num: Optional[int] = None, alpha: float = 0.2):
         super().__init__(class_num, alpha)
@@ -92,12 +87,9 @@ class CutmixOperator(_BatchOp):
 
 
 class OpSampler:
-    """Pick one of the listed ops per batch with its ``prob`` (``random.choices``); with the
-    remaining probability ``1 - sum(prob)`` the batch is left as it is (hard labels).
-
-    ``{OpSampler: {MixupOperator: {alpha: 0.8, prob: 0.5}, CutmixOperator: {alpha: 1.0,
-    prob: 0.5}}}``.
-    """
+    """One listed op per batch, each with its ``prob`` (``random.choices``); with ``1 -
+    sum(prob)`` the batch is left as it is: ``{OpSampler: {MixupOperator: {alpha: 0.8, prob:
+    0.5}, CutmixOperator: {alpha: 1.0, prob: 0.5}}}``."""
 
     def __init__(self, class_num: Optional[int] = None, **op_dict: Dict[str, Any]):
         class_num = _need_class_num(class_num, "OpSampler")
@@ -123,12 +115,8 @@ BATCH_TRANSFORMS: Dict[str, type] = {**_SAMPLED, "OpSampler": OpSampler}
 
 
 def batch_transform_params(name: str) -> List[str]:
-    """Valid config keys of batch op ``name`` (``class_num`` is passed by the loader; an
-    OpSampler takes op names as keys).
-
-    Raises:
-        ValueError: unknown name.
-    """
+    """Valid config keys of batch op ``name`` (OpSampler's: op names); ValueError if
+    unknown."""
     if name not in BATCH_TRANSFORMS:
         raise ValueError(f"unknown batch transform {name!r}; {did_you_mean(name, BATCH_TRANSFORMS)}"
                          f"valid: {sorted(BATCH_TRANSFORMS)}")
@@ -150,12 +138,8 @@ def _build(name: str, params: Dict[str, Any], class_num: Optional[int]) -> Calla
 
 def build_batch_transforms(ops: Optional[Sequence[Any]], class_num: Optional[int] = None
                            ) -> Optional[Callable[[List[Sample]], List[Sample]]]:
-    """Build ``batch_transform_ops`` (a list of ``{Name: {params}}``) into one callable
-    on a list of samples, or None for an empty list.
-
-    Raises:
-        ValueError: unknown op or parameter, or no ``class_num``.
-    """
+    """``batch_transform_ops`` (``[{Name: {params}}]``) -> one callable on a list of samples,
+    or None for an empty list; ValueError for an unknown op or parameter, or no class_num."""
     if not ops:
         return None
     if not isinstance(ops, (list, tuple)):
@@ -169,5 +153,4 @@ def build_batch_transforms(ops: Optional[Sequence[Any]], class_num: Optional[int
         if params is not None and not isinstance(params, dict):
             raise ValueError(f"batch transform {name}: parameters must be a mapping")
         built.append(_build(str(name), dict(params or {}), class_num))
-
     return lambda batch: functools.reduce(lambda b, op: op(b), built, batch)

@@ -1,10 +1,7 @@
-"""PaddleClas's image ops (``ppcls/data/preprocess/ops/operators.py``), with its semantics.
-
-As in PaddleClas, images are numpy HWC arrays, a size pair is ``[width, height]`` (OpenCV's
-order), and random draws come from Python's ``random`` (crops, flips) or numpy's global RNG
-(``ColorJitter``/``RandomRotation`` gates, PCA noise). An op with a ``layout`` attribute
-leaves the image in that layout, so the pipeline knows whether it still needs PaddleClas's
-dataset transpose.
+"""PaddleClas's image ops (``ppcls/data/preprocess/ops/operators.py``), with its semantics:
+numpy HWC images, sizes as ``[width, height]``, draws from Python's ``random`` (crops,
+flips) or numpy's (ColorJitter/RandomRotation gates, PCA noise). An op's ``layout`` tells
+the pipeline whether it still needs PaddleClas's dataset transpose.
 """
 from __future__ import annotations
 
@@ -33,8 +30,8 @@ _PIL_INTERP = {"nearest": Image.NEAREST, "bilinear": Image.BILINEAR, "bicubic": 
 
 
 def parse_scale(value: Union[str, float, None]) -> float:
-    """``1.0/255.0`` (PaddleClas writes it as a string, and ``eval``s it; here only
-    ``number`` or ``number/number`` is read), ``0.00392`` or None (1/255)."""
+    """``0.00392``, ``'1.0/255.0'`` (PaddleClas ``eval``s it; here only ``number/number``)
+    or None (1/255)."""
     if value is None:
         return 1.0 / 255.0
     x = value
@@ -88,8 +85,7 @@ def _array(img: Any) -> np.ndarray:
 
 
 def _check_header(data: bytes) -> None:
-    """``check_image_pixels`` from the header alone (formats PIL cannot identify pass)."""
-    try:
+    try:  # check_image_pixels from the header (formats PIL cannot identify pass)
         with Image.open(io.BytesIO(bytes(data))) as im:
             size = im.size
     except (OSError, ValueError, SyntaxError, Image.DecompressionBombError):
@@ -98,11 +94,8 @@ def _check_header(data: bytes) -> None:
 
 
 class DecodeImage:
-    """Raw file bytes -> HWC uint8 (RGB when ``to_rgb``; CHW when ``channel_first``).
-
-    OpenCV decodes to 3-channel BGR (``backend: pil`` decodes with PIL as RGB). An image
-    that is already an array (CIFAR, Fashion-MNIST) passes through as the dataset gave it.
-    """
+    """File bytes -> HWC uint8 (RGB when ``to_rgb``; CHW when ``channel_first``), decoded by
+    OpenCV as BGR or PIL; an array (CIFAR, Fashion-MNIST) passes through."""
 
     def __init__(self, to_np: bool = True, to_rgb: bool = True, channel_first: bool = False,
                  backend: str = "cv2"):
@@ -139,8 +132,7 @@ class DecodeImage:
 
 
 class ResizeImage:
-    """``resize_short: s`` scales the short side to ``s`` (rounded, aspect kept), else
-    ``size`` (int or ``[w, h]``) is the exact output size."""
+    """Short side to ``resize_short`` (aspect kept), else exactly ``size`` (int or ``[w, h]``)."""
 
     def __init__(self, size: Union[int, Sequence[int], None] = None,
                  resize_short: Optional[int] = None, interpolation: Optional[str] = None,
@@ -184,9 +176,8 @@ class CropImage:
 
 
 class RandCropImage:
-    """PaddleClas's random-resized crop: aspect ``uniform(ratio)`` (log-uniform with
-    ``use_log_aspect``), area fraction ``uniform(scale)`` clipped so the window fits, one
-    try, then resize to ``size`` (int or ``[w, h]``)."""
+    """PaddleClas's random-resized crop: one try at aspect ``uniform(ratio)`` (log-uniform
+    with ``use_log_aspect``), area ``uniform(scale)`` clipped to fit; resized to ``size``."""
 
     def __init__(self, size: Union[int, Sequence[int]], progress_size: Any = None,
                  scale: Optional[Sequence[float]] = None, ratio: Optional[Sequence[float]] = None,
@@ -220,8 +211,7 @@ class RandCropImage:
 
 
 class RandFlipImage:
-    """Flip with probability 1/2 (``random.randint(0, 1)``): ``flip_code`` 1 horizontal,
-    0 vertical, -1 both (OpenCV's codes)."""
+    """Flip with probability 1/2 (``random``) by OpenCV's ``flip_code`` (1 horizontal)."""
 
     def __init__(self, flip_code: int = 1):
         if flip_code not in (-1, 0, 1):
@@ -237,8 +227,8 @@ class RandFlipImage:
 
 
 class NormalizeImage:
-    """``(img * scale - mean) / std`` in float32; ``order: chw`` for CHW input, anything
-    else (PaddleClas writes ``''``) for HWC. ``channel_num: 4`` appends a zero channel."""
+    """``(img * scale - mean) / std`` in float32; ``order`` other than ``chw`` means HWC;
+    ``channel_num: 4`` appends a zero channel."""
 
     def __init__(self, scale: Union[str, float, None] = None,
                  mean: Optional[Sequence[float]] = None, std: Optional[Sequence[float]] = None,
@@ -262,18 +252,15 @@ class NormalizeImage:
 
 
 class ToCHWImage:
-    """HWC -> CHW."""
-
-    layout = "chw"
+    layout = "chw"  # HWC -> CHW
 
     def __call__(self, img: Any) -> np.ndarray:
         return _array(img).transpose((2, 0, 1))
 
 
 class PCALighting:
-    """AlexNet's PCA colour noise on an HWC image: add ``eigvec @ (alpha * eigval)`` with
-    ``alpha ~ N(0, 0.1)`` (numpy) per channel; the result is float32. PaddleClas's op has
-    no parameters (ImageNet's eigen-decomposition, alpha std 0.1)."""
+    """AlexNet's PCA colour noise on HWC: add ``eigvec @ (alpha * eigval)``, ``alpha ~ N(0,
+    0.1)`` (numpy), with ImageNet's eigen-decomposition as PaddleClas (no parameters)."""
     eigval = np.array([0.2175, 0.0188, 0.0045], np.float32)
     eigvec = np.array([[-0.5675, 0.7192, 0.4009], [-0.5808, -0.0045, -0.8140],
                        [-0.5836, -0.6948, 0.4203]], np.float32)
@@ -286,8 +273,8 @@ class PCALighting:
 
 
 class ClasColorJitter(T.ColorJitter):
-    """PaddleClas's ColorJitter: with probability ``prob`` (numpy draw; the default 2 means
-    always), Paddle's ColorJitter on the image as a PIL image, back to a numpy array."""
+    """PaddleClas's ColorJitter: Paddle's on a PIL copy with probability ``prob`` (numpy;
+    the default 2: always), back to numpy."""
 
     def __init__(self, prob: float = 2, brightness: float = 0, contrast: float = 0,
                  saturation: float = 0, hue: float = 0):
@@ -305,9 +292,8 @@ class ClasColorJitter(T.ColorJitter):
 class ClasRandomRotation(T.RandomRotation):
     """PaddleClas's RandomRotation: Paddle's, applied with probability ``prob`` (numpy)."""
 
-    def __init__(self, prob: float = 0.5, degrees: Union[float, Sequence[float]] = 0,
-                 interpolation: str = "nearest", expand: bool = False, center: Any = None,
-                 fill: Any = 0):
+    def __init__(self, prob: float = 0.5, degrees: Any = 0, interpolation: str = "nearest",
+                 expand: bool = False, center: Any = None, fill: Any = 0):
         super().__init__(degrees, interpolation, expand, center, fill)
         self.prob = prob
 

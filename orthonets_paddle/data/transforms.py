@@ -1,15 +1,9 @@
 """Image pipelines from config lists: ``paddle.vision.transforms`` as it is, or PaddleClas's ops.
 
-- **Paddle** (the seed's): every name is a ``paddle.vision.transforms`` class, run unchanged
-  on what the dataset gives (uint8 HWC arrays: Paddle's ``cv2`` functions; ``backend: pil``:
-  PIL images). Except ``ToTensor``: ours returns the same float32 values as a numpy array
-  (collate makes one tensor per batch; per-image tensors are much slower).
-- **PaddleClas**: a list holding any op only PaddleClas has (``clas_ops.CLAS_OPS``). There
-  ``ColorJitter`` and ``RandomRotation`` mean PaddleClas's versions, and an image still HWC
-  after the ops is transposed to CHW, as PaddleClas's dataset does.
-
-Random draws are the libraries' own, so a seeded run draws what the seed's or PaddleClas's
-pipeline draws.
+A list holding any op only PaddleClas has (``clas_ops.CLAS_OPS``) is a PaddleClas pipeline:
+there ``ColorJitter``/``RandomRotation`` mean PaddleClas's versions, and an image still HWC
+at the end is transposed to CHW as PaddleClas's dataset does. Random draws are the
+libraries' own, so a seeded run draws what the seed's or PaddleClas's pipeline draws.
 """
 from __future__ import annotations
 
@@ -32,8 +26,7 @@ _REBUILDABLE = (ValueError, TypeError, IndexError, KeyError, AssertionError, Zer
 
 
 class ToTensor(T.ToTensor):
-    """``paddle.vision.transforms.ToTensor`` giving a numpy array: the same float32 values
-    (uint8 / 255, CHW or HWC by ``data_format``); other dtypes are kept, as Paddle does."""
+    """Paddle's ``ToTensor`` values as a numpy array (collate makes one tensor per batch)."""
 
     def _apply_image(self, img: Any) -> np.ndarray:
         arr = np.asarray(img)
@@ -65,12 +58,8 @@ def _check_normalize(op: T.Normalize, img: Any) -> None:
 
 
 class Compose:
-    """Apply ops in order (``paddle.vision.transforms.Compose`` without its stack print).
-
-    Args:
-        ops: the built ops.
-        chw_at_end: transpose an HWC result to CHW (PaddleClas's dataset step).
-    """
+    """Apply ops in order (Paddle's ``Compose`` without its stack print); ``chw_at_end``:
+    transpose an HWC result to CHW (PaddleClas's dataset step)."""
 
     def __init__(self, ops: Sequence[Callable], chw_at_end: bool = False):
         self.ops, self.chw_at_end = list(ops), chw_at_end
@@ -99,8 +88,7 @@ def _parse_entry(entry: Any) -> Tuple[str, dict]:
         return entry, {}
     if isinstance(entry, dict) and len(entry) == 1:
         name, params = next(iter(entry.items()))
-        if params is None:
-            params = {}
+        params = {} if params is None else params
         if not isinstance(params, dict):
             raise ValueError(f"transform {name!r}: parameters must be a mapping like "
                              f"{{size: 32}}, got a {type(params).__name__}")
@@ -136,13 +124,8 @@ def _lookup(name: str, clas: bool) -> type:
 
 
 def transform_params(name: str, clas: Optional[bool] = None) -> List[str]:
-    """Valid keyword names of transform ``name``: as a Paddle op (``clas=False``), in a
-    PaddleClas pipeline (``True``), or either (None: for ColorJitter/RandomRotation the
-    union; ``build_transforms`` then checks the list's own kind).
-
-    Raises:
-        ValueError: ``name`` is not a known transform.
-    """
+    """Valid keywords of transform ``name`` as a Paddle op (``clas=False``), in a PaddleClas
+    pipeline (True), or either (None: the union); ValueError for an unknown name."""
     if clas is None:
         names = transform_params(name, False)
         extra = transform_params(name, True) if name in CLAS_OVERRIDES else []
@@ -168,20 +151,9 @@ def _check_mean_std(name: str, op: Any) -> None:
 
 def build_transforms(ops: Optional[Sequence[Any]], backend: Optional[str] = None
                      ) -> Optional[Compose]:
-    """Build a pipeline from a config list such as ``[{"RandomCrop": {"size": 32}}, "ToTensor"]``.
-
-    Args:
-        ops: entries ``{OpName: {param: value}}``, ``{OpName: None}`` or ``"OpName"``;
-            None or empty gives None (no transform).
-        backend: accepted for compatibility (``cv2``/``pil``); the image type the dataset
-            hands over decides which of Paddle's functions run.
-
-    Returns:
-        A ``Compose``, or None.
-
-    Raises:
-        ValueError: unknown op (with the nearest name) or parameter (with the valid ones).
-    """
+    """A ``Compose`` from a list such as ``[{"RandomCrop": {"size": 32}}, "ToTensor"]``, or
+    None for an empty one; ``backend`` is only checked (the image type picks Paddle's
+    functions). ValueError names the nearest op or the valid parameters."""
     if backend not in (None, *BACKENDS):
         raise ValueError(f"unknown transform backend {backend!r}; valid: {list(BACKENDS)}")
     names = _names(ops)

@@ -28,7 +28,7 @@ from .losses import build_loss, loss_params
 from .optim import build_lr, lr_params, optimizer_params, regularizer_params
 
 __all__ = ["ConfigError", "DEFAULTS", "SCHEMA", "load_config", "apply_override", "parse_value",
-           "validate_config", "share_data_file", "save_config", "dump_config"]
+           "validate_config", "save_config", "dump_config"]
 
 _STR, _PATH = Typed("str"), Typed("str", null=True)
 # The trainer's own sections: key -> (default, type). The meaning of every key is
@@ -227,8 +227,7 @@ def _wrap(fn: Callable[[], Any], where: str) -> Any:
 
 
 def _refuse(path: List[Any], value: Any, valid: Iterable[str]) -> None:
-    """A key its section's builder does not take: moved, not here, refused at this
-    value, or unknown; returns only for a refused key at an accepted value."""
+    """A key its builder does not take; returns only for a refused key at an accepted value."""
     dotted, pattern = ".".join(map(str, path)), _pattern(path)
     if pattern in _MOVED:
         moved = _MOVED[pattern].replace("*", str(path[1]) if len(path) > 1 else "*")
@@ -247,8 +246,7 @@ def _refuse(path: List[Any], value: Any, valid: Iterable[str]) -> None:
 
 
 def _walk(node: Any, path: List[Any]) -> None:
-    """Check the section at ``path`` and all under it, in place (a number written as text
-    becomes a number; a null section becomes empty)."""
+    """Check the section at ``path`` and all under it, in place (values normalised)."""
     where = ".".join(map(str, path)) or "the config"
     if not isinstance(node, dict):
         raise ConfigError(f"{where} must be a mapping, got {cap_text(repr(node), 80)}")
@@ -306,15 +304,13 @@ def validate_config(cfg: Dict[str, Any]) -> None:
 
 
 def apply_override(cfg: Dict[str, Any], override: str) -> None:
-    """Apply ``Section.key=value`` in place (``utils.yamlio.apply_override``); a key typed
-    as a string (a path) keeps its text: ``-o Global.output_dir=2024``."""
+    """Apply ``Section.key=value`` in place; a string-typed key keeps its text (``=2024``)."""
     yamlio.apply_override(cfg, override, lambda path: getattr(
         SCHEMA.get(_pattern(path)), "kind", None) == "str")
 
 
 def _merge(base: Dict[str, Any], new: Dict[str, Any], depth: int = 0) -> Dict[str, Any]:
-    """Sections Global, AMP, Infer (and Infer.PostProcess) fill in defaults key by key;
-    every other section a file gives replaces the default whole."""
+    """Global, AMP, Infer(.PostProcess) merge key by key; other sections replace whole."""
     out = copy.deepcopy(base)
     for k, v in (new or {}).items():
         nested = k in ("Global", "AMP", "Infer") if depth == 0 else k == "PostProcess"
@@ -344,22 +340,16 @@ def load_config(path: Optional[str], overrides: Sequence[str] = ()) -> Dict[str,
     for override in overrides or ():
         apply_override(cfg, override)
     validate_config(cfg)
-    share_data_file(cfg)
+    # One archive serves both splits (CIFAR's): an Eval dataset of Train's name without a
+    # data_file takes Train's, so -o DataLoader.Train.dataset.data_file=... is enough.
+    train, evl = ((cfg["DataLoader"].get(s) or {}).get("dataset") or {} for s in ("Train", "Eval"))
+    if (train.get("data_file") and evl.get("name") == train.get("name")
+            and evl.get("data_file") is None):
+        evl["data_file"] = train["data_file"]
     for key in ("output_dir", "checkpoints", "pretrained_model", "save_inference_dir"):
         value = cfg["Global"][key]  # ~ is the home folder, as in a shell; URLs stay
         cfg["Global"][key] = os.path.expanduser(value) if isinstance(value, str) else value
     return cfg
-
-
-def share_data_file(cfg: Dict[str, Any]) -> None:
-    """One archive serves both splits (CIFAR's): an Eval dataset of Train's name without a
-    ``data_file`` takes Train's, so ``-o DataLoader.Train.dataset.data_file=...`` is enough."""
-    loaders = cfg.get("DataLoader") or {}
-    train = (loaders.get("Train") or {}).get("dataset") or {}
-    evl = (loaders.get("Eval") or {}).get("dataset") or {}
-    if (train.get("data_file") and evl and evl.get("name") == train.get("name")
-            and evl.get("data_file") is None):
-        evl["data_file"] = train["data_file"]
 
 
 def dump_config(cfg: Dict[str, Any]) -> str:

@@ -1,14 +1,8 @@
-"""Losses in PaddleClas's ``Loss.Train`` / ``Loss.Eval`` form: a list of weighted losses.
-
-``CELoss`` is PaddleClas's cross-entropy: hard labels ``[B]`` or soft labels ``[B, K]``
-(from ``MixupOperator`` / ``CutmixOperator``); with ``epsilon`` the target (one-hot, or the
-soft label) is label-smoothed, ``(1 - epsilon) * target + epsilon / K``. With ``epsilon``
-0.1 and hard labels this is the seed notebook's label-smoothing cross-entropy.
-"""
+"""Losses in PaddleClas's ``Loss.Train`` / ``Loss.Eval`` form: a list of weighted losses."""
 from __future__ import annotations
 
 import inspect
-from typing import Any, Dict, List, Optional, Sequence
+from typing import Any, List, Optional, Sequence
 
 import paddle
 import paddle.nn as nn
@@ -21,11 +15,8 @@ __all__ = ["CELoss", "LabelSmoothingCrossEntropy", "CombinedLoss", "LOSSES", "bu
 
 
 class CELoss(nn.Layer):
-    """Cross-entropy, mean over the batch: ``mean_b(-sum_k target[b, k] * log_softmax[b, k])``.
-
-    Args:
-        epsilon: label smoothing in [0, 1); None (or 0) for none.
-    """
+    """PaddleClas's batch-mean cross-entropy on hard ``[B]`` or soft ``[B, K]`` labels;
+    ``epsilon`` in [0, 1) smooths the target to ``(1 - epsilon) * target + epsilon / K``."""
 
     def __init__(self, epsilon: Optional[float] = None):
         super().__init__()
@@ -72,11 +63,7 @@ class CombinedLoss(nn.Layer):
         self.weights = [float(w) for w in weights]
 
     def forward(self, logits: paddle.Tensor, label: paddle.Tensor) -> paddle.Tensor:
-        total = None
-        for loss, w in zip(self.losses, self.weights):
-            value = loss(logits, label) * w
-            total = value if total is None else total + value
-        return total
+        return sum(loss(logits, label) * w for loss, w in zip(self.losses, self.weights))
 
 
 def build_loss(cfg: Any) -> nn.Layer:
@@ -100,7 +87,3 @@ def build_loss(cfg: Any) -> nn.Layer:
         losses.append(lookup(LOSSES, name, "loss")(**params))
     return CombinedLoss(losses, weights)
 
-
-def loss_section(cfg: Dict[str, Any], split: str) -> Any:
-    """``Loss.Train`` or ``Loss.Eval`` (Eval falls back to plain CE when absent)."""
-    return (cfg.get("Loss") or {}).get(split)

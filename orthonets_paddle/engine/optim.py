@@ -1,22 +1,9 @@
 """Optimizers and learning-rate schedules, built from Paddle's own schedulers.
 
-Every schedule is stepped once per training iteration (``scheduler.step()`` after
-``optimizer.step()``), so its state is the iteration count and a resume restores it
-exactly. Schedules defined on epochs are converted to iterations here:
-
-- ``Piecewise`` (PaddleClas's): ``paddle.optimizer.lr.PiecewiseDecay`` with the
-  ``decay_epochs`` boundaries in iterations and ``values`` (one more than the boundaries);
-  ``values[0]`` is the starting rate (``learning_rate`` is ignored, as in PaddleClas).
-- ``MultiStepDecay``: ``paddle.optimizer.lr.MultiStepDecay`` with milestones at
-  ``epoch * iters_per_epoch``, so the rate changes only at epoch boundaries, exactly as
-  the seed's per-epoch stepping (lr 0.1, x0.1 at epochs 30/60/90).
-- ``Cosine``: ``paddle.optimizer.lr.CosineAnnealingDecay`` over the iterations after the
-  warm-up (the authors' per-iteration half cosine down to ``eta_min``), evaluated in
-  closed form.
-- ``Constant``: ``paddle.optimizer.lr.LambdaDecay`` with factor 1.
-- ``warmup_epoch > 0`` wraps any of them in ``paddle.optimizer.lr.LinearWarmup``: linear
-  from ``warmup_start_lr`` to ``learning_rate`` over ``round(warmup_epoch *
-  iters_per_epoch)`` iterations; the wrapped schedule then starts at its iteration 0.
+Every schedule steps once per iteration (its state is the iteration count, so a resume
+restores it exactly); epoch-based ones (Piecewise, MultiStepDecay) get their boundaries in
+iterations. ``warmup_epoch > 0`` wraps any schedule in ``LinearWarmup`` over
+``round(warmup_epoch * iters_per_epoch)`` iterations; the wrapped one then starts at 0.
 """
 from __future__ import annotations
 
@@ -33,11 +20,8 @@ __all__ = ["build_optimizer", "build_lr", "OPTIMIZERS", "SCHEDULES", "optimizer_
            "lr_params", "regularizer_params"]
 
 
-# Each builder's keyword-only parameters are its config keys (utils.schema.builder_keys):
-# the config layer checks a section against them, so the keys live only here.
-def _l2(*, name: str = "L2", coeff: float = 0.0):
-    """PaddleClas's ``regularizer: {name: L2, coeff}``: ``paddle.regularizer.L2Decay``, L2
-    added to the gradient (torch SGD's weight_decay)."""
+# Each builder's keyword-only parameters are its config keys (utils.schema.builder_keys).
+def _l2(*, name: str = "L2", coeff: float = 0.0):  # L2 on the gradient: torch SGD's weight_decay
     return paddle.regularizer.L2Decay(float(coeff)) if coeff else None
 
 
@@ -74,10 +58,8 @@ def regularizer_params() -> Dict[str, bool]:
 
 
 class _Cosine(lr_sched.CosineAnnealingDecay):
-    """``paddle.optimizer.lr.CosineAnnealingDecay`` in its closed form at every step, held
-    at ``eta_min`` after ``T_max``: Paddle's step-by-step update accumulates rounding and
-    rises again after ``T_max``, and a resume with another ``T_max`` would continue the
-    old curve from its saved rate."""
+    """Paddle's cosine in closed form, held at ``eta_min`` after ``T_max``: Paddle's stepwise
+    update drifts, rises after ``T_max`` and resumes another ``T_max`` on the old curve."""
 
     def get_lr(self) -> float:
         t = min(max(self.last_epoch, 0), self.T_max) / self.T_max
@@ -86,8 +68,7 @@ class _Cosine(lr_sched.CosineAnnealingDecay):
     _get_closed_form_lr = get_lr
 
 
-# The schedules that run once the warm-up is over: their iteration 0 is iteration ``warm``
-# of training (``LinearWarmup`` steps them with ``iteration - warm``).
+# The schedules after the warm-up: their iteration 0 is training's iteration ``warm``.
 def _piecewise(base, ipe, epochs, warm, *, decay_epochs: Sequence[int],
                values: Sequence[float]):
     bounds = [int(e) for e in decay_epochs]
@@ -134,8 +115,7 @@ def lr_params(name: str) -> Dict[str, bool]:
 
 
 class _LinearWarmup(lr_sched.LinearWarmup):
-    """``paddle.optimizer.lr.LinearWarmup`` whose ``set_state_dict`` does not warn about
-    its own nested key (Paddle's checks the nested state against its base keys)."""
+    """Paddle's ``LinearWarmup``, without the warning about its own nested state key."""
 
     def set_state_dict(self, state_dict) -> None:
         state = dict(state_dict)
@@ -144,23 +124,13 @@ class _LinearWarmup(lr_sched.LinearWarmup):
         if inner is not None:
             self.learning_rate.set_state_dict(inner)
         elif self.last_epoch >= self.warmup_steps:
-            # A state saved without the nested schedule (older checkpoints): the nested
-            # schedule's position follows from the iteration count.
+            # saved without the nested schedule: its position follows from the iteration
             self.learning_rate.step(self.last_epoch - self.warmup_steps)
 
 
 def build_lr(cfg: dict, iters_per_epoch: int, epochs: int) -> lr_sched.LRScheduler:
     """``Optimizer.lr`` section (keys checked by ``engine.config``) -> a Paddle scheduler
-    stepped once per iteration.
-
-    Args:
-        cfg: ``{name, learning_rate, [the schedule's keys], [warmup_epoch, warmup_start_lr]}``.
-        iters_per_epoch: training iterations per epoch (``len(train_loader)``).
-        epochs: total training epochs (the cosine ends at the last iteration).
-
-    Raises:
-        ValueError: unknown name, or values the schedule cannot use.
-    """
+    stepped once per iteration; ValueError for values the schedule cannot use."""
     params = {k: v for k, v in cfg.items() if k not in _LR_NO_OPS}
     name = params.pop("name", "Constant")
     schedule = lookup(SCHEDULES, name, "schedule (Optimizer.lr.name)")
@@ -181,9 +151,7 @@ def build_lr(cfg: dict, iters_per_epoch: int, epochs: int) -> lr_sched.LRSchedul
 
 
 def build_optimizer(cfg: dict, parameters, iters_per_epoch: int, epochs: int):
-    """``Optimizer`` config section (keys checked by ``engine.config``) -> (optimizer,
-    schedule). ``multi_precision`` keeps float32 master weights for float16 parameters
-    (AMP O2)."""
+    """``Optimizer`` config section (keys checked by ``engine.config``) -> (optimizer, lr)."""
     params = dict(cfg)
     name = params.pop("name", "Momentum")
     lr = build_lr(params.pop("lr"), iters_per_epoch, epochs)

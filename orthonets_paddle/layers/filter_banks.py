@@ -1,19 +1,10 @@
-"""Fixed filter banks for the squeeze step of channel attention.
+"""Fixed filter banks for the squeeze step of channel attention (docs/DESIGN.md).
 
-Every bank is a pure function ``bank(c, h, w, seed) -> float32 array [c, h, w]``; the
-squeeze of channel ``k`` is ``sum_hw bank[k] * x[:, k]``. The methods differ only in
-the bank (docs/DESIGN.md):
-
-* ``ortho`` - OrthoNets (Salman et al., "OrthoNets: Orthogonal Channel Attention
-  Networks", arXiv 2311.03071).
-* ``dct`` - FcaNet (Qin et al., "FcaNet: Frequency Channel Attention Networks",
-  arXiv 2012.11879); ``dct_bank(freq_sel)`` makes the other frequency selections.
-* ``avg`` - SENet's global average pooling.
-* ``random`` - the ablation control: the same uniform draws as ``ortho`` (same seed),
-  each scaled to unit norm but not orthogonalised.
-
-Banks are built in float64 numpy on the calling thread, then cast to float32, so a bank
-depends only on ``(c, h, w, seed)``: not on the device, the thread count or the thread.
+A bank is a pure function ``bank(c, h, w, seed) -> float32 [c, h, w]``; channel ``k``'s
+squeeze is ``sum_hw bank[k] * x[:, k]``. ``ortho``: OrthoNets (arXiv 2311.03071); ``dct``:
+FcaNet (arXiv 2012.11879); ``avg``: SENet's average pooling; ``random``: ``ortho``'s draws,
+unit norm, not orthogonalised. Built in float64 numpy on the calling thread, so a bank
+depends only on ``(c, h, w, seed)``.
 """
 from __future__ import annotations
 
@@ -42,11 +33,8 @@ _FREQ_COUNTS = (1, 2, 4, 8, 16, 32)
 
 
 def _orthonormal_columns(a: np.ndarray) -> np.ndarray:
-    """Gram-Schmidt on the columns of float64 ``a`` (batched ``[..., d, n]``, n <= d).
-
-    Householder QR with R's diagonal made positive gives exactly the Gram-Schmidt basis
-    in column order, vectorised and more stable than the loop.
-    """
+    """Gram-Schmidt on the columns of float64 ``a`` (``[..., d, n]``, n <= d): QR with R's
+    diagonal made positive is that basis, vectorised and more stable than the loop."""
     q, r = np.linalg.qr(a)
     signs = np.sign(np.diagonal(r, axis1=-2, axis2=-1))
     signs[signs == 0] = 1.0
@@ -60,8 +48,7 @@ def orthogonal_groups(c: int, h: int, w: int) -> List[Tuple[int, int]]:
 
 
 def _raw_groups(c: int, h: int, w: int, seed: int) -> List[np.ndarray]:
-    """The uniform [0, 1) draws of ``ortho`` and ``random``: one float64 ``[d, n]`` matrix
-    per orthogonal group (its columns are the group's filters, in channel order)."""
+    """``ortho``'s and ``random``'s uniform draws: a float64 ``[d, n]`` matrix per group."""
     _check_shape(c, h, w)
     rng = np.random.default_rng(seed)
     d = h * w
@@ -75,17 +62,13 @@ def _raw_groups(c: int, h: int, w: int, seed: int) -> List[np.ndarray]:
 
 
 def _orthogonal64(c: int, h: int, w: int, seed: int = 0) -> np.ndarray:
-    """:func:`orthogonal` before the float32 cast, ``[c, h*w]`` float64."""
     return np.concatenate([_orthonormal_columns(g).T for g in _raw_groups(c, h, w, seed)])
 
 
 def orthogonal(c: int, h: int, w: int, seed: int = 0) -> np.ndarray:
-    """OrthoNets' filters: uniform [0, 1) vectors orthonormalised in order.
-
-    With ``d = h*w >= c`` one set of ``c`` orthonormal filters. With ``d < c``,
-    ``c // d`` independent orthonormal bases of ``d`` filters, plus (when
-    ``c % d != 0``, where the authors' code fails) a last set of ``c % d``.
-    """
+    """OrthoNets' filters: uniform [0, 1) vectors orthonormalised in order; with
+    ``d = h*w < c``, one basis per group of ``d`` channels (``orthogonal_groups``; the last,
+    partial group is where the authors' code fails)."""
     return _orthogonal64(c, h, w, seed).reshape(c, h, w).astype(np.float32)
 
 
@@ -106,13 +89,9 @@ def _dct_1d(freq: int, size: int) -> np.ndarray:
 
 
 def dct_bank(freq_sel: str = "top16") -> BankFn:
-    """A DCT bank function for one of FcaNet's frequency selections.
-
-    Frequencies are picked on a 7x7 grid and scaled by ``h // 7`` and ``w // 7`` as
-    FcaNet does, so (1, 1) on 7x7 is (2, 2) on 14x14; below 7x7 every frequency becomes
-    DC, as in FcaNet. Channel ``k`` uses frequency ``k * n // c`` (groups of ``c / n``).
-    The returned function ignores ``seed``: DCT filters are fixed.
-    """
+    """A DCT bank for one of FcaNet's frequency selections: as FcaNet, the 7x7 grid's
+    frequencies scaled by ``h // 7``, ``w // 7`` (DC below 7x7); channel ``k`` uses
+    frequency ``k * n // c``; ``seed`` is ignored."""
     xs, ys = dct_frequencies(freq_sel)  # fails here, with the valid names, not at build
 
     def dct_filters(c: int, h: int, w: int, seed: int = 0) -> np.ndarray:
@@ -139,9 +118,7 @@ def average(c: int, h: int, w: int, seed: int = 0) -> np.ndarray:
 
 
 def random(c: int, h: int, w: int, seed: int = 0) -> np.ndarray:
-    """The control: ``ortho``'s own uniform draws (same seed), each scaled to unit L2 norm,
-    not orthogonalised. So the two banks differ in orthogonality only; the first filter of
-    each orthogonal group is the same in both."""
+    """The control: ``ortho``'s own draws (same seed), unit L2 norm, not orthogonalised."""
     flat = np.concatenate([g.T for g in _raw_groups(c, h, w, seed)], axis=0)
     flat /= np.linalg.norm(flat, axis=1, keepdims=True)
     return flat.reshape(c, h, w).astype(np.float32)
@@ -164,6 +141,5 @@ def get_filter_bank(name: str, freq_sel: str = "top16") -> BankFn:
 
 
 def make_banks(fn: BankFn, specs: Sequence[Tuple[int, int, int, int]]) -> List[np.ndarray]:
-    """``[fn(c, h, w, seed) for each spec]`` (one per block of a model), in order on the
-    calling thread: no pool, so the banks cannot depend on threads."""
+    """``[fn(c, h, w, seed) for each spec]`` on the calling thread (no pool: no thread race)."""
     return [fn(*spec) for spec in specs]

@@ -31,9 +31,8 @@ def is_interrupt(exc: BaseException) -> bool:
 def cap_text(text: str, limit: int = MAX_MESSAGE) -> str:
     """``text`` cut to ``limit`` characters, saying how much was left out."""
     text = str(text)
-    if len(text) <= limit:
-        return text
-    return text[:limit] + f"... ({len(text) - limit} more characters)"
+    return text if len(text) <= limit else (
+        text[:limit] + f"... ({len(text) - limit} more characters)")
 
 
 def _raise_terminated(signum, frame) -> None:
@@ -42,9 +41,8 @@ def _raise_terminated(signum, frame) -> None:
 
 @contextlib.contextmanager
 def sigterm_as_interrupt() -> Iterator[None]:
-    """Within the block SIGTERM raises ``Terminated`` (a ``KeyboardInterrupt``) in the main
-    thread, so ``finally`` blocks run: locks are released, children stopped. Replaces
-    Paddle's handler, which prints a C++ dump. A no-op outside the main thread."""
+    """SIGTERM raises ``Terminated`` in the main thread within the block, so ``finally``
+    blocks run (not Paddle's handler and its C++ dump); a no-op in other threads."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
@@ -56,8 +54,7 @@ def sigterm_as_interrupt() -> Iterator[None]:
 
 
 def _interrupted(exc: BaseException) -> None:
-    term = isinstance(exc, Terminated) or (
-        isinstance(exc, OSError) and "Terminated" in str(exc))
+    term = isinstance(exc, Terminated) or (isinstance(exc, OSError) and "Terminated" in str(exc))
     what = "terminated (SIGTERM)" if term else "interrupted"
     resume = getattr(exc, "resume_dir", None)
     if resume:
@@ -70,9 +67,8 @@ def _interrupted(exc: BaseException) -> None:
 
 
 def run(main: Callable[[], object]) -> None:
-    """Run a tool; user errors print one clear line and exit 2 instead of a traceback;
-    Ctrl-C exits 130 and SIGTERM 143, each with one line (and the resume command when a
-    training run was stopped). Set ORTHONETS_DEBUG=1 for the full traceback."""
+    """Run a tool: a user error prints one line and exits 2 (ORTHONETS_DEBUG=1: traceback),
+    Ctrl-C 130 and SIGTERM 143, with the resume command when a training run stopped."""
     try:
         with sigterm_as_interrupt():
             main()

@@ -1,11 +1,8 @@
-"""The one YAML reader of configs: ``load_yaml(path)``, and ``apply_override`` for the
-command line's ``-o a.b[0]=value``.
+"""The one YAML reader of configs (``load_yaml``) and ``apply_override`` for ``-o a.b[0]=v``.
 
-PyYAML's ``safe_load`` shares aliased nodes, so a 2 KB file of nested anchors is small in
-memory until something walks it (an error message printing it expanded takes GBs), and
-a repeated key silently replaces the first. Here the expanded size is bounded and counted
-on the node graph before anything is built, and a repeated key (a repeated section too)
-is an error naming both lines.
+PyYAML's ``safe_load`` shares aliased nodes (a 2 KB file of nested anchors can expand to
+GBs when walked) and lets a repeated key replace the first; here the expanded size is
+bounded on the node graph before anything is built, and a repeated key is an error.
 """
 from __future__ import annotations
 
@@ -57,11 +54,8 @@ def _expanded_size(root) -> int:
             continue
         if depth > MAX_DEPTH:
             raise YamlError(f"nested more than {MAX_DEPTH} levels deep")
-        children = []
-        if isinstance(node, yaml.SequenceNode):
-            children = list(node.value)
-        elif isinstance(node, yaml.MappingNode):
-            children = [n for pair in node.value for n in pair]
+        children = ([n for pair in node.value for n in pair] if isinstance(node, yaml.MappingNode)
+                    else list(node.value) if isinstance(node, yaml.SequenceNode) else [])
         if ready or not children:
             total = 1 + sum(sizes.get(id(c), 0) for c in children)
             sizes[id(node)] = min(total, MAX_NODES + 1)
@@ -76,13 +70,8 @@ def _expanded_size(root) -> int:
 
 
 def load_yaml(path: str) -> Any:
-    """Read ``path`` as YAML in bounded memory and time.
-
-    Raises:
-        YamlError: not UTF-8, not valid YAML, nested too deeply, aliases expanding beyond
-            ``MAX_NODES``, or a duplicate key (each with the file and line).
-        OSError: the file cannot be opened.
-    """
+    """Read ``path`` as YAML in bounded memory and time; YamlError (with the file and line)
+    for text that is not UTF-8, not YAML, too deep or too big, or a duplicate key."""
     try:
         with open(path, encoding="utf-8") as f:
             text = f.read()
@@ -101,9 +90,8 @@ def load_yaml(path: str) -> Any:
         msg = str(exc)
         raise YamlError(msg if msg.startswith(path) else f"{path}: {msg}") from None
     except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
+        mark, problem = getattr(exc, "problem_mark", None), getattr(exc, "problem", None) or exc
         where = f":{mark.line + 1}" if mark is not None else ""
-        problem = getattr(exc, "problem", None) or str(exc)
         raise YamlError(f"{path}{where} is not valid YAML: {str(problem)[:200]}") from None
     except RecursionError:
         raise YamlError(f"{path}: nested too deeply to be a config") from None
@@ -128,15 +116,9 @@ def parse_value(text: str) -> Any:
 
 def apply_override(tree: Dict[str, Any], override: str,
                    keep_text: Callable[[List[Any]], bool] = lambda path: False) -> None:
-    """Set ``a.b[0].c=value`` (list items as ``[0]`` or ``.0``) in ``tree``, in place.
-
-    A missing mapping on the way is created (the caller validates the result, so a
-    misspelt key is never silently kept); a list index must exist. The value is
-    ``parse_value(text)``; where ``keep_text(path)``, a non-null one is the text itself.
-
-    Raises:
-        ConfigError: no ``=``, an index outside its list, or a value where a section is.
-    """
+    """Set ``a.b[0].c=value`` (or ``a.b.0.c``) in ``tree``, in place: missing mappings are
+    created (the caller validates), a list index must exist; the value is
+    ``parse_value(text)``, or the text itself where ``keep_text(path)`` and it is not null."""
     if "=" not in override:
         raise ConfigError(f"override {override!r} must look like Section.key=value, "
                           "e.g. -o Global.epochs=1")
