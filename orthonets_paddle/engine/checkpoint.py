@@ -8,6 +8,7 @@ from __future__ import annotations
 import inspect
 import json
 import os
+import pathlib
 import pickle
 import re
 from typing import Any, Dict, List, Tuple
@@ -44,8 +45,7 @@ class RunFolderError(RuntimeError):
 
 def save_json(obj: Any, path: str) -> None:
     """A ``commit`` writer for ``metrics.json``."""
-    with open(path, "w", encoding="utf-8") as f:
-        json.dump(obj, f, indent=1)
+    pathlib.Path(path).write_text(json.dumps(obj, indent=1), encoding="utf-8")
 
 
 # ----------------------------------------------------------------------------- commits
@@ -160,8 +160,7 @@ def checkpoint_files(prefix: str, model: paddle.nn.Layer, optimizer=None, states
             if rng.get("paddle") is not None:  # pybind objects: store their plain tuples
                 obj["rng"] = dict(rng, paddle=[s.__getstate__() if hasattr(s, "current_seed") else s
                                                for s in rng["paddle"]])
-            with open(path, "wb") as f:
-                pickle.dump(obj, f, protocol=4)
+            pathlib.Path(path).write_bytes(pickle.dumps(obj, protocol=4))
         files[prefix + ".pdstates"] = (states, write_states)
     return files
 
@@ -247,8 +246,7 @@ def load_checkpoint(path: str) -> Dict[str, Any]:
     ``output/run/epoch_10`` (a ``.pdparams``/``.pdopt``/``.pdstates`` suffix is dropped).
 
     Raises:
-        CheckpointError: missing parts, parts of different saves, malformed states, NaN/inf
-            values, an unreadable or unsafe file (one line, naming the alternatives).
+        CheckpointError: missing, mixed, malformed, NaN/inf, unreadable or unsafe parts.
     """
     prefix = os.path.join(path, "latest") if os.path.isdir(path) else str(path)
     for suffix in _PARTS:

@@ -6,6 +6,7 @@ import hashlib
 import io
 import json
 import os
+import pathlib
 import pickle
 import reprlib
 import struct
@@ -31,11 +32,8 @@ def fsync(path: str) -> None:
 
 def atomic_write(path: str, writer: Callable[[str], Any]) -> str:
     """Call ``writer(tmp)`` on a fresh file beside ``path``, then rename it onto ``path``
-    (replacing a file or a link there; the previous file stays whole until then).
-
-    Raises:
-        OSError: the folder cannot be written (the message names ``path``).
-    """
+    (replacing a file or a link there; the previous file stays whole until then). An
+    ``OSError`` names ``path``."""
     path = os.fspath(path)
     folder = os.path.dirname(os.path.abspath(path))
     tmp = os.path.join(folder, ".partial-" + os.path.basename(path))  # one per name
@@ -59,10 +57,7 @@ def atomic_write(path: str, writer: Callable[[str], Any]) -> str:
 
 def write_text(text: str, path: str) -> str:
     """``text`` to ``path`` (UTF-8), atomically."""
-    def writer(tmp: str) -> None:
-        with open(tmp, "wb") as f:
-            f.write(text.encode("utf-8"))
-    return atomic_write(path, writer)
+    return atomic_write(path, lambda tmp: pathlib.Path(tmp).write_bytes(text.encode("utf-8")))
 
 
 def write_json(obj: Any, path: str, indent: int = 1) -> str:
