@@ -117,7 +117,7 @@ def test_grad_scaler_state_round_trips_through_latest(tmp_path, monkeypatch):
     scaler._incr_count, scaler._decr_count = 7, 1
     state = {"best_acc": 0.5, "best_epoch": 0, "global_step": 3}
     save_checkpoint(str(tmp_path / "latest"), model, opt,
-                    _states(0, state, new_records(), sched, scaler), {"epoch": 0})
+                    _states(0, state, new_records(), sched, scaler))
     st = load_checkpoint(str(tmp_path))["states"]
     other = _enabled_scaler(monkeypatch, init_loss_scaling=amp["scale_loss"])
     other.load_state_dict(st["scaler"])

@@ -23,7 +23,8 @@ from orthonets_paddle.data.datasets import Cifar10, DataFileError
 from orthonets_paddle.engine import CheckpointError, NonFiniteLossError, load_states, train
 from orthonets_paddle.engine.checkpoint import RunFolderError, load_checkpoint
 from orthonets_paddle.engine.config import load_config
-from orthonets_paddle.utils.io import UnsafePickleError, safe_load, safe_loads, sha256_file
+from orthonets_paddle.utils.io import UnsafePickleError, safe_load
+from orthonets_paddle.utils.io import file_digest as sha256_file
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CFG = os.path.join(ROOT, "configs", "orthonet18_cifar10.yaml")
@@ -290,12 +291,12 @@ def test_crafted_cifar_member_runs_nothing(tmp_path):
 def test_safe_unpickler_admits_what_the_files_hold():
     obj = {"a": np.arange(6, dtype=np.float32).reshape(2, 3), "b": [1, 2.5, "x", b"y", None],
            "c": (np.float64(1.5), np.int64(3)), "d": {"e": True}}
-    back = safe_loads(pickle.dumps(obj, protocol=4))
+    back = safe_load(pickle.dumps(obj, protocol=4))
     np.testing.assert_array_equal(back["a"], obj["a"])
     assert back["b"] == obj["b"] and back["c"] == obj["c"] and back["d"] == obj["d"]
     with pytest.raises(UnsafePickleError, match="collections.Counter"):
         import collections
-        safe_loads(pickle.dumps(collections.Counter("ab")))
+        safe_load(pickle.dumps(collections.Counter("ab")))
 
 
 # ----------------------------------------------------------------------------- messages
@@ -433,9 +434,9 @@ def test_pickle_bombs_are_refused_before_allocating():
             + b"h\x01h\x00X\x06\x00\x00\x00latin1\x86R0" * 200 + b"l.")
     for bomb in (bytearray_bomb, memo):
         with pytest.raises(UnsafePickleError):
-            safe_loads(bomb)
+            safe_load(bomb)
     with pytest.raises(EOFError):  # read from memory: the claim stops short, nothing allocated
-        safe_loads(length_bomb)
+        safe_load(length_bomb)
 
 
 def _config_with(tmp_path, text):

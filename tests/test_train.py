@@ -10,7 +10,8 @@ import pytest
 
 from data_files import cifar_arrays, make_cifar_archive
 from orthonets_paddle.engine.config import load_config
-from orthonets_paddle.engine import NonFiniteLossError, atomic_save, load_states, train
+from orthonets_paddle.engine import NonFiniteLossError, load_states, train
+from orthonets_paddle.utils.io import atomic_write
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CFG = os.path.join(ROOT, "configs", "orthonet18_cifar10.yaml")
@@ -270,7 +271,7 @@ def test_resume_from_missing_checkpoint_says_which_key(archive, tmp_path):
 def test_crash_during_save_keeps_previous_checkpoint(tmp_path, monkeypatch):
     path = str(tmp_path / "latest.pdparams")
     good = {"w": paddle.ones([3])}
-    atomic_save(good, path)
+    atomic_write(path, lambda tmp: paddle.save(good, tmp))
 
     def broken_save(obj, target, *a, **k):
         with open(target, "wb") as f:
@@ -279,7 +280,7 @@ def test_crash_during_save_keeps_previous_checkpoint(tmp_path, monkeypatch):
 
     monkeypatch.setattr(paddle, "save", broken_save)
     with pytest.raises(OSError, match="disk full"):
-        atomic_save({"w": paddle.zeros([3])}, path)
+        atomic_write(path, lambda tmp: paddle.save({"w": paddle.zeros([3])}, tmp))
     monkeypatch.undo()
     np.testing.assert_array_equal(paddle.load(path)["w"].numpy(), np.ones(3))
     assert os.listdir(tmp_path) == ["latest.pdparams"]

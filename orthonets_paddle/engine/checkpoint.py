@@ -1,21 +1,17 @@
-"""Checkpoints: written complete, then made current in one rename; checked before use; read
-without running code. And the run folder's lock.
-
-A save (``commit``) writes all its files (one epoch's ``latest.*``, ``best_*``, ``epoch_N.*``,
-``final_*``, ``metrics.json``) into ``<run>/.commit-partial/``, renames that folder to
-``<run>/.commit/`` (the one commit point), then moves each file onto its name and removes
-the folder. A kill before the rename leaves the previous files current; after it, readers
-see the staged files first and the next save or start moves them in (roll forward). Only
-the package's own file names are ever moved or deleted, and no path is read from a file.
+"""Checkpoints: staged in ``<run>/.commit-partial/``, made current by one rename to
+``<run>/.commit/``, then moved onto their names (a kill after the rename is rolled forward);
+checked before use, read without running code. And the run folder's lock. Only the package's
+own file names are ever moved or deleted.
 """
 from __future__ import annotations
 
 import inspect
 import json
 import os
+import pathlib
 import pickle
 import re
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Dict, List, Tuple
 
 import filelock
 import numpy as np
@@ -24,23 +20,19 @@ import paddle
 from .amp import float32_state
 from .logger import new_records
 from ..models.resnet import arch_options
-from ..utils.io import UnsafePickleError, atomic_write, cap_repr, fsync, load_paddle_file, safe_load, sha256_file
+from ..utils.io import UnsafePickleError, cap_repr, file_digest, fsync, load_paddle_file, safe_load
 
-__all__ = ["atomic_save", "save_checkpoint", "commit", "checkpoint_files", "roll_forward",
-           "optimizer_state", "load_optimizer_state", "resolve_checkpoint", "load_checkpoint",
-           "load_states", "check_states", "current", "save_json", "CheckpointError", "RunFolderError",
-           "arch_identity", "identity_diff", "holds_run", "RunLock", "FORMAT", "READY"]
+__all__ = ["save_checkpoint", "commit", "checkpoint_files", "roll_forward", "load_optimizer_state",
+           "load_checkpoint", "load_states", "current", "save_json", "CheckpointError",
+           "RunFolderError", "arch_identity", "identity_diff", "holds_run", "RunLock", "READY"]
 
 FORMAT = 2  # of .pdstates; 1 was the manifest era's
 PARTIAL, READY = ".commit-partial", ".commit"
 _PARTS = (".pdparams", ".pdopt", ".pdstates")
-# Checkpoint names the package writes (and the only ones it moves or deletes).
+# Checkpoint names the package writes; with metrics.json, the only ones it moves or deletes.
 _OURS = re.compile(r"(latest|epoch_[1-9][0-9]*)\.(pdparams|pdopt|pdstates)"
                    r"|(best|final)_(model\.pdparams|optimizer\.pdopt)")
-
-
-def _ours(name: str) -> bool:
-    return bool(_OURS.fullmatch(name)) or name == "metrics.json"
+_ours = re.compile(_OURS.pattern + r"|metrics\.json").fullmatch
 
 
 class CheckpointError(RuntimeError):
@@ -51,21 +43,14 @@ class RunFolderError(RuntimeError):
     """The output folder belongs to another run or another process."""
 
 
-def _pickle(obj: Any, path: str) -> None:
-    with open(path, "wb") as f:
-        pickle.dump(obj, f, protocol=4)
-
-
 def save_json(obj: Any, path: str) -> None:
-    """A ``commit`` writer for JSON files (``metrics.json``)."""
-    with open(path, "w", encoding="utf-8") as f:
-        json.dump(obj, f, indent=1)
+    """A ``commit`` writer for ``metrics.json``."""
+    pathlib.Path(path).write_text(json.dumps(obj, indent=1), encoding="utf-8")
 
 
 # ----------------------------------------------------------------------------- commits
 def _clear(path: str) -> None:
-    """Remove a staging folder of ours: a link or file there is unlinked (not followed); in
-    a folder only the package's names are removed, so anything else stops here."""
+    """Remove a staging folder: a link there is unlinked, not followed; only our names."""
     if os.path.islink(path) or os.path.isfile(path):
         os.unlink(path)
     elif os.path.isdir(path):
@@ -100,9 +85,7 @@ def commit(folder: str, files: Dict[str, Tuple[Any, Any]]) -> None:
     partial = os.path.join(folder, PARTIAL)
     _clear(partial)  # a killed save's
     os.mkdir(partial)
-    for name, (obj, writer) in files.items():
-        if not _ours(name):
-            raise ValueError(f"{name!r} is not a checkpoint name this package writes")
+    for name, (obj, writer) in files.items():  # names of ours only (_ours)
         path = os.path.join(partial, name)
         (writer or paddle.save)(obj, path)
         fsync(path)
@@ -120,25 +103,18 @@ def current(path: str) -> str:
 
 # ----------------------------------------------------------------------------- what is saved
 def _rename(state: Dict[str, Any], mapping: Dict[str, str]) -> Dict[str, Any]:
-    out = {}
+    """Optimizer state keys (``<param>_moment1_0``, ``master_weights[<param>]``) renamed from
+    one parameter naming to the other; longest names first, so no shorter prefix matches."""
+    out, order = {}, sorted(mapping, key=len, reverse=True)
     for key, value in state.items():
-        for old, new in mapping.items():
-            if isinstance(key, str) and key.startswith(old + "_"):
-                key = new + key[len(old):]
+        if key == "master_weights":
+            value = _rename(value, mapping)
+        for old in order:
+            if isinstance(key, str) and (key == old or key.startswith(old + "_")):
+                key = mapping[old] + key[len(old):]
                 break
         out[key] = value
     return out
-
-
-def optimizer_state(model: paddle.nn.Layer, optimizer) -> Dict[str, Any]:
-    """The optimizer's state keyed by structured parameter names (``layer1.0.conv1.weight``)
-    instead of Paddle's global counters (``conv2d_80.w_0``), which differ between
-    processes: the saved state then loads into any freshly built copy of the model."""
-    names = {p.name: n for n, p in model.named_parameters()}
-    state = optimizer.state_dict()
-    if "master_weights" in state:
-        state["master_weights"] = {names.get(k, k): v for k, v in state["master_weights"].items()}
-    return _rename(state, names)
 
 
 def _tensors(obj: Any) -> Any:
@@ -148,77 +124,51 @@ def _tensors(obj: Any) -> Any:
 
 
 def load_optimizer_state(model: paddle.nn.Layer, optimizer, state: Dict[str, Any]) -> None:
-    """Inverse of ``optimizer_state``."""
-    names = {n: p.name for n, p in model.named_parameters()}
-    state = _tensors(dict(state))
-    if "master_weights" in state:
-        state["master_weights"] = {names.get(k, k): v for k, v in state["master_weights"].items()}
-    # Longest first so 'layer1.0.conv1.weight' is not matched by a shorter name's prefix.
-    optimizer.set_state_dict(_rename(state, dict(sorted(names.items(), key=lambda kv: -len(kv[0])))))
-
-
-def _plain_states(states: Dict[str, Any]) -> Dict[str, Any]:
-    """Paddle's RNG states are pybind objects: store their plain ``__getstate__`` tuples so
-    the states file holds only what the safe unpickler admits."""
-    rng = states.get("rng")
-    if isinstance(rng, dict) and rng.get("paddle") is not None:
-        rng = dict(rng, paddle=[s.__getstate__() if hasattr(s, "current_seed") else s
-                                for s in rng["paddle"]])
-        states = dict(states, rng=rng)
-    return states
+    """Load a state saved by ``checkpoint_files`` (keyed by structured parameter names)."""
+    optimizer.set_state_dict(_rename(_tensors(state), {n: p.name for n, p in model.named_parameters()}))
 
 
 def load_states(path: str) -> Dict[str, Any]:
-    """Read a ``.pdstates`` file (epoch, best metric, scheduler, RNG states, records) with
-    the safe unpickler."""
+    """Read a ``.pdstates`` file with the safe unpickler (RNG states rebuilt)."""
     states = safe_load(current(path))
     rng = states.get("rng") if isinstance(states, dict) else None
     if isinstance(rng, dict) and isinstance(rng.get("paddle"), list):
-        cls = paddle.base.libpaddle.GeneratorState
-        out = []
-        for s in rng["paddle"]:
-            if isinstance(s, tuple):
-                g = cls.__new__(cls)
-                g.__setstate__(s)
-                s = g
-            out.append(s)
-        states["rng"] = dict(rng, paddle=out)
+        def rebuilt(s):
+            g = paddle.base.libpaddle.GeneratorState.__new__(paddle.base.libpaddle.GeneratorState)
+            g.__setstate__(s)
+            return g
+        rng["paddle"] = [rebuilt(s) if isinstance(s, tuple) else s for s in rng["paddle"]]
     return states
 
 
-def checkpoint_files(prefix: str, model: paddle.nn.Layer, optimizer=None,
-                     states: Optional[Dict[str, Any]] = None, opt_name: Optional[str] = None,
-                     ) -> Dict[str, Tuple[Any, Any]]:
+def checkpoint_files(prefix: str, model: paddle.nn.Layer, optimizer=None, states=None,
+                     opt_name=None) -> Dict[str, Tuple[Any, Any]]:
     """``{name: (obj, writer)}`` of one set for ``commit``: ``prefix.pdparams`` (float32),
     the optimizer as ``opt_name`` (default ``prefix.pdopt``) and, with ``states``,
     ``prefix.pdstates`` (whose ``digests`` bind it to the other two files)."""
     files = {prefix + ".pdparams": (float32_state(model.state_dict()), None)}
     if optimizer is not None:
-        files[opt_name or prefix + ".pdopt"] = (optimizer_state(model, optimizer), None)
+        # Keyed by structured names (layer1.0.conv1.weight), not Paddle's per-process
+        # counters (conv2d_80.w_0): the state then loads into any fresh copy of the model.
+        state = _rename(optimizer.state_dict(), {p.name: n for n, p in model.named_parameters()})
+        files[opt_name or prefix + ".pdopt"] = (state, None)
     if states is not None:
         def write_states(obj, path):  # digests of the two files just staged beside it
-            folder = os.path.dirname(path)
+            folder, rng = os.path.dirname(path), obj.get("rng") or {}
             obj = dict(obj, format=FORMAT, digests={
-                s: sha256_file(os.path.join(folder, prefix + s)) for s in _PARTS[:2]})
-            _pickle(_plain_states(obj), path)
+                s: file_digest(os.path.join(folder, prefix + s)) for s in _PARTS[:2]})
+            if rng.get("paddle") is not None:  # pybind objects: store their plain tuples
+                obj["rng"] = dict(rng, paddle=[s.__getstate__() if hasattr(s, "current_seed") else s
+                                               for s in rng["paddle"]])
+            pathlib.Path(path).write_bytes(pickle.dumps(obj, protocol=4))
         files[prefix + ".pdstates"] = (states, write_states)
     return files
 
 
-def save_checkpoint(prefix: str, model: paddle.nn.Layer, optimizer=None,
-                    states: Optional[Dict[str, Any]] = None,
-                    meta: Optional[Dict[str, Any]] = None, opt_path: Optional[str] = None) -> None:
-    """Commit one set ``prefix.pdparams`` (+ ``.pdopt``, ``.pdstates``, which also holds
-    ``meta``); ``opt_path`` names the optimizer file when it is not ``prefix.pdopt``."""
+def save_checkpoint(prefix: str, model: paddle.nn.Layer, optimizer=None, states=None) -> None:
+    """Commit one set ``prefix.pdparams`` (+ ``.pdopt``, ``.pdstates``)."""
     folder, name = os.path.split(os.path.abspath(prefix))
-    commit(folder, checkpoint_files(name, model, optimizer,
-                                    None if states is None else {**states, **(meta or {})},
-                                    opt_path and os.path.basename(opt_path)))
-
-
-def atomic_save(obj: Any, path: str, writer=None) -> None:
-    """``paddle.save`` (or ``writer(obj, path)``) through ``utils.io.atomic_write``."""
-    atomic_write(path, lambda tmp: (writer or paddle.save)(obj, tmp))
+    commit(folder, checkpoint_files(name, model, optimizer, states))
 
 
 # ----------------------------------------------------------------------------- reading
@@ -226,12 +176,15 @@ def _int(v: Any) -> bool:
     return isinstance(v, (int, np.integer)) and not isinstance(v, bool)
 
 
-def check_states(st: Any, where: str) -> None:
-    """Refuse a states dict whose format, types or ranges are not what ``train`` writes.
+def _same_shape(a: Any, b: Any) -> bool:  # the records' nesting, lists at the leaves
+    if isinstance(b, dict):
+        return isinstance(a, dict) and set(a) == set(b) and all(_same_shape(a[k], b[k]) for k in b)
+    return isinstance(a, list)
 
-    Raises:
-        CheckpointError: one line naming the field, its value and what is expected.
-    """
+
+def _check_states(st: Any, where: str) -> None:
+    """Refuse (``CheckpointError``) a states dict whose format, types or ranges are not what
+    ``train`` writes."""
     if not isinstance(st, dict):
         raise CheckpointError(f"refusing {where}: it holds {type(st).__name__}, not a training "
                               "state; it was not written by this package")
@@ -255,7 +208,7 @@ def check_states(st: Any, where: str) -> None:
         ("identity", st.get("identity") is None or isinstance(st["identity"], dict), "a dict"),
         ("digests", isinstance(st.get("digests"), dict) and all(
             isinstance(st["digests"].get(s), str) for s in _PARTS[:2]), "sha256 of .pdparams/.pdopt"),
-        ("records", _records_ok(st.get("records")), "the records train() keeps"),
+        ("records", _same_shape(st.get("records"), new_records()), "the records train() keeps"),
     ]
     for key, ok, want in rules:
         if not ok:
@@ -263,35 +216,8 @@ def check_states(st: Any, where: str) -> None:
                                   f"{want}); the file was not written by this package or is damaged")
 
 
-def _records_ok(rec: Any) -> bool:
-    def same(a: Any, b: Any) -> bool:
-        if isinstance(b, dict):
-            return isinstance(a, dict) and set(a) == set(b) and all(same(a[k], b[k]) for k in b)
-        return isinstance(a, list)
-    return same(rec, new_records())
-
-
-def resolve_checkpoint(path: str) -> str:
-    """``Global.checkpoints`` may be an output directory (uses its ``latest``) or a
-    prefix such as ``output/run/epoch_10`` (a ``.pdparams``/``.pdopt``/``.pdstates`` suffix
-    is dropped)."""
-    path = str(path)
-    if os.path.isdir(path):
-        path = os.path.join(path, "latest")
-    for suffix in _PARTS:
-        if path.endswith(suffix):
-            path = path[: -len(suffix)]
-    missing = [path + s for s in _PARTS if not os.path.isfile(current(path + s))]
-    if missing:
-        raise CheckpointError(
-            f"cannot resume from {path}: missing {', '.join(missing)}. Global.checkpoints takes a "
-            "run's output directory (resumes from its latest.*) or a checkpoint prefix such as "
-            "output/run/epoch_10; to start from weights only, use Global.pretrained_model")
-    return path
-
-
 def _whole(prefix: str, digests: Dict[str, str]) -> bool:
-    return all(sha256_file(current(prefix + s)) == digests.get(s) for s in _PARTS[:2])
+    return all(file_digest(current(prefix + s)) == digests.get(s) for s in _PARTS[:2])
 
 
 def _alternatives(folder: str, exclude: str) -> str:
@@ -301,7 +227,7 @@ def _alternatives(folder: str, exclude: str) -> str:
         if _OURS.fullmatch(name) and name.endswith(".pdstates") and prefix != exclude:
             try:
                 st = safe_load(current(prefix + ".pdstates"))
-                check_states(st, prefix)
+                _check_states(st, prefix)
                 if _whole(prefix, st["digests"]):
                     sets.append(prefix)
             except Exception:  # noqa: BLE001  (any unreadable set is simply not offered)
@@ -316,13 +242,22 @@ def _alternatives(folder: str, exclude: str) -> str:
 
 def load_checkpoint(path: str) -> Dict[str, Any]:
     """Read and check a resume checkpoint: ``{'model', 'optimizer', 'states', 'prefix'}``
-    (arrays as numpy).
+    (arrays as numpy). ``path`` is a run folder (its ``latest``) or a prefix such as
+    ``output/run/epoch_10`` (a ``.pdparams``/``.pdopt``/``.pdstates`` suffix is dropped).
 
     Raises:
-        CheckpointError: missing parts, parts of different saves, malformed states, NaN/inf
-            values, an unreadable or unsafe file (one line, naming the alternatives).
+        CheckpointError: missing, mixed, malformed, NaN/inf, unreadable or unsafe parts.
     """
-    prefix = resolve_checkpoint(path)
+    prefix = os.path.join(path, "latest") if os.path.isdir(path) else str(path)
+    for suffix in _PARTS:
+        if prefix.endswith(suffix):
+            prefix = prefix[: -len(suffix)]
+    missing = [prefix + s for s in _PARTS if not os.path.isfile(current(prefix + s))]
+    if missing:
+        raise CheckpointError(
+            f"cannot resume from {prefix}: missing {', '.join(missing)}. Global.checkpoints takes a "
+            "run's output directory (resumes from its latest.*) or a checkpoint prefix such as "
+            "output/run/epoch_10; to start from weights only, use Global.pretrained_model")
     folder = os.path.dirname(os.path.abspath(prefix))
     out: Dict[str, Any] = {"prefix": prefix}
     for key, suffix in (("states", ".pdstates"), ("model", ".pdparams"), ("optimizer", ".pdopt")):
@@ -334,13 +269,13 @@ def load_checkpoint(path: str) -> Dict[str, Any]:
             raise CheckpointError(f"cannot read {prefix + suffix} ({type(exc).__name__}: "
                                   f"{cap_repr(exc, 200)}); {_alternatives(folder, prefix)}") from None
         if key == "states":
-            check_states(out["states"], prefix + suffix)
+            _check_states(out["states"], prefix + suffix)
             if not _whole(prefix, out["states"]["digests"]):
                 raise CheckpointError(
                     f"refusing to resume: {prefix}.pdparams/.pdopt/.pdstates are parts of different "
                     f"saves (files copied in by hand?), and resuming would mix them; "
                     f"{_alternatives(folder, prefix)}")
-    for key, suffix in (("model", ".pdparams"), ("optimizer", ".pdopt")):
+            continue
         bad = _nonfinite(out[key])  # a diverged save would train on as NaN from step one
         if bad:
             raise CheckpointError(
@@ -351,13 +286,12 @@ def load_checkpoint(path: str) -> Dict[str, Any]:
 
 
 def _nonfinite(obj: Any, name: str = "") -> List[str]:
-    """Names of the float arrays in a (nested) state dict holding NaN or inf."""
+    """Names of the float arrays in a nested state dict holding NaN or inf."""
     if isinstance(obj, dict):
         return [b for k, v in obj.items() for b in _nonfinite(v, f"{name}.{k}" if name else str(k))]
-    if isinstance(obj, (np.ndarray, np.generic)) and obj.dtype.kind == "f":
-        arr = np.asarray(obj)
-        if not np.isfinite(arr).all():
-            return [f"{name} ({int((~np.isfinite(arr)).sum())} of {arr.size} values)"]
+    arr = np.asarray(obj) if isinstance(obj, (np.ndarray, np.generic)) else None
+    if arr is not None and arr.dtype.kind == "f" and not np.isfinite(arr).all():
+        return [f"{name} ({int((~np.isfinite(arr)).sum())} of {arr.size} values)"]
     return []
 
 
@@ -376,7 +310,6 @@ def arch_identity(arch: Dict[str, Any]) -> Dict[str, Any]:
 
 
 def identity_diff(saved: Dict[str, Any], now: Dict[str, Any]) -> List[str]:
-    """``Arch.key: checkpoint X, this run Y`` for each key that differs."""
     return [f"Arch.{k}: checkpoint {saved.get(k)!r}, this run {now.get(k)!r}"
             for k in sorted(set(saved) | set(now)) if saved.get(k) != now.get(k)]
 
@@ -398,23 +331,19 @@ class RunLock:
 
     def __init__(self, folder: str, name: str = "run.lock", what: str = "run"):
         self.folder, self.path, self.what = folder, os.path.join(folder, name), what
-        self.lock: Optional[filelock.FileLock] = None
+        self.lock = filelock.FileLock(self.path)
 
     def acquire(self) -> "RunLock":
         os.makedirs(self.folder, exist_ok=True)
         if os.path.islink(self.path):
             os.unlink(self.path)  # a planted link: opening it could truncate its target
-        lock = filelock.FileLock(self.path)
         try:
-            lock.acquire(timeout=0)
+            self.lock.acquire(timeout=0)
         except filelock.Timeout:
             raise RunFolderError(f"{self.folder} is in use by another {self.what} (it holds "
                                  f"{self.path}); wait for it to finish or choose another output "
                                  "folder") from None
-        self.lock = lock
         return self
 
-    def release(self) -> None:
-        if self.lock is not None:
-            self.lock.release()
-            self.lock = None
+    def release(self) -> None:  # a no-op when not held
+        self.lock.release()

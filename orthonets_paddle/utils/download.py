@@ -1,15 +1,8 @@
-"""The one download path: ``paddle.utils.download``, failing fast when offline, with
-an MD5 and/or SHA-256 check.
-
-Paddle's downloader connects without a timeout and tries three times, so a machine whose
-firewall drops packets waits out the system's connect timeout (about two minutes) three
-times, and then reads "Retry limit reached". One connection attempt with a timeout comes
-first here: offline, the caller gets one line at once naming the URL and where to put the
-file by hand.
-"""
+"""The one download path: ``paddle.utils.download`` with an MD5/SHA-256 check, after one
+timed connection: Paddle's connects with no timeout, three times, so behind a firewall that
+drops packets it waits about six minutes, then reads "Retry limit reached"."""
 from __future__ import annotations
 
-import hashlib
 import os
 import socket
 import urllib.parse
@@ -17,6 +10,8 @@ import urllib.request
 from typing import Optional
 
 from paddle.utils.download import get_path_from_url
+
+from .io import file_digest
 
 __all__ = ["CONNECT_TIMEOUT", "DigestError", "DownloadError", "download", "local_path"]
 
@@ -36,41 +31,19 @@ def local_path(url: str, folder: str) -> str:
     return os.path.join(folder, url.split("/")[-1])
 
 
-def _connect(url: str) -> None:
-    """Open and close one connection to the URL's host (or its proxy) within the timeout."""
-    parts = urllib.parse.urlsplit(url)
-    proxy = urllib.request.getproxies().get(parts.scheme)
-    if proxy and not urllib.request.proxy_bypass(parts.hostname or ""):
-        parts = urllib.parse.urlsplit(proxy if "://" in proxy else "http://" + proxy)
-    port = parts.port or (443 if parts.scheme == "https" else 80)
-    socket.create_connection((parts.hostname, port), timeout=CONNECT_TIMEOUT).close()
-
-
 def _mismatch(path: str, md5: Optional[str], sha256: Optional[str]) -> Optional[str]:
     """The first expected digest ``path`` does not have (``"md5 <hex>"``), or None."""
     for name, want in (("md5", md5), ("sha256", sha256)):
-        if want:
-            digest = hashlib.new(name)
-            with open(path, "rb") as f:
-                for chunk in iter(lambda: f.read(1 << 20), b""):
-                    digest.update(chunk)
-            if digest.hexdigest() != want.lower():
-                return f"{name} {want}"
+        if want and file_digest(path, name) != want.lower():
+            return f"{name} {want}"
     return None
 
 
 def download(url: str, folder: str, md5: Optional[str] = None, sha256: Optional[str] = None,
              hint: str = "") -> str:
     """``local_path(url, folder)``, downloaded by ``paddle.utils.download`` unless present.
-
     A file already there is checked, never replaced; a downloaded file that fails a check
-    is removed.
-
-    Args:
-        url: what to fetch.
-        folder: where to keep it.
-        md5, sha256: expected hex digests (not checked when None).
-        hint: appended to error messages (another way to provide the file).
+    is removed. ``hint`` is appended to errors (another way to provide the file).
 
     Raises:
         DownloadError: no connection within ``CONNECT_TIMEOUT``, or Paddle's tries failed.
@@ -83,8 +56,13 @@ def download(url: str, folder: str, md5: Optional[str] = None, sha256: Optional[
             raise DigestError(f"{path} does not have the expected {bad} of {url}; delete it "
                               f"to download it again, or put the published file there{hint}")
         return path
-    try:
-        _connect(url)
+    try:  # one timed connection to the host (or its proxy) first
+        parts = urllib.parse.urlsplit(url)
+        proxy = urllib.request.getproxies().get(parts.scheme)
+        if proxy and not urllib.request.proxy_bypass(parts.hostname or ""):
+            parts = urllib.parse.urlsplit(proxy if "://" in proxy else "http://" + proxy)
+        port = parts.port or (443 if parts.scheme == "https" else 80)
+        socket.create_connection((parts.hostname, port), timeout=CONNECT_TIMEOUT).close()
         get_path_from_url(url, folder, md5sum=md5, decompress=False)
     except (OSError, RuntimeError) as err:  # RuntimeError: Paddle's "retry limit reached"
         if not os.path.isfile(path):

@@ -1,68 +1,47 @@
-"""Atomic outputs and the one restricted unpickler.
-
-Every output is written complete to a temporary file beside it and renamed over its name:
-a kill never leaves half a file, and a symlink planted at the name is replaced, never
-written through. Every pickle the package reads goes through ``safe_load``, which admits
-numpy arrays, numbers, strings and plain containers only, so reading a file runs no code.
-"""
+"""Atomic outputs (written beside, renamed over the name: never half a file, and a planted
+link is replaced, not written through) and ``safe_load``, the one restricted unpickler."""
 from __future__ import annotations
 
 import hashlib
 import io
 import json
 import os
+import pathlib
 import pickle
+import reprlib
 import struct
-from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple, Union
+from typing import Any, Callable, Dict, List, Mapping, Tuple, Union
 
 import numpy as np
 
-__all__ = ["atomic_write", "write_json", "write_text", "write_bytes", "fsync",
-           "sha256_file", "UnsafePickleError", "safe_load", "safe_loads", "load_paddle_file",
-           "StateDictError", "check_state_dict", "cap_repr"]
-
-PARTIAL = ".partial-"  # atomic_write's temporary of NAME is .partial-NAME (one per name)
-
-
-def fresh_file(path: str) -> None:
-    """Create ``path`` as a new empty file (mode 0666 less the umask), first removing what
-    was there: a link is removed, never followed."""
-    try:
-        os.unlink(path)
-    except FileNotFoundError:
-        pass
-    os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o666))
+__all__ = ["atomic_write", "write_json", "write_text", "fsync", "file_digest", "UnsafePickleError",
+           "safe_load", "load_paddle_file", "StateDictError", "check_state_dict", "cap_repr"]
 
 
 def fsync(path: str) -> None:
     """Put a file's (or a folder's renames') bytes on disk; a no-op where that fails."""
     try:
         fd = os.open(path or ".", os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
     except OSError:
         pass
-    finally:
-        os.close(fd)
-
-
 
 
 def atomic_write(path: str, writer: Callable[[str], Any]) -> str:
     """Call ``writer(tmp)`` on a fresh file beside ``path``, then rename it onto ``path``
-    (replacing a file or a link there; the previous file stays whole until then).
-
-    Raises:
-        OSError: the folder cannot be written (the message names ``path``).
-    """
+    (replacing a file or a link there; the previous file stays whole until then). An
+    ``OSError`` names ``path``."""
     path = os.fspath(path)
     folder = os.path.dirname(os.path.abspath(path))
-    tmp = os.path.join(folder, PARTIAL + os.path.basename(path))
+    tmp = os.path.join(folder, ".partial-" + os.path.basename(path))  # one per name
     try:
         os.makedirs(folder, exist_ok=True)
-        fresh_file(tmp)
+        if os.path.lexists(tmp):
+            os.unlink(tmp)  # a link there is removed, never followed
+        os.close(os.open(tmp, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o666))  # umask applies
         writer(tmp)
         fsync(tmp)
         os.replace(tmp, path)
@@ -78,7 +57,7 @@ def atomic_write(path: str, writer: Callable[[str], Any]) -> str:
 
 def write_text(text: str, path: str) -> str:
     """``text`` to ``path`` (UTF-8), atomically."""
-    return write_bytes(text.encode("utf-8"), path)
+    return atomic_write(path, lambda tmp: pathlib.Path(tmp).write_bytes(text.encode("utf-8")))
 
 
 def write_json(obj: Any, path: str, indent: int = 1) -> str:
@@ -86,26 +65,13 @@ def write_json(obj: Any, path: str, indent: int = 1) -> str:
     return write_text(json.dumps(obj, indent=indent), path)
 
 
-def write_bytes(data: bytes, path: str) -> str:
-    """``data`` to ``path``, atomically."""
-    def writer(tmp: str) -> None:
-        with open(tmp, "wb") as f:
-            f.write(data)
-    return atomic_write(path, writer)
-
-
 def file_digest(path: str, algorithm: str = "sha256") -> str:
-    """Hex digest of a file's bytes (read in 1 MiB chunks)."""
+    """Hex digest of a file's bytes."""
     h = hashlib.new(algorithm)
     with open(path, "rb") as f:
         for chunk in iter(lambda: f.read(1 << 20), b""):
             h.update(chunk)
     return h.hexdigest()
-
-
-def sha256_file(path: str) -> str:
-    """Hex sha256 of a file's bytes."""
-    return file_digest(path, "sha256")
 
 
 # ----------------------------------------------------------------------------- safe unpickling
@@ -185,28 +151,22 @@ class _SafeUnpickler(pickle._Unpickler):  # the Python one: its opcodes can be r
         self._refuse(f"it refers to {module}.{name}")
 
 
-def safe_load(file: Union[str, Any], what: Optional[str] = None,
-              encoding: str = "ASCII") -> Any:
-    """Unpickle ``file`` (a path or a binary file object) admitting only numpy arrays and
-    dtypes, numbers, strings and plain containers, allocating at most ``ALLOC_FACTOR``
-    times its size (or ``ALLOC_FLOOR``).
-
-    Args:
-        file: a path or an open binary file.
-        what: how to name the file in errors (default: the path).
-        encoding: as ``pickle.load`` (``"bytes"`` for Python-2 pickles like CIFAR's).
+def safe_load(file: Union[str, os.PathLike, bytes], encoding: str = "ASCII") -> Any:
+    """Unpickle ``file`` (a path, or bytes) admitting only numpy arrays and dtypes, numbers,
+    strings and plain containers, allocating at most ``ALLOC_FACTOR`` times its size (or
+    ``ALLOC_FLOOR``). ``encoding`` as ``pickle.load``.
 
     Raises:
         UnsafePickleError: the pickle names anything else, or would allocate beyond the
             bound (nothing of it has run).
         pickle.UnpicklingError, EOFError, ValueError: the file is not a valid pickle.
     """
-    if isinstance(file, (str, os.PathLike)):
+    what = "pickle" if isinstance(file, bytes) else os.fspath(file)
+    if not isinstance(file, bytes):
         with open(file, "rb") as f:
-            return safe_load(f, what or os.fspath(file), encoding)
-    what = what or getattr(file, "name", "pickle")
+            file = f.read()
     try:
-        return _SafeUnpickler(file.read(), what, encoding).load()
+        return _SafeUnpickler(file, what, encoding).load()
     except (MemoryError, RecursionError) as exc:
         raise UnsafePickleError(f"refusing {what}: {type(exc).__name__} while reading it (a "
                                 "memory bomb, or not a file this package wrote)") from None
@@ -215,27 +175,12 @@ def safe_load(file: Union[str, Any], what: Optional[str] = None,
                                      f"{exc})") from None
 
 
-def safe_loads(data: bytes, what: str = "pickle", encoding: str = "ASCII") -> Any:
-    """``safe_load`` of bytes."""
-    return safe_load(io.BytesIO(data), what, encoding)
-
-
-_NAME_TABLE = "StructuredToParameterName@@"
-_BIG_PARAMS = "UnpackBigParamInfor@@"  # paddle.save splits >4 GB arrays with protocol < 4
-
-
 def load_paddle_file(path: str) -> Any:
     """Read a ``paddle.save`` file (``.pdparams`` / ``.pdopt``) with the safe unpickler:
-    tensors come back as numpy arrays (as ``paddle.load(path, return_numpy=True)``), and
-    Paddle's bookkeeping keys are resolved and dropped."""
+    tensors come back as numpy arrays (as ``paddle.load(path, return_numpy=True)``)."""
     obj = safe_load(path, encoding="latin1")
     if isinstance(obj, dict):
-        info = obj.pop(_BIG_PARAMS, None)
-        if isinstance(info, dict):
-            for key, value in info.items():
-                parts = [obj.pop(p) for p in value["slices"]]
-                obj[key] = np.concatenate(parts).reshape(value["OriginShape"])
-        obj.pop(_NAME_TABLE, None)
+        obj.pop("StructuredToParameterName@@", None)  # Paddle's bookkeeping
     return obj
 
 
@@ -244,24 +189,12 @@ class StateDictError(ValueError):
     """A weights file's state dict cannot be loaded as it is (the message says why)."""
 
 
-def check_state_dict(state: Mapping[Any, Any], floats: Optional[set] = None,
-                     what: str = "weights") -> Tuple[Dict[str, Any], List[str]]:
-    """Check a state dict read from a file before it reaches the model.
-
-    float16/float64 arrays are cast to float32 (a note says so); an integer or other
-    array where the model holds floats, a non-string key, or a NaN/inf value is refused.
-
-    Args:
-        state: ``{name: numpy array}``.
-        floats: names whose model tensors are floating point (default: every key).
-        what: the file, for messages.
-
-    Returns:
-        ``(state, notes)``: the (cast) state and one note per kind of cast.
-
-    Raises:
-        StateDictError: naming the keys and the fix.
-    """
+def check_state_dict(state: Mapping[Any, Any], floats: set,
+                     what: str) -> Tuple[Dict[str, Any], List[str]]:
+    """Check a state dict read from ``what`` before it reaches the model: float16/float64
+    arrays among ``floats`` (the model's floating-point names) are cast to float32, with
+    one note per dtype; a non-float array there, a non-string key or NaN/inf raises
+    ``StateDictError`` naming the keys and the fix. Returns ``(state, notes)``."""
     bad_keys = [k for k in state if not isinstance(k, str)]
     if bad_keys:
         raise StateDictError(f"{what}: state-dict keys must be parameter names (strings); "
@@ -270,7 +203,7 @@ def check_state_dict(state: Mapping[Any, Any], floats: Optional[set] = None,
     out, cast, wrong, broken = {}, {}, [], []
     for key, value in state.items():
         arr = np.asarray(value) if isinstance(value, (np.ndarray, np.generic)) else value
-        if isinstance(arr, np.ndarray) and (floats is None or key in floats):
+        if isinstance(arr, np.ndarray) and key in floats:
             if arr.dtype.kind == "f" and arr.dtype != np.float32:
                 cast.setdefault(str(arr.dtype), []).append(key)
                 arr = arr.astype(np.float32)
@@ -294,7 +227,6 @@ def check_state_dict(state: Mapping[Any, Any], floats: Optional[set] = None,
 
 def cap_repr(value: Any, limit: int = 80) -> str:
     """``repr(value)`` of at most ``limit`` characters, safe for huge or shared values."""
-    import reprlib
     r = reprlib.Repr()
     r.maxstring = r.maxother = limit
     r.maxlevel, r.maxlist, r.maxdict = 3, 6, 6
