@@ -124,7 +124,7 @@ def run_status(run_dir: str, epochs: int) -> str:
     ``"partial"`` (resumable from ``latest``) or ``"new"``, from the run's own files."""
     if os.path.isfile(os.path.join(run_dir, "final_model.pdparams")):
         try:
-            if len(_read_json(os.path.join(run_dir, "metrics.json")).get("epochs", [])) >= epochs:
+            if len(_read(os.path.join(run_dir, "metrics.json")).get("epochs", [])) >= epochs:
                 return "finished"
         except (OSError, ValueError):
             pass
@@ -220,7 +220,7 @@ def run_sweep(plan: Dict[str, Any], jobs: int = 1, dry_run: bool = False,
     pool = ThreadPoolExecutor(max_workers=jobs)
     try:
         if os.path.isfile(path):  # a second sweep into the same out must be the same sweep
-            old = _read_json(path)
+            old = _read(path)
             for key in ("config", "grid", "overrides", "bank_seed"):
                 if old.get(key) != plan[key]:
                     raise ValueError(f"{plan['out']} holds a different sweep ({key}: "
@@ -259,18 +259,9 @@ def run_sweep(plan: Dict[str, Any], jobs: int = 1, dry_run: bool = False,
 
 # ----------------------------------------------------------------------------- reading runs
 
-def _read_json(path: str) -> Dict[str, Any]:
+def _read(path: str, parse=json.load) -> Any:
     with open(path, encoding="utf-8") as f:
-        return json.load(f)
-
-
-def _config(run_dir: str) -> Dict[str, Any]:
-    """The run's recorded ``config.yaml`` (empty if none)."""
-    path = os.path.join(run_dir, "config.yaml")
-    if not os.path.isfile(path):
-        return {}
-    with open(path, encoding="utf-8") as f:
-        return yaml.safe_load(f) or {}
+        return parse(f)
 
 
 def load_sweep_runs(out: str) -> Tuple[Dict[str, Any], List[Dict[str, Any]]]:
@@ -281,7 +272,7 @@ def load_sweep_runs(out: str) -> Tuple[Dict[str, Any], List[Dict[str, Any]]]:
     if not os.path.isfile(path):
         raise FileNotFoundError(f"{path} not found: --summarize needs a sweep directory "
                                 "written by tools/sweep.py")
-    plan = _read_json(path)
+    plan = _read(path)
     runs, plan["missing"] = [], []
     for run in plan["runs"]:
         # the layout is fixed, so a sweep folder that was moved or copied still reads
@@ -289,7 +280,7 @@ def load_sweep_runs(out: str) -> Tuple[Dict[str, Any], List[Dict[str, Any]]]:
         if run_status(d, plan["epochs"]) != "finished":
             plan["missing"].append(d)
             continue
-        m = _read_json(os.path.join(d, "metrics.json"))
+        m = _read(os.path.join(d, "metrics.json"))
         rows = m["epochs"]
         val = [r["val_acc"] for r in rows if "val_acc" in r]
         if not val:
@@ -298,7 +289,8 @@ def load_sweep_runs(out: str) -> Tuple[Dict[str, Any], List[Dict[str, Any]]]:
         runs.append({"variant": run["variant"], "seed": run["seed"], "dir": d,
                      "best_acc": float(m["best_acc"]), "final_acc": float(val[-1]),
                      "val_acc": val, "epochs": len(rows),
-                     "bank_seed": (_config(d).get("Arch") or {}).get("seed"),
+                     "bank_seed": _read(os.path.join(d, "config.yaml"),
+                                             yaml.safe_load)["Arch"].get("seed"),
                      "train_loss": m["loss_record"]["train"]["loss"],
                      "train_iter": m["loss_record"]["train"]["iter"],
                      "train_images_per_sec": float(np.mean(
@@ -310,7 +302,7 @@ def _model_facts(run_dir: str, measure: bool, batch: int = 64, repeats: int = 5
                  ) -> Dict[str, Any]:
     """Trainable parameter count of the run's model and, if ``measure``, its inference
     images/s on random input of ``Global.image_shape`` (one process, current threads)."""
-    cfg = _config(run_dir)
+    cfg = _read(os.path.join(run_dir, "config.yaml"), yaml.safe_load)
     model = build_model_from_config(cfg["Arch"])
     facts = {"params": count_parameters(model), "infer_images_per_sec": float("nan")}
     if measure:
