@@ -45,7 +45,6 @@ class _BatchUnpickler(pickle.Unpickler):
     """A CIFAR batch holds arrays in plain containers: any other global (code a crafted file
     would run; Paddle's Cifar10 runs it, with ``pickle.load``) is refused."""
 
-    what = "a CIFAR batch"
     ALLOWED = {("numpy.core.multiarray", "_reconstruct"), ("numpy", "ndarray"), ("numpy", "dtype"),
                ("numpy._core.multiarray", "_reconstruct"), ("_codecs", "encode")}
 
@@ -266,10 +265,9 @@ def check_channels(got: int, expected: int, source: str) -> None:
 def validate_dataset(dataset: Any, class_num: int, where: str = "DataLoader.Train") -> None:
     """Raise ``ValueError`` naming the setting to change when a label is outside
     ``[0, class_num)``: before the first step, not mid-epoch in Paddle's index check."""
-    labels = getattr(dataset, "labels", None)
-    if labels is None or not len(labels):
+    labels = np.asarray(getattr(dataset, "labels", []))
+    if not labels.size:
         return
-    labels = np.asarray(labels)
     lo, hi = int(labels.min()), int(labels.max())
     if lo < 0 or hi >= int(class_num):
         first = ""
@@ -297,9 +295,8 @@ def check_same_classes(train: Any, evaluation: Any) -> None:
                          f"sub-folders (an empty folder keeps a class's place)")
 
 
-DATASETS: Dict[str, type] = {"Cifar10": Cifar10, "Cifar100": Cifar100,
-                             "FashionMNIST": FashionMNIST, "ImageFolder": ImageFolder,
-                             "Synthetic": Synthetic, "ImageNetDataset": ImageNetDataset}
+DATASETS: Dict[str, type] = {d.__name__: d for d in (Cifar10, Cifar100, FashionMNIST, ImageFolder,
+                                                     Synthetic, ImageNetDataset)}
 
 
 def dataset_params(name: str, required: bool = False) -> List[str]:
@@ -319,8 +316,7 @@ def build_dataset(cfg: Dict[str, Any], transforms: Optional[Callable] = None) ->
     if not isinstance(cfg, dict) or "name" not in cfg:
         raise ValueError(f"dataset config must be a mapping with a 'name' key (one of "
                          f"{sorted(DATASETS)}), got {cfg!r}")
-    kwargs = dict(cfg)
-    name = kwargs.pop("name")
+    name, kwargs = cfg["name"], {k: v for k, v in cfg.items() if k != "name"}
     valid = dataset_params(name)
     if "transforms" in kwargs:
         raise ValueError(f"dataset {name}: 'transforms' is now 'transform_ops' (PaddleClas's "

@@ -185,18 +185,16 @@ class ImageNetDataset(ImageDataset):
                                 f"folder the paths in {listing} are relative to")
         self.cls_label_path, self.samples, self.lines = listing, [], []
         with open(listing, encoding="utf-8", errors="replace") as f:
-            for number, line in enumerate(f, 1):
+            for number, line in ((k, s.strip()) for k, s in enumerate(f, 1) if s.strip()):
                 if n is not None and len(self.samples) >= n:
                     break
-                if not line.strip():
-                    continue
-                parts = line.strip().rsplit(sep, 1)  # a file name may hold the delimiter
+                parts = line.rsplit(sep, 1)  # a file name may hold the delimiter
                 label = parts[1].strip() if len(parts) == 2 else ""
                 if not (label.isascii() and label.isdigit() and len(label) < 10):
                     raise DataFileError(
                         f"ImageNetDataset: {listing} line {number}: expected 'relative/path.jpg "
                         f"label' (delimiter {sep!r}, label an integer 0..999999999), got "
-                        f"{line.strip()[:200]!r}; fix the line or set delimiter")
+                        f"{line[:200]!r}; fix the line or set delimiter")
                 path = os.path.join(root, parts[0])
                 if not os.path.isfile(path):
                     raise DataFileError(f"ImageNetDataset: {listing} line {number}: image {path} "

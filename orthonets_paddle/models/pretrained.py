@@ -75,8 +75,7 @@ def cache_dir() -> str:
 
 
 def cache_path(url: str) -> str:
-    """The cache file of ``url``, in a folder named by a hash of the whole URL (two URLs
-    with the same file name never share an entry)."""
+    """The cache file of ``url``, in a folder named by a hash of the whole URL."""
     key = hashlib.sha256(url.encode("utf-8")).hexdigest()[:16]
     return local_path(url, os.path.join(cache_dir(), key))
 
