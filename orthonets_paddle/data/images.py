@@ -126,6 +126,11 @@ class ImageDataset(paddle.io.Dataset):
     def __len__(self) -> int:
         return len(self.labels)
 
+    @property
+    def transforms(self) -> Optional[Callable]:
+        """``transform`` (Paddle's name) under the name of the constructor argument."""
+        return self.transform
+
 
 class ImageFolder(ImageDataset):
     """Images in ``root/<mode>/<class>/**`` (mode ``train`` or ``val``, ``test`` an alias) or,
