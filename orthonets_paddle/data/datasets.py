@@ -1,10 +1,5 @@
-"""Datasets: ``paddle.vision.datasets``' CIFAR-10/100 and Fashion-MNIST, read safely, and
-synthetic images; the registry (with ``ImageFolder`` and ``ImageNetDataset`` from images.py).
-
-Items are ``(image, label)``: ``image`` is the uint8 HWC numpy array (RGB, or one channel)
-through the ``transforms`` callable; ``label`` a 0-d int64 array, which Paddle's collate
-stacks to ``[B]`` for ``F.cross_entropy``. ``num_samples`` keeps the first N samples.
-"""
+"""``paddle.vision.datasets``' CIFAR-10/100 and Fashion-MNIST read safely, synthetic images,
+and the registry. Items are (``transforms(uint8 HWC image)``, 0-d int64 label)."""
 from __future__ import annotations
 
 import gzip
@@ -25,13 +20,10 @@ from PIL import Image
 from ..utils.download import DigestError, download
 from ..utils.hints import did_you_mean
 from ..utils.schema import POSITIVE_INT
-from .images import (IMAGE_EXTENSIONS, DataFileError, ImageDataset, ImageFolder,  # noqa: F401
-                     ImageNetDataset, mode_arg, num_samples_arg, read_image_file, walk_files)
+from .images import (CHANNELS, IMAGE_EXTENSIONS, DataFileError, ImageDataset,  # noqa: F401
+                     ImageFolder, ImageNetDataset, mode_arg, num_samples_arg, read_image_file,
+                     walk_files)
 from .transforms import build_transforms
-
-__all__ = ["DATASETS", "DataFileError", "build_dataset", "dataset_params", "Cifar10", "Cifar100",
-           "FashionMNIST", "ImageFolder", "ImageNetDataset", "Synthetic", "check_channels",
-           "validate_dataset", "check_same_classes", "read_image_file"]
 
 CIFAR10_CLASSES = "airplane automobile bird cat deer dog frog horse ship truck".split()
 CIFAR100_CLASSES = (  # the archive's fine_label_names, in label order
@@ -53,7 +45,6 @@ class _BatchUnpickler(pickle.Unpickler):
     """A CIFAR batch holds arrays in plain containers: any other global (code a crafted file
     would run; Paddle's Cifar10 runs it, with ``pickle.load``) is refused."""
 
-    what = "a CIFAR batch"
     ALLOWED = {("numpy.core.multiarray", "_reconstruct"), ("numpy", "ndarray"), ("numpy", "dtype"),
                ("numpy._core.multiarray", "_reconstruct"), ("_codecs", "encode")}
 
@@ -65,21 +56,9 @@ class _BatchUnpickler(pickle.Unpickler):
 
 
 class Cifar10(ImageDataset, pvd.Cifar10):
-    """``paddle.vision.datasets.Cifar10`` from ``cifar-10-python.tar.gz``, read safely.
-
-    Args:
-        data_file: the archive; ``None``: Paddle's cache (``DATA_HOME/cifar/``), where it is
-            downloaded if ``download``.
-        mode: ``train`` (50,000 images) or ``test`` (10,000; ``val`` is an alias).
-        transforms: callable applied to each uint8 HWC RGB image.
-        num_samples: keep only the first N samples.
-        download: allow downloading into the cache when ``data_file`` is None.
-        backend: ``"cv2"`` (default: numpy images, the seed's) or ``"pil"`` (PIL images).
-
-    Raises:
-        DataFileError: the archive is missing, unreadable, crafted, or not CIFAR's.
-        ConnectionError: the archive had to be downloaded and could not be.
-    """
+    """``paddle.vision.datasets.Cifar10`` from ``cifar-10-python.tar.gz`` (``data_file``, or
+    Paddle's cache ``DATA_HOME/cifar/``, downloaded there if ``download``), read safely.
+    ``backend``: ``cv2`` (numpy images, the seed's) or ``pil``."""
 
     archive, url, md5, label_key = "cifar-10-python.tar.gz", CIFAR10_URL, CIFAR10_MD5, b"labels"
     members = {"train": [f"cifar-10-batches-py/data_batch_{i}" for i in range(1, 6)],
@@ -147,8 +126,7 @@ class Cifar10(ImageDataset, pvd.Cifar10):
         self._keep(np.concatenate(images), np.concatenate(labels), self.num_samples)
 
     def _arrays(self, batch: Any, member: tarfile.TarInfo, fix: str
-                ) -> Tuple[np.ndarray, np.ndarray]:
-        """A batch's images ``[N, 32, 32, 3]`` and int64 labels, checked."""
+                ) -> Tuple[np.ndarray, np.ndarray]:  # images [N, 32, 32, 3], int64 labels
         where = f"{type(self).__name__}: member {member.name} of {self.data_file}"
         data, label = (batch.get(b"data"), batch.get(self.label_key)) if isinstance(
             batch, dict) else (None, None)
@@ -175,8 +153,8 @@ class Cifar100(Cifar10):
 
 
 def _read_idx(path: str, magic: int, owner: str) -> np.ndarray:
-    """An IDX file (gzipped or not) as uint8, never read past what its header says (+1 byte
-    to notice extra data): a small .gz that expands to gigabytes is refused unexpanded."""
+    """An IDX file (gzipped or not) as uint8, read no further than its header says (+1 byte):
+    a small .gz that expands to gigabytes is refused unexpanded."""
     header = 4 + 4 * (magic & 0xFF)
     try:
         with open(path, "rb") as raw:
@@ -207,22 +185,9 @@ def _read_idx(path: str, magic: int, owner: str) -> np.ndarray:
 
 
 class FashionMNIST(ImageDataset, pvd.FashionMNIST):
-    """``paddle.vision.datasets.FashionMNIST`` as uint8 HWC images, read with a bound (Paddle's
-    reads a whole .gz into memory), gzipped or not, offline by default.
-
-    Args:
-        image_path: ``*-images-idx3-ubyte[.gz]``; ``None``: the Debian package
-            ``dataset-fashion-mnist``'s file in ``FASHION_MNIST_DIR`` for ``mode``.
-        label_path: ``*-labels-idx1-ubyte[.gz]``; ``None`` as for ``image_path``.
-        mode: ``train`` (60,000) or ``test`` (10,000; ``val`` is an alias).
-        transforms: callable applied to each uint8 HWC image.
-        num_samples: keep only the first N samples.
-        channels: 3 (the gray replicated, for 3-channel models) or 1 (``Arch.in_channels: 1``).
-
-    Raises:
-        DataFileError: a file is missing, has the wrong magic number or size, or the image
-            and label counts differ.
-    """
+    """``paddle.vision.datasets.FashionMNIST`` read with a bound (Paddle's reads a whole .gz),
+    gzipped or not; paths default to the Debian package's files in ``FASHION_MNIST_DIR``.
+    ``channels``: 3 (the gray replicated) or 1."""
 
     class_names, num_classes = FASHION_MNIST_CLASSES, 10
 
@@ -230,9 +195,8 @@ class FashionMNIST(ImageDataset, pvd.FashionMNIST):
                  mode: str = "train", transforms: Optional[Callable] = None,
                  num_samples: Optional[int] = None, channels: int = 3):
         self.num_samples = num_samples_arg(num_samples, "FashionMNIST")
-        if channels not in (1, 3):
-            raise ValueError(f"FashionMNIST: channels must be 1 or 3, got {channels!r}")
-        self.channels, mode = channels, mode_arg(mode, "FashionMNIST")
+        self.channels = CHANNELS("FashionMNIST: channels", channels)
+        mode = mode_arg(mode, "FashionMNIST")
         prefix = "train" if mode == "train" else "t10k"
         super().__init__(self._path(image_path, f"{prefix}-images-idx3-ubyte", "image_path"),
                          self._path(label_path, f"{prefix}-labels-idx1-ubyte", "label_path"),
@@ -268,18 +232,7 @@ class FashionMNIST(ImageDataset, pvd.FashionMNIST):
 
 
 class Synthetic(ImageDataset):
-    """Random uint8 images and labels, deterministic from ``seed`` (train and test draw from
-    different streams), for smoke tests without files.
-
-    Args:
-        num_samples: number of images (``None``: 64).
-        image_size: side of the square images.
-        num_classes: labels are drawn from ``0 .. num_classes - 1``.
-        channels: image channels.
-        mode: ``train`` or ``test`` (``val`` is an alias).
-        transforms: callable applied to each uint8 HWC image.
-        seed: random seed.
-    """
+    """Random images and labels from ``seed`` (train and test other streams), for smoke tests."""
 
     def __init__(self, num_samples: Optional[int] = 64, image_size: int = 32,
                  num_classes: int = 10, channels: int = 3, mode: str = "train",
@@ -312,10 +265,9 @@ def check_channels(got: int, expected: int, source: str) -> None:
 def validate_dataset(dataset: Any, class_num: int, where: str = "DataLoader.Train") -> None:
     """Raise ``ValueError`` naming the setting to change when a label is outside
     ``[0, class_num)``: before the first step, not mid-epoch in Paddle's index check."""
-    labels = getattr(dataset, "labels", None)
-    if labels is None or not len(labels):
+    labels = np.asarray(getattr(dataset, "labels", []))
+    if not labels.size:
         return
-    labels = np.asarray(labels)
     lo, hi = int(labels.min()), int(labels.max())
     if lo < 0 or hi >= int(class_num):
         first = ""
@@ -343,38 +295,28 @@ def check_same_classes(train: Any, evaluation: Any) -> None:
                          f"sub-folders (an empty folder keeps a class's place)")
 
 
-DATASETS: Dict[str, type] = {"Cifar10": Cifar10, "Cifar100": Cifar100,
-                             "FashionMNIST": FashionMNIST, "ImageFolder": ImageFolder,
-                             "Synthetic": Synthetic, "ImageNetDataset": ImageNetDataset}
+DATASETS: Dict[str, type] = {d.__name__: d for d in (Cifar10, Cifar100, FashionMNIST, ImageFolder,
+                                                     Synthetic, ImageNetDataset)}
 
 
-def dataset_params(name: str) -> List[str]:
-    """Config keywords of dataset ``name`` (constructor arguments but ``transforms``).
-
-    Raises:
-        ValueError: ``name`` is not a registered dataset.
-    """
+def dataset_params(name: str, required: bool = False) -> List[str]:
+    """Config keywords of dataset ``name`` (its constructor's arguments but ``transforms``),
+    or only those without a default if ``required``; ``ValueError`` for an unknown name."""
     if name not in DATASETS:
         raise ValueError(f"unknown dataset {name!r}; {did_you_mean(name, DATASETS)}valid datasets: "
                          f"{sorted(DATASETS)}")
-    params = inspect.signature(DATASETS[name].__init__).parameters
-    return [p for p in params if p not in ("self", "transforms")]
+    params = inspect.signature(DATASETS[name].__init__).parameters.values()
+    return [p.name for p in params if p.name not in ("self", "transforms")
+            and not (required and p.default is not p.empty)]
 
 
 def build_dataset(cfg: Dict[str, Any], transforms: Optional[Callable] = None) -> paddle.io.Dataset:
-    """Build a dataset from ``{"name": "Cifar10", "data_file": ..., "transform_ops": [...]}``:
-    ``name`` plus that dataset's keywords; ``transform_ops`` is built by ``build_transforms``
-    (then ``transforms`` must be None).
-
-    Raises:
-        ValueError: unknown dataset name or keyword (naming the nearest valid one), or a
-            required keyword missing.
-    """
+    """A dataset from ``{"name": "Cifar10", <its keywords>, "transform_ops": [...]}``; a
+    ``ValueError`` names an unknown name or keyword (and the nearest valid one)."""
     if not isinstance(cfg, dict) or "name" not in cfg:
         raise ValueError(f"dataset config must be a mapping with a 'name' key (one of "
                          f"{sorted(DATASETS)}), got {cfg!r}")
-    kwargs = dict(cfg)
-    name = kwargs.pop("name")
+    name, kwargs = cfg["name"], {k: v for k, v in cfg.items() if k != "name"}
     valid = dataset_params(name)
     if "transforms" in kwargs:
         raise ValueError(f"dataset {name}: 'transforms' is now 'transform_ops' (PaddleClas's "
@@ -388,8 +330,7 @@ def build_dataset(cfg: Dict[str, Any], transforms: Optional[Callable] = None) ->
         if key not in valid:
             raise ValueError(f"dataset {name}: unknown keyword {key!r}; {did_you_mean(key, valid)}"
                              f"valid keywords of {name}: {valid}")
-    params = inspect.signature(DATASETS[name].__init__).parameters
-    missing = [k for k in valid if params[k].default is inspect.Parameter.empty and k not in kwargs]
+    missing = [k for k in dataset_params(name, required=True) if k not in kwargs]
     if missing:
         raise ValueError(f"dataset {name}: missing required keyword(s) {missing}; valid "
                          f"keywords of {name}: {valid}")

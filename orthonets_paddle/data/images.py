@@ -1,10 +1,5 @@
-"""Image files: one reader for every dataset, ``DecodeImage`` and inference, and the
-datasets of image files (``ImageFolder``, PaddleClas's ``ImageNetDataset``).
-
-The size is checked from the header before anything is decoded (a small file can claim
-gigapixels); EXIF orientation is applied (the image as it is displayed); 16-bit and
-32-bit images are scaled to 8 bits, not clipped to 255.
-"""
+"""Image files: one reader (for datasets, ``DecodeImage`` and inference) and the datasets of
+image files (``ImageFolder``, PaddleClas's ``ImageNetDataset``)."""
 from __future__ import annotations
 
 import io
@@ -17,60 +12,36 @@ from PIL import Image, ImageOps
 
 from ..utils.schema import Typed
 
-__all__ = ["DataFileError", "MAX_IMAGE_PIXELS", "MAX_IMAGE_PIXELS_ENV", "max_image_pixels",
-           "check_image_pixels", "read_image_file", "walk_files", "ImageDataset", "ImageFolder",
-           "ImageNetDataset", "IMAGE_EXTENSIONS"]
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".ppm", ".pgm", ".tif", ".tiff", ".webp")
-
-MAX_IMAGE_PIXELS_ENV = "ORTHONETS_MAX_IMAGE_PIXELS"
-MAX_IMAGE_PIXELS = 89_478_485  # PIL's warning threshold; PIL refuses only at twice that
 
 
 class DataFileError(ValueError):
     """A dataset file is missing, unreadable or not in the expected format."""
 
 
-def max_image_pixels() -> int:
-    """The largest image (width x height) read, ``$ORTHONETS_MAX_IMAGE_PIXELS`` or PIL's."""
-    value = os.environ.get(MAX_IMAGE_PIXELS_ENV)
-    try:
-        return int(value) if value else MAX_IMAGE_PIXELS
-    except ValueError:
-        raise ValueError(f"{MAX_IMAGE_PIXELS_ENV}={value!r} must be an integer number of "
-                         "pixels") from None
-
-
 def check_image_pixels(width: int, height: int, name: str, owner: str) -> None:
-    """Refuse an image larger than ``max_image_pixels`` before it is decoded."""
-    limit = max_image_pixels()
+    """Refuse, before decoding, an image over ``$ORTHONETS_MAX_IMAGE_PIXELS`` pixels (default
+    PIL's warning threshold; PIL refuses only at twice that): a small file can claim gigapixels."""
+    value = os.environ.get("ORTHONETS_MAX_IMAGE_PIXELS") or "89478485"
+    try:
+        limit = int(value)
+    except ValueError:
+        raise ValueError(f"ORTHONETS_MAX_IMAGE_PIXELS={value!r} must be an integer") from None
     if width * height > limit:
         raise DataFileError(
             f"{owner}: image {name} is {width}x{height} ({width * height:,} pixels), more than "
-            f"the {limit:,} read without decoding it whole; shrink it, or raise the limit with "
-            f"{MAX_IMAGE_PIXELS_ENV}=<pixels>")
-
-
-def _open(source: Union[str, bytes, bytearray, memoryview]):
-    return Image.open(source if isinstance(source, str) else io.BytesIO(bytes(source)))
+            f"the {limit:,} read without decoding it whole; shrink it, or raise the limit "
+            f"with ORTHONETS_MAX_IMAGE_PIXELS=<pixels>")
 
 
 def read_image_file(path: Union[str, bytes, bytearray, memoryview], channels: int = 3,
-                    owner: str = "image", name: str = "") -> np.ndarray:
-    """Decode an image (a file path, or the file's bytes) as uint8 HWC (RGB, or
-    ``[H, W, 1]`` gray), as it is displayed.
-
-    Args:
-        path: the file, or its bytes (``DecodeImage``).
-        channels: 3 (RGB) or 1 (gray).
-        owner: who reads it, for messages.
-        name: what to call bytes in messages (the path itself otherwise).
-
-    Raises:
-        DataFileError: the file cannot be decoded or is too large (naming it and the fix).
-    """
-    name = name or (path if isinstance(path, str) else f"({len(path)} bytes)")
+                    owner: str = "image") -> np.ndarray:
+    """Decode an image (a path, or the file's bytes) as displayed (EXIF orientation applied,
+    16/32-bit scaled to 8 bits, not clipped), uint8 HWC: RGB, or ``[H, W, 1]`` if ``channels``
+    is 1. Raises ``DataFileError`` naming the file when it cannot be decoded or is too large."""
+    name = path if isinstance(path, str) else f"({len(path)} bytes)"
     try:
-        with _open(path) as im:
+        with Image.open(path if isinstance(path, str) else io.BytesIO(bytes(path))) as im:
             check_image_pixels(*im.size, name, owner)
             im = ImageOps.exif_transpose(im)
             if im.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
@@ -87,9 +58,8 @@ def read_image_file(path: Union[str, bytes, bytearray, memoryview], channels: in
 
 
 def walk_files(top: str) -> Iterator[Tuple[str, List[str], List[str]]]:
-    """``os.walk`` (top-down; sort ``dirnames`` in place to order the descent; symlinked
-    folders listed, not entered) whose file names are regular files only: opening a named
-    pipe or a device that carries an image's name would block or never end."""
+    """``os.walk`` listing regular files only (opening a named pipe called ``x.png`` blocks)
+    and not entering symlinked folders (a link to ``..`` never ends)."""
     dirs, files = [], []
     try:
         with os.scandir(top) as entries:
@@ -111,12 +81,13 @@ def walk_files(top: str) -> Iterator[Tuple[str, List[str], List[str]]]:
 
 
 def num_samples_arg(value: Optional[int], owner: str) -> Optional[int]:
-    """A dataset's ``num_samples``: None (all) or a positive integer."""
     return Typed("int", min=1, null=True)(f"{owner}: num_samples (null: all samples)", value)
 
 
+CHANNELS = Typed("choice", choices=(1, 3))
+
+
 def mode_arg(mode: str, owner: str, eval_name: str = "test") -> str:
-    """``train``, or ``eval_name`` for ``test`` / ``val`` / ``eval`` (any case)."""
     m = str(mode).lower()
     if m not in ("train", "test", "val", "eval"):
         raise ValueError(f"{owner}: unknown mode {mode!r}; use 'train' or '{eval_name}' "
@@ -162,33 +133,15 @@ class ImageDataset(paddle.io.Dataset):
 
 
 class ImageFolder(ImageDataset):
-    """Images in class folders: ``root/<mode>/<class>/*`` (modes ``train``/``val``) or, if
-    ``root`` has no ``train``/``val`` folders, ``root/<class>/*``. Classes are the sorted
-    sub-folder names (label = index); files are found recursively by extension.
-
-    Not ``paddle.vision.datasets.DatasetFolder``: its ``os.walk(followlinks=True)`` never
-    ends in a folder with links to ``..``, and it lists named pipes (opening one blocks).
-
-    Args:
-        root: dataset folder.
-        mode: ``train`` or ``val`` (``test`` is an alias); ignored without split folders.
-        transforms: callable applied to each uint8 HWC RGB image.
-        num_samples: keep only the first N samples (in class, then file-name order).
-        extensions: file-name endings to include (any case).
-        channels: 3 (RGB) or 1 (gray, ``Arch.in_channels: 1``).
-
-    Raises:
-        DataFileError: ``root`` or the split folder is missing or holds no images; an image
-            cannot be decoded (when it is loaded, naming the file).
-    """
+    """Images in ``root/<mode>/<class>/**`` (mode ``train`` or ``val``, ``test`` an alias) or,
+    without split folders, ``root/<class>/**``; label = index of the sorted class folder. Not
+    Paddle's ``DatasetFolder``: see ``walk_files``. ``channels``: 3 (RGB) or 1 (gray)."""
 
     def __init__(self, root: str, mode: str = "train", transforms: Optional[Callable] = None,
                  num_samples: Optional[int] = None,
                  extensions: Sequence[str] = IMAGE_EXTENSIONS, channels: int = 3):
         super().__init__()
-        if channels not in (1, 3):
-            raise ValueError(f"ImageFolder: channels must be 1 or 3, got {channels!r}")
-        self.channels, self.transform = channels, transforms
+        self.channels, self.transform = CHANNELS("ImageFolder: channels", channels), transforms
         self.mode = mode_arg(mode, "ImageFolder", eval_name="val")
         n, root = num_samples_arg(num_samples, "ImageFolder"), os.path.expanduser(str(root))
         if not os.path.isdir(root):
@@ -217,24 +170,10 @@ class ImageFolder(ImageDataset):
 
 
 class ImageNetDataset(ImageDataset):
-    """PaddleClas's ImageNetDataset: ``relative/path.jpg label`` lines (``delimiter``, default
-    a space; the label is the last field) in ``cls_label_path``, under ``image_root``.
-
-    A pipeline starting with ``DecodeImage`` gets the file's bytes (PaddleClas's contract);
-    any other gets the image decoded as ImageFolder does. Blank lines are skipped.
-
-    Args:
-        image_root: folder the listed paths are relative to.
-        cls_label_path: the list file (``train_list.txt`` / ``val_list.txt``).
-        delimiter: separator of path and label (None: a space).
-        relabel: map the sorted distinct labels to 0..K-1 (PaddleClas's option).
-        transforms: callable applied to each image (built from ``transform_ops``).
-        num_samples: keep only the first N lines.
-
-    Raises:
-        DataFileError: the list file or image_root is missing, a line is malformed (its line
-            number named), or a listed image does not exist (its path named).
-    """
+    """PaddleClas's ImageNetDataset: ``relative/path.jpg label`` lines (the label is the last
+    field) in ``cls_label_path``, under ``image_root``; ``relabel`` maps the sorted labels to
+    0..K-1. A pipeline starting with ``DecodeImage`` gets the file's bytes (PaddleClas's
+    contract), any other the decoded image."""
 
     def __init__(self, image_root: str, cls_label_path: str, delimiter: Optional[str] = None,
                  relabel: bool = False, transforms: Optional[Callable] = None,
@@ -251,18 +190,16 @@ class ImageNetDataset(ImageDataset):
                                 f"folder the paths in {listing} are relative to")
         self.cls_label_path, self.samples, self.lines = listing, [], []
         with open(listing, encoding="utf-8", errors="replace") as f:
-            for number, line in enumerate(f, 1):
+            for number, line in ((k, s.strip()) for k, s in enumerate(f, 1) if s.strip()):
                 if n is not None and len(self.samples) >= n:
                     break
-                if not line.strip():
-                    continue
-                parts = line.strip().rsplit(sep, 1)  # a file name may hold the delimiter
+                parts = line.rsplit(sep, 1)  # a file name may hold the delimiter
                 label = parts[1].strip() if len(parts) == 2 else ""
                 if not (label.isascii() and label.isdigit() and len(label) < 10):
                     raise DataFileError(
                         f"ImageNetDataset: {listing} line {number}: expected 'relative/path.jpg "
                         f"label' (delimiter {sep!r}, label an integer 0..999999999), got "
-                        f"{line.strip()[:200]!r}; fix the line or set delimiter")
+                        f"{line[:200]!r}; fix the line or set delimiter")
                 path = os.path.join(root, parts[0])
                 if not os.path.isfile(path):
                     raise DataFileError(f"ImageNetDataset: {listing} line {number}: image {path} "

@@ -16,7 +16,7 @@ from paddle.utils.download import is_url
 from ..utils.download import DigestError, DownloadError, download, local_path
 from ..utils.io import StateDictError, UnsafePickleError, check_state_dict, load_paddle_file
 
-__all__ = ["load_pretrained", "load_state_file", "resolve_weights", "cache_dir", "cache_path",
+__all__ = ["load_pretrained", "resolve_weights", "cache_dir", "cache_path",
            "LoadReport", "WeightsError"]
 logger = logging.getLogger("orthonets_paddle")
 
@@ -75,8 +75,7 @@ def cache_dir() -> str:
 
 
 def cache_path(url: str) -> str:
-    """The cache file of ``url``, in a folder named by a hash of the whole URL (two URLs
-    with the same file name never share an entry)."""
+    """The cache file of ``url``, in a folder named by a hash of the whole URL."""
     key = hashlib.sha256(url.encode("utf-8")).hexdigest()[:16]
     return local_path(url, os.path.join(cache_dir(), key))
 
@@ -98,39 +97,27 @@ def resolve_weights(path: str, sha256: Optional[str] = None) -> str:
                        "give the path of a .pdparams file or an http(s) URL")
 
 
-def load_state_file(path: str) -> Dict[str, np.ndarray]:
-    """A ``.pdparams`` state dict, read by the safe unpickler (nothing in it can run code)."""
-    try:
-        state = load_paddle_file(path)
-    except Exception as exc:  # noqa: BLE001  (corrupt files raise assorted types)
-        raise WeightsError(str(exc) if isinstance(exc, UnsafePickleError) else
-                           f"{path} is not a readable Paddle weights file ({type(exc).__name__}: "
-                           f"{exc}). It may be truncated or corrupt; re-download or re-save it.") from None
-    if not isinstance(state, dict) or not state:
-        raise WeightsError(f"{path} does not hold a state dict (got {type(state).__name__})")
-    return state
-
-
 def load_pretrained(model: paddle.nn.Layer, path: str, strict: bool = False,
                     skip_mismatched_classifier: bool = True, verbose: bool = True,
                     sha256: Optional[str] = None) -> LoadReport:
-    """Load weights into ``model`` and report what did not fit.
-
-    Args:
-        model: the model to fill.
-        path: local ``.pdparams`` (suffix optional) or http(s) URL.
-        strict: raise ``WeightsError`` on any missing, unexpected or mismatched key.
-        skip_mismatched_classifier: skip, with a warning, a classifier
-            (``pretrained_cfg["classifier"]``) with another class count: fine-tuning.
-        verbose: log the report as a warning when it is not clean.
-        sha256: a URL's expected digest (default: ``pretrained_cfg["sha256"]`` for its url).
-    """
+    """Load weights (a local ``.pdparams``, suffix optional, or an http(s) URL checked against
+    ``sha256``, default ``pretrained_cfg``'s) into ``model``; return what did not fit, or raise
+    ``WeightsError`` on any misfit if ``strict``. A classifier (``pretrained_cfg["classifier"]``)
+    with another class count is skipped if ``skip_mismatched_classifier`` (fine-tuning)."""
     cfg = getattr(model, "pretrained_cfg", None) or {}
     if sha256 is None and cfg.get("url") and cfg["url"] == str(path):
         sha256 = cfg.get("sha256")
-    local = resolve_weights(path, sha256=sha256)
-    state, own = load_state_file(local), model.state_dict()
-    try:  # reliability (issue 20): keys, dtypes and NaN/inf checked before set_state_dict
+    local, own = resolve_weights(path, sha256=sha256), model.state_dict()
+    try:  # the safe unpickler: nothing in the file can run code
+        state = load_paddle_file(local)
+    except UnsafePickleError as exc:
+        raise WeightsError(str(exc)) from None
+    except Exception as exc:  # noqa: BLE001  (corrupt files raise assorted types)
+        raise WeightsError(f"{local} is not a readable Paddle weights file ({type(exc).__name__}: "
+                           f"{exc}). It may be truncated or corrupt; re-download or re-save it.") from None
+    if not isinstance(state, dict) or not state:
+        raise WeightsError(f"{local} does not hold a state dict (got {type(state).__name__})")
+    try:  # keys, dtypes and NaN/inf checked before set_state_dict
         state, notes = check_state_dict(state, {k for k, v in own.items() if v.is_floating_point()}, local)
     except StateDictError as exc:
         raise WeightsError(str(exc)) from None
