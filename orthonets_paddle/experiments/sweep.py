@@ -27,7 +27,7 @@ from ..utils.io import write_json, write_text
 from ..engine.checkpoint import RunLock, current
 from ..engine.config import load_config
 from ..engine.runs import count_parameters
-from ..deploy.benchmark import measure_inference
+from ..deploy.benchmark import latency_stats, time_interleaved
 from ..models.registry import build_model_from_config
 from ..plotting import plot_sweep
 from .stats import mean_interval, t_quantile, wilcoxon_paired  # noqa: F401  (re-exported)
@@ -309,7 +309,8 @@ def _model_facts(run_dir: str, measure: bool, batch: int = 64, repeats: int = 5
         model.eval()
         x = paddle.randn([batch] + list(cfg["Global"]["image_shape"]))
         with paddle.no_grad():
-            facts["infer_images_per_sec"] = measure_inference(model, x, 1, repeats)["images_per_sec"]
+            times = time_interleaved({"m": lambda: model(x)}, 1, repeats)["m"]
+            facts["infer_images_per_sec"] = latency_stats(times, batch)["images_per_sec"]
     return facts
 
 
