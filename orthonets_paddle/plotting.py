@@ -21,7 +21,7 @@ from matplotlib.figure import Figure
 from .utils.hints import did_you_mean
 from .utils.io import atomic_write
 
-__all__ = ["plot_learning_curve", "plot_filters", "plot_gram_matrix", "plot_attention",
+__all__ = ["plot_paired_runs", "plot_learning_curve", "plot_filters", "plot_gram_matrix", "plot_attention",
            "plot_curves_together", "comparison_table", "plot_sweep", "save_figure"]
 
 _TITLE_SIZE = 13
@@ -418,3 +418,23 @@ def plot_sweep(rows: Sequence[Mapping[str, Any]], curves: Mapping[str, Mapping[s
     if title:
         fig.suptitle(title, fontsize=_TITLE_SIZE)
     return _finish(fig, save_path)
+
+
+def plot_paired_runs(runs: Mapping[str, Mapping[int, float]], pair: Tuple[str, str],
+                     title: str = "final test accuracy per run", save_path: Optional[str] = None,
+                     ax: Optional[Axes] = None) -> Figure:
+    """Every run as a dot in its variant's column; the two variants of ``pair`` joined by a
+    line per seed (grey: the first is higher, red: lower), so each paired difference shows."""
+    fig, ax, owned = _axes(ax, (6.4, 4.2))
+    names = list(runs)
+    a, b = (names.index(p) for p in pair)
+    for seed in sorted(set(runs[pair[0]]) & set(runs[pair[1]])):
+        ya, yb = runs[pair[0]][seed], runs[pair[1]][seed]
+        ax.plot([a, b], [ya, yb], color="0.6" if ya > yb else "tab:red", lw=0.8, alpha=0.7)
+    for k, name in enumerate(names):
+        y = np.asarray(list(runs[name].values()))
+        ax.scatter(np.full(len(y), k), y, s=14, zorder=3, label=f"{name} (n={len(y)})")
+        ax.errorbar(k + 0.18, y.mean(), yerr=y.std(ddof=1), fmt="k_", capsize=3, zorder=4)
+    ax.set_xticks(range(len(names)), names)
+    _style(ax, "variant (black: mean +- sd)", "final test accuracy", title, fontsize=7, loc="lower right")
+    return _finish(fig, save_path, owned)
