@@ -145,5 +145,9 @@ def test_walkthrough_runs(tmp_path, monkeypatch):
         assert cells[1] == f"{int(r['params']):,}"
         seed_cells = [float(x) for x in cells[2:2 + len(finals)]]
         assert sorted(seed_cells) == pytest.approx(sorted(finals), abs=5e-5)
+    # The powered test is recomputed from the committed runs in the notebook too.
+    from orthonets_paddle.experiments import paired_from_csv
+    paired = paired_from_csv(os.path.join(DOCS, "fmnist_ortho_random_runs.csv"), "squeeze-ortho", "squeeze-random")
+    assert f"ortho - random over 30 seeds: {paired['mean']:+.4f} [{paired['lo']:+.4f}, {paired['hi']:+.4f}]" in text
     # The committed notebook was not overwritten by the executed one.
     assert not any(c.outputs for c in _read().cells if c.cell_type == "code")
