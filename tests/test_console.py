@@ -118,6 +118,12 @@ def test_resume_hint_names_the_command_the_user_ran(tmp_path):
         f"-o Global.checkpoints={tmp_path}")
 
 
+def test_benchmark_suite_without_a_checkout_says_so(monkeypatch):
+    monkeypatch.setitem(sys.modules, "benchmarks", None)  # as after pip install: not importable
+    code, _, err = _call(["benchmark", "--data"])
+    assert code == 2 and err.count("\n") == 1 and "from a checkout" in err, err
+
+
 def _fmnist_image(path, index=0):
     with gzip.open(os.path.join(FMNIST, "t10k-images-idx3-ubyte.gz")) as f:
         data = np.frombuffer(f.read(), np.uint8, offset=16).reshape(-1, 28, 28)
