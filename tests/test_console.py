@@ -168,6 +168,7 @@ def test_pip_installed_command_runs_end_to_end_outside_the_checkout(tmp_path):
     run("orthonets", "train", "-c", "orthonet18_fashionmnist", "-o", "Global.epochs=1", *tiny)
     weights = work / "output" / "orthonet18_fashionmnist" / "best_model.pdparams"
     assert weights.is_file()
+    sweep_opts = list(tiny)
     tiny += ["-o", f"Global.pretrained_model={weights}"]
     # the README's path form works too, with no configs/ here
     out = run("orthonets", "eval", "-c", "configs/orthonet18_fashionmnist.yaml", *tiny)
@@ -181,3 +182,7 @@ def test_pip_installed_command_runs_end_to_end_outside_the_checkout(tmp_path):
     top = results["results"][0]["topk"]
     assert len(top) == 3 and all(t["class_name"] in FMNIST_NAMES for t in top)
     assert f"shoe.png: {top[0]['class_name']} " in out
+    # a sweep's runs are the installed train command (there is no tools/train.py here)
+    out = run("orthonets", "sweep", "-c", "orthonet18_fashionmnist", "--grid", "Arch.squeeze=ortho",
+              "--seeds", "1", "--out", "sw", "--no-summary", "-o", "Global.epochs=1", *sweep_opts)
+    assert (work / "sw" / "squeeze-ortho" / "seed0" / "final_model.pdparams").is_file(), out
