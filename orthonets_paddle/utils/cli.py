@@ -12,8 +12,8 @@ import sys
 import threading
 from typing import Callable, Iterator, Optional, Sequence
 
-__all__ = ["run", "get_parser", "new_parser", "as_invoked", "config_path", "packaged_configs", "parse_args", "USER_ERRORS", "is_interrupt", "Terminated", "sigterm_as_interrupt",
-           "cap_text", "MAX_MESSAGE"]
+__all__ = ["run", "get_parser", "parse_args", "USER_ERRORS", "is_interrupt", "Terminated", "sigterm_as_interrupt",
+           "cap_text", "MAX_MESSAGE", "new_parser", "as_invoked", "config_path", "packaged_configs"]
 
 USER_ERRORS = (ValueError, RuntimeError, FileNotFoundError, OSError)
 MAX_MESSAGE = 2000  # characters of an error line; a value in a message can be huge
