@@ -79,7 +79,8 @@ def test_curves_together(tmp_path):
         np.testing.assert_array_equal(line.get_ydata(), records[name]["val"]["acc"])
     assert [t.get_text() for t in ax.get_legend().get_texts()] == ["orthonet18", "resnet18"]
     assert ax.get_title() == "Validation acc: orthonet18 vs resnet18"
-    assert ax.get_xlabel() == "Training steps" and ax.get_ylabel() == "Validation Accuracy"
+    assert ax.get_xlabel() == "Training steps"
+    assert ax.get_ylabel() == "Validation Accuracy (axis from 0)" and ax.get_ylim()[0] == 0
     _assert_png(path)
     del records["resnet18"]["val"]["acc"]
     with pytest.raises(ValueError, match="run 'resnet18' has no 'acc' values in split 'val'"):
@@ -205,3 +206,58 @@ def test_dct_bank_plots():
     bank = dct(64, 7, 7)
     assert len(plot_filters(bank).axes) == 17
     assert plot_gram_matrix(bank).axes[0].get_images()[0].get_array().shape == (64, 64)
+
+
+def _one_epoch(val_acc, step=192):
+    """A 1-epoch run's acc_record: one train and one validation value, both at its last step."""
+    return {"train": {"acc": [0.7], "iter": [step]}, "val": {"acc": [val_acc], "iter": [step]}}
+
+
+def test_one_point_curve_has_an_integer_step_axis_from_zero_to_the_point():
+    for fig in (plot_learning_curve(_one_epoch(0.74), title="acc"),
+                plot_curves_together({"a": _one_epoch(0.739), "b": _one_epoch(0.742)})):
+        ax = fig.axes[0]
+        lo, hi = ax.get_xlim()
+        assert lo < 0 < 192 < hi and hi - lo < 2 * 192 * 1.2  # the run's span, not 182.5-202.5
+        ticks = [t for t in ax.get_xticks() if lo <= t <= hi]
+        assert ticks == [0, 192]
+
+
+def test_integer_step_ticks_on_a_short_run():
+    record = {"train": {"loss": [2.0, 1.9, 1.7], "iter": [1, 2, 3]}}
+    ax = plot_learning_curve(record).axes[0]
+    fig_ticks = [t for t in ax.get_xticks() if ax.get_xlim()[0] <= t <= ax.get_xlim()[1]]
+    assert fig_ticks and all(float(t).is_integer() for t in fig_ticks)  # not 1.5, 2.5
+
+
+def test_comparison_of_runs_starts_at_zero_and_says_so():
+    """0.739 against 0.742: on an axis zoomed to 0.739-0.742 the 0.003 fills the figure."""
+    ax = plot_curves_together({"orthonet18": _one_epoch(0.739), "resnet18": _one_epoch(0.742)}).axes[0]
+    lo, hi = ax.get_ylim()
+    assert lo == 0 and 0.742 < hi <= 0.742 * 1.1
+    assert "from 0" in ax.get_ylabel()
+    # zoomed on request
+    ax = plot_curves_together({"a": _one_epoch(0.739), "b": _one_epoch(0.742)}, y_from=None).axes[0]
+    assert ax.get_ylim()[0] > 0.7 and "from" not in ax.get_ylabel()
+
+
+def test_filters_every_kth_channel_titled_by_channel():
+    """FcaNet's DCT bank at 128 channels: 16 frequencies, each on 8 consecutive channels.
+    Every 8th channel shows each distinct filter once; the panels must say which channel
+    they are (the notebook's title: panel ch 8k stands for channels 8k to 8k+7)."""
+    bank = dct(128, 16, 16)
+    for k in range(16):  # the claim the title makes, checked on the bank
+        np.testing.assert_array_equal(bank[8 * k:8 * k + 8], np.repeat(bank[8 * k][None], 8, 0))
+    fig = plot_filters(bank, max_filters=16, step=8)
+    panels = [ax for ax in fig.axes if ax.get_images()][:16]
+    assert [ax.get_title() for ax in panels] == [f"ch {8 * k}" for k in range(16)]
+    for k, ax in enumerate(panels):
+        np.testing.assert_allclose(ax.get_images()[0].get_array(), bank[8 * k])
+    assert "ch 0, 8, ..., 120" in fig._suptitle.get_text()
+
+
+def test_paired_runs_legend_is_readable():
+    from orthonets_paddle.plotting import plot_paired_runs
+    runs = {"random": {0: 0.84, 1: 0.85}, "ortho": {0: 0.85, 1: 0.86}}
+    ax = plot_paired_runs(runs, ("ortho", "random")).axes[0]
+    assert min(t.get_fontsize() for t in ax.get_legend().get_texts()) >= 9
