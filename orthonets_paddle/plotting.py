@@ -119,6 +119,9 @@ def _curves_figure(curves: Sequence[Tuple[str, Tuple[np.ndarray, np.ndarray], Op
     """One line per (label, (x, y), colour) against training steps, with a 5% y margin
     (the y-axis starts at ``y_from`` when given)."""
     fig, ax, owned = _axes(ax, (9, 5))
+    steps = np.unique(np.concatenate([x for _, (x, _), _ in curves]))
+    if len(steps) == 1 and all(len(y) == 1 for _, (_, y), _ in curves):
+        return _bars(fig, ax, owned, curves, int(steps[0]), ylabel, title, save_path)
     for label, (x, y), color in curves:
         # Markers keep short runs readable: one epoch's single validation point has no line.
         ax.plot(x, y, color=color, label=label, linewidth=1.6,
@@ -130,12 +133,25 @@ def _curves_figure(curves: Sequence[Tuple[str, Tuple[np.ndarray, np.ndarray], Op
         pad = (hi - lo) * 0.05 if hi > lo else max(abs(hi) * 0.05, 0.05)
         ax.set_ylim(lo - pad if y_from is None else lo, hi + pad)
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # steps: no 182.5
-    steps = np.unique(np.concatenate([x for _, (x, _), _ in curves]))
-    if len(steps) == 1:  # one point (a 1-epoch run's epoch values): from step 0 to it
-        end = max(float(steps[0]), 1.0)
-        ax.set_xlim(-0.06 * end, 1.06 * end)
-        ax.set_xticks([0, int(steps[0])] if steps[0] > 0 else [int(steps[0])])
     _style(ax, "Training steps", ylabel, title, fontsize=_LABEL_SIZE, **legend)
+    return _finish(fig, save_path, owned)
+
+
+def _bars(fig: Figure, ax: Axes, owned: bool, curves, step: int, ylabel: str, title: str,
+          save_path: Optional[str]) -> Figure:
+    """One value per curve, all at one step (a 1-epoch run's epoch figures): a lone dot on
+    a step axis says little, so one labelled bar each, from 0."""
+    values = [float(y[0]) for _, (_, y), _ in curves]
+    bars = ax.bar(range(len(curves)), values, width=0.6,
+                  color=[color or f"C{i}" for i, (_, _, color) in enumerate(curves)])
+    ax.bar_label(bars, fmt="%.4f", fontsize=_LABEL_SIZE)
+    ax.set_xticks(range(len(curves)), [label for label, _, _ in curves], fontsize=_LABEL_SIZE)
+    finite = [v for v in values if math.isfinite(v)]
+    ax.set_ylim(min([0.0, *finite]) * 1.15, max([0.0, *finite]) * 1.15 or 1.0)
+    ax.set_xlabel(f"after {step} training steps", fontsize=_LABEL_SIZE)
+    ax.set_ylabel(ylabel, fontsize=_LABEL_SIZE)
+    ax.set_title(title, fontsize=_TITLE_SIZE)
+    ax.grid(alpha=0.3, axis="y")
     return _finish(fig, save_path, owned)
 
 

@@ -213,14 +213,19 @@ def _one_epoch(val_acc, step=192):
     return {"train": {"acc": [0.7], "iter": [step]}, "val": {"acc": [val_acc], "iter": [step]}}
 
 
-def test_one_point_curve_has_an_integer_step_axis_from_zero_to_the_point():
-    for fig in (plot_learning_curve(_one_epoch(0.74), title="acc"),
-                plot_curves_together({"a": _one_epoch(0.739), "b": _one_epoch(0.742)})):
+def test_one_point_per_curve_is_a_labelled_bar_from_zero():
+    """A 1-epoch run's epoch figures are one value per curve at one step: no lone dots on an
+    axis like 182.5-202.5, but one bar per curve from 0, its value written on it."""
+    cases = ((plot_learning_curve(_one_epoch(0.74), title="acc"), ["train", "val"], [0.7, 0.74]),
+             (plot_curves_together({"a": _one_epoch(0.739), "b": _one_epoch(0.742)}),
+              ["a", "b"], [0.739, 0.742]))
+    for fig, names, values in cases:
         ax = fig.axes[0]
-        lo, hi = ax.get_xlim()
-        assert lo < 0 < 192 < hi and hi - lo < 2 * 192 * 1.2  # the run's span, not 182.5-202.5
-        ticks = [t for t in ax.get_xticks() if lo <= t <= hi]
-        assert ticks == [0, 192]
+        assert [p.get_height() for p in ax.patches] == pytest.approx(values)
+        assert all(p.get_y() == 0 for p in ax.patches) and ax.get_ylim()[0] == 0
+        assert [t.get_text() for t in ax.get_xticklabels()] == names
+        assert sorted(t.get_text() for t in ax.texts) == [f"{v:.4f}" for v in sorted(values)]
+        assert ax.get_xlabel() == "after 192 training steps"
 
 
 def test_integer_step_ticks_on_a_short_run():
@@ -232,12 +237,15 @@ def test_integer_step_ticks_on_a_short_run():
 
 def test_comparison_of_runs_starts_at_zero_and_says_so():
     """0.739 against 0.742: on an axis zoomed to 0.739-0.742 the 0.003 fills the figure."""
-    ax = plot_curves_together({"orthonet18": _one_epoch(0.739), "resnet18": _one_epoch(0.742)}).axes[0]
+    two = {"orthonet18": _record(2, seed=0), "resnet18": _record(2, seed=0)}
+    two["resnet18"]["val"]["acc"] = [0.739, 0.742]
+    two["orthonet18"]["val"]["acc"] = [0.740, 0.741]
+    ax = plot_curves_together(two).axes[0]
     lo, hi = ax.get_ylim()
     assert lo == 0 and 0.742 < hi <= 0.742 * 1.1
     assert "from 0" in ax.get_ylabel()
     # zoomed on request
-    ax = plot_curves_together({"a": _one_epoch(0.739), "b": _one_epoch(0.742)}, y_from=None).axes[0]
+    ax = plot_curves_together(two, y_from=None).axes[0]
     assert ax.get_ylim()[0] > 0.7 and "from" not in ax.get_ylabel()
 
 
