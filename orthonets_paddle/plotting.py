@@ -158,7 +158,8 @@ def _bars(fig: Figure, ax: Axes, owned: bool, curves, step: int, ylabel: str, ti
 def plot_learning_curve(record: Mapping[str, Mapping[str, Sequence[float]]], title: str = "loss",
                         ylabel: str = "CE Loss", save_path: Optional[str] = None,
                         ax: Optional[Axes] = None) -> Figure:
-    """Train (red) and validation (cyan) curves of one metric of one run.
+    """Train (red) and validation (cyan) curves of one metric of one run; when each split
+    holds one value at the same step (a 1-epoch run's accuracy), a labelled bar each.
 
     Args:
         record: ``{"train": {title: [...], "iter": [...]}, "val": {...}}``; ``iter`` holds
