@@ -17,6 +17,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 
 from .utils.hints import did_you_mean
 from .utils.io import atomic_write
@@ -114,9 +115,13 @@ def _recorded(record: Mapping) -> List[str]:
 
 def _curves_figure(curves: Sequence[Tuple[str, Tuple[np.ndarray, np.ndarray], Optional[str]]],
                    ax: Optional[Axes], ylabel: str, title: str, save_path: Optional[str], /,
-                   **legend: Any) -> Figure:
-    """One line per (label, (x, y), colour) against training steps, with a 5% y margin."""
+                   y_from: Optional[float] = None, **legend: Any) -> Figure:
+    """One line per (label, (x, y), colour) against training steps, with a 5% y margin
+    (the y-axis starts at ``y_from`` when given)."""
     fig, ax, owned = _axes(ax, (9, 5))
+    steps = np.unique(np.concatenate([x for _, (x, _), _ in curves]))
+    if len(steps) == 1 and all(len(y) == 1 for _, (_, y), _ in curves):
+        return _bars(fig, ax, owned, curves, int(steps[0]), ylabel, title, save_path)
     for label, (x, y), color in curves:
         # Markers keep short runs readable: one epoch's single validation point has no line.
         ax.plot(x, y, color=color, label=label, linewidth=1.6,
@@ -124,16 +129,37 @@ def _curves_figure(curves: Sequence[Tuple[str, Tuple[np.ndarray, np.ndarray], Op
     data = np.concatenate([y[np.isfinite(y)] for _, (_, y), _ in curves])
     if data.size:
         lo, hi = float(data.min()), float(data.max())
+        lo = lo if y_from is None else min(lo, y_from)
         pad = (hi - lo) * 0.05 if hi > lo else max(abs(hi) * 0.05, 0.05)
-        ax.set_ylim(lo - pad, hi + pad)
+        ax.set_ylim(lo - pad if y_from is None else lo, hi + pad)
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # steps: no 182.5
     _style(ax, "Training steps", ylabel, title, fontsize=_LABEL_SIZE, **legend)
+    return _finish(fig, save_path, owned)
+
+
+def _bars(fig: Figure, ax: Axes, owned: bool, curves, step: int, ylabel: str, title: str,
+          save_path: Optional[str]) -> Figure:
+    """One value per curve, all at one step (a 1-epoch run's epoch figures): a lone dot on
+    a step axis says little, so one labelled bar each, from 0."""
+    values = [float(y[0]) for _, (_, y), _ in curves]
+    bars = ax.bar(range(len(curves)), values, width=0.6,
+                  color=[color or f"C{i}" for i, (_, _, color) in enumerate(curves)])
+    ax.bar_label(bars, fmt="%.4f", fontsize=_LABEL_SIZE)
+    ax.set_xticks(range(len(curves)), [label for label, _, _ in curves], fontsize=_LABEL_SIZE)
+    finite = [v for v in values if math.isfinite(v)]
+    ax.set_ylim(min([0.0, *finite]) * 1.15, max([0.0, *finite]) * 1.15 or 1.0)
+    ax.set_xlabel(f"after {step} training steps", fontsize=_LABEL_SIZE)
+    ax.set_ylabel(ylabel, fontsize=_LABEL_SIZE)
+    ax.set_title(title, fontsize=_TITLE_SIZE)
+    ax.grid(alpha=0.3, axis="y")
     return _finish(fig, save_path, owned)
 
 
 def plot_learning_curve(record: Mapping[str, Mapping[str, Sequence[float]]], title: str = "loss",
                         ylabel: str = "CE Loss", save_path: Optional[str] = None,
                         ax: Optional[Axes] = None) -> Figure:
-    """Train (red) and validation (cyan) curves of one metric of one run.
+    """Train (red) and validation (cyan) curves of one metric of one run; when each split
+    holds one value at the same step (a 1-epoch run's accuracy), a labelled bar each.
 
     Args:
         record: ``{"train": {title: [...], "iter": [...]}, "val": {...}}``; ``iter`` holds
@@ -151,13 +177,16 @@ def plot_learning_curve(record: Mapping[str, Mapping[str, Sequence[float]]], tit
 
 def plot_curves_together(records: Mapping[str, Mapping], metric: str = "acc", split: str = "val",
                          save_path: Optional[str] = None, ax: Optional[Axes] = None,
-                         ylabel: Optional[str] = None, title: Optional[str] = None) -> Figure:
+                         ylabel: Optional[str] = None, title: Optional[str] = None,
+                         y_from: Optional[float] = 0.0) -> Figure:
     """One metric of several runs on one axes, e.g. OrthoNet-18 vs ResNet-18.
 
     Args:
         records: run name -> record shaped as in :func:`plot_learning_curve`.
         metric, split: what to plot, e.g. ``"acc"`` of ``"val"``.
         title: axes title (default ``"<Split> <metric>: run1 vs run2"``).
+        y_from: where the y-axis starts (default 0, said in the y label), so a gap between
+            runs shows at its true size; None zooms to the data.
     """
     if not isinstance(records, Mapping) or not records:
         raise ValueError("records must be a non-empty dict of run name -> record, e.g. "
@@ -175,20 +204,24 @@ def plot_curves_together(records: Mapping[str, Mapping], metric: str = "acc", sp
         runs = " vs ".join(n for n, _, _ in curves) if len(curves) <= 3 else f"{len(curves)} runs"
         title = f"{split_name} {metric}: {runs}"
     ylabel = ylabel or f"{split_name} {_METRIC_LABELS.get(metric, metric)}"
-    return _curves_figure(curves, ax, ylabel, title, save_path, title="run")
+    if y_from is not None:
+        ylabel += f" (axis from {y_from:g})"
+    return _curves_figure(curves, ax, ylabel, title, save_path, y_from=y_from, title="run")
 
 
 def plot_filters(bank: Any, max_filters: int = 16, ncols: int = 8, title: Optional[str] = None,
-                 save_path: Optional[str] = None) -> Figure:
+                 save_path: Optional[str] = None, step: int = 1) -> Figure:
     """The first filters of a bank as small images on one shared, zero-centred scale.
 
     Args:
         bank: ``[c, h, w]`` numpy array or paddle Tensor (e.g. ``ChannelAttention.filters``).
         max_filters, ncols: how many filters (from channel 0) to draw, and how many per row.
+        step: draw channels 0, step, 2*step, ... (each panel is titled with its channel).
     """
-    arr = _bank_array(bank, max_filters=max_filters, ncols=ncols)
+    arr = _bank_array(bank, max_filters=max_filters, ncols=ncols, step=step)
     c, h, w = arr.shape
-    n = min(c, max_filters)
+    channels = np.arange(0, c, step)[:max_filters]
+    arr, n = arr[channels], len(channels)
     ncols = min(ncols, n)
     nrows = math.ceil(n / ncols)
     # One symmetric scale for all filters, so signs and magnitudes compare across channels.
@@ -198,10 +231,11 @@ def plot_filters(bank: Any, max_filters: int = 16, ncols: int = 8, title: Option
     for k in range(n):
         ax = fig.add_subplot(grid[k // ncols, k % ncols], xticks=[], yticks=[])
         image = ax.imshow(arr[k], cmap="RdBu_r", vmin=-vmax, vmax=vmax, interpolation="nearest")
-        ax.set_title(f"ch {k}", fontsize=9)
+        ax.set_title(f"ch {channels[k]}", fontsize=9)
     fig.colorbar(image, cax=fig.add_subplot(grid[:, ncols]))
-    fig.suptitle(title or f"Filter bank: first {n} of {c} filters ({h}x{w})",
-                 fontsize=_TITLE_SIZE)
+    shown = f"first {n} of {c} filters" if step == 1 else \
+        f"{n} of {c} filters (every {step}th: ch 0, {step}, ..., {channels[-1]})"
+    fig.suptitle(title or f"Filter bank: {shown} ({h}x{w})", fontsize=_TITLE_SIZE)
     return _finish(fig, save_path)
 
 
@@ -364,8 +398,9 @@ def _table_row(row: Mapping[str, Any], where: str, suffix: str) -> str:
 def plot_sweep(rows: Sequence[Mapping[str, Any]], curves: Mapping[str, Mapping[str, Any]],
                baseline: Optional[str] = None, title: Optional[str] = None,
                save_path: Optional[str] = None) -> Figure:
-    """An ablation sweep: accuracy per variant with 95% intervals, the mean training loss
-    and, with more than one epoch, the mean validation accuracy per epoch.
+    """An ablation sweep: accuracy per variant with 95% intervals (drawn whole, even where
+    they leave [0, 1]), the mean training loss when recorded and, with more than one epoch,
+    the mean validation accuracy per epoch.
 
     Args:
         rows: one per variant with ``label``, ``final_mean``, ``final_lo``, ``final_hi``,
@@ -376,33 +411,43 @@ def plot_sweep(rows: Sequence[Mapping[str, Any]], curves: Mapping[str, Mapping[s
     """
     if not rows:
         raise ValueError("plot_sweep: no variant rows to plot")
-    ncols = 3 if any(len(v) > 1 for c in curves.values() for v in c.get("val_acc", [])) else 2
-    fig = plt.figure(figsize=(5.0 * ncols, 4.2))
+    panels = [p for p in (
+        ("train_loss", "Iteration", "Train loss (mean over seeds)", "Mean training curve"),
+        ("val_acc", "Epoch", "Test accuracy (mean over seeds)", "Mean validation curve"))
+        # a panel only where there is a curve: validation needs two epochs to be one
+        if any(len(v) > (p[0] == "val_acc") for c in curves.values() for v in c.get(p[0], []))]
+    ncols = 1 + len(panels)
+    fig = plt.figure(figsize=(5.0 * ncols + (1.5 if ncols == 1 else 0), 4.2))
     ax = fig.add_subplot(1, ncols, 1)
     colour = {str(r["label"]): f"C{i % 10}" for i, r in enumerate(rows)}  # same in every panel
     for i, r in enumerate(rows):
         label, col = str(r["label"]), colour[str(r["label"])]
         for off, key, marker in ((-0.12, "final", "o"), (0.12, "best", "s")):
             mean, lo, hi = (float(r[f"{key}_{part}"]) for part in ("mean", "lo", "hi"))
-            # an accuracy interval beyond [0, 1] says nothing: clip it
-            err = np.nan_to_num([[mean - min(max(lo, 0), mean)], [max(min(hi, 1), mean) - mean]])
-            ax.errorbar([i + off], [mean], yerr=err, fmt=marker, color=col, capsize=4,
-                        label=f"{label}: {key} (mean, 95% CI)")
+            # the whole t interval, as the tables give it, even where it leaves [0, 1]
+            err = np.nan_to_num([[mean - lo], [hi - mean]])
+            ax.errorbar([i + off], [mean], yerr=err, fmt=marker, color=col, capsize=4)
         finals = [v[-1] for v in curves.get(r["label"], {}).get("val_acc", []) if len(v)]
         if finals:
             ax.scatter(np.full(len(finals), i - 0.12), finals, s=10, color=col, alpha=0.5,
-                       edgecolors="black", linewidths=0.3, zorder=3,
-                       label=f"{label}: final, each seed")
+                       edgecolors="black", linewidths=0.3, zorder=3)
         if r["label"] == baseline:
-            ax.axhline(float(r["final_mean"]), ls="--", lw=0.8, color=col,
-                       label=f"{baseline}: final mean (baseline)")
+            ax.axhline(float(r["final_mean"]), ls="--", lw=0.8, color=col)
     ax.set_xticks(np.arange(len(rows)), [str(r["label"]) for r in rows], rotation=20)
-    # below the panel: inside, 3 entries per variant cover the intervals they explain
-    _style(ax, "", "Test accuracy", "Accuracy per variant (o final, s best)", fontsize=6,
-           ncol=3, loc="upper center", bbox_to_anchor=(0.5, -0.3), frameon=False)
-    panels = [("train_loss", "Iteration", "Train loss (mean over seeds)", "Mean training curve"),
-              ("val_acc", "Epoch", "Test accuracy (mean over seeds)", "Mean validation curve")]
-    for k, (key, xlabel, ylabel, panel_title) in enumerate(panels[:ncols - 1], start=2):
+    # The colours are the variants (tick labels); the legend says what each mark means.
+    marks = [ax.errorbar([], [], yerr=[], fmt=m, color="0.3", capsize=4,
+                         label=f"{what} epoch: mean and 95% t interval")
+             for m, what in (("o", "final"), ("s", "best"))]
+    if any(c.get("val_acc") for c in curves.values()):
+        marks.append(ax.scatter([], [], s=10, color="0.5", edgecolors="black", linewidths=0.3,
+                                label="final epoch, each seed"))
+    if baseline is not None:
+        marks.append(ax.plot([], [], ls="--", lw=0.8, color=colour.get(str(baseline), "0.3"),
+                           label=f"{baseline}: final mean (baseline)")[0])
+    # below the panel: inside, it would cover the intervals it explains
+    _style(ax, "", "Test accuracy", "Accuracy per variant", handles=marks, fontsize=_LABEL_SIZE - 1,
+           ncol=2, loc="upper center", bbox_to_anchor=(0.5, -0.3), frameon=False)
+    for k, (key, xlabel, ylabel, panel_title) in enumerate(panels, start=2):
         ax = fig.add_subplot(1, ncols, k)
         for label, c in curves.items():
             seeds = [np.asarray(v, dtype=np.float64) for v in c.get(key, [])]
@@ -414,7 +459,8 @@ def plot_sweep(rows: Sequence[Mapping[str, Any]], curves: Mapping[str, Mapping[s
             x = np.arange(1, n + 1) if epochs else np.asarray(c.get("train_iter", np.arange(n)))[:n]
             ax.plot(x, mean, label=label, lw=1.2, color=colour.get(str(label)),
                     marker="o" if epochs or n < 3 else None)
-        _style(ax, xlabel, ylabel, panel_title, fontsize=8)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        _style(ax, xlabel, ylabel, panel_title, fontsize=_LABEL_SIZE - 2)
     if title:
         fig.suptitle(title, fontsize=_TITLE_SIZE)
     return _finish(fig, save_path)
@@ -436,5 +482,6 @@ def plot_paired_runs(runs: Mapping[str, Mapping[int, float]], pair: Tuple[str, s
         ax.scatter(np.full(len(y), k), y, s=14, zorder=3, label=f"{name} (n={len(y)})")
         ax.errorbar(k + 0.18, y.mean(), yerr=y.std(ddof=1), fmt="k_", capsize=3, zorder=4)
     ax.set_xticks(range(len(names)), names)
-    _style(ax, "variant (black: mean +- sd)", "final test accuracy", title, fontsize=7, loc="lower right")
+    _style(ax, "variant (black: mean ± sd)", "final test accuracy", title, fontsize=_LABEL_SIZE - 2,
+           loc="lower right")
     return _finish(fig, save_path, owned)

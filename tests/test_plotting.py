@@ -79,7 +79,8 @@ def test_curves_together(tmp_path):
         np.testing.assert_array_equal(line.get_ydata(), records[name]["val"]["acc"])
     assert [t.get_text() for t in ax.get_legend().get_texts()] == ["orthonet18", "resnet18"]
     assert ax.get_title() == "Validation acc: orthonet18 vs resnet18"
-    assert ax.get_xlabel() == "Training steps" and ax.get_ylabel() == "Validation Accuracy"
+    assert ax.get_xlabel() == "Training steps"
+    assert ax.get_ylabel() == "Validation Accuracy (axis from 0)" and ax.get_ylim()[0] == 0
     _assert_png(path)
     del records["resnet18"]["val"]["acc"]
     with pytest.raises(ValueError, match="run 'resnet18' has no 'acc' values in split 'val'"):
@@ -205,3 +206,66 @@ def test_dct_bank_plots():
     bank = dct(64, 7, 7)
     assert len(plot_filters(bank).axes) == 17
     assert plot_gram_matrix(bank).axes[0].get_images()[0].get_array().shape == (64, 64)
+
+
+def _one_epoch(val_acc, step=192):
+    """A 1-epoch run's acc_record: one train and one validation value, both at its last step."""
+    return {"train": {"acc": [0.7], "iter": [step]}, "val": {"acc": [val_acc], "iter": [step]}}
+
+
+def test_one_point_per_curve_is_a_labelled_bar_from_zero():
+    """A 1-epoch run's epoch figures are one value per curve at one step: no lone dots on an
+    axis like 182.5-202.5, but one bar per curve from 0, its value written on it."""
+    cases = ((plot_learning_curve(_one_epoch(0.74), title="acc"), ["train", "val"], [0.7, 0.74]),
+             (plot_curves_together({"a": _one_epoch(0.739), "b": _one_epoch(0.742)}),
+              ["a", "b"], [0.739, 0.742]))
+    for fig, names, values in cases:
+        ax = fig.axes[0]
+        assert [p.get_height() for p in ax.patches] == pytest.approx(values)
+        assert all(p.get_y() == 0 for p in ax.patches) and ax.get_ylim()[0] == 0
+        assert [t.get_text() for t in ax.get_xticklabels()] == names
+        assert sorted(t.get_text() for t in ax.texts) == [f"{v:.4f}" for v in sorted(values)]
+        assert ax.get_xlabel() == "after 192 training steps"
+
+
+def test_integer_step_ticks_on_a_short_run():
+    record = {"train": {"loss": [2.0, 1.9, 1.7], "iter": [1, 2, 3]}}
+    ax = plot_learning_curve(record).axes[0]
+    fig_ticks = [t for t in ax.get_xticks() if ax.get_xlim()[0] <= t <= ax.get_xlim()[1]]
+    assert fig_ticks and all(float(t).is_integer() for t in fig_ticks)  # not 1.5, 2.5
+
+
+def test_comparison_of_runs_starts_at_zero_and_says_so():
+    """0.739 against 0.742: on an axis zoomed to 0.739-0.742 the 0.003 fills the figure."""
+    two = {"orthonet18": _record(2, seed=0), "resnet18": _record(2, seed=0)}
+    two["resnet18"]["val"]["acc"] = [0.739, 0.742]
+    two["orthonet18"]["val"]["acc"] = [0.740, 0.741]
+    ax = plot_curves_together(two).axes[0]
+    lo, hi = ax.get_ylim()
+    assert lo == 0 and 0.742 < hi <= 0.742 * 1.1
+    assert "from 0" in ax.get_ylabel()
+    # zoomed on request
+    ax = plot_curves_together(two, y_from=None).axes[0]
+    assert ax.get_ylim()[0] > 0.7 and "from" not in ax.get_ylabel()
+
+
+def test_filters_every_kth_channel_titled_by_channel():
+    """FcaNet's DCT bank at 128 channels: 16 frequencies, each on 8 consecutive channels.
+    Every 8th channel shows each distinct filter once; the panels must say which channel
+    they are (the notebook's title: panel ch 8k stands for channels 8k to 8k+7)."""
+    bank = dct(128, 16, 16)
+    for k in range(16):  # the claim the title makes, checked on the bank
+        np.testing.assert_array_equal(bank[8 * k:8 * k + 8], np.repeat(bank[8 * k][None], 8, 0))
+    fig = plot_filters(bank, max_filters=16, step=8)
+    panels = [ax for ax in fig.axes if ax.get_images()][:16]
+    assert [ax.get_title() for ax in panels] == [f"ch {8 * k}" for k in range(16)]
+    for k, ax in enumerate(panels):
+        np.testing.assert_allclose(ax.get_images()[0].get_array(), bank[8 * k])
+    assert "ch 0, 8, ..., 120" in fig._suptitle.get_text()
+
+
+def test_paired_runs_legend_is_readable():
+    from orthonets_paddle.plotting import plot_paired_runs
+    runs = {"random": {0: 0.84, 1: 0.85}, "ortho": {0: 0.85, 1: 0.86}}
+    ax = plot_paired_runs(runs, ("ortho", "random")).axes[0]
+    assert min(t.get_fontsize() for t in ax.get_legend().get_texts()) >= 9

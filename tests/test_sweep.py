@@ -390,14 +390,14 @@ def test_committed_results_agree_with_their_runs():
     assert all(int(r["epochs"]) == 1 for r in runs) and len(runs) == 15
 
 
-def test_sweep_figure_one_colour_per_variant_all_in_legend_intervals_clipped():
+def test_sweep_figure_one_colour_per_variant_readable_legend_whole_intervals():
     import matplotlib
     matplotlib.use("Agg")
     from matplotlib.colors import to_rgba
 
     from orthonets_paddle.plotting import plot_sweep
     labels = ["squeeze=none", "squeeze=random", "squeeze=ortho"]
-    # intervals of 3 seeds can pass 1 (or 0): the figure must clip them
+    # intervals of 3 seeds can pass 1 (or 0): the figure draws them as the table gives them
     rows = [{"label": lab, "final_mean": m, "final_lo": m - 0.3, "final_hi": m + 0.3,
              "best_mean": m, "best_lo": -0.5, "best_hi": 1.7}
             for lab, m in zip(labels, (0.8, 0.85, 0.9))]
@@ -405,14 +405,17 @@ def test_sweep_figure_one_colour_per_variant_all_in_legend_intervals_clipped():
                     "train_iter": [1, 2]} for lab in labels}
     fig = plot_sweep(rows, curves, baseline="squeeze=none")
     acc, loss, val = fig.axes[:3]
+    assert [t.get_text() for t in acc.get_xticklabels()] == labels  # the variants, by colour
     seen = {}
-    for cont in acc.containers:
-        data_line, _, bars = cont
-        lab = cont.get_label().split(":")[0]
-        seen.setdefault(lab, set()).add(to_rgba(data_line.get_color()))
-        for seg in bars[0].get_segments():
-            assert 0.0 <= seg[:, 1].min() and seg[:, 1].max() <= 1.0
-    assert sorted(seen) == sorted(labels)
+    drawn = [c for c in acc.containers if len(c[0].get_xdata())]  # legend proxies are empty
+    assert len(drawn) == 2 * len(rows)
+    for data_line, _, bars in drawn:
+        x = float(data_line.get_xdata()[0])
+        i, key = round(x), "final" if x < round(x) else "best"
+        seen.setdefault(labels[i], set()).add(to_rgba(data_line.get_color()))
+        (seg,) = bars[0].get_segments()
+        assert seg[:, 1].min() == pytest.approx(rows[i][f"{key}_lo"])  # not clipped at 0
+        assert seg[:, 1].max() == pytest.approx(rows[i][f"{key}_hi"])  # nor at 1
     for ax in (loss, val):
         for line in ax.get_lines():
             seen[line.get_label()].add(to_rgba(line.get_color()))
@@ -420,12 +423,17 @@ def test_sweep_figure_one_colour_per_variant_all_in_legend_intervals_clipped():
     assert len({next(iter(c)) for c in seen.values()}) == len(labels)  # and distinct
     for ax in (acc, loss, val):
         handles, names = ax.get_legend_handles_labels()
-        shown = [t.get_text() for t in ax.get_legend().get_texts()]
-        assert shown == names and all(not n.startswith("_") for n in names)
+        texts = ax.get_legend().get_texts()
+        assert sorted(t.get_text() for t in texts) == sorted(names)
+        assert all(not n.startswith("_") for n in names)
+        assert min(t.get_fontsize() for t in texts) >= 9  # readable (it was 6 pt)
         drawn = [a.get_label() for a in ax.get_lines() + ax.collections + ax.containers
                  if not a.get_label().startswith("_")]
         assert set(drawn) <= set(names)
-    assert "squeeze=none: final mean (baseline)" in acc.get_legend_handles_labels()[1]
+    # the marks spelled out, not "o final, s best"
+    assert [t.get_text() for t in acc.get_legend().get_texts()] == [
+        "final epoch: mean and 95% t interval", "best epoch: mean and 95% t interval",
+        "final epoch, each seed", "squeeze=none: final mean (baseline)"]
 
 
 # ------------------------------------------------------------------ issue 27

@@ -127,17 +127,18 @@ def train_one_epoch(model, loader, loss_fn, optimizer, scheduler, epoch: int, en
                              sums[2] + _correct(logits.detach(), hard), sums[3] + n])
         # The records follow the global step (curves do not restart); the log line follows
         # the iteration within the epoch, 0-based, as PaddleClas's `iter_id % print_batch_step`.
-        if state["global_step"] % g["print_batch_step"] == 0:
+        # Each epoch's last step is recorded too: a run shorter than print_batch_step has a curve.
+        if state["global_step"] % g["print_batch_step"] == 0 or i == steps - 1:
             pending.append((state["global_step"], lr, last.reshape([1])))
         if i % g["print_batch_step"] == 0:
             host = sync()
             elapsed = max(time.perf_counter() - start, 1e-9)
             left = (steps - i - 1) + (g["epochs"] - epoch - 1) * steps  # training steps to go
-            acc, ips = host[2] / host[3], seen * env.world_size / elapsed
-            log_line(log, bar, step_line(epoch + 1, g["epochs"], i, steps, lr, host[1] / host[3],
+            loss_mean, acc, ips = host[1] / host[3], host[2] / host[3], seen * env.world_size / elapsed
+            log_line(log, bar, step_line(epoch + 1, g["epochs"], i, steps, lr, loss_mean,
                                          acc, ips, left * elapsed / (i + 1)))
-            if bar is not loader:  # host[0] / world_size: the step's loss, mean over ranks
-                bar.set_postfix(loss=f"{host[0] / env.world_size:.4f}", acc=f"{acc:.4f}",
+            if bar is not loader:  # the log line's figures: the epoch's running means
+                bar.set_postfix(loss=f"{loss_mean:.5f}", acc=f"{acc:.5f}",
                                 lr=f"{lr:.2e}", ips=f"{ips:.0f} img/s", refresh=False)
     host = sync()
     elapsed = time.perf_counter() - start
