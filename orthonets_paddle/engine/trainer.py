@@ -108,8 +108,6 @@ def train_one_epoch(model, loader, loss_fn, optimizer, scheduler, epoch: int, en
         return out[:4]
 
     for i, (images, labels) in enumerate(bar):
-        if i == steps:
-            break
         # Mixup/Cutmix batches carry soft [B, K] labels: accuracy counts their largest entry.
         soft = labels.ndim == 2 and labels.shape[-1] > 1
         labels = labels if soft else labels.reshape([-1]).astype("int64")
@@ -156,6 +154,8 @@ def train_one_epoch(model, loader, loss_fn, optimizer, scheduler, epoch: int, en
             if bar is not loader:  # host[0] / world_size: the step's loss, mean over ranks
                 bar.set_postfix(loss=f"{host[0] / env.world_size:.4f}", acc=f"{acc:.4f}",
                                 lr=f"{lr:.2e}", ips=f"{ips:.0f} img/s", refresh=False)
+        if i + 1 == steps:
+            break  # an incomplete last group (update_freq) is not drawn
     host = sync()
     elapsed = time.perf_counter() - start
     return {"loss": host[1] / max(host[3], 1), "acc": host[2] / max(host[3], 1),
