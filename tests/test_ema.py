@@ -151,7 +151,7 @@ def test_ema_file_is_part_of_the_checkpoint_set(archive, tmp_path):
 
 
 # ----------------------------------------------------------------------------- update_freq
-def _linear_epoch(batches, freq, lr=0.5):
+def _linear_epoch(batches, freq, lr=0.5, scaler=None):
     paddle.seed(7)
     model = paddle.nn.Sequential(paddle.nn.Flatten(), paddle.nn.Linear(12, 5))
     opt = paddle.optimizer.Momentum(lr, momentum=0.9, parameters=model.parameters())
@@ -160,7 +160,8 @@ def _linear_epoch(batches, freq, lr=0.5):
     state = {"global_step": 0}
     train_one_epoch(model, batches, build_loss([{"CELoss": {"weight": 1.0}}]), opt,
                     paddle.optimizer.lr.StepDecay(lr, step_size=1000), 0,
-                    env_mod.RunEnv(device="cpu"), new_records(), state, cfg, VisualDLWriter(None))
+                    env_mod.RunEnv(device="cpu"), new_records(), state, cfg, VisualDLWriter(None),
+                    scaler)
     return _numpy_state(model), state["global_step"]
 
 
@@ -188,6 +189,22 @@ def test_accumulated_small_batches_equal_one_large_batch():
     got, steps = _linear_epoch(Loader(small), 2)
     want, want_steps = _linear_epoch(large, 1)
     assert steps == want_steps == 3 and len(drawn) == 6  # no gradient left over
+    for k in want:
+        np.testing.assert_allclose(got[k], want[k], rtol=1e-5, atol=1e-6, err_msg=k)
+
+
+def test_accumulation_through_a_grad_scaler_unscales_once_per_step(monkeypatch):
+    """The AMP path's structure on the CPU (float32, a GradScaler forced on as in
+    test_amp): scale(loss / N).backward() per batch, step/update once per group, equals
+    the large batch without a scaler. float16 itself needs a GPU (unverified here)."""
+    from test_amp import _enabled_scaler
+    x, y = _data(6, 4, seed=2)
+    small = [(paddle.to_tensor(x[i:i + 4]), paddle.to_tensor(y[i:i + 4])) for i in range(0, 24, 4)]
+    large = [(paddle.to_tensor(x[i:i + 8]), paddle.to_tensor(y[i:i + 8])) for i in range(0, 24, 8)]
+    scaler = _enabled_scaler(monkeypatch, init_loss_scaling=1024.0, use_dynamic_loss_scaling=False)
+    got, steps = _linear_epoch(small, 2, scaler=scaler)
+    want, _ = _linear_epoch(large, 1)
+    assert steps == 3
     for k in want:
         np.testing.assert_allclose(got[k], want[k], rtol=1e-5, atol=1e-6, err_msg=k)
 
