@@ -17,7 +17,7 @@ from ..data import build_dataloader, check_loader_samples, set_epoch
 from ..data.datasets import check_same_classes, validate_dataset
 from ..models import build_model_from_config
 from ..models.registry import model_channels
-from ..models.pretrained import load_pretrained
+from ..models.pretrained import FINE_TUNE, load_pretrained
 from ..utils.cli import Terminated, is_interrupt
 from .amp import autocast, build_scaler, decorate, fp16_eval
 from .checkpoint import (READY, CheckpointError, RunFolderError, RunLock, arch_identity, checkpoint_files,
@@ -245,10 +245,9 @@ def train(cfg: Dict[str, Any]) -> Dict[str, Any]:
 
     model = build_model_from_config(cfg["Arch"])
     if g["pretrained_model"]:
-        report = load_pretrained(model, g["pretrained_model"], verbose=False)
+        # Only the classifier may differ (fine-tuning); anything else is refused (issue 28).
+        report = load_pretrained(model, g["pretrained_model"], strict=FINE_TUNE, verbose=False)
         log.info("pretrained: %s", report.summary())
-        if not report.clean or report.skipped_classifier:
-            log.warning("WARNING pretrained weights did not fully fit: %s", report.summary())
     ema = ModelEMA(model, cfg["EMA"].get("decay", DEFAULT_DECAY)) if cfg.get("EMA") is not None else None
     # Global.to_static (issue 21): the traced program trains; engine/static.py.
     model = apply_to_static(model, g["to_static"])
