@@ -236,3 +236,17 @@ def test_train_with_update_freq_equals_the_large_batch_run(archive, tmp_path):
     assert lrs == [0.2, 0.1]
     for k, want in runs["large"].items():
         np.testing.assert_allclose(runs["acc"][k], want, rtol=1e-4, atol=1e-6, err_msg=k)
+
+
+def test_resume_of_a_run_without_ema_says_where_the_ema_starts(archive, tmp_path, caplog):
+    import logging
+    out = tmp_path / "run"
+    train(load_config(CFG, _over(archive, out, epochs=1)))
+    logger = logging.getLogger("orthonets_paddle")
+    logger.addHandler(caplog.handler)
+    try:
+        res = train(load_config(CFG, _over(archive, out, "EMA.decay=0.5", f"Global.checkpoints={out}")))
+    finally:
+        logger.removeHandler(caplog.handler)
+    assert "has no EMA weights (its run had no EMA section); the EMA starts from the resumed weights" in caplog.text
+    assert (out / "latest.ema.pdparams").exists() and res["records"]["epochs"][-1]["val_acc_ema"] >= 0
