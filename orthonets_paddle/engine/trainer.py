@@ -420,6 +420,7 @@ def _resume_ema(ema: Optional[ModelEMA], ckpt: Dict[str, Any], log) -> None:
     elif "ema" in ckpt:
         ema.restore(ckpt["ema"], ckpt["states"].get("ema") or {})
     else:
+        ema.module.set_state_dict(ema.source.state_dict())  # the copy was taken before resuming
         log.warning("WARNING resume: %s has no EMA weights (its run had no EMA section); the "
                     "EMA starts from the resumed weights", ckpt["prefix"])
 
