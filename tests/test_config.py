@@ -276,8 +276,14 @@ def test_builder_keys_are_checked_at_load(override, message):
     assert message in str(info.value)
 
 
-def test_ema_section_is_refused_by_name(tmp_path):
+def test_ema_section_and_update_freq_are_paddleclas_keys(tmp_path):
     path = tmp_path / "ema.yaml"
-    path.write_text(open(CFG).read() + "EMA:\n  decay: 0.9999\n")
-    with pytest.raises(ConfigError, match="EMA: EMA weights are not supported"):
-        load_config(str(path))
+    path.write_text(open(CFG).read() + "EMA:\n  decay: 0.999\n")
+    assert load_config(str(path))["EMA"] == {"decay": 0.999}
+    assert load_config(CFG).get("EMA") is None  # off unless the section is there
+    assert load_config(CFG, ["Global.update_freq=4"])["Global"]["update_freq"] == 4
+    for override, message in (("EMA.decay=1", "EMA.decay must be a number >= 0 and < 1"),
+                              ("Global.update_freq=0", "update_freq must be a positive integer"),
+                              ("Global.use_ema=True", "Global.use_ema is now EMA: {decay")):
+        with pytest.raises(ConfigError, match=message.replace("{", "\\{")):
+            load_config(CFG, [override])

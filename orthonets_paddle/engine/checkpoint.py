@@ -29,9 +29,10 @@ __all__ = ["save_checkpoint", "commit", "checkpoint_files", "roll_forward", "loa
 FORMAT = 2  # of .pdstates; 1 was the manifest era's
 PARTIAL, READY = ".commit-partial", ".commit"
 _PARTS = (".pdparams", ".pdopt", ".pdstates")
+_EMA = ".ema.pdparams"  # a set's EMA weights (PaddleClas's name), bound by its digests too
 # Checkpoint names the package writes; with metrics.json, the only ones it moves or deletes.
-_OURS = re.compile(r"(latest|epoch_[1-9][0-9]*)\.(pdparams|pdopt|pdstates)"
-                   r"|(best|final)_(model\.pdparams|optimizer\.pdopt)")
+_OURS = re.compile(r"(latest|epoch_[1-9][0-9]*)\.(pdparams|pdopt|pdstates|ema\.pdparams)"
+                   r"|(best|final)_(model\.pdparams|optimizer\.pdopt)|best_model_ema\.pdparams")
 _ours = re.compile(_OURS.pattern + r"|metrics\.json").fullmatch
 
 
@@ -142,11 +143,14 @@ def load_states(path: str) -> Dict[str, Any]:
 
 
 def checkpoint_files(prefix: str, model: paddle.nn.Layer, optimizer=None, states=None,
-                     opt_name=None) -> Dict[str, Tuple[Any, Any]]:
+                     opt_name=None, ema=None) -> Dict[str, Tuple[Any, Any]]:
     """``{name: (obj, writer)}`` of one set for ``commit``: ``prefix.pdparams`` (float32),
-    the optimizer as ``opt_name`` (default ``prefix.pdopt``) and, with ``states``,
-    ``prefix.pdstates`` (whose ``digests`` bind it to the other two files)."""
+    the optimizer as ``opt_name`` (default ``prefix.pdopt``), the ``ema`` model's weights as
+    ``prefix.ema.pdparams`` and, with ``states``, ``prefix.pdstates`` (whose ``digests``
+    bind it to the other files)."""
     files = {prefix + ".pdparams": (float32_state(model.state_dict()), None)}
+    if ema is not None:
+        files[prefix + _EMA] = (float32_state(ema.state_dict()), None)
     if optimizer is not None:
         # Keyed by structured names (layer1.0.conv1.weight), not Paddle's per-process
         # counters (conv2d_80.w_0): the state then loads into any fresh copy of the model.
@@ -156,7 +160,8 @@ def checkpoint_files(prefix: str, model: paddle.nn.Layer, optimizer=None, states
         def write_states(obj, path):  # digests of the two files just staged beside it
             folder, rng = os.path.dirname(path), obj.get("rng") or {}
             obj = dict(obj, format=FORMAT, digests={
-                s: file_digest(os.path.join(folder, prefix + s)) for s in _PARTS[:2]})
+                s: file_digest(os.path.join(folder, prefix + s))
+                for s in _PARTS[:2] + ((_EMA,) if ema is not None else ())})
             if rng.get("paddle") is not None:  # pybind objects: store their plain tuples
                 obj["rng"] = dict(rng, paddle=[s.__getstate__() if hasattr(s, "current_seed") else s
                                                for s in rng["paddle"]])
@@ -217,7 +222,8 @@ def _check_states(st: Any, where: str) -> None:
 
 
 def _whole(prefix: str, digests: Dict[str, str]) -> bool:
-    return all(file_digest(current(prefix + s)) == digests.get(s) for s in _PARTS[:2])
+    return all(os.path.isfile(current(prefix + s)) and file_digest(current(prefix + s)) == digests.get(s)
+               for s in _PARTS[:2] + ((_EMA,) if _EMA in digests else ()))
 
 
 def _alternatives(folder: str, exclude: str) -> str:
@@ -242,8 +248,9 @@ def _alternatives(folder: str, exclude: str) -> str:
 
 def load_checkpoint(path: str) -> Dict[str, Any]:
     """Read and check a resume checkpoint: ``{'model', 'optimizer', 'states', 'prefix'}``
-    (arrays as numpy). ``path`` is a run folder (its ``latest``) or a prefix such as
-    ``output/run/epoch_10`` (a ``.pdparams``/``.pdopt``/``.pdstates`` suffix is dropped).
+    and ``'ema'`` when the set has EMA weights (arrays as numpy). ``path`` is a run folder
+    (its ``latest``) or a prefix such as ``output/run/epoch_10`` (a ``.pdparams``/``.pdopt``/
+    ``.pdstates`` suffix is dropped).
 
     Raises:
         CheckpointError: missing, mixed, malformed, NaN/inf, unreadable or unsafe parts.
@@ -260,7 +267,10 @@ def load_checkpoint(path: str) -> Dict[str, Any]:
             "output/run/epoch_10; to start from weights only, use Global.pretrained_model")
     folder = os.path.dirname(os.path.abspath(prefix))
     out: Dict[str, Any] = {"prefix": prefix}
-    for key, suffix in (("states", ".pdstates"), ("model", ".pdparams"), ("optimizer", ".pdopt")):
+    for key, suffix in (("states", ".pdstates"), ("model", ".pdparams"), ("optimizer", ".pdopt"),
+                        ("ema", _EMA)):
+        if key == "ema" and _EMA not in out["states"]["digests"]:
+            break  # a set saved without EMA
         try:
             out[key] = (load_states if key == "states" else load_paddle_file)(current(prefix + suffix))
         except UnsafePickleError as exc:

@@ -52,6 +52,7 @@ _OWN: Dict[str, Dict[str, tuple]] = {
         "plot": (True, BOOL),                    # ours: loss.png / acc.png at the end
         "progress_bar": (True, BOOL),            # ours
         "overwrite": (False, BOOL),  # ours: a new run may replace the checkpoints in output_dir
+        "update_freq": (1, POSITIVE_INT),        # accumulate N batches' gradients per step
     },
     "AMP": {
         "use_amp": (False, BOOL),                # GPU only; refused on CPU
@@ -86,7 +87,7 @@ DEFAULTS: Dict[str, Any] = {
     "Metric": {"Train": [{"TopkAcc": {"topk": [1, 5]}}], "Eval": [{"TopkAcc": {"topk": [1, 5]}}]},
 }
 DEFAULTS["Infer"]["PostProcess"] = {k: v[0] for k, v in _OWN["Infer.PostProcess"].items()}
-_SECTIONS = ["Global", "AMP", "Arch", "Loss", "Optimizer", "DataLoader", "Metric", "Infer"]
+_SECTIONS = ["Global", "AMP", "EMA", "Arch", "Loss", "Optimizer", "DataLoader", "Metric", "Infer"]
 _SPLITS = {"Train": False, "Eval": False}
 
 # Where each section's keys come from, by dotted path ("*": DataLoader's Train and Eval):
@@ -101,6 +102,7 @@ _KEYS: Dict[str, Callable[[Dict], Dict[str, bool]]] = {
     "Optimizer": lambda s: optimizer_params(s.get("name")),
     "Optimizer.lr": lambda s: lr_params(s.get("name")),
     "Optimizer.regularizer": lambda s: regularizer_params(),
+    "EMA": lambda s: {"decay": False},  # the section's presence turns EMA on (PaddleClas)
     "DataLoader.*": lambda s: loader_params(),
     "DataLoader.*.dataset": lambda s: {"name": True, **dict.fromkeys(
         ["transform_ops", "batch_transform_ops", *dataset_params(s.get("name"))], False)},
@@ -126,6 +128,7 @@ _MOVED = {
     "Loss.name": "Loss.Train: [{CELoss: {weight: 1.0, epsilon: 0.1}}] (and Loss.Eval)",
     "Loss.epsilon": "Loss.Train: [{CELoss: {weight: 1.0, epsilon: ...}}]",
     "Optimizer.weight_decay": "Optimizer.regularizer: {name: L2, coeff: ...}",
+    "Global.use_ema": "EMA: {decay: 0.9999}",
     "Infer.topk": "Infer.PostProcess.topk", "Infer.class_names": "Infer.PostProcess.class_names",
     "Global.class_num": "Arch.class_num", "Global.image_channel": "Arch.in_channels",
     "Arch.input_image_channel": "Arch.in_channels",
@@ -143,7 +146,6 @@ _REFUSED = {
     "Global.use_multilabel": ((False,), "multi-label classification is not supported here"),
     "Global.eval_mode": (("classification",), "only classification is supported here "
                          "(no retrieval)"),
-    "Global.update_freq": ((1,), "gradient accumulation is not supported here"),
     "Arch.data_format": (("NCHW",), "the models here are NCHW only"),
     "Arch.use_ssld": ((False,), "SSLD-distilled pretrained weights do not exist for these models"),
     "Optimizer.lr.last_epoch": ((-1,), "a schedule starts at its beginning here; resume with "
@@ -157,7 +159,6 @@ _NOT_HERE = {  # whole PaddleClas features with no counterpart here
                      "Arch.infer_output_key"), "RecModel (retrieval) architectures"),
     **dict.fromkeys(("Arch.use_first_short_conv", "Arch.layer_type"),
                     "ResNet variants other than this family"),
-    **dict.fromkeys(("EMA", "Global.use_ema"), "EMA weights"),
     **dict.fromkeys(("Global.feature_normalize", "Global.feature_binarize"), "retrieval"),
     "Arch.models": "distillation models",
     "Arch.infer_add_softmax": "an exported softmax (infer applies it itself)",
@@ -182,6 +183,7 @@ SCHEMA: Dict[str, Typed] = {
     "Arch.features_only": BOOL,
     "Arch.out_indices": Typed("list", item=NON_NEGATIVE_INT),
     "Optimizer.name": _STR,
+    "EMA.decay": Typed("number", min=0, max=1, max_open=True),
     "Optimizer.momentum": Typed("number", min=0, max=1),
     "Optimizer.weight_decay": Typed("number", min=0),  # AdamW's decoupled decay
     **{f"Optimizer.{k}": BOOL for k in ("use_nesterov", "multi_precision")},

@@ -1,7 +1,8 @@
 """Optimizers and learning-rate schedules, built from Paddle's own schedulers.
 
-Every schedule steps once per iteration (its state is the iteration count, so a resume
-restores it exactly); epoch-based ones (Piecewise, MultiStepDecay) get their boundaries in
+Every schedule steps once per optimizer step, here called an iteration (its state is the
+iteration count, so a resume restores it exactly; with ``Global.update_freq: N`` one
+iteration is N batches, ``steps_per_epoch``); epoch-based ones (Piecewise, MultiStepDecay) get their boundaries in
 iterations. ``warmup_epoch > 0`` wraps any schedule in ``LinearWarmup`` over
 ``round(warmup_epoch * iters_per_epoch)`` iterations; the wrapped one then starts at 0.
 """
@@ -16,7 +17,7 @@ from paddle.optimizer import lr as lr_sched
 from ..utils.hints import lookup
 from ..utils.schema import builder_keys
 
-__all__ = ["build_optimizer", "build_lr", "OPTIMIZERS", "SCHEDULES", "optimizer_params",
+__all__ = ["build_optimizer", "build_lr", "steps_per_epoch", "OPTIMIZERS", "SCHEDULES", "optimizer_params",
            "lr_params", "regularizer_params"]
 
 
@@ -148,6 +149,17 @@ def build_lr(cfg: dict, iters_per_epoch: int, epochs: int) -> lr_sched.LRSchedul
         raise ValueError(f"Optimizer.lr.warmup_start_lr ({start}) must be below learning_rate "
                          f"({base}); or set warmup_epoch: 0")
     return _LinearWarmup(after, warmup_steps=warm, start_lr=start, end_lr=base)
+
+
+def steps_per_epoch(batches: int, update_freq: int = 1) -> int:
+    """Optimizer steps in an epoch of ``batches`` batches, gradients accumulated over
+    ``update_freq``: ``batches // update_freq``, as PaddleClas (the last ``batches %
+    update_freq`` batches of each epoch are not drawn). ValueError if that is 0."""
+    if batches < update_freq:
+        raise ValueError(f"Global.update_freq is {update_freq} but the training loader yields "
+                         f"{batches} batch(es) per epoch, so no optimizer step would run; lower "
+                         "Global.update_freq or DataLoader.Train.sampler.batch_size")
+    return batches // update_freq
 
 
 def build_optimizer(cfg: dict, parameters, iters_per_epoch: int, epochs: int):

@@ -17,7 +17,7 @@ from ..data import build_dataloader, check_loader_samples, set_epoch
 from ..data.datasets import check_same_classes, validate_dataset
 from ..models import build_model_from_config
 from ..models.registry import model_channels
-from ..models.pretrained import load_pretrained
+from ..models.pretrained import FINE_TUNE, load_pretrained
 from ..utils.cli import Terminated, is_interrupt
 from .amp import autocast, build_scaler, decorate, fp16_eval
 from .checkpoint import (READY, CheckpointError, RunFolderError, RunLock, arch_identity, checkpoint_files,
@@ -27,7 +27,8 @@ from .env import (RunEnv, gather_rng_states, rank_rng, rng_state, seed_everythin
                   set_rng_state, setup_env)
 from .logger import VisualDLWriter, get_logger, log_line, new_records, progress, step_line
 from .losses import build_loss
-from .optim import build_optimizer
+from .ema import DEFAULT_DECAY, ModelEMA
+from .optim import build_optimizer, steps_per_epoch
 
 __all__ = ["train", "train_one_epoch", "evaluate", "NonFiniteLossError"]
 
@@ -67,15 +68,20 @@ def _fetch(sums: paddle.Tensor, env: RunEnv) -> np.ndarray:
 
 def train_one_epoch(model, loader, loss_fn, optimizer, scheduler, epoch: int, env: RunEnv,
                     records: Dict[str, Any], state: Dict[str, Any], cfg: Dict[str, Any],
-                    vdl: VisualDLWriter, scaler=None) -> Dict[str, float]:
+                    vdl: VisualDLWriter, scaler=None, ema: Optional[ModelEMA] = None) -> Dict[str, float]:
     """One pass over ``loader``: mean train loss and accuracy over all ranks. A non-finite
-    loss (its device sum stays NaN/inf) stops the run at the next print step or the end."""
+    loss (its device sum stays NaN/inf) stops the run at the next print step or the end.
+    With ``Global.update_freq: N`` the gradients of N batches (each loss / N) add up before
+    one optimizer step; the epoch's last ``len(loader) % N`` batches are not drawn. ``ema``
+    is updated after every optimizer step."""
     g = cfg["Global"]
     amp = cfg["AMP"] if scaler is not None else None
     model.train()
     # [last step's loss, sum of loss * n, hits, samples], float64 on the device
     sums = paddle.zeros([4], dtype="float64")
-    seen, start, steps, lr = 0, time.perf_counter(), len(loader), optimizer.get_lr()
+    freq = g.get("update_freq", 1)
+    steps = steps_per_epoch(len(loader), freq) * freq  # batches drawn (whole groups)
+    seen, start, lr = 0, time.perf_counter(), optimizer.get_lr()
     bar = progress(loader, steps, f"epoch {epoch + 1}/{g['epochs']}",
                    g["progress_bar"] and env.is_main)
     log = get_logger(quiet=not env.is_main)
@@ -110,15 +116,24 @@ def train_one_epoch(model, loader, loss_fn, optimizer, scheduler, epoch: int, en
             logits = model(images)
         loss = loss_fn(logits.astype("float32"), labels)  # the loss in float32
         lr = optimizer.get_lr()  # this iteration's rate (the scheduler steps after it)
+        # N accumulated (loss / N) gradients = the gradient of the mean over N batches
+        part = loss / freq if freq > 1 else loss
         if scaler is not None:
-            scaler.scale(loss).backward()
-            scaler.minimize(optimizer, loss)
+            scaler.scale(part).backward()  # Paddle's accumulation with a GradScaler
         else:
-            loss.backward()
-            optimizer.step()
-        optimizer.clear_grad()
-        scheduler.step()
-        state["global_step"] += 1
+            part.backward()
+        stepped = (i + 1) % freq == 0
+        if stepped:
+            if scaler is not None:
+                scaler.step(optimizer)
+                scaler.update()
+            else:
+                optimizer.step()
+            optimizer.clear_grad()
+            scheduler.step()
+            state["global_step"] += 1
+            if ema is not None:
+                ema.update()
 
         n = labels.shape[0]
         seen += n
@@ -128,7 +143,7 @@ def train_one_epoch(model, loader, loss_fn, optimizer, scheduler, epoch: int, en
         # The records follow the global step (curves do not restart); the log line follows
         # the iteration within the epoch, 0-based, as PaddleClas's `iter_id % print_batch_step`.
         # Each epoch's last step is recorded too: a run shorter than print_batch_step has a curve.
-        if state["global_step"] % g["print_batch_step"] == 0 or i == steps - 1:
+        if stepped and (state["global_step"] % g["print_batch_step"] == 0 or i == steps - 1):
             pending.append((state["global_step"], lr, last.reshape([1])))
         if i % g["print_batch_step"] == 0:
             host = sync()
@@ -140,6 +155,8 @@ def train_one_epoch(model, loader, loss_fn, optimizer, scheduler, epoch: int, en
             if bar is not loader:  # the log line's figures: the epoch's running means
                 bar.set_postfix(loss=f"{loss_mean:.5f}", acc=f"{acc:.5f}",
                                 lr=f"{lr:.2e}", ips=f"{ips:.0f} img/s", refresh=False)
+        if i + 1 == steps:
+            break  # an incomplete last group (update_freq) is not drawn
     host = sync()
     elapsed = time.perf_counter() - start
     return {"loss": host[1] / max(host[3], 1), "acc": host[2] / max(host[3], 1),
@@ -229,15 +246,16 @@ def train(cfg: Dict[str, Any]) -> Dict[str, Any]:
 
     model = build_model_from_config(cfg["Arch"])
     if g["pretrained_model"]:
-        report = load_pretrained(model, g["pretrained_model"], verbose=False)
+        # Only the classifier may differ (fine-tuning); anything else is refused (issue 28).
+        report = load_pretrained(model, g["pretrained_model"], strict=FINE_TUNE, verbose=False)
         log.info("pretrained: %s", report.summary())
-        if not report.clean or report.skipped_classifier:
-            log.warning("WARNING pretrained weights did not fully fit: %s", report.summary())
+    ema = ModelEMA(model, cfg["EMA"].get("decay", DEFAULT_DECAY)) if cfg.get("EMA") is not None else None
     # Global.to_static (issue 21): the traced program trains; engine/static.py.
     model = apply_to_static(model, g["to_static"])
     loss_fn, eval_loss_fn = build_loss(cfg["Loss"]["Train"]), build_loss(cfg["Loss"].get("Eval"))
     optimizer, scheduler = build_optimizer(cfg["Optimizer"], model.parameters(),
-                                           len(train_loader), g["epochs"])
+                                           steps_per_epoch(len(train_loader), g["update_freq"]),
+                                           g["epochs"])
     scaler = build_scaler(cfg["AMP"])
     if scaler is not None:
         model, optimizer = decorate(model, optimizer, cfg["AMP"])
@@ -265,6 +283,7 @@ def train(cfg: Dict[str, Any]) -> Dict[str, Any]:
     if ckpt is not None:
         model.set_state_dict(ckpt["model"])
         load_optimizer_state(model, optimizer, ckpt["optimizer"])
+        _resume_ema(ema, ckpt, log)
         st = ckpt["states"]
         scheduler.set_state_dict(st["lr_scheduler"])
         set_rng_state(rank_rng(st, env.rank))
@@ -319,7 +338,7 @@ def train(cfg: Dict[str, Any]) -> Dict[str, Any]:
         for epoch in range(start_epoch, g["epochs"]):
             set_epoch(train_loader, epoch)
             tr = train_one_epoch(net, train_loader, loss_fn, optimizer, scheduler, epoch, env,
-                                 records, state, cfg, vdl, scaler)
+                                 records, state, cfg, vdl, scaler, ema)
             row = {"epoch": epoch + 1, "lr": tr["lr"], "train_loss": tr["loss"],
                    "train_acc": tr["acc"], "train_images_per_sec": tr["images_per_sec"]}
             step = state["global_step"]
@@ -337,6 +356,8 @@ def train(cfg: Dict[str, Any]) -> Dict[str, Any]:
                 for key, rec in (("loss", "loss_record"), ("acc", "acc_record")):
                     records[rec]["val"][key].append(last_eval[key])
                     records[rec]["val"]["iter"].append(step)
+                ema_improved = ema is not None and _evaluate_ema(ema, eval_loader, eval_loss_fn, env,
+                                                                 cfg, epoch, row)
             records["epochs"].append(row)
             metric = last_eval["acc"] if do_eval else (tr["acc"] if eval_loader is None else None)
             improved = metric is not None and metric > state["best_acc"]
@@ -351,9 +372,13 @@ def train(cfg: Dict[str, Any]) -> Dict[str, Any]:
                                          opt_name="best_optimizer.pdopt") if improved else {}
                 states = _states(epoch, state, records, scheduler, scaler, rngs,
                                  arch_identity(cfg["Arch"]))
-                files.update(checkpoint_files("latest", model, optimizer, states))
+                states["ema"] = ema.state() if ema is not None else None
+                avg = ema.module if ema is not None else None
+                if do_eval and ema_improved:
+                    files.update(checkpoint_files("best_model_ema", avg))
+                files.update(checkpoint_files("latest", model, optimizer, states, ema=avg))
                 if g["save_interval"] and (epoch + 1) % g["save_interval"] == 0:
-                    files.update(checkpoint_files(f"epoch_{epoch + 1}", model, optimizer, states))
+                    files.update(checkpoint_files(f"epoch_{epoch + 1}", model, optimizer, states, ema=avg))
                 if epoch + 1 == g["epochs"]:
                     files.update(checkpoint_files("final_model", model, optimizer,
                                                   opt_name="final_optimizer.pdopt"))
@@ -363,6 +388,8 @@ def train(cfg: Dict[str, Any]) -> Dict[str, Any]:
                        f"{tr['loss']:.4f} acc {tr['acc']:.4f}  {tr['images_per_sec']:.0f} img/s")
             if do_eval:
                 summary += f"  val loss {last_eval['loss']:.4f} acc {last_eval['acc']:.4f}"
+                if ema is not None:
+                    summary += f"  ema acc {row['val_acc_ema']:.4f}" + ("  (best ema)" if ema_improved else "")
             log.info(summary + ("  (best)" if improved else ""))
         if main:
             if start_epoch >= g["epochs"]:  # resumed after the last epoch: finish the run
@@ -384,6 +411,31 @@ def train(cfg: Dict[str, Any]) -> Dict[str, Any]:
     finally:
         vdl.close()
         lock.release()
+
+
+def _resume_ema(ema: Optional[ModelEMA], ckpt: Dict[str, Any], log) -> None:
+    """The checkpoint's EMA weights into ``ema``, exactly; one line when they do not meet."""
+    if ema is None:
+        if "ema" in ckpt:
+            log.info("resume: %s.ema.pdparams is not used (this config has no EMA section)", ckpt["prefix"])
+    elif "ema" in ckpt:
+        ema.restore(ckpt["ema"], ckpt["states"].get("ema") or {})
+    else:
+        ema.module.set_state_dict(ema.source.state_dict())  # the copy was taken before resuming
+        log.warning("WARNING resume: %s has no EMA weights (its run had no EMA section); the "
+                    "EMA starts from the resumed weights", ckpt["prefix"])
+
+
+def _evaluate_ema(ema: ModelEMA, loader, loss_fn, env, cfg, epoch: int, row) -> bool:
+    """Evaluate the EMA weights into ``row`` (``val_*_ema``); True if their best so far.
+    best_model follows the trained weights' accuracy, best_model_ema the EMA's (PaddleClas)."""
+    amp = cfg["AMP"] if cfg["AMP"]["level"] == "O1" else None  # the copy is float32, not O2's
+    res = evaluate(ema.module, loader, loss_fn, env, amp=amp)
+    row.update(val_loss_ema=res["loss"], val_acc_ema=res["acc"], val_top5_ema=res["top5"])
+    if res["acc"] > ema.best_acc:
+        ema.best_acc, ema.best_epoch = res["acc"], epoch
+        return True
+    return False
 
 
 def _metrics(records, state, cfg):

@@ -7,7 +7,7 @@ import os
 import re
 import warnings
 from dataclasses import dataclass, field
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Dict, List, Optional, Tuple, Union
 
 import numpy as np
 import paddle
@@ -25,6 +25,28 @@ class WeightsError(RuntimeError):
     """A weights file is missing, unreadable or does not fit the model."""
 
 
+# What a training run's other files hold (keys of engine.checkpoint's .pdopt / .pdstates).
+_OPTIMIZER_KEY = re.compile(r".*_(moment[12]|velocity|beta[12]_pow_acc)_[0-9]+|LR_Scheduler|master_weights")
+_STATES_KEYS = {"epoch", "global_step", "lr_scheduler", "rng", "records", "digests"}
+
+
+def _not_weights(state: Dict[Any, Any], local: str) -> Optional[str]:
+    """Why ``state`` (read from ``local``) is not a model's weights, with the fix; or None."""
+    keys = [k for k in state if isinstance(k, str)]
+    if any(_OPTIMIZER_KEY.fullmatch(k) for k in keys):
+        what = "an optimizer state (moment/velocity tensors)"
+    elif len(_STATES_KEYS.intersection(keys)) >= 2:
+        what = "a training state (.pdstates: epoch, learning-rate schedule, RNG)"
+    else:
+        return None
+    folder, name = os.path.split(local)
+    weights = re.sub(r"^(best|final)_optimizer\.pdopt$", r"\1_model.pdparams", name)
+    weights = re.sub(r"\.(pdopt|pdstates)$", ".pdparams", weights)
+    return (f"{local} holds {what}, not model weights; give a model's weights file instead "
+            f"(e.g. {os.path.join(folder, weights)}), or resume that run with "
+            f"-o Global.checkpoints={folder or '.'}")
+
+
 @dataclass
 class LoadReport:
     """What ``load_pretrained`` did: loaded keys and every mismatch."""
@@ -40,14 +62,15 @@ class LoadReport:
     def clean(self) -> bool:
         return not (self.missing or self.unexpected or self.mismatched)
 
-    def summary(self, limit: int = 5) -> str:
-        """What loaded and what did not, naming at most ``limit`` keys per kind."""
+    def summary(self, limit: int = 5, loaded: bool = True) -> str:
+        """What loaded (unless not ``loaded``) and what did not, naming at most ``limit``
+        keys per kind."""
         kinds = (("shape mismatches, kept the model's own", [
                      f"{k} file {list(a)} vs model {list(b)}" for k, a, b in self.mismatched]),
                  ("missing in file", self.missing), ("unexpected in file", self.unexpected))
-        skipped = ["classifier skipped (the file has another number of classes): it keeps its "
-                   "fresh initialisation, as for fine-tuning"] if self.skipped_classifier else []
-        lines = [f"loaded {len(self.loaded)} tensors from {self.path}"] + skipped + [
+        skipped = ["classifier skipped (the file has another number of classes, or none): it "
+                   "keeps its fresh initialisation, as for fine-tuning"] if self.skipped_classifier else []
+        lines = [f"loaded {len(self.loaded)} tensors from {self.path}" if loaded else ""] + skipped + [
             f"{kind} ({len(keys)}): " + ", ".join(keys[:limit])
             + (f" and {len(keys) - limit} more" if len(keys) > limit else "")
             for kind, keys in kinds if keys] + [self.cause()]
@@ -97,13 +120,21 @@ def resolve_weights(path: str, sha256: Optional[str] = None) -> str:
                        "give the path of a .pdparams file or an http(s) URL")
 
 
-def load_pretrained(model: paddle.nn.Layer, path: str, strict: bool = False,
+FINE_TUNE = "all_but_classifier"
+
+
+def load_pretrained(model: paddle.nn.Layer, path: str, strict: Union[bool, str] = False,
                     skip_mismatched_classifier: bool = True, verbose: bool = True,
                     sha256: Optional[str] = None) -> LoadReport:
     """Load weights (a local ``.pdparams``, suffix optional, or an http(s) URL checked against
-    ``sha256``, default ``pretrained_cfg``'s) into ``model``; return what did not fit, or raise
-    ``WeightsError`` on any misfit if ``strict``. A classifier (``pretrained_cfg["classifier"]``)
-    with another class count is skipped if ``skip_mismatched_classifier`` (fine-tuning)."""
+    ``sha256``, default ``pretrained_cfg``'s) into ``model``; return what did not fit.
+
+    ``strict``: ``False`` loads what fits; ``True`` (eval, export) raises ``WeightsError`` on
+    any misfit; ``"all_but_classifier"`` (``Global.pretrained_model``, fine-tuning) raises
+    unless every tensor but the classifier's (``pretrained_cfg["classifier"]``, ``fc``) is in
+    the file with the model's shape and the file has nothing else. A classifier with another
+    class count (or none in the file) is skipped if ``skip_mismatched_classifier``. An
+    optimizer or training-state file is refused in every mode."""
     cfg = getattr(model, "pretrained_cfg", None) or {}
     if sha256 is None and cfg.get("url") and cfg["url"] == str(path):
         sha256 = cfg.get("sha256")
@@ -117,6 +148,9 @@ def load_pretrained(model: paddle.nn.Layer, path: str, strict: bool = False,
                            f"{exc}). It may be truncated or corrupt; re-download or re-save it.") from None
     if not isinstance(state, dict) or not state:
         raise WeightsError(f"{local} does not hold a state dict (got {type(state).__name__})")
+    wrong_kind = _not_weights(state, local)
+    if wrong_kind:
+        raise WeightsError(wrong_kind)
     try:  # keys, dtypes and NaN/inf checked before set_state_dict
         state, notes = check_state_dict(state, {k for k, v in own.items() if v.is_floating_point()}, local)
     except StateDictError as exc:
@@ -128,7 +162,7 @@ def load_pretrained(model: paddle.nn.Layer, path: str, strict: bool = False,
     for key, value in state.items():
         value = np.asarray(value)
         shape = tuple(own[key].shape) if key in own else None
-        head = key.startswith(classifier) and not strict
+        head = key.startswith(classifier) and strict is not True
         if value.shape == shape:
             to_set[key] = value
         elif head and (shape is None and getattr(model, "fc", 0) is None  # no head at all
@@ -141,7 +175,17 @@ def load_pretrained(model: paddle.nn.Layer, path: str, strict: bool = False,
         else:
             report.mismatched.append((key, value.shape, shape))
     report.missing = [k for k in own if k not in state]
-    if strict and not report.clean:
+    if strict == FINE_TUNE and skip_mismatched_classifier and any(k.startswith(classifier) for k in report.missing):
+        report.skipped_classifier = True  # a file without a classifier: the model keeps its own
+        report.missing = [k for k in report.missing if not k.startswith(classifier)]
+    if strict == FINE_TUNE and not report.clean:
+        head = [k for k in own if k.startswith(classifier)]
+        raise WeightsError(
+            f"{local} does not fit {getattr(model, 'arch', type(model).__name__)} as pretrained "
+            f"weights: {len(to_set)} of the model's {len(own)} tensors match by name and shape; all "
+            f"but the classifier's ({', '.join(head) or 'none'}) must (fine-tuning may change "
+            f"only the class count); nothing was loaded. {report.summary(loaded=False)}")
+    if strict is True and not report.clean:
         raise WeightsError(f"weights do not fit {getattr(model, 'arch', type(model).__name__)} "
                            f"(strict): {report.summary()}")
     with warnings.catch_warnings():
