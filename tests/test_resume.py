@@ -204,3 +204,18 @@ def test_checkpoints_auto_starts_fresh_then_resumes(archive, tmp_path):
     shutil.rmtree(out)  # a folder that does not exist yet: a fresh start too
     res, log = run(archive, out, "Global.checkpoints=auto", epochs=1)
     assert "resumed from" not in log and (out / "final_model.pdparams").is_file()
+
+
+def test_ranks_that_see_different_checkpoints_are_refused(monkeypatch):
+    # Two nodes whose Global.output_dir is not shared: rank 1 finds no checkpoint.
+    from orthonets_paddle.engine import env as env_mod
+    seen = [("/runs/a/latest", 3), None]
+    monkeypatch.setattr(env_mod.paddle.distributed, "all_gather_object",
+                        lambda out, value: out.extend(seen))
+    two = env_mod.RunEnv(device="cpu", rank=0, world_size=2)
+    with pytest.raises(RuntimeError) as info:
+        env_mod.check_same_on_ranks(two, seen[0], "the resume checkpoint", "share the folder")
+    assert str(info.value) == ("the resume checkpoint differs between ranks (rank 0: "
+                               "('/runs/a/latest', 3); rank 1: None); share the folder")
+    seen[1] = seen[0]
+    env_mod.check_same_on_ranks(two, seen[0], "the resume checkpoint", "share the folder")

@@ -211,7 +211,8 @@ def _check_states(st: Any, where: str) -> None:
         ("scaler", st.get("scaler") is None or isinstance(st["scaler"], dict), "a dict"),
         ("identity", st.get("identity") is None or isinstance(st["identity"], dict), "a dict"),
         ("run", st.get("run") is None or isinstance(st["run"], dict) and all(
-            _int(st["run"].get(k)) and st["run"][k] >= 1 for k in _SHAPE), "a dict of run sizes >= 1"),
+            _int(st["run"].get(k)) and st["run"][k] >= 1 for k in _SHAPE) and isinstance(
+            st["run"].get("optimizer"), str), "run sizes >= 1 and an optimizer name"),
         ("digests", isinstance(st.get("digests"), dict) and all(
             isinstance(st["digests"].get(s), str) for s in _PARTS[:2]), "sha256 of .pdparams/.pdopt"),
         ("records", _same_shape(st.get("records"), new_records()), "the records train() keeps"),
@@ -365,7 +366,7 @@ def check_optimizer(ckpt: Dict[str, Any], name: str) -> None:
     name (older ones) are known by their accumulators."""
     prefix = ckpt["prefix"]
     saved = (ckpt["states"].get("run") or {}).get("optimizer") or _optimizer_of(ckpt["optimizer"])
-    if saved is not None and saved != name:
+    if saved != name:
         raise CheckpointError(
             f"cannot resume from {prefix}: it was trained with Optimizer.name={saved}, this run "
             f"has Optimizer.name={name}; resume with -o Optimizer.name={saved}, or start a new run "

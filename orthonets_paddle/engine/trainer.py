@@ -259,7 +259,7 @@ def train(cfg: Dict[str, Any]) -> Dict[str, Any]:
                         "every node must read the same Global.output_dir and Global.checkpoints "
                         "(put them on storage all nodes share)")
     warning = global_batch_warning(env.world_size, run["batch_size"])
-    if warning:
+    if warning and env.is_main:  # once: every rank's logger shows warnings
         log.warning(warning)
     if ckpt is not None:
         check_optimizer(ckpt, run["optimizer"])
