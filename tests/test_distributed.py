@@ -11,7 +11,9 @@ weight updates must agree to float tolerance. A run whose ranks do not average t
 gradients (each trains alone on half the data) is off by orders of magnitude more.
 """
 import json
+import math
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -21,6 +23,7 @@ import paddle
 import pytest
 
 from data_files import make_cifar_archive
+from orthonets_paddle.engine import load_states
 from orthonets_paddle.engine.config import load_config
 from orthonets_paddle.models import build_model_from_config
 
@@ -37,7 +40,7 @@ def _overrides(archive, out, batch, start):
             f"DataLoader.Train.dataset.data_file={archive}", f"DataLoader.Eval.dataset.data_file={archive}",
             f"DataLoader.Train.dataset.transform_ops={PLAIN}", f"DataLoader.Train.sampler.batch_size={batch}",
             "DataLoader.Eval.sampler.batch_size=8", "DataLoader.Train.loader.num_workers=0",
-            "DataLoader.Eval.loader.num_workers=0", *ARCH, "Optimizer.lr.learning_rate=0.05"]
+            "DataLoader.Eval.loader.num_workers=0", *ARCH, "Optimizer.lr={name: Cosine, learning_rate: 0.05}"]
     return [a for o in over for a in ("-o", o)]
 
 
@@ -180,3 +183,30 @@ def test_a_killed_rank_continues_by_rerunning_the_same_command(runs, tmp_path):
     b = paddle.load(str(out / "final_model.pdparams"))
     for k in a:  # the uninterrupted 2-process run's weights
         np.testing.assert_allclose(b[k].numpy(), a[k].numpy(), rtol=1e-6, atol=1e-7, err_msg=k)
+
+
+def test_a_one_process_run_resumed_on_two_continues_its_schedule_by_epoch(runs, tmp_path):
+    # The issue's case: 2 epochs of 2 steps (global batch 32) resumed on 2 processes x 32
+    # (1 step/epoch) for 4 epochs. Replaying global step 4 against a 4 x 1-step cosine
+    # trained both extra epochs at lr 0, and both ranks drew rank 0's saved RNG stream.
+    out = shutil.copytree(runs["tmp"] / "single", tmp_path / "run")
+    over = _overrides(runs["archive"], out, 32, runs["start_file"])
+    over[over.index(f"Global.output_dir={out}") + 2] = "Global.epochs=4"
+    proc = subprocess.run([*LAUNCH, "--nproc_per_node", "2", "--log_dir", str(tmp_path / "log"), TRAIN,
+                           "-c", CFG, *over, "-o", f"Global.checkpoints={out}"],
+                          capture_output=True, text=True, env=ENV, timeout=150)
+    logs = _logs(tmp_path / "log")
+    assert proc.returncode == 0, "".join(logs.values())[-3000:]
+    lines = [l for l in logs["workerlog.0"].splitlines() if "resume: " in l]
+    assert len(lines) == 1 and "resume: " not in logs["workerlog.1"]
+    assert ("1 process(es) x 32 -> 2 x 32 (global batch 32 -> 64, 2 -> 1 steps/epoch); the learning-rate "
+            "schedule continues by epoch (global step 4 -> 2, the start of epoch 3)") in lines[0]
+    assert "Global.epochs 2 -> 4" in lines[0] and "rank 1 start new ones from Global.seed" in lines[0]
+    # Epochs 3 and 4 are steps 2 and 3 of the half cosine over 4 epochs x 1 step.
+    rows = json.load(open(out / "metrics.json"))["epochs"]
+    want = [0.05 * 0.5 * (1 + math.cos(math.pi * it / 4)) for it in (2, 3)]
+    np.testing.assert_allclose([r["lr"] for r in rows[2:]], want, rtol=1e-9)
+    st = load_states(str(out / "latest.pdstates"))
+    assert st["global_step"] == 4 and st["run"]["world_size"] == 2
+    a, b = (s["numpy"][1] for s in st["rank_rng"])  # each rank its own stream
+    assert not np.array_equal(a, b)
