@@ -201,7 +201,7 @@ def test_a_one_process_run_resumed_on_two_continues_its_schedule_by_epoch(runs, 
     assert len(lines) == 1 and "resume: " not in logs["workerlog.1"]
     assert ("1 process(es) x 32 -> 2 x 32 (global batch 32 -> 64, 2 -> 1 steps/epoch); the learning-rate "
             "schedule continues by epoch (global step 4 -> 2, the start of epoch 3)") in lines[0]
-    assert "Global.epochs 2 -> 4" in lines[0] and "rank 1 start new ones from Global.seed" in lines[0]
+    assert "Global.epochs 2 -> 4" in lines[0] and "rank 1 starts a new one from Global.seed" in lines[0]
     # Epochs 3 and 4 are steps 2 and 3 of the half cosine over 4 epochs x 1 step.
     rows = json.load(open(out / "metrics.json"))["epochs"]
     want = [0.05 * 0.5 * (1 + math.cos(math.pi * it / 4)) for it in (2, 3)]

@@ -143,7 +143,8 @@ def test_ranks_without_a_saved_stream_get_their_own(archive, tmp_path):
     assert _draws(rank_rng(st2, 1, 42)) == _draws(mine[1])
     assert _draws(rank_rng(st2, 2, 42)) not in (_draws(mine[0]), _draws(mine[1]))
     assert new_streams_note(st2, 2) is None
-    assert "holds 2 process(es)' augmentation streams: rank 2 start" in new_streams_note(st2, 3)
+    note = new_streams_note(st2, 3)
+    assert "holds 2 process(es)' augmentation streams: rank 2 starts a new one from" in note
     assert "ranks 1-3 start new ones from Global.seed" in new_streams_note(st, 4)
 
 

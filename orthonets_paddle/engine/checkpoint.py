@@ -393,7 +393,8 @@ def resume_schedule(st: Dict[str, Any], run: Dict[str, Any], scheduler) -> Tuple
             f"{saved['world_size']} process(es) x {saved['batch_size'] or '?'} -> "
             f"{run['world_size']} x {run['batch_size']} (global batch {batch} -> "
             f"{run['global_batch']}, {old} -> {new} steps/epoch); the learning-rate schedule "
-            f"continues by epoch (global step {st['global_step']} -> {step}, the start of epoch {done + 1})")
+            f"continues by epoch (global step {st['global_step']} -> {step}, the start of "
+            f"epoch {done + 1})")
     if saved["epochs"] is not None and saved["epochs"] != run["epochs"]:
         notes.append(f"Global.epochs {saved['epochs']} -> {run['epochs']}: the learning-rate "
                      f"schedule is the one for {run['epochs']} epochs")

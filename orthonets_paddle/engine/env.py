@@ -103,9 +103,10 @@ def new_streams_note(states: Dict[str, Any], world_size: int) -> Optional[str]:
     saved = len(states.get("rank_rng") or [{}])
     if world_size <= saved:
         return None
-    ranks = f"rank {saved}" if world_size - saved == 1 else f"ranks {saved}-{world_size - 1}"
-    return (f"the checkpoint holds {saved} process(es)' augmentation streams: {ranks} start new "
-            "ones from Global.seed and the rank")
+    ranks = (f"rank {saved} starts a new one" if world_size - saved == 1
+             else f"ranks {saved}-{world_size - 1} start new ones")
+    return (f"the checkpoint holds {saved} process(es)' augmentation streams: {ranks} from "
+            "Global.seed and the rank")
 
 
 def global_batch_warning(world_size: int, batch_size: int) -> Optional[str]:
@@ -128,4 +129,5 @@ def check_same_on_ranks(env: RunEnv, value: Any, what: str, fix: str) -> None:
     seen: List[Any] = []
     paddle.distributed.all_gather_object(seen, value)
     if any(v != seen[0] for v in seen):
-        raise RuntimeError(f"{what} differs between ranks ({'; '.join(f'rank {r}: {v}' for r, v in enumerate(seen))}); {fix}")
+        each = "; ".join(f"rank {r}: {v}" for r, v in enumerate(seen))
+        raise RuntimeError(f"{what} differs between ranks ({each}); {fix}")
