@@ -226,4 +226,6 @@ def test_resume_gives_each_rank_its_own_saved_stream():
         ranks.append({"python": random.getstate(), "numpy": np.random.get_state()})
     st = {"rng": main, "rank_rng": ranks}
     assert env_mod.rank_rng(st, 1)["python"] == ranks[1]["python"]
-    assert env_mod.rank_rng({"rng": main, "rank_rng": None}, 1) is main
+    single = {"rng": main, "rank_rng": None, "epoch": 0}  # a 1-process checkpoint on 2 ranks:
+    assert env_mod.rank_rng(single, 0)["python"] == main["python"]
+    assert env_mod.rank_rng(single, 1)["python"] != main["python"]  # its own (issue 28)

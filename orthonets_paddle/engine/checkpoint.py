@@ -24,7 +24,8 @@ from ..utils.io import UnsafePickleError, cap_repr, file_digest, fsync, load_pad
 
 __all__ = ["save_checkpoint", "commit", "checkpoint_files", "roll_forward", "load_optimizer_state",
            "load_checkpoint", "load_states", "current", "save_json", "CheckpointError",
-           "RunFolderError", "arch_identity", "identity_diff", "holds_run", "RunLock", "READY"]
+           "RunFolderError", "arch_identity", "identity_diff", "holds_run", "RunLock", "READY",
+           "run_shape", "resume_source", "check_optimizer", "resume_schedule"]
 
 FORMAT = 2  # of .pdstates; 1 was the manifest era's
 PARTIAL, READY = ".commit-partial", ".commit"
@@ -125,7 +126,10 @@ def _tensors(obj: Any) -> Any:
 
 
 def load_optimizer_state(model: paddle.nn.Layer, optimizer, state: Dict[str, Any]) -> None:
-    """Load a state saved by ``checkpoint_files`` (keyed by structured parameter names)."""
+    """Load a state saved by ``checkpoint_files`` (keyed by structured parameter names), but
+    not its ``LR_Scheduler`` entry: ``resume_schedule`` positions the schedule for this run."""
+    if "LR_Scheduler" in state:  # Paddle requires the entry: this run's own, still at step 0
+        state = dict(state, LR_Scheduler=optimizer.state_dict().get("LR_Scheduler"))
     optimizer.set_state_dict(_rename(_tensors(state), {n: p.name for n, p in model.named_parameters()}))
 
 
@@ -211,6 +215,9 @@ def _check_states(st: Any, where: str) -> None:
         ("rank_rng", st.get("rank_rng") is None or isinstance(st["rank_rng"], list), "a list"),
         ("scaler", st.get("scaler") is None or isinstance(st["scaler"], dict), "a dict"),
         ("identity", st.get("identity") is None or isinstance(st["identity"], dict), "a dict"),
+        ("run", st.get("run") is None or isinstance(st["run"], dict) and all(
+            _int(st["run"].get(k)) and st["run"][k] >= 1 for k in _SHAPE) and isinstance(
+            st["run"].get("optimizer"), str), "run sizes >= 1 and an optimizer name"),
         ("digests", isinstance(st.get("digests"), dict) and all(
             isinstance(st["digests"].get(s), str) for s in _PARTS[:2]), "sha256 of .pdparams/.pdopt"),
         ("records", _same_shape(st.get("records"), new_records()), "the records train() keeps"),
@@ -322,6 +329,91 @@ def arch_identity(arch: Dict[str, Any]) -> Dict[str, Any]:
 def identity_diff(saved: Dict[str, Any], now: Dict[str, Any]) -> List[str]:
     return [f"Arch.{k}: checkpoint {saved.get(k)!r}, this run {now.get(k)!r}"
             for k in sorted(set(saved) | set(now)) if saved.get(k) != now.get(k)]
+
+
+# ----------------------------------------------------------------------------- resume
+_SHAPE = ("world_size", "batch_size", "global_batch", "steps_per_epoch", "epochs")
+
+
+def run_shape(world_size: int, batch_size: int, steps_per_epoch: int, epochs: int,
+              optimizer: str, update_freq: int = 1) -> Dict[str, Any]:
+    """What a checkpoint records of its run (``states["run"]``) and a resume compares:
+    processes, per-process and global batch (x update_freq: the batch of one optimizer
+    step), optimizer steps per epoch, epochs, optimizer."""
+    return {"world_size": world_size, "batch_size": batch_size,
+            "global_batch": world_size * batch_size * update_freq, "steps_per_epoch": steps_per_epoch,
+            "epochs": epochs, "optimizer": optimizer}
+
+
+def _saved_shape(st: Dict[str, Any]) -> Dict[str, Any]:
+    """``st["run"]``; for checkpoints written before it was recorded, what follows from the
+    rest: the world size from the saved rank streams, steps per epoch from the global step
+    (saves are at epoch ends); batch, epochs and optimizer unknown (None)."""
+    if st.get("run"):
+        return st["run"]
+    world = len(st["rank_rng"]) if st.get("rank_rng") else 1
+    return {"world_size": world, "batch_size": None, "global_batch": None, "epochs": None,
+            "steps_per_epoch": max(1, round(st["global_step"] / (st["epoch"] + 1))), "optimizer": None}
+
+
+def resume_source(checkpoints: Any, output_dir: str) -> Any:
+    """``Global.checkpoints``, with ``auto`` resolved: ``output_dir`` when it holds a latest
+    checkpoint (a restarted process continues its run), else None (a fresh start)."""
+    if checkpoints != "auto":
+        return checkpoints
+    return output_dir if os.path.isfile(current(os.path.join(output_dir, "latest.pdstates"))) else None
+
+
+def _optimizer_of(state: Dict[str, Any]) -> str:
+    """The optimizer that wrote a ``.pdopt``, from its accumulators' names (Paddle's)."""
+    kinds = {m.group(1) for k in state if isinstance(k, str)
+             for m in [re.search(r"_(velocity|moment1)_[0-9]+$", k)] if m}
+    return {"velocity": "Momentum", "moment1": "AdamW"}.get(kinds.pop()) if len(kinds) == 1 else "SGD"
+
+
+def check_optimizer(ckpt: Dict[str, Any], name: str) -> None:
+    """Refuse a resume whose ``Optimizer.name`` is not the checkpoint's: its state would not
+    fit (Paddle's AssertionError at the first step). Checkpoints that do not record the
+    name (older ones) are known by their accumulators."""
+    prefix = ckpt["prefix"]
+    saved = (ckpt["states"].get("run") or {}).get("optimizer") or _optimizer_of(ckpt["optimizer"])
+    if saved != name:
+        raise CheckpointError(
+            f"cannot resume from {prefix}: it was trained with Optimizer.name={saved}, this run "
+            f"has Optimizer.name={name}; resume with -o Optimizer.name={saved}, or start a new run "
+            f"with {name} in another Global.output_dir (Global.pretrained_model={prefix}.pdparams)")
+
+
+def resume_schedule(st: Dict[str, Any], run: Dict[str, Any], scheduler) -> Tuple[int, List[str]]:
+    """Put a freshly built ``scheduler`` where this run continues: the saved global step,
+    rescaled by epoch when the steps per epoch changed (``step * new / old``: at an epoch
+    end, ``epochs_done * new``), then stepped there as an uninterrupted run with this
+    run's shape and schedule would have. Returns (global step, what changed, in words)."""
+    saved, done = _saved_shape(st), st["epoch"] + 1
+    step = st["global_step"]
+    old, new = saved["steps_per_epoch"], run["steps_per_epoch"]
+    if new != old:
+        step = round(step * new / old)
+    for _ in range(step):  # Paddle's schedulers are stepped; ~1 us a step
+        scheduler.step()
+    notes = []
+    if (saved["world_size"], old) != (run["world_size"], new) or saved["global_batch"] not in (
+            None, run["global_batch"]):
+        batch = saved["global_batch"] or "?"
+        notes.append(
+            f"{saved['world_size']} process(es) x {saved['batch_size'] or '?'} -> "
+            f"{run['world_size']} x {run['batch_size']} (global batch {batch} -> "
+            f"{run['global_batch']}, {old} -> {new} steps/epoch); the learning-rate schedule "
+            f"continues by epoch (global step {st['global_step']} -> {step}, the start of "
+            f"epoch {done + 1})")
+    if saved["epochs"] is not None and saved["epochs"] != run["epochs"]:
+        notes.append(f"Global.epochs {saved['epochs']} -> {run['epochs']}: the learning-rate "
+                     f"schedule is the one for {run['epochs']} epochs")
+    if notes:
+        was = st["lr_scheduler"].get("last_lr")
+        notes[-1] += (f" (lr {was:.4g} -> {scheduler.last_lr:.4g})" if isinstance(was, float)
+                      else f" (lr {scheduler.last_lr:.4g})")
+    return step, notes
 
 
 # ----------------------------------------------------------------------------- run folder

@@ -44,7 +44,7 @@ _OWN: Dict[str, Dict[str, tuple]] = {
         "save_interval": (0, NON_NEGATIVE_INT),  # also keep epoch_N.* every N epochs; 0 = off
         "print_batch_step": (10, POSITIVE_INT),  # log train loss every N iterations
         "pretrained_model": (None, _PATH),       # path or URL: initialise from weights
-        "checkpoints": (None, _PATH),            # output dir or checkpoint prefix: resume
+        "checkpoints": (None, _PATH),            # output dir, checkpoint prefix or auto: resume
         "use_visualdl": (True, BOOL),
         "save_inference_dir": ("./output/inference", _STR),
         "image_shape": ([3, 32, 32], Typed("list", item=POSITIVE_INT, length=3)),  # C, H, W

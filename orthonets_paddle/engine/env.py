@@ -12,7 +12,8 @@ import paddle
 from ..utils.threads import set_paddle_threads
 
 __all__ = ["RunEnv", "setup_env", "seed_everything", "rng_state", "set_rng_state",
-           "gather_rng_states", "rank_rng"]
+           "gather_rng_states", "rank_rng", "new_streams_note", "global_batch_warning",
+           "check_same_on_ranks"]
 
 
 @dataclass
@@ -84,10 +85,49 @@ def gather_rng_states(env: RunEnv) -> Optional[List[Dict[str, Any]]]:
     return out
 
 
-def rank_rng(states: Dict[str, Any], rank: int) -> Dict[str, Any]:
+def rank_rng(states: Dict[str, Any], rank: int, seed: int = 0) -> Dict[str, Any]:
     """The RNG state rank ``rank`` resumes with: its own saved stream when the checkpoint
-    holds one (same world size), else the main state (a single-process checkpoint)."""
-    ranks = states.get("rank_rng")
-    if ranks and rank < len(ranks):
+    holds one (rank 0's is the main state), else a new stream of its own drawn from
+    ``seed``, the rank and the epochs done (a checkpoint of fewer processes), so that no
+    two ranks repeat each other's augmentations."""
+    ranks = states.get("rank_rng") or [{}]
+    if rank < len(ranks):
         return dict(states["rng"], **ranks[rank])
-    return states["rng"]
+    key = [seed, rank, states["epoch"] + 1]
+    return dict(states["rng"], python=random.Random(repr(key)).getstate(),
+                numpy=np.random.RandomState(np.random.SeedSequence(key).generate_state(4)).get_state())
+
+
+def new_streams_note(states: Dict[str, Any], world_size: int) -> Optional[str]:
+    """Says which ranks ``rank_rng`` gives new streams (None when every rank has its own)."""
+    saved = len(states.get("rank_rng") or [{}])
+    if world_size <= saved:
+        return None
+    ranks = (f"rank {saved} starts a new one" if world_size - saved == 1
+             else f"ranks {saved}-{world_size - 1} start new ones")
+    return (f"the checkpoint holds {saved} process(es)' augmentation streams: {ranks} from "
+            "Global.seed and the rank")
+
+
+def global_batch_warning(world_size: int, batch_size: int) -> Optional[str]:
+    """A warning when processes make the global batch differ from the config's reference.
+    PaddleClas's engine warns when the GPU count is not its recipes' (4, or 8 for AdamW);
+    this package's configs are written for one process (the seed notebook's one GPU), so
+    the reference global batch is ``DataLoader.Train.sampler.batch_size`` itself."""
+    if world_size == 1:
+        return None
+    return (f"WARNING global batch {world_size * batch_size} ({world_size} processes x "
+            f"{batch_size}) where the config's reference is {batch_size} (its batch_size, for one "
+            f"process): the learning rate is not rescaled; scale Optimizer.lr.learning_rate "
+            f"yourself if it should follow the global batch")
+
+
+def check_same_on_ranks(env: RunEnv, value: Any, what: str, fix: str) -> None:
+    """Refuse, on every rank, a ``value`` that differs between ranks (a collective)."""
+    if not env.distributed:
+        return
+    seen: List[Any] = []
+    paddle.distributed.all_gather_object(seen, value)
+    if any(v != seen[0] for v in seen):
+        each = "; ".join(f"rank {r}: {v}" for r, v in enumerate(seen))
+        raise RuntimeError(f"{what} differs between ranks ({each}); {fix}")

@@ -23,8 +23,10 @@ from .amp import autocast, build_scaler, decorate, fp16_eval
 from .checkpoint import (READY, CheckpointError, RunFolderError, RunLock, arch_identity, checkpoint_files,
                          commit, current, holds_run, identity_diff, load_checkpoint,
                          load_optimizer_state, roll_forward, save_json)
+from .checkpoint import check_optimizer, resume_schedule, resume_source, run_shape
 from .env import (RunEnv, gather_rng_states, rank_rng, rng_state, seed_everything,
                   set_rng_state, setup_env)
+from .env import check_same_on_ranks, global_batch_warning, new_streams_note
 from .logger import VisualDLWriter, get_logger, log_line, new_records, progress, step_line
 from .losses import build_loss
 from .ema import DEFAULT_DECAY, ModelEMA
@@ -253,9 +255,8 @@ def train(cfg: Dict[str, Any]) -> Dict[str, Any]:
     # Global.to_static (issue 21): the traced program trains; engine/static.py.
     model = apply_to_static(model, g["to_static"])
     loss_fn, eval_loss_fn = build_loss(cfg["Loss"]["Train"]), build_loss(cfg["Loss"].get("Eval"))
-    optimizer, scheduler = build_optimizer(cfg["Optimizer"], model.parameters(),
-                                           steps_per_epoch(len(train_loader), g["update_freq"]),
-                                           g["epochs"])
+    steps = steps_per_epoch(len(train_loader), g["update_freq"])  # optimizer steps
+    optimizer, scheduler = build_optimizer(cfg["Optimizer"], model.parameters(), steps, g["epochs"])
     scaler = build_scaler(cfg["AMP"])
     if scaler is not None:
         model, optimizer = decorate(model, optimizer, cfg["AMP"])
@@ -266,8 +267,20 @@ def train(cfg: Dict[str, Any]) -> Dict[str, Any]:
     records = new_records()
     state = {"best_acc": -1.0, "best_epoch": -1, "global_step": 0}
     start_epoch = 0
-    ckpt = load_checkpoint(g["checkpoints"]) if g["checkpoints"] else None
+    # Global.checkpoints: auto resumes output_dir's latest set if there is one (a restart)
+    source = resume_source(g["checkpoints"], out_dir)
+    ckpt = load_checkpoint(source) if source else None
+    # what this run's checkpoints record and a resume compares (world, batches, schedule)
+    run = run_shape(env.world_size, loaders["Train"]["sampler"]["batch_size"], steps,
+                    g["epochs"], cfg["Optimizer"]["name"], g["update_freq"])
+    check_same_on_ranks(env, ckpt and (ckpt["prefix"], ckpt["states"]["epoch"]), "the resume checkpoint",
+                        "every node must read the same Global.output_dir and Global.checkpoints "
+                        "(put them on storage all nodes share)")
+    warning = global_batch_warning(env.world_size, run["batch_size"])
+    if warning and env.is_main:  # once: every rank's logger shows warnings
+        log.warning(warning)
     if ckpt is not None:
+        check_optimizer(ckpt, run["optimizer"])
         saved = ckpt["states"].get("identity")
         if saved is None:
             raise CheckpointError(f"{ckpt['prefix']}.pdstates records no model identity; it "
@@ -285,12 +298,15 @@ def train(cfg: Dict[str, Any]) -> Dict[str, Any]:
         load_optimizer_state(model, optimizer, ckpt["optimizer"])
         _resume_ema(ema, ckpt, log)
         st = ckpt["states"]
-        scheduler.set_state_dict(st["lr_scheduler"])
-        set_rng_state(rank_rng(st, env.rank))
+        step, notes = resume_schedule(st, run, scheduler)
+        set_rng_state(rank_rng(st, env.rank, g["seed"]))
+        streams = new_streams_note(st, env.world_size)  # ranks the checkpoint has no stream for
+        notes += [streams] if streams else []
         if scaler is not None and st.get("scaler"):
             scaler.load_state_dict(st["scaler"])
         records = st["records"]
         state.update({k: st[k] for k in ("best_acc", "best_epoch", "global_step")})
+        state["global_step"] = step
         start_epoch = st["epoch"] + 1
         # A run killed before its final files were all in place is finished below instead.
         if start_epoch >= g["epochs"] and os.path.isfile(os.path.join(out_dir, "final_model.pdparams")) \
@@ -301,6 +317,8 @@ def train(cfg: Dict[str, Any]) -> Dict[str, Any]:
                      g["epochs"], state["best_acc"], state["best_epoch"] + 1, start_epoch + 10)
             return {"best_acc": state["best_acc"], "best_epoch": state["best_epoch"] + 1,
                     "final": None, "records": records, "output_dir": out_dir, "model": model}
+        if notes:  # one line: what differs from the checkpoint's run, and what was done
+            log.info("resume: %s", "; ".join(notes))
         log.info("resumed from %s: epoch %d done, best acc %.4f (epoch %d); %s", ckpt["prefix"],
                  start_epoch, state["best_acc"], state["best_epoch"] + 1,
                  f"continuing at epoch {start_epoch + 1}" if start_epoch < g["epochs"]
@@ -373,6 +391,7 @@ def train(cfg: Dict[str, Any]) -> Dict[str, Any]:
                 states = _states(epoch, state, records, scheduler, scaler, rngs,
                                  arch_identity(cfg["Arch"]))
                 states["ema"] = ema.state() if ema is not None else None
+                states["run"] = run
                 avg = ema.module if ema is not None else None
                 if do_eval and ema_improved:
                     files.update(checkpoint_files("best_model_ema", avg))
