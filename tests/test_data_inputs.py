@@ -163,6 +163,15 @@ def test_a_bad_list_entry_is_named_with_its_line(tmp_path):
     assert "b.png" in text and "list.txt line 2" in text and "DataLoader.Eval.loader.skip_bad_images" in text
 
 
+def test_sets_over_the_header_check_bound_are_read_as_they_go(tmp_path, monkeypatch, caplog):
+    from orthonets_paddle.data import loader as loader_module
+    root, bad = corrupt_folder(tmp_path, b"")
+    monkeypatch.setattr(loader_module, "HEADER_CHECK_MAX", 5)  # the folder holds 6 files
+    with caplog.at_level(logging.INFO, logger="orthonets_paddle"):
+        loader = build_dataloader(section({"name": "ImageFolder", "root": root}), "train")
+    assert len(loader.dataset) == 6 and "more than the 5 whose headers are checked" in caplog.text
+
+
 def test_headers_of_every_supported_format_pass(tmp_path):
     from orthonets_paddle.data.images import header_problem
     img = Image.fromarray(np.zeros((4, 4, 3), np.uint8))
@@ -247,6 +256,24 @@ def test_worker_failure_names_the_dead_worker_and_the_fix(sig, fix):
     assert worker_failure(ValueError("x"), [_Loader([proc])]) is None
     assert worker_failure(OSError("disk full"), [_Loader([])]) is None
     assert worker_failure(OSError("KeyboardInterrupt"), [_Loader([proc])]) is None
+
+
+def test_a_shared_memory_failure_in_a_running_loader_names_use_shared_memory():
+    from orthonets_paddle.data.loader import worker_failure
+    alive = multiprocessing.get_context("fork").Process(target=time.sleep, args=(30,))
+    alive.start()
+    try:
+        exc = RuntimeError("DataLoader worker(0) caught OSError: [Errno 28] No space left on "
+                           "device: '/dev/shm/paddle_1234'")
+        text = worker_failure(exc, [_Loader([alive])])
+        assert "worker process failed" in text and "use_shared_memory=False" in text
+        # the same words from a full disk while no loader runs are not a worker's failure
+        assert worker_failure(exc, [_Loader([])]) is None
+        assert worker_failure(OSError("[Errno 28] No space left on device"),
+                              [_Loader([alive])]) is None
+    finally:
+        alive.kill()
+        alive.join()
 
 
 _WORKER_KILLER = """
