@@ -105,6 +105,24 @@ def test_all_images_bad_and_skipped_leaves_an_empty_set_refused(tmp_path):
     assert "DataLoader.Eval.dataset (ImageFolder) has no samples" in one_line(err)
 
 
+def test_evaluation_that_reads_no_sample_is_refused(tmp_path):
+    from orthonets_paddle.engine import evaluate
+    from orthonets_paddle.engine.losses import build_loss
+    from orthonets_paddle.models import build_model
+    root = make_image_folder(tmp_path / "f", classes=2, per_class=1)
+    for folder, _, files in os.walk(root):
+        for name in files:  # a valid header, then nothing: every read fails
+            with open(os.path.join(folder, name), "r+b") as f:
+                f.truncate(12)
+    loader = build_dataloader(section({"name": "ImageFolder", "root": root,
+                                       "transform_ops": [{"ToTensor": {}}]},
+                                      skip_bad_images=True), "eval")
+    model = build_model("resnet18", num_classes=2, stem="cifar", width=4)
+    with pytest.raises(DataFileError) as err:
+        evaluate(model, loader, build_loss(None))
+    assert "evaluation read no samples" in one_line(err)
+
+
 # ----------------------------------------------------------------------------- file types
 def test_skipped_file_types_are_reported_once_with_count_and_example(tmp_path, caplog):
     root = make_image_folder(tmp_path / "f", classes=2, per_class=2)

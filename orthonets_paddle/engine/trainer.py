@@ -14,7 +14,7 @@ import paddle
 from .static import apply_to_static
 from .config import dump_config, save_config
 from ..data import build_dataloader, check_loader_samples, set_epoch
-from ..data.loader import WorkerError, worker_failure
+from ..data.loader import DataFileError, WorkerError, worker_failure
 from ..data.datasets import check_same_classes, validate_dataset
 from ..models import build_model_from_config
 from ..models.registry import model_channels
@@ -164,6 +164,10 @@ def evaluate(model, loader, loss_fn, env: Optional[RunEnv] = None,
         sums = sums + paddle.stack([loss_fn(logits, labels).astype("float64") * n, _correct(logits, labels, 1),
                                     _correct(logits, labels, 5), paddle.full([], n, "float64")])
     host = _fetch(sums, env)
+    if not host[3]:  # not "acc 0.0000 (best)" over nothing
+        raise DataFileError("evaluation read no samples: every image of DataLoader.Eval was left "
+                            "out (loader.skip_bad_images) or its set is empty; fix or replace "
+                            "the images, or check DataLoader.Eval.dataset")
     n = max(host[3], 1)
     return {"loss": host[0] / n, "acc": host[1] / n, "top5": host[2] / n, "samples": int(host[3])}
 
