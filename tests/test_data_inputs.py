@@ -1,6 +1,7 @@
 """Data inputs as users write them (issues 28 and 30): list files with a BOM, CRLF or another
 encoding, empty sets, skipped file types, corrupt images found before the first step, a
 directory given for a file key, a dead DataLoader worker. Each ends in one line."""
+import contextlib
 import faulthandler
 import logging
 import multiprocessing
@@ -34,6 +35,23 @@ def images(root, names, size=(6, 5)):
 def section(dataset, mode="train", batch_size=2, **loader):
     return {"dataset": dataset, "sampler": {"batch_size": batch_size},
             "loader": {"num_workers": 0, **loader}}
+
+
+@contextlib.contextmanager
+def captured(caplog, level=logging.WARNING):
+    """The package's log records in ``caplog``, once each (its logger stops propagating once
+    a run set it up, so its own handler is used)."""
+    logger = logging.getLogger("orthonets_paddle")
+    old = (logger.level, logger.propagate, caplog.handler.level)
+    logger.addHandler(caplog.handler)
+    logger.setLevel(level)
+    logger.propagate, caplog.handler.level = False, level
+    try:
+        yield
+    finally:
+        logger.removeHandler(caplog.handler)
+        logger.setLevel(old[0])
+        logger.propagate, caplog.handler.level = old[1], old[2]
 
 
 def one_line(err):
@@ -129,7 +147,7 @@ def test_skipped_file_types_are_reported_once_with_count_and_example(tmp_path, c
     for k in range(3):
         Image.new("RGB", (4, 4)).save(os.path.join(root, "class_1", f"anim_{k}.gif"))
     (tmp_path / "f" / "class_0" / "notes.txt").write_text("not an image")
-    with caplog.at_level(logging.WARNING, logger="orthonets_paddle"):
+    with captured(caplog, logging.WARNING):
         loader = build_dataloader(section({"name": "ImageFolder", "root": root}), "train")
     assert len(loader.dataset) == 4  # 2 classes x 2 PNG/JPEG images
     lines = [r.getMessage() for r in caplog.records if "skipped" in r.getMessage()]
@@ -159,7 +177,7 @@ def test_a_bad_image_header_stops_at_start_naming_the_file_and_the_option(tmp_pa
 
 def test_a_bad_image_header_is_left_out_with_one_line_when_skipping(tmp_path, caplog):
     root, bad = corrupt_folder(tmp_path, b"GIF8 no image")
-    with caplog.at_level(logging.WARNING, logger="orthonets_paddle"):
+    with captured(caplog, logging.WARNING):
         loader = build_dataloader(section({"name": "ImageFolder", "root": root},
                                           skip_bad_images=True), "eval")
     assert [p for p, _ in loader.dataset.samples if p == bad] == []
@@ -185,7 +203,7 @@ def test_sets_over_the_header_check_bound_are_read_as_they_go(tmp_path, monkeypa
     from orthonets_paddle.data import loader as loader_module
     root, bad = corrupt_folder(tmp_path, b"")
     monkeypatch.setattr(loader_module, "HEADER_CHECK_MAX", 5)  # the folder holds 6 files
-    with caplog.at_level(logging.INFO, logger="orthonets_paddle"):
+    with captured(caplog, logging.INFO):
         loader = build_dataloader(section({"name": "ImageFolder", "root": root}), "train")
     assert len(loader.dataset) == 6 and "more than the 5 whose headers are checked" in caplog.text
 
