@@ -78,7 +78,8 @@ def _image_folder(root, bad_name):
         for i in range(3):
             Image.fromarray(np.full((8, 8, 3), 40 * i, np.uint8)).save(root / c / f"{i}.png")
     bad = root / "b" / bad_name
-    bad.write_bytes(b"" if bad_name.endswith(".jpg") else b"this is text, not a PNG\n")
+    # an image header, then no image: found when read (bad headers stop at start)
+    bad.write_bytes(b"\xff\xd8\xff" if bad_name.endswith(".jpg") else b"\x89PNG\r\n\x1a\nthis is text\n")
     return bad
 
 
@@ -126,7 +127,7 @@ def test_loader_raises_the_dataset_error_in_the_main_process(tmp_path):
 @pytest.mark.parametrize("workers", [0, 2])
 def test_skip_bad_images_leaves_them_out_with_a_warning(tmp_path, workers, caplog):
     bad = _image_folder(tmp_path / "imgs", "text.png")
-    (tmp_path / "imgs" / "b" / "zero.jpg").write_bytes(b"")
+    (tmp_path / "imgs" / "b" / "zero.jpg").write_bytes(b"\xff\xd8\xff")
     loader = build_dataloader({"dataset": {"name": "ImageFolder", "root": str(tmp_path / "imgs"),
                                            "transform_ops": [{"ToTensor": {}}]},
                                "sampler": {"batch_size": 2, "shuffle": False},

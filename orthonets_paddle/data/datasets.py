@@ -208,6 +208,11 @@ class FashionMNIST(ImageDataset, pvd.FashionMNIST):
         for candidate in ([os.path.expanduser(str(path))] if path else [default + ".gz", default]):
             if os.path.isfile(candidate):
                 return candidate
+        if path and os.path.isdir(candidate):
+            inside = [os.path.join(candidate, stem + e) for e in (".gz", "")]
+            found = next((f for f in inside if os.path.isfile(f)), inside[0])
+            raise DataFileError(f"FashionMNIST: {key} {path} is a directory; expected the file "
+                                f"{stem}.gz (or unzipped) in it (e.g. {found})")
         if path:
             raise DataFileError(f"FashionMNIST: {key} {path} does not exist; give the path of "
                                 f"{stem}.gz (or unzipped)")

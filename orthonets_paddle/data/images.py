@@ -2,7 +2,9 @@
 image files (``ImageFolder``, PaddleClas's ``ImageNetDataset``)."""
 from __future__ import annotations
 
+import collections
 import io
+import logging
 import os
 from typing import Any, Callable, Iterator, List, Optional, Sequence, Tuple, Union
 
@@ -80,6 +82,44 @@ def walk_files(top: str) -> Iterator[Tuple[str, List[str], List[str]]]:
             yield from walk_files(path)
 
 
+# The first bytes of each image format read here (PIL opens a file by these, whatever its
+# extension): a file without them is found at start, not when a batch reaches it.
+SIGNATURES = {"JPEG": (b"\xff\xd8\xff",), "PNG": (b"\x89PNG\r\n\x1a\n",), "BMP": (b"BM",),
+              "PNM": tuple(b"P%d" % k for k in range(1, 8)), "GIF": (b"GIF87a", b"GIF89a"),
+              "TIFF": (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+"), "WebP": (b"RIFF",)}
+_CHECKED = IMAGE_EXTENSIONS + (".gif",)  # other extensions (PIL plugins) are left to the decoder
+
+
+def header_problem(path: str) -> Optional[str]:
+    """Why the file at ``path`` is not an image, from its first 16 bytes (None: it may be).
+    Only files with an extension of ``IMAGE_EXTENSIONS`` (or .gif) are judged."""
+    if not path.lower().endswith(_CHECKED):
+        return None
+    try:
+        with open(path, "rb") as f:
+            head = f.read(16)
+    except OSError as err:
+        return f"cannot be opened ({err.strerror or err})"
+    if not head:
+        return "is empty (0 bytes)"
+    for kind, starts in SIGNATURES.items():
+        if head.startswith(starts) and (kind != "WebP" or head[8:12] == b"WEBP"):
+            return None
+    return (f"is not an image file (it starts with {head[:8]!r}, no "
+            f"{'/'.join(SIGNATURES)} header)")
+
+
+def read_text_lines(path: str, owner: str) -> Iterator[str]:
+    """The lines of a text file as users save it: UTF-8 with or without a BOM, LF or CRLF
+    line ends; ``DataFileError`` naming the file and the fix when it is not UTF-8."""
+    try:
+        with open(path, encoding="utf-8-sig") as f:  # utf-8-sig: a leading BOM is dropped
+            yield from f
+    except UnicodeDecodeError as err:
+        raise DataFileError(f"{owner}: {path} is not UTF-8 text ({err.reason} at byte "
+                            f"{err.start}); save it as UTF-8") from None
+
+
 def num_samples_arg(value: Optional[int], owner: str) -> Optional[int]:
     return Typed("int", min=1, null=True)(f"{owner}: num_samples (null: all samples)", value)
 
@@ -126,6 +166,13 @@ class ImageDataset(paddle.io.Dataset):
     def __len__(self) -> int:
         return len(self.labels)
 
+    def keep(self, indices: Sequence[int]) -> None:
+        """Keep only the samples at ``indices`` (files found bad before training)."""
+        self.samples = [self.samples[i] for i in indices]
+        self.labels = np.asarray(self.labels, dtype=np.int64)[list(indices)]
+        if getattr(self, "lines", None) is not None:
+            self.lines = [self.lines[i] for i in indices]
+
     @property
     def transforms(self) -> Optional[Callable]:
         """``transform`` (Paddle's name) under the name of the constructor argument."""
@@ -156,12 +203,23 @@ class ImageFolder(ImageDataset):
         self.extensions = tuple(e.lower() for e in extensions)
         self.class_names = sorted(d.name for d in os.scandir(self.root) if d.is_dir())
         self.num_classes = len(self.class_names)
-        samples = []
+        samples, skipped = [], []
         for label, cls in enumerate(self.class_names):
             for folder, subfolders, files in sorted(walk_files(os.path.join(self.root, cls))):
                 subfolders.sort()
-                samples += [(os.path.join(folder, f), label) for f in sorted(files)
-                            if f.lower().endswith(self.extensions)]
+                for f in sorted(files):
+                    if f.lower().endswith(self.extensions):
+                        samples.append((os.path.join(folder, f), label))
+                    else:
+                        skipped.append(os.path.join(folder, f))
+        if skipped:  # once, so a folder of .gif files is not left out silently
+            kinds = collections.Counter(os.path.splitext(f)[1].lower() or "no extension"
+                                        for f in skipped)
+            logging.getLogger("orthonets_paddle").warning(
+                "WARNING ImageFolder: skipped %d file(s) in %s that are not of the read types "
+                "%s (%s), e.g. %s; convert them (e.g. to PNG) to use them", len(skipped),
+                self.root, " ".join(self.extensions),
+                ", ".join(f"{n} {k}" for k, n in kinds.most_common()), skipped[0])
         if not samples:
             raise DataFileError(f"ImageFolder: no images with extensions {list(self.extensions)} "
                                 f"in class sub-folders of {self.root}")
@@ -182,6 +240,11 @@ class ImageNetDataset(ImageDataset):
         n = num_samples_arg(num_samples, "ImageNetDataset")
         self.transform, sep = transforms, " " if delimiter is None else str(delimiter)
         root, listing = os.path.expanduser(str(image_root)), os.path.expanduser(str(cls_label_path))
+        if os.path.isdir(listing):
+            lists = sorted(e.name for e in os.scandir(listing) if e.name.endswith(".txt"))
+            raise DataFileError(f"ImageNetDataset: cls_label_path {listing} is a directory; "
+                                f"expected a list file of 'relative/path.jpg label' lines in it "
+                                f"(e.g. {os.path.join(listing, (lists or ['train_list.txt'])[0])})")
         if not os.path.isfile(listing):
             raise DataFileError(f"ImageNetDataset: cls_label_path {listing} does not exist; give "
                                 f"a list file of 'relative/path.jpg label' lines")
@@ -189,23 +252,23 @@ class ImageNetDataset(ImageDataset):
             raise DataFileError(f"ImageNetDataset: image_root {root} is not a folder; give the "
                                 f"folder the paths in {listing} are relative to")
         self.cls_label_path, self.samples, self.lines = listing, [], []
-        with open(listing, encoding="utf-8", errors="replace") as f:
-            for number, line in ((k, s.strip()) for k, s in enumerate(f, 1) if s.strip()):
-                if n is not None and len(self.samples) >= n:
-                    break
-                parts = line.rsplit(sep, 1)  # a file name may hold the delimiter
-                label = parts[1].strip() if len(parts) == 2 else ""
-                if not (label.isascii() and label.isdigit() and len(label) < 10):
-                    raise DataFileError(
-                        f"ImageNetDataset: {listing} line {number}: expected 'relative/path.jpg "
-                        f"label' (delimiter {sep!r}, label an integer 0..999999999), got "
-                        f"{line[:200]!r}; fix the line or set delimiter")
-                path = os.path.join(root, parts[0])
-                if not os.path.isfile(path):
-                    raise DataFileError(f"ImageNetDataset: {listing} line {number}: image {path} "
-                                        f"does not exist; fix image_root or the list")
-                self.samples.append((path, int(label)))
-                self.lines.append(number)
+        lines = read_text_lines(listing, "ImageNetDataset: cls_label_path")
+        for number, line in ((k, s.strip()) for k, s in enumerate(lines, 1) if s.strip()):
+            if n is not None and len(self.samples) >= n:
+                break
+            parts = line.rsplit(sep, 1)  # a file name may hold the delimiter
+            label = parts[1].strip() if len(parts) == 2 else ""
+            if not (label.isascii() and label.isdigit() and len(label) < 10):
+                raise DataFileError(
+                    f"ImageNetDataset: {listing} line {number}: expected 'relative/path.jpg "
+                    f"label' (delimiter {sep!r}, label an integer 0..999999999), got "
+                    f"{line[:200]!r}; fix the line or set delimiter")
+            path = os.path.join(root, parts[0])
+            if not os.path.isfile(path):
+                raise DataFileError(f"ImageNetDataset: {listing} line {number}: image {path} "
+                                    f"does not exist; fix image_root or the list")
+            self.samples.append((path, int(label)))
+            self.lines.append(number)
         if not self.samples:
             raise DataFileError(f"ImageNetDataset: {listing} lists no images")
         if relabel:

@@ -14,6 +14,7 @@ import paddle
 from .static import apply_to_static
 from .config import dump_config, save_config
 from ..data import build_dataloader, check_loader_samples, set_epoch
+from ..data.loader import DataFileError, WorkerError, worker_failure
 from ..data.datasets import check_same_classes, validate_dataset
 from ..models import build_model_from_config
 from ..models.registry import model_channels
@@ -183,6 +184,10 @@ def evaluate(model, loader, loss_fn, env: Optional[RunEnv] = None,
         sums = sums + paddle.stack([loss_fn(logits, labels).astype("float64") * n, _correct(logits, labels, 1),
                                     _correct(logits, labels, 5), paddle.full([], n, "float64")])
     host = _fetch(sums, env)
+    if not host[3]:  # not "acc 0.0000 (best)" over nothing
+        raise DataFileError("evaluation read no samples: every image of DataLoader.Eval was left "
+                            "out (loader.skip_bad_images) or its set is empty; fix or replace "
+                            "the images, or check DataLoader.Eval.dataset")
     n = max(host[3], 1)
     return {"loss": host[0] / n, "acc": host[1] / n, "top5": host[2] / n, "samples": int(host[3])}
 
@@ -209,6 +214,11 @@ def _check_folder(out_dir: str, g: Dict[str, Any], resume_prefix: Optional[str])
         f"Global.output_dir {out_dir} already holds a run's checkpoints ({shown}); {what}. "
         f"Resume that run with -o Global.checkpoints={out_dir}, choose another "
         "Global.output_dir, or replace it with -o Global.overwrite=True")
+
+
+def _last_good(out: str) -> str:  # a dead worker's stop: what to resume from
+    return (f"the last good checkpoint is {os.path.join(out, 'latest')}.* (resume with -o "
+            f"Global.checkpoints={out})" if _saved(out) else _NOT_SAVED)
 
 
 def _resumable(exc: BaseException, out_dir: str) -> BaseException:
@@ -420,10 +430,13 @@ def train(cfg: Dict[str, Any]) -> Dict[str, Any]:
                      state["best_epoch"] + 1, out_dir)
         return {"best_acc": state["best_acc"], "best_epoch": state["best_epoch"] + 1,
                 "final": last_eval, "records": records, "output_dir": out_dir, "model": model}
-    except OSError as exc:
+    except (OSError, SystemError, WorkerError) as exc:
         if is_interrupt(exc):
             kind = Terminated if "Terminated" in str(exc) else KeyboardInterrupt
             raise _resumable(kind(), out_dir) from None
+        dead = worker_failure(exc, [train_loader, eval_loader])
+        if dead:  # not Paddle's SystemError/OSError traceback: what died, how to resume
+            raise WorkerError(f"{dead}. Stopped: {_last_good(out_dir)}") from None
         raise
     except KeyboardInterrupt as exc:  # reliability (issue 20): the resume command
         raise _resumable(exc, out_dir)
