@@ -19,7 +19,7 @@ import paddle
 
 from ..models import load_model
 from ..models.registry import model_channels
-from .predictors import create_predictor, inference_files, parked_export
+from .predictors import InferenceOptions, create_predictor, inference_files, parked_export
 
 __all__ = ["ExportError", "export_model", "export_onnx", "export_from_config", "verify_export",
            "check_image_shape", "drop_paddle_notices", "DEFAULT_OPSET"]
@@ -104,7 +104,9 @@ def verify_export(model: paddle.nn.Layer, save_dir: str, image_shape: Sequence[i
     Returns ``{"max_abs_diff": {"paddle", "onnx"}, "output_scale", "tolerance", "batch_sizes",
     "ok"}``."""
     onnx = os.path.isfile(inference_files(save_dir)["onnx"]) if onnx is None else onnx
-    predictors = {b: create_predictor(b, save_dir=save_dir) for b in ("paddle", "onnx")[:1 + onnx]}
+    cpu = InferenceOptions(device="cpu")  # the check is the same on any machine
+    predictors = {b: create_predictor(b, save_dir=save_dir, options=cpu)
+                  for b in ("paddle", "onnx")[:1 + onnx]}
     rng = np.random.default_rng(0)
     model.eval()
     diffs, scale = dict.fromkeys(predictors, 0.0), 0.0
