@@ -18,7 +18,8 @@ from orthonets_paddle.engine.config import load_config
 from orthonets_paddle.models import build_model_from_config
 from orthonets_paddle.engine.metrics import evaluate_from_config
 from orthonets_paddle.deploy.export import ExportError, export_from_config
-from orthonets_paddle.deploy.infer import InferError, infer_from_config, list_images
+from orthonets_paddle.deploy.infer import (InferError, config_from_export, infer_from_config,
+                                           list_images)
 from orthonets_paddle.deploy.predictors import DygraphPredictor, create_predictor
 from orthonets_paddle.models.pretrained import WeightsError
 from orthonets_paddle.engine.runs import compare_runs, count_parameters
@@ -100,10 +101,12 @@ def images(tmp_path_factory):
 
 
 def test_export_tool_and_infer_backends(work, images, tmp_path):
-    proc = run_tool("export_model.py", "-c", CFG, *o_args(work, tmp_path), "--onnx")
+    proc = run_tool("export_model.py", "-c", CFG, "--onnx", *o_args(
+        work, tmp_path, INFER_TRANSFORMS, "Infer.PostProcess.topk=3"))
     assert proc.returncode == 0, proc.stderr
     inf = work["root"] / "inference"
-    assert sorted(os.listdir(inf)) == ["inference.json", "inference.onnx", "inference.pdiparams"]
+    assert sorted(os.listdir(inf)) == ["inference.json", "inference.onnx", "inference.pdiparams",
+                                       "inference.yml"]
     assert "max abs diff" in proc.stdout
     assert "PIR" not in proc.stderr and "W1" not in proc.stderr  # Paddle's tracing notices
     # No temporary export folders left next to the output.
@@ -117,6 +120,16 @@ def test_export_tool_and_infer_backends(work, images, tmp_path):
         assert len(out["results"]) == 6
         scores[backend] = np.array([[t["score"] for t in r["topk"]] for r in out["results"]])
         assert os.path.isfile(out["results_file"])
+        if backend != "dygraph":  # the export folder alone gives the same answer
+            alone = config_from_export(str(inf))
+            alone["Global"]["output_dir"] = str(tmp_path / f"alone_{backend}")
+            alone["Infer"]["infer_imgs"] = str(images)
+            got = infer_from_config(alone, backend=backend)
+            assert [r["image"] for r in got["results"]] == [r["image"] for r in out["results"]]
+            assert ([[t["class_id"] for t in r["topk"]] for r in got["results"]]
+                    == [[t["class_id"] for t in r["topk"]] for r in out["results"]])
+            np.testing.assert_allclose([[t["score"] for t in r["topk"]] for r in got["results"]],
+                                       scores[backend], rtol=0, atol=1e-6)
     np.testing.assert_allclose(scores["paddle"], scores["dygraph"], atol=1e-4)
     np.testing.assert_allclose(scores["onnx"], scores["dygraph"], atol=1e-4)
 
@@ -253,6 +266,15 @@ def test_any_image_size_gives_one_answer_on_all_backends(fmnist, tmp_path):
         assert outs[backend]["results_file"] == str(tmp_path / f"infer_results_{backend}.json")
     assert outs["paddle"]["model_files"][0].endswith("inference.json")
     assert "runs the export" in outs["onnx"]["note"] and "inference.onnx" in outs["onnx"]["note"]
+    # The export folder alone (its inference.yml: resize + crop, Normalize, class names).
+    alone = config_from_export(str(fmnist["root"] / "inference"))
+    alone["Global"]["output_dir"], alone["Infer"]["infer_imgs"] = str(tmp_path / "a"), str(folder)
+    got = infer_from_config(alone, backend="paddle")["results"]
+    assert [[(t["class_id"], t["class_name"]) for t in r["topk"]] for r in got] == [
+        [(t["class_id"], t["class_name"]) for t in r["topk"]] for r in outs["paddle"]["results"]]
+    np.testing.assert_allclose([[t["score"] for t in r["topk"]] for r in got],
+                               [[t["score"] for t in r["topk"]] for r in outs["paddle"]["results"]],
+                               rtol=0, atol=1e-6)
     model = build_model_from_config(cfg["Arch"])
     model.set_state_dict(paddle.load(fmnist["weights"]))
     model.eval()
@@ -318,6 +340,20 @@ def test_static_backend_without_export_is_an_error(work, tmp_path):
         create_predictor("paddle", save_dir=str(tmp_path))
     with pytest.raises(ValueError, match="valid: dygraph, paddle, onnx"):
         create_predictor("tensorrt")
+
+
+def test_an_export_without_inference_yml_says_what_to_do(tmp_path):
+    """Exports of earlier versions hold no inference.yml: one line, re-export or pass -c."""
+    old = tmp_path / "inference"
+    old.mkdir()
+    for name in ("inference.json", "inference.pdiparams"):
+        (old / name).write_bytes(b"")
+    for folder in (old, tmp_path / "missing"):
+        with pytest.raises(FileNotFoundError) as info:
+            config_from_export(str(folder))
+        msg = str(info.value)
+        assert "\n" not in msg and "inference.yml" in msg and "-c CONFIG" in msg
+        assert "export again" in msg and str(folder) in msg
 
 
 # ----------------------------------------------------------------------------- benchmark
