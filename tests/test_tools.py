@@ -564,3 +564,119 @@ def test_raw_pipelines_get_the_file_bytes(tmp_path):
             return np.zeros((len(batch), 2), np.float32)
     predict_images(Zero(), [str(path)], decode, raw=True)
     assert seen == [path.read_bytes()]
+
+
+# ----------------------------------------------------------------------------- issue 28: infer output
+def _gray_png(path, value=120):
+    from PIL import Image
+    Image.fromarray(np.full((28, 28), value, np.uint8), "L").save(path)
+
+
+def test_control_characters_are_escaped_and_names_kept_losslessly(fmnist, tmp_path):
+    """Real files named with ESC/CR sequences and a Latin-1 byte: the printed line holds no
+    control character (escaped as \\x1b, \\r), the JSON is strict UTF-8 with no lone
+    surrogate, and the Latin-1 name comes back byte for byte from image_bytes."""
+    folder = tmp_path / "imgs"
+    folder.mkdir()
+    raw = [b"\x1b[31mred\x1b[0m.png", b"caf\xe9.png", b"cr\rlf.png", b"plain.png"]
+    for name in raw:
+        _gray_png(os.path.join(os.fsencode(str(folder)), name))
+    out_dir = tmp_path / "out"
+    proc = run_tool("infer.py", "-c", FMNIST_CFG, *[a for o in fmnist["overrides"] + [
+        f"Global.output_dir={out_dir}", f"Infer.infer_imgs={folder}"] for a in ("-o", o)])
+    assert proc.returncode == 0, proc.stderr
+    assert "\x1b" not in proc.stdout and "\r" not in proc.stdout
+    lines = [x for x in proc.stdout.splitlines() if x.startswith(str(folder))]
+    assert len(lines) == 4
+    assert any(x.startswith(f"{folder}/\\x1b[31mred\\x1b[0m.png: ") for x in lines)
+    assert any(x.startswith(f"{folder}/caf\\xe9.png: ") for x in lines)
+    assert any(x.startswith(f"{folder}/cr\\rlf.png: ") for x in lines)
+    data = (out_dir / "infer_results_dygraph.json").read_bytes()
+    saved = json.loads(data.decode("utf-8"))  # strict UTF-8
+
+    def strings(obj):
+        if isinstance(obj, str):
+            yield obj
+        elif isinstance(obj, dict):
+            for k, v in obj.items():
+                yield k
+                yield from strings(v)
+        elif isinstance(obj, list):
+            for v in obj:
+                yield from strings(v)
+    for text in strings(saved):
+        text.encode("utf-8")  # a lone surrogate raises here
+    back = {}
+    for row in saved["results"]:
+        exact = (bytes.fromhex(row["image_bytes"]) if "image_bytes" in row
+                 else row["image"].encode("utf-8"))
+        back[os.path.basename(exact)] = row
+    assert sorted(back) == sorted(raw)
+    assert "image_bytes" in back[b"caf\xe9.png"] and "image_bytes" not in back[b"plain.png"]
+    assert back[b"\x1b[31mred\x1b[0m.png"]["image"].endswith("\x1b[31mred\x1b[0m.png")
+
+
+def test_unwritable_results_are_reported_before_the_pass(fmnist, tmp_path, monkeypatch):
+    """A results folder under a regular file, or a folder where the results file goes: an
+    OSError naming the path before any image is predicted (these fail for root too)."""
+    import orthonets_paddle.deploy.infer as infer_mod
+    from PIL import Image
+    img = tmp_path / "x.png"
+    Image.fromarray(np.zeros((28, 28), np.uint8), "L").save(img)
+
+    def no_pass(*a, **kw):
+        raise AssertionError("the pass ran before the output was checked")
+    monkeypatch.setattr(infer_mod, "predict_images", no_pass)
+    (tmp_path / "file").write_text("x")
+    taken = tmp_path / "taken"
+    (taken / "infer_results_dygraph.json").mkdir(parents=True)
+    for out_dir in (tmp_path / "file" / "out", taken):
+        cfg = load_config(FMNIST_CFG, fmnist["overrides"] + [
+            f"Global.output_dir={out_dir}", f"Infer.infer_imgs={img}"])
+        with pytest.raises(OSError) as info:
+            infer_from_config(cfg)
+        msg = str(info.value)
+        assert "\n" not in msg and "cannot write the results file" in msg
+        assert str(out_dir / "infer_results_dygraph.json") in msg
+    assert not (taken / "infer_results_dygraph.json" / ".write-check").exists()
+    assert os.listdir(taken / "infer_results_dygraph.json") == []
+
+
+def test_a_latin1_class_map_names_the_file(fmnist, tmp_path):
+    from orthonets_paddle.deploy.infer import load_class_id_map, load_class_names
+    latin = tmp_path / "labels.txt"
+    latin.write_bytes("".join(f"{i} caf\xe9_{i}\n" for i in range(10)).encode("latin-1"))
+    for load in (load_class_id_map, load_class_names):
+        with pytest.raises(InferError) as info:
+            load(str(latin), 10)
+        msg = str(info.value)
+        assert "\n" not in msg and str(latin) in msg and "save it as UTF-8" in msg
+    bom = tmp_path / "bom.txt"  # UTF-8 with a BOM is what Windows editors write: accepted
+    bom.write_bytes("".join(f"{i} café_{i}\n" for i in range(10)).encode("utf-8-sig"))
+    assert load_class_id_map(str(bom), 10)[0] == "café_0"
+
+
+def test_a_colour_photo_for_a_gray_model_is_converted_with_one_note(fmnist, tmp_path, caplog):
+    """The README's rule: a colour image given to a 1-channel model is read as gray
+    (PIL's L conversion) with one note per run naming how many."""
+    from PIL import Image
+    folder = tmp_path / "imgs"
+    folder.mkdir()
+    rgb = np.random.default_rng(3).integers(0, 255, (28, 28, 3)).astype(np.uint8)
+    for i in range(2):
+        Image.fromarray(rgb, "RGB").save(folder / f"colour{i}.png")
+    Image.fromarray(np.asarray(Image.fromarray(rgb).convert("L")), "L").save(folder / "gray.png")
+    cfg = load_config(FMNIST_CFG, fmnist["overrides"] + [
+        f"Global.output_dir={tmp_path}", f"Infer.infer_imgs={folder}"])
+    logger = logging.getLogger("orthonets_paddle")
+    logger.addHandler(caplog.handler)
+    try:
+        out = infer_from_config(cfg)
+    finally:
+        logger.removeHandler(caplog.handler)
+    notes = {id(r): r.getMessage() for r in caplog.records  # one record, maybe seen twice
+             if "converted to gray" in r.getMessage()}
+    assert len(notes) == 1 and next(iter(notes.values())).startswith("2 colour image(s)")
+    assert sorted(map(os.path.basename, out["grayed"])) == ["colour0.png", "colour1.png"]
+    by = {os.path.basename(r["image"]): r["topk"] for r in out["results"]}
+    assert by["colour0.png"] == by["gray.png"]  # what the model saw: the gray image
