@@ -680,3 +680,19 @@ def test_a_colour_photo_for_a_gray_model_is_converted_with_one_note(fmnist, tmp_
     assert sorted(map(os.path.basename, out["grayed"])) == ["colour0.png", "colour1.png"]
     by = {os.path.basename(r["image"]): r["topk"] for r in out["results"]}
     assert by["colour0.png"] == by["gray.png"]  # what the model saw: the gray image
+
+
+def test_benchmark_runs_from_the_export_folder_alone(fmnist, tmp_path):
+    from orthonets_paddle.deploy.benchmark import benchmark_export, format_benchmark
+    inf = str(fmnist["root"] / "inference")
+    out = benchmark_export(inf, batch_size=2, warmup=0, repeats=2, threads=1)
+    assert out["image_shape"] == [1, 28, 28] and out["backends"] == ["paddle", "onnx"]
+    (stats,) = out["models"].values()
+    assert set(stats) == {"paddle", "onnx"} and stats["paddle"]["repeats"] == 2
+    assert out["devices"]["paddle"].startswith("Paddle Inference on CPU (1 threads")
+    assert out["devices"]["onnx"].startswith("ONNX Runtime on CPUExecutionProvider")
+    assert "\nPaddle Inference on CPU (1 threads" in format_benchmark(out)
+    with pytest.raises(ValueError, match="-c CONFIG"):
+        benchmark_export(inf, backends=["dygraph"])
+    with pytest.raises(FileNotFoundError, match="inference.yml"):
+        benchmark_export(str(tmp_path))
