@@ -83,10 +83,11 @@ def run(main: Callable[[], object]) -> None:
         sys.exit(2)
 
 
-def get_parser(description: str) -> argparse.ArgumentParser:
-    """The tools' shared ``-c`` / ``-o`` arguments."""
+def get_parser(description: str, prog: Optional[str] = None) -> argparse.ArgumentParser:
+    """The tools' shared ``-c`` / ``-o`` arguments (``prog``: the command's name in usage
+    lines; default the script's)."""
     # Raw: the tools' docstrings hold example commands, one a line; argparse would reflow them.
-    parser = argparse.ArgumentParser(description=description,
+    parser = argparse.ArgumentParser(prog=prog, description=description,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("-c", "--config", help="YAML config, e.g. configs/orthonet18_cifar10.yaml")
     parser.add_argument("-o", "--override", action="append", default=[], metavar="KEY=VALUE",
