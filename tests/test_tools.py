@@ -348,12 +348,13 @@ def test_an_export_without_inference_yml_says_what_to_do(tmp_path):
     old.mkdir()
     for name in ("inference.json", "inference.pdiparams"):
         (old / name).write_bytes(b"")
-    for folder in (old, tmp_path / "missing"):
-        with pytest.raises(FileNotFoundError) as info:
-            config_from_export(str(folder))
-        msg = str(info.value)
-        assert "\n" not in msg and "inference.yml" in msg and "-c CONFIG" in msg
-        assert "export again" in msg and str(folder) in msg
+    with pytest.raises(FileNotFoundError) as info:
+        config_from_export(str(old))
+    msg = str(info.value)
+    assert "\n" not in msg and "inference.yml" in msg and "-c CONFIG" in msg
+    assert "export again" in msg and str(old) in msg
+    with pytest.raises(FileNotFoundError, match="missing is not an export folder"):
+        config_from_export(str(tmp_path / "missing"))
 
 
 # ----------------------------------------------------------------------------- benchmark

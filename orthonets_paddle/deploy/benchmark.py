@@ -8,6 +8,7 @@ Figures are wall-clock: a busy machine gives lower throughput for all.
 from __future__ import annotations
 
 import copy
+import dataclasses
 import os
 import tempfile
 import time
@@ -94,8 +95,11 @@ def exported_predictors(backend: str, models: Mapping[str, Optional[paddle.nn.La
         if backend != "dygraph" and not os.path.isfile(wanted) and model is not None:
             export_model(model, folder, shapes[name], onnx=onnx or backend == "onnx",
                          opset_version=opset, check=False)
+        opts = options
+        if backend == "dygraph" and opts is not None:  # TensorRT is the exports' alone
+            opts = dataclasses.replace(opts, use_tensorrt=False, precision="fp32")
         try:
-            out[name] = create_predictor(backend, model, folder, threads, options,
+            out[name] = create_predictor(backend, model, folder, threads, opts,
                                          image_shape=shapes[name])
         except RuntimeError as exc:
             raise RuntimeError(f"{name}: {exc}") from None
@@ -210,6 +214,8 @@ def benchmark_export(model_dir: str, backends: Sequence[str] = ("paddle", "onnx"
     from .infer import config_from_export
 
     cfg = config_from_export(model_dir)
-    name = os.path.basename(os.path.normpath(os.path.abspath(model_dir)))
-    return benchmark({name: None}, cfg["Global"]["image_shape"], backends=backends,
-                     export_dir=model_dir, **kwargs)
+    folder = os.path.basename(os.path.normpath(os.path.abspath(model_dir)))
+    out = benchmark({folder: None}, cfg["Global"]["image_shape"], backends=backends,
+                    export_dir=model_dir, **kwargs)
+    out["models"] = {cfg["Arch"]["name"]: out["models"][folder]}  # the model, not the folder
+    return out

@@ -239,8 +239,11 @@ def config_from_export(model_dir: str) -> Dict[str, Any]:
     from ..utils.yamlio import load_yaml
     path = os.path.join(os.path.dirname(inference_files(model_dir)["model"]), INFERENCE_YML)
     if not os.path.isfile(path):
-        what = "has no" if os.path.isdir(model_dir) else "does not exist, so no"
-        raise FileNotFoundError(f"{model_dir} {what} {INFERENCE_YML} (exports before this "
+        if not os.path.isfile(os.path.join(os.path.dirname(path), "inference.json")):
+            raise FileNotFoundError(f"{model_dir} is not an export folder (no inference.json "
+                                    "or inference.yml); give the folder tools/export_model.py "
+                                    "wrote (Global.save_inference_dir), or -c CONFIG")
+        raise FileNotFoundError(f"{model_dir} has no {INFERENCE_YML} (exports before this "
                                 "version lack it); export again with tools/export_model.py, "
                                 "or give the training config: -c CONFIG")
     doc = load_yaml(path)
@@ -356,7 +359,8 @@ def json_name(path: str) -> Dict[str, str]:
         return {"image": printable(os.fsdecode(raw)), "image_bytes": raw.hex()}
 
 
-def check_writable(path: str, what: str = "results file") -> str:
+def check_writable(path: str, what: str = "results file",
+                   setting: str = "Global.output_dir") -> str:
     """Make ``path``'s folder and check a file can be written there, before a long pass:
     a missing or read-only folder, a file where a folder goes, or a folder where the file
     goes, is an OSError naming the path. Returns ``path``."""
@@ -370,7 +374,7 @@ def check_writable(path: str, what: str = "results file") -> str:
     except OSError as exc:
         why = exc.strerror or str(exc)
         raise OSError(f"cannot write the {what} {printable(path)} ({why}); give a writable "
-                      "folder (Global.output_dir)") from None
+                      f"folder ({setting})") from None
     return path
 
 
@@ -400,8 +404,9 @@ def infer_from_config(cfg: Dict[str, Any], backend: str = "dygraph",
         "results_file"}``, as saved.
     """
     g, inf = cfg["Global"], infer_settings(cfg)
-    paths = list_images(inf["infer_imgs"])  # fail on a bad path before building anything
-    from_folder = os.path.isdir(os.path.expanduser(str(inf["infer_imgs"])))
+    specs = inf["infer_imgs"] if isinstance(inf["infer_imgs"], list) else [inf["infer_imgs"]]
+    paths = [p for spec in specs for p in list_images(spec)]  # bad paths fail before the build
+    from_folder = any(os.path.isdir(os.path.expanduser(str(spec))) for spec in specs)
     results_file = check_writable(os.path.join(
         g["output_dir"], results_name or f"infer_results_{backend}.json"))
     num_classes = int(cfg["Arch"]["class_num"])

@@ -14,6 +14,7 @@ from ..utils.threads import check_threads, cpu_threads, set_paddle_threads
 
 __all__ = ["Predictor", "DygraphPredictor", "PaddlePredictor", "OnnxPredictor", "BACKENDS",
            "InferenceOptions", "configure_paddle", "onnx_providers", "paddle_has_gpu",
+           "add_inference_options", "inference_options",
            "create_predictor", "inference_files", "parked_export"]
 
 BACKENDS = ("dygraph", "paddle", "onnx")
@@ -255,7 +256,8 @@ def onnx_providers(opts: InferenceOptions, available: Sequence[str]) -> List[Any
         if "CUDAExecutionProvider" in available:
             chosen.append(("CUDAExecutionProvider", gpu))
         if not chosen and (opts.device == "gpu" or opts.use_tensorrt):
-            raise RuntimeError(f"a GPU was asked (--device gpu) but ONNX Runtime offers only "
+            raise RuntimeError(f"a GPU was asked (--device gpu or --use-tensorrt) but ONNX "
+                               f"Runtime offers only "
                                f"{', '.join(available)}; {ORT_GPU_FIX}, or use --device cpu")
         if opts.use_tensorrt and "TensorrtExecutionProvider" not in available:
             raise RuntimeError("--use-tensorrt: this ONNX Runtime has no "
@@ -329,3 +331,31 @@ def create_predictor(backend: str, model: Optional[paddle.nn.Layer] = None,
     files = inference_files(save_dir)
     return (PaddlePredictor(files["model"], files["params"], threads, options, image_shape)
             if backend == "paddle" else OnnxPredictor(files["onnx"], threads, options))
+
+
+def add_inference_options(parser: Any) -> None:
+    """The ``InferenceOptions`` as command-line flags (infer and benchmark)."""
+    g = parser.add_argument_group("runtime (paddle and onnx backends; PaddleClas's inference "
+                                  "options)")
+    g.add_argument("--device", choices=DEVICES, default=None,
+                   help="auto: the GPU when the runtime has one, else the CPU (default: "
+                        "Global.device with -c, else auto)")
+    g.add_argument("--gpu-id", type=int, default=0, help="GPU index (default: 0)")
+    g.add_argument("--gpu-mem", type=int, default=1000,
+                   help="MB Paddle Inference reserves on the GPU at start (default: 1000)")
+    g.add_argument("--use-tensorrt", action="store_true",
+                   help="TensorRT subgraphs (GPU; Paddle Inference, or ONNX Runtime's provider)")
+    g.add_argument("--precision", choices=PRECISIONS, default="fp32",
+                   help="TensorRT precision (default: fp32; fp16 needs --use-tensorrt)")
+    g.add_argument("--no-mkldnn", action="store_true", help="CPU: no oneDNN (default: on)")
+    g.add_argument("--no-ir-optim", action="store_true", help="no graph optimisation passes")
+
+
+def inference_options(args: Any, device: Optional[str] = None) -> InferenceOptions:
+    """``add_inference_options``' flags as ``InferenceOptions`` (``device``: the default)."""
+    return InferenceOptions(device=args.device or device or "auto", gpu_id=args.gpu_id,
+                            gpu_mem=args.gpu_mem, use_tensorrt=args.use_tensorrt,
+                            precision=args.precision,
+                            enable_mkldnn=False if args.no_mkldnn else None,
+                            cpu_num_threads=getattr(args, "threads", None),
+                            ir_optim=not args.no_ir_optim)
