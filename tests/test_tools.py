@@ -693,3 +693,62 @@ def test_benchmark_runs_from_the_export_folder_alone(fmnist, tmp_path):
         benchmark_export(inf, backends=["dygraph"])
     with pytest.raises(FileNotFoundError, match="inference.yml"):
         benchmark_export(str(tmp_path))
+
+
+def _json_rows(path):
+    rows = json.loads(open(path, encoding="utf-8").read())["results"]
+    return {os.path.basename(r["image"]): r["topk"] for r in rows}
+
+
+def test_infer_from_the_export_folder_or_the_weights_alone(fmnist, tmp_path):
+    """`infer --model-dir EXPORT IMAGES...` and `infer --model NAME --weights W IMAGES...`
+    (no training config) give the config-driven answer: same classes, scores within 1e-6."""
+    folder = _fmnist_images(tmp_path / "imgs", np.random.default_rng(14))
+    ov = [a for o in fmnist["overrides"] + [f"Infer.infer_imgs={folder}"] for a in ("-o", o)]
+    proc = run_tool("infer.py", "-c", FMNIST_CFG, *ov, "-o", f"Global.output_dir={tmp_path}",
+                    "--backend", "paddle")
+    assert proc.returncode == 0, proc.stderr
+    # --model takes mean/std from pretrained_cfg: the config run without its eval Normalize.
+    proc = run_tool("infer.py", "-c", FMNIST_CFG, *ov, "-o", f"Global.output_dir={tmp_path}",
+                    "-o", "DataLoader.Eval.dataset.transform_ops=[ToTensor]")
+    assert proc.returncode == 0, proc.stderr
+    inf = str(fmnist["root"] / "inference")
+    proc = run_tool("infer.py", "--model-dir", inf, str(folder / "s28_0.png"), str(folder),
+                    "--output-dir", tmp_path / "alone", "--device", "cpu")
+    assert proc.returncode == 0, proc.stderr
+    assert "runs on: Paddle Inference on CPU" in proc.stdout
+    want = _json_rows(tmp_path / "infer_results_paddle.json")
+    got = _json_rows(tmp_path / "alone" / "infer_results_paddle.json")
+    assert set(got) == set(want) and len(got) == 6
+    arch = ["-o", "Arch.stem=cifar", "-o", "Arch.width=8", "-o", "Arch.in_channels=1",
+            "-o", "Arch.input_size=28"]
+    proc = run_tool("infer.py", "--model", "orthonet18", "--weights", fmnist["weights"], *arch,
+                    "--topk", "3", str(folder), "--output-dir", tmp_path / "w")
+    assert proc.returncode == 0, proc.stderr
+    pairs = [(got, want), (_json_rows(tmp_path / "w" / "infer_results_dygraph.json"),
+                           _json_rows(tmp_path / "infer_results_dygraph.json"))]
+    for a, b in pairs:
+        for name in b:
+            assert [t["class_id"] for t in a[name]] == [t["class_id"] for t in b[name]], name
+            np.testing.assert_allclose([t["score"] for t in a[name]],
+                                       [t["score"] for t in b[name]], rtol=0, atol=1e-6)
+    proc = run_tool("infer.py", "--model-dir", inf, "-c", FMNIST_CFG, str(folder))
+    assert proc.returncode == 2 and "give one of -c CONFIG, --model-dir" in proc.stderr
+
+
+def test_eval_reports_unwritable_outputs_before_the_pass(work, tmp_path, monkeypatch, capsys):
+    from orthonets_paddle.commands import eval as eval_cmd
+
+    def no_pass(*a, **kw):
+        raise AssertionError("the pass ran before the outputs were checked")
+    monkeypatch.setattr(eval_cmd, "evaluate_from_config", no_pass)
+    (tmp_path / "file").write_text("x")
+    cases = [(o_args(work, tmp_path / "file" / "out"), tmp_path / "file" / "out" / "eval_results.json"),
+             (o_args(work, tmp_path) + ["--confusion", str(tmp_path / "file" / "cm.png")],
+              tmp_path / "file" / "cm.png")]
+    for argv, path in cases:
+        with pytest.raises(SystemExit) as info:
+            eval_cmd.main(["-c", CFG, *argv])
+        err = capsys.readouterr().err.strip()
+        assert info.value.code == 2 and "\n" not in err and f"cannot write" in err
+        assert str(path) in err
