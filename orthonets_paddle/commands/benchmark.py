@@ -42,7 +42,12 @@ def build_models(args):
 
 def _main(args) -> None:
     if args.suite or args.data:
-        from benchmarks import suite as perf  # the project's suite, not installed
+        try:
+            from benchmarks import suite as perf  # the project's suite, not installed
+        except ImportError as exc:
+            raise RuntimeError("--suite and --data run the repository's benchmarks/, which pip "
+                               "does not install: run python tools/benchmark.py from a "
+                               "checkout") from exc
         if args.data:
             for backend, ips in perf.data_throughput().items():
                 print(f"seed CIFAR train transforms, {backend}: {ips:.0f} images/s (one process)")

@@ -3,16 +3,14 @@ their learning curves on one plot.
 
 python tools/compare.py output/orthonet18_cifar10 output/resnet18_cifar10 --out output/compare
 """
-import argparse
 
 from . import use_cores
-from ..utils.cli import run
+from ..utils.cli import new_parser, run
 from ..engine.runs import compare_runs
 
 
 def build_parser(prog=None):
-    parser = argparse.ArgumentParser(prog=prog, description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = new_parser(__doc__, prog)
     parser.add_argument("run_dirs", nargs="+", metavar="RUN_DIR", help="training output folders")
     parser.add_argument("--out", default="output/compare", help="folder for comparison.md and the PNG (default: output/compare)")
     return parser

@@ -2,16 +2,15 @@
 
     python tools/convert_torch_weights.py orthonet50.pth.tar orthonet50.pdparams --arch orthonet50
 """
-import argparse
 import sys
 
 from . import use_cores
+from ..utils.cli import new_parser
 from ..convert import ConversionError, convert_checkpoint
 
 
 def build_parser(prog=None):
-    parser = argparse.ArgumentParser(prog=prog, description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = new_parser(__doc__, prog)
     parser.add_argument("src", metavar="SRC", help="PyTorch checkpoint (.pth / .pth.tar)")
     parser.add_argument("dst", metavar="DST", help="Paddle weights to write (.pdparams)")
     parser.add_argument("--arch", required=True,

@@ -5,7 +5,6 @@ timed interleaved with the ResNet of that depth.
 python tools/model_table.py                      # quick: 1 warm-up + 3 timed calls
 python tools/model_table.py --repeats 20 --threads 2 --models 'orthonet*' 'resnet*'
 """
-import argparse
 import shlex
 import sys
 import time
@@ -13,13 +12,12 @@ import time
 from . import use_cores
 from ..deploy.model_table import format_table, measure_models
 from ..models import list_models
-from ..utils.cli import run
+from ..utils.cli import new_parser, run
 from ..utils.io import write_text
 
 
 def build_parser(prog=None):
-    parser = argparse.ArgumentParser(prog=prog, description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = new_parser(__doc__, prog)
     parser.add_argument("--models", nargs="+", default=None,
                         help="name patterns as list_models takes them, e.g. 'orthonet*' "
                              "(default: every registered model)")
@@ -39,7 +37,7 @@ def build_parser(prog=None):
     return parser
 
 
-def _main(args, argv) -> None:
+def _main(args, argv, prog) -> None:
     names = list_models(args.models) if args.models else list_models()
     if not names:
         raise ValueError(f"--models {' '.join(args.models)} matches no registered model; "
@@ -47,7 +45,7 @@ def _main(args, argv) -> None:
     start = time.time()
     rows = measure_models(names, args.batch_sizes, args.warmup, args.repeats, args.threads,
                           latency=not args.no_latency)
-    command = "python tools/model_table.py " + " ".join(map(shlex.quote, argv))
+    command = (prog or "python tools/model_table.py") + " " + " ".join(map(shlex.quote, argv))
     text = format_table(rows, command.strip(), args.threads, args.warmup, args.repeats,
                         args.batch_sizes, time.time() - start)
     print(text)
@@ -58,4 +56,4 @@ def main(argv=None, prog=None) -> None:
     argv = sys.argv[1:] if argv is None else list(argv)
     args = build_parser(prog).parse_args(argv)
     use_cores()
-    run(lambda: _main(args, argv))
+    run(lambda: _main(args, argv, prog))

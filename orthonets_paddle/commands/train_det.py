@@ -6,16 +6,15 @@ python tools/train_det.py -c configs/det/faster_rcnn_orthonet50_fpn_1x_coco.yml 
 Needs the det extra and PaddleDetection (README, "Detection"); COCO 2017 under
 dataset/coco unless overridden.
 """
-import argparse
 
 from . import use_cores
-from ..utils.cli import run
+from ..utils.cli import config_path, new_parser, run
 
 
 def build_parser(prog=None):
-    parser = argparse.ArgumentParser(prog=prog, description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("-c", "--config", required=True, help="detection YAML (configs/det/)")
+    parser = new_parser(__doc__, prog)
+    parser.add_argument("-c", "--config", required=True, type=config_path,
+                        help="detection YAML (configs/det/, or det/<name> of a shipped one)")
     parser.add_argument("-o", "--opt", nargs="+", action="extend", default=[], metavar="KEY=VALUE",
                         help="config overrides, e.g. -o epoch=1 TrainReader.batch_size=2")
     parser.add_argument("--eval", action="store_true",
