@@ -18,7 +18,8 @@ from orthonets_paddle.engine.config import load_config
 from orthonets_paddle.models import build_model_from_config
 from orthonets_paddle.engine.metrics import evaluate_from_config
 from orthonets_paddle.deploy.export import ExportError, export_from_config
-from orthonets_paddle.deploy.infer import InferError, infer_from_config, list_images
+from orthonets_paddle.deploy.infer import (InferError, config_from_export, infer_from_config,
+                                           list_images)
 from orthonets_paddle.deploy.predictors import DygraphPredictor, create_predictor
 from orthonets_paddle.models.pretrained import WeightsError
 from orthonets_paddle.engine.runs import compare_runs, count_parameters
@@ -100,10 +101,12 @@ def images(tmp_path_factory):
 
 
 def test_export_tool_and_infer_backends(work, images, tmp_path):
-    proc = run_tool("export_model.py", "-c", CFG, *o_args(work, tmp_path), "--onnx")
+    proc = run_tool("export_model.py", "-c", CFG, "--onnx", *o_args(
+        work, tmp_path, INFER_TRANSFORMS, "Infer.PostProcess.topk=3"))
     assert proc.returncode == 0, proc.stderr
     inf = work["root"] / "inference"
-    assert sorted(os.listdir(inf)) == ["inference.json", "inference.onnx", "inference.pdiparams"]
+    assert sorted(os.listdir(inf)) == ["inference.json", "inference.onnx", "inference.pdiparams",
+                                       "inference.yml"]
     assert "max abs diff" in proc.stdout
     assert "PIR" not in proc.stderr and "W1" not in proc.stderr  # Paddle's tracing notices
     # No temporary export folders left next to the output.
@@ -117,6 +120,16 @@ def test_export_tool_and_infer_backends(work, images, tmp_path):
         assert len(out["results"]) == 6
         scores[backend] = np.array([[t["score"] for t in r["topk"]] for r in out["results"]])
         assert os.path.isfile(out["results_file"])
+        if backend != "dygraph":  # the export folder alone gives the same answer
+            alone = config_from_export(str(inf))
+            alone["Global"]["output_dir"] = str(tmp_path / f"alone_{backend}")
+            alone["Infer"]["infer_imgs"] = str(images)
+            got = infer_from_config(alone, backend=backend)
+            assert [r["image"] for r in got["results"]] == [r["image"] for r in out["results"]]
+            assert ([[t["class_id"] for t in r["topk"]] for r in got["results"]]
+                    == [[t["class_id"] for t in r["topk"]] for r in out["results"]])
+            np.testing.assert_allclose([[t["score"] for t in r["topk"]] for r in got["results"]],
+                                       scores[backend], rtol=0, atol=1e-6)
     np.testing.assert_allclose(scores["paddle"], scores["dygraph"], atol=1e-4)
     np.testing.assert_allclose(scores["onnx"], scores["dygraph"], atol=1e-4)
 
@@ -253,6 +266,15 @@ def test_any_image_size_gives_one_answer_on_all_backends(fmnist, tmp_path):
         assert outs[backend]["results_file"] == str(tmp_path / f"infer_results_{backend}.json")
     assert outs["paddle"]["model_files"][0].endswith("inference.json")
     assert "runs the export" in outs["onnx"]["note"] and "inference.onnx" in outs["onnx"]["note"]
+    # The export folder alone (its inference.yml: resize + crop, Normalize, class names).
+    alone = config_from_export(str(fmnist["root"] / "inference"))
+    alone["Global"]["output_dir"], alone["Infer"]["infer_imgs"] = str(tmp_path / "a"), str(folder)
+    got = infer_from_config(alone, backend="paddle")["results"]
+    assert [[(t["class_id"], t["class_name"]) for t in r["topk"]] for r in got] == [
+        [(t["class_id"], t["class_name"]) for t in r["topk"]] for r in outs["paddle"]["results"]]
+    np.testing.assert_allclose([[t["score"] for t in r["topk"]] for r in got],
+                               [[t["score"] for t in r["topk"]] for r in outs["paddle"]["results"]],
+                               rtol=0, atol=1e-6)
     model = build_model_from_config(cfg["Arch"])
     model.set_state_dict(paddle.load(fmnist["weights"]))
     model.eval()
@@ -318,6 +340,21 @@ def test_static_backend_without_export_is_an_error(work, tmp_path):
         create_predictor("paddle", save_dir=str(tmp_path))
     with pytest.raises(ValueError, match="valid: dygraph, paddle, onnx"):
         create_predictor("tensorrt")
+
+
+def test_an_export_without_inference_yml_says_what_to_do(tmp_path):
+    """Exports of earlier versions hold no inference.yml: one line, re-export or pass -c."""
+    old = tmp_path / "inference"
+    old.mkdir()
+    for name in ("inference.json", "inference.pdiparams"):
+        (old / name).write_bytes(b"")
+    with pytest.raises(FileNotFoundError) as info:
+        config_from_export(str(old))
+    msg = str(info.value)
+    assert "\n" not in msg and "inference.yml" in msg and "-c CONFIG" in msg
+    assert "export again" in msg and str(old) in msg
+    with pytest.raises(FileNotFoundError, match="missing is not an export folder"):
+        config_from_export(str(tmp_path / "missing"))
 
 
 # ----------------------------------------------------------------------------- benchmark
@@ -524,3 +561,194 @@ def test_raw_pipelines_get_the_file_bytes(tmp_path):
             return np.zeros((len(batch), 2), np.float32)
     predict_images(Zero(), [str(path)], decode, raw=True)
     assert seen == [path.read_bytes()]
+
+
+# ----------------------------------------------------------------------------- issue 28: infer output
+def _gray_png(path, value=120):
+    from PIL import Image
+    Image.fromarray(np.full((28, 28), value, np.uint8), "L").save(path)
+
+
+def test_control_characters_are_escaped_and_names_kept_losslessly(fmnist, tmp_path):
+    """Real files named with ESC/CR sequences and a Latin-1 byte: the printed line holds no
+    control character (escaped as \\x1b, \\r), the JSON is strict UTF-8 with no lone
+    surrogate, and the Latin-1 name comes back byte for byte from image_bytes."""
+    folder = tmp_path / "imgs"
+    folder.mkdir()
+    raw = [b"\x1b[31mred\x1b[0m.png", b"caf\xe9.png", b"cr\rlf.png", b"plain.png"]
+    for name in raw:
+        _gray_png(os.path.join(os.fsencode(str(folder)), name))
+    out_dir = tmp_path / "out"
+    proc = run_tool("infer.py", "-c", FMNIST_CFG, *[a for o in fmnist["overrides"] + [
+        f"Global.output_dir={out_dir}", f"Infer.infer_imgs={folder}"] for a in ("-o", o)])
+    assert proc.returncode == 0, proc.stderr
+    assert "\x1b" not in proc.stdout and "\r" not in proc.stdout
+    lines = [x for x in proc.stdout.splitlines() if x.startswith(str(folder))]
+    assert len(lines) == 4
+    assert any(x.startswith(f"{folder}/\\x1b[31mred\\x1b[0m.png: ") for x in lines)
+    assert any(x.startswith(f"{folder}/caf\\xe9.png: ") for x in lines)
+    assert any(x.startswith(f"{folder}/cr\\rlf.png: ") for x in lines)
+    data = (out_dir / "infer_results_dygraph.json").read_bytes()
+    saved = json.loads(data.decode("utf-8"))  # strict UTF-8
+
+    def strings(obj):
+        if isinstance(obj, str):
+            yield obj
+        elif isinstance(obj, dict):
+            for k, v in obj.items():
+                yield k
+                yield from strings(v)
+        elif isinstance(obj, list):
+            for v in obj:
+                yield from strings(v)
+    for text in strings(saved):
+        text.encode("utf-8")  # a lone surrogate raises here
+    back = {}
+    for row in saved["results"]:
+        exact = (bytes.fromhex(row["image_bytes"]) if "image_bytes" in row
+                 else row["image"].encode("utf-8"))
+        back[os.path.basename(exact)] = row
+    assert sorted(back) == sorted(raw)
+    assert "image_bytes" in back[b"caf\xe9.png"] and "image_bytes" not in back[b"plain.png"]
+    assert back[b"\x1b[31mred\x1b[0m.png"]["image"].endswith("\x1b[31mred\x1b[0m.png")
+
+
+def test_unwritable_results_are_reported_before_the_pass(fmnist, tmp_path, monkeypatch):
+    """A results folder under a regular file, or a folder where the results file goes: an
+    OSError naming the path before any image is predicted (these fail for root too)."""
+    import orthonets_paddle.deploy.infer as infer_mod
+    from PIL import Image
+    img = tmp_path / "x.png"
+    Image.fromarray(np.zeros((28, 28), np.uint8), "L").save(img)
+
+    def no_pass(*a, **kw):
+        raise AssertionError("the pass ran before the output was checked")
+    monkeypatch.setattr(infer_mod, "predict_images", no_pass)
+    (tmp_path / "file").write_text("x")
+    taken = tmp_path / "taken"
+    (taken / "infer_results_dygraph.json").mkdir(parents=True)
+    for out_dir in (tmp_path / "file" / "out", taken):
+        cfg = load_config(FMNIST_CFG, fmnist["overrides"] + [
+            f"Global.output_dir={out_dir}", f"Infer.infer_imgs={img}"])
+        with pytest.raises(OSError) as info:
+            infer_from_config(cfg)
+        msg = str(info.value)
+        assert "\n" not in msg and "cannot write the results file" in msg
+        assert str(out_dir / "infer_results_dygraph.json") in msg
+    assert not (taken / "infer_results_dygraph.json" / ".write-check").exists()
+    assert os.listdir(taken / "infer_results_dygraph.json") == []
+
+
+def test_a_latin1_class_map_names_the_file(fmnist, tmp_path):
+    from orthonets_paddle.deploy.infer import load_class_id_map, load_class_names
+    latin = tmp_path / "labels.txt"
+    latin.write_bytes("".join(f"{i} caf\xe9_{i}\n" for i in range(10)).encode("latin-1"))
+    for load in (load_class_id_map, load_class_names):
+        with pytest.raises(InferError) as info:
+            load(str(latin), 10)
+        msg = str(info.value)
+        assert "\n" not in msg and str(latin) in msg and "save it as UTF-8" in msg
+    bom = tmp_path / "bom.txt"  # UTF-8 with a BOM is what Windows editors write: accepted
+    bom.write_bytes("".join(f"{i} café_{i}\n" for i in range(10)).encode("utf-8-sig"))
+    assert load_class_id_map(str(bom), 10)[0] == "café_0"
+
+
+def test_a_colour_photo_for_a_gray_model_is_converted_with_one_note(fmnist, tmp_path, caplog):
+    """The README's rule: a colour image given to a 1-channel model is read as gray
+    (PIL's L conversion) with one note per run naming how many."""
+    from PIL import Image
+    folder = tmp_path / "imgs"
+    folder.mkdir()
+    rgb = np.random.default_rng(3).integers(0, 255, (28, 28, 3)).astype(np.uint8)
+    for i in range(2):
+        Image.fromarray(rgb, "RGB").save(folder / f"colour{i}.png")
+    Image.fromarray(np.asarray(Image.fromarray(rgb).convert("L")), "L").save(folder / "gray.png")
+    cfg = load_config(FMNIST_CFG, fmnist["overrides"] + [
+        f"Global.output_dir={tmp_path}", f"Infer.infer_imgs={folder}"])
+    logger = logging.getLogger("orthonets_paddle")
+    logger.addHandler(caplog.handler)
+    try:
+        out = infer_from_config(cfg)
+    finally:
+        logger.removeHandler(caplog.handler)
+    notes = {id(r): r.getMessage() for r in caplog.records  # one record, maybe seen twice
+             if "converted to gray" in r.getMessage()}
+    assert len(notes) == 1 and next(iter(notes.values())).startswith("2 colour image(s)")
+    assert sorted(map(os.path.basename, out["grayed"])) == ["colour0.png", "colour1.png"]
+    by = {os.path.basename(r["image"]): r["topk"] for r in out["results"]}
+    assert by["colour0.png"] == by["gray.png"]  # what the model saw: the gray image
+
+
+def test_benchmark_runs_from_the_export_folder_alone(fmnist, tmp_path):
+    from orthonets_paddle.deploy.benchmark import benchmark_export, format_benchmark
+    inf = str(fmnist["root"] / "inference")
+    out = benchmark_export(inf, batch_size=2, warmup=0, repeats=2, threads=1)
+    assert out["image_shape"] == [1, 28, 28] and out["backends"] == ["paddle", "onnx"]
+    (stats,) = out["models"].values()
+    assert set(stats) == {"paddle", "onnx"} and stats["paddle"]["repeats"] == 2
+    assert out["devices"]["paddle"].startswith("Paddle Inference on CPU (1 threads")
+    assert out["devices"]["onnx"].startswith("ONNX Runtime on CPUExecutionProvider")
+    assert "\nPaddle Inference on CPU (1 threads" in format_benchmark(out)
+    with pytest.raises(ValueError, match="-c CONFIG"):
+        benchmark_export(inf, backends=["dygraph"])
+    with pytest.raises(FileNotFoundError, match="inference.yml"):
+        benchmark_export(str(tmp_path))
+
+
+def _json_rows(path):
+    rows = json.loads(open(path, encoding="utf-8").read())["results"]
+    return {os.path.basename(r["image"]): r["topk"] for r in rows}
+
+
+def test_infer_from_the_export_folder_or_the_weights_alone(fmnist, tmp_path):
+    """`infer --model-dir EXPORT IMAGES...` and `infer --model NAME --weights W IMAGES...`
+    (no training config) give the config-driven answer: same classes, scores within 1e-6."""
+    folder = _fmnist_images(tmp_path / "imgs", np.random.default_rng(14))
+    ov = [a for o in fmnist["overrides"] + [f"Infer.infer_imgs={folder}"] for a in ("-o", o)]
+    proc = run_tool("infer.py", "-c", FMNIST_CFG, *ov, "-o", f"Global.output_dir={tmp_path}",
+                    "--backend", "paddle")
+    assert proc.returncode == 0, proc.stderr
+    # --model takes mean/std from pretrained_cfg: the config run without its eval Normalize.
+    proc = run_tool("infer.py", "-c", FMNIST_CFG, *ov, "-o", f"Global.output_dir={tmp_path}",
+                    "-o", "DataLoader.Eval.dataset.transform_ops=[ToTensor]")
+    assert proc.returncode == 0, proc.stderr
+    inf = str(fmnist["root"] / "inference")
+    proc = run_tool("infer.py", "--model-dir", inf, str(folder / "s28_0.png"), str(folder),
+                    "--output-dir", tmp_path / "alone", "--device", "cpu")
+    assert proc.returncode == 0, proc.stderr
+    assert "runs on: Paddle Inference on CPU" in proc.stdout
+    want = _json_rows(tmp_path / "infer_results_paddle.json")
+    got = _json_rows(tmp_path / "alone" / "infer_results_paddle.json")
+    assert set(got) == set(want) and len(got) == 6
+    arch = ["-o", "Arch.stem=cifar", "-o", "Arch.width=8", "-o", "Arch.in_channels=1",
+            "-o", "Arch.input_size=28"]
+    proc = run_tool("infer.py", "--model", "orthonet18", "--weights", fmnist["weights"], *arch,
+                    "--topk", "3", str(folder), "--output-dir", tmp_path / "w")
+    assert proc.returncode == 0, proc.stderr
+    pairs = [(got, want), (_json_rows(tmp_path / "w" / "infer_results_dygraph.json"),
+                           _json_rows(tmp_path / "infer_results_dygraph.json"))]
+    for a, b in pairs:
+        for name in b:
+            assert [t["class_id"] for t in a[name]] == [t["class_id"] for t in b[name]], name
+            np.testing.assert_allclose([t["score"] for t in a[name]],
+                                       [t["score"] for t in b[name]], rtol=0, atol=1e-6)
+    proc = run_tool("infer.py", "--model-dir", inf, "-c", FMNIST_CFG, str(folder))
+    assert proc.returncode == 2 and "give one of -c CONFIG, --model-dir" in proc.stderr
+
+
+def test_eval_reports_unwritable_outputs_before_the_pass(work, tmp_path, monkeypatch, capsys):
+    from orthonets_paddle.commands import eval as eval_cmd
+
+    def no_pass(*a, **kw):
+        raise AssertionError("the pass ran before the outputs were checked")
+    monkeypatch.setattr(eval_cmd, "evaluate_from_config", no_pass)
+    (tmp_path / "file").write_text("x")
+    cases = [(o_args(work, tmp_path / "file" / "out"), tmp_path / "file" / "out" / "eval_results.json"),
+             (o_args(work, tmp_path) + ["--confusion", str(tmp_path / "file" / "cm.png")],
+              tmp_path / "file" / "cm.png")]
+    for argv, path in cases:
+        with pytest.raises(SystemExit) as info:
+            eval_cmd.main(["-c", CFG, *argv])
+        err = capsys.readouterr().err.strip()
+        assert info.value.code == 2 and "\n" not in err and f"cannot write" in err
+        assert str(path) in err

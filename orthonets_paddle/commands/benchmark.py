@@ -3,11 +3,13 @@ and the ratio against a second model.
 
 python tools/benchmark.py -c configs/orthonet18_cifar10.yaml --compare resnet18 --train
 python tools/benchmark.py --arch orthonet18 --num-classes 10 --stem cifar --image-size 32
+python tools/benchmark.py --model-dir output/inference/orthonet18_fashionmnist [--device gpu]
 python tools/benchmark.py --suite     # benchmarks/suite.py: every performance target, as ratios
 python tools/benchmark.py --data      # images/s of the seed's CIFAR transforms, per backend
 """
 from . import use_cores
-from ..deploy.benchmark import benchmark, format_benchmark, save_benchmark
+from ..deploy.benchmark import benchmark, benchmark_export, format_benchmark, save_benchmark
+from ..deploy.predictors import add_inference_options, inference_options
 from ..models.registry import build_model_from_config, model_channels
 from ..utils.cli import get_parser, run
 from ..engine.config import load_config
@@ -55,10 +57,18 @@ def _main(args) -> None:
         if args.json:
             print(f"saved: {save_benchmark(result, args.json)}")
         return
-    models, shape = build_models(args)
-    backends = [b.strip() for b in args.backends.split(",") if b.strip()]
-    result = benchmark(models, shape, args.batch_size, args.warmup, args.repeats, args.threads,
-                       backends, train=args.train, log=lambda m: print(m, flush=True))
+    spec = args.backends or ("paddle,onnx" if args.model_dir else "dygraph,paddle,onnx")
+    backends = [b.strip() for b in spec.split(",") if b.strip()]
+    timing = dict(batch_size=args.batch_size, warmup=args.warmup, repeats=args.repeats,
+                  threads=args.threads, train=args.train, log=lambda m: print(m, flush=True))
+    if args.model_dir:  # the export folder alone: its inference.yml gives the input shape
+        result = benchmark_export(args.model_dir, backends, options=inference_options(args),
+                                  **timing)
+    else:
+        models, shape = build_models(args)
+        device = load_config(args.config, args.override)["Global"]["device"] if args.config else None
+        result = benchmark(models, shape, backends=backends,
+                           options=inference_options(args, device), **timing)
     print(format_benchmark(result))
     if args.json:
         print(f"saved: {save_benchmark(result, args.json)}")
@@ -80,9 +90,12 @@ def build_parser(prog=None):
     parser.add_argument("--repeats", type=int, default=20,
                         help="timed batches per model and backend, interleaved (default: 20)")
     parser.add_argument("--threads", type=int, default=None, help="CPU threads (default: all cores)")
-    parser.add_argument("--backends", default="dygraph,paddle,onnx",
+    parser.add_argument("--model-dir", metavar="DIR",
+                        help="time this export folder (its inference.yml) instead of -c/--arch")
+    parser.add_argument("--backends", default=None,
                         help="comma-separated: dygraph (eager), paddle (Paddle Inference on an "
-                             "export), onnx (ONNX Runtime) (default: all three)")
+                             "export), onnx (ONNX Runtime) (default: all three; paddle,onnx "
+                             "with --model-dir)")
     parser.add_argument("--train", action="store_true", help="also time training steps")
     parser.add_argument("--compare", metavar="ARCH", help="second model, e.g. resnet18")
     parser.add_argument("--json", metavar="PATH",
@@ -91,13 +104,15 @@ def build_parser(prog=None):
                         help="run every performance target of docs/PERFORMANCE.md in one run")
     parser.add_argument("--quick", action="store_true", help="fewer repeats (with --suite)")
     parser.add_argument("--data", action="store_true", help="data pipeline throughput only")
+    add_inference_options(parser)
     return parser
 
 
 def main(argv=None, prog=None) -> None:
     parser = build_parser(prog)
     args = parser.parse_args(argv)
-    if not (args.suite or args.data) and bool(args.config) == bool(args.arch):
-        parser.error("give either -c CONFIG or --arch NAME")
+    if not (args.suite or args.data) and (bool(args.config) + bool(args.arch)
+                                          + bool(args.model_dir)) != 1:
+        parser.error("give one of -c CONFIG, --arch NAME or --model-dir EXPORT")
     use_cores()
     run(lambda: _main(args))

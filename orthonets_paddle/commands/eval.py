@@ -4,7 +4,10 @@ python tools/eval.py -c configs/orthonet18_cifar10.yaml \
     -o Global.pretrained_model=output/orthonet18_cifar10/best_model.pdparams \
     [--per-class] [--confusion output/orthonet18_cifar10/confusion.png]
 """
+import os
+
 from . import use_cores
+from ..deploy.infer import check_writable
 from ..utils.cli import get_parser, parse_args, run
 from ..engine.config import load_config
 from ..engine.metrics import evaluate_from_config, format_eval
@@ -19,6 +22,10 @@ def build_parser(prog=None):
 
 def _main(args) -> None:
     cfg = load_config(args.config, args.override)
+    # Outputs that cannot be written are reported now, not after the pass (issue 28).
+    check_writable(os.path.join(cfg["Global"]["output_dir"], "eval_results.json"))
+    if args.confusion:
+        check_writable(args.confusion, "confusion plot", "--confusion")
     print(format_eval(evaluate_from_config(cfg, per_class=args.per_class,
                                            confusion_path=args.confusion)))
 

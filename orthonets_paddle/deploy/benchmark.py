@@ -8,6 +8,7 @@ Figures are wall-clock: a busy machine gives lower throughput for all.
 from __future__ import annotations
 
 import copy
+import dataclasses
 import os
 import tempfile
 import time
@@ -21,9 +22,10 @@ from ..utils.io import write_json
 from ..utils.schema import NON_NEGATIVE_INT, POSITIVE_INT
 from ..utils.threads import cpu_threads, set_paddle_threads
 from .export import check_image_shape, export_model
-from .predictors import BACKENDS, create_predictor, inference_files
+from .predictors import BACKENDS, InferenceOptions, create_predictor, inference_files
 
 __all__ = ["latency_stats", "time_interleaved", "make_train_step", "exported_predictors",
+           "benchmark_export",
            "benchmark", "format_benchmark", "save_benchmark", "BACKEND_LABELS"]
 
 BACKEND_LABELS = {"dygraph": "dygraph", "paddle": "Paddle Inference", "onnx": "ONNX Runtime",
@@ -79,20 +81,26 @@ def make_train_step(model: paddle.nn.Layer, batch: np.ndarray, lr: float = 0.01,
     return step
 
 
-def exported_predictors(backend: str, models: Mapping[str, paddle.nn.Layer],
+def exported_predictors(backend: str, models: Mapping[str, Optional[paddle.nn.Layer]],
                         shapes: Mapping[str, Sequence[int]], threads: int, workdir: str,
-                        onnx: bool = False, opset: int = 13) -> Dict[str, Callable]:
+                        onnx: bool = False, opset: int = 13,
+                        options: Optional[InferenceOptions] = None) -> Dict[str, Callable]:
     """``{name: predictor}`` on ``backend``; a static one first exports each model (with ONNX
-    when ``onnx`` or ``backend`` is onnx) to ``workdir/name``, unless that export exists."""
+    when ``onnx`` or ``backend`` is onnx) to ``workdir/name``, unless that export exists
+    (a model given as None must have it). ``options``: the runtimes' device, TensorRT..."""
     out = {}
     for name, model in models.items():
         folder = os.path.join(workdir, name)
         wanted = inference_files(folder)["onnx" if backend == "onnx" else "model"]
-        if backend != "dygraph" and not os.path.isfile(wanted):
+        if backend != "dygraph" and not os.path.isfile(wanted) and model is not None:
             export_model(model, folder, shapes[name], onnx=onnx or backend == "onnx",
                          opset_version=opset, check=False)
+        opts = options
+        if backend == "dygraph" and opts is not None:  # TensorRT is the exports' alone
+            opts = dataclasses.replace(opts, use_tensorrt=False, precision="fp32")
         try:
-            out[name] = create_predictor(backend, model, folder, threads)
+            out[name] = create_predictor(backend, model, folder, threads, opts,
+                                         image_shape=shapes[name])
         except RuntimeError as exc:
             raise RuntimeError(f"{name}: {exc}") from None
     return out
@@ -103,18 +111,23 @@ def benchmark(models: Mapping[str, paddle.nn.Layer], image_shape: Sequence[int],
               threads: Optional[int] = None, backends: Sequence[str] = BACKENDS,
               train: bool = False, train_warmup: Optional[int] = None,
               train_repeats: Optional[int] = None, opset: int = 13, seed: int = 0,
-              log: Optional[Callable[[str], None]] = None) -> Dict[str, Any]:
+              log: Optional[Callable[[str], None]] = None,
+              options: Optional[InferenceOptions] = None,
+              export_dir: Optional[str] = None) -> Dict[str, Any]:
     """Inference (and, with ``train``, training) speed of ``models`` on one random batch of
     ``image_shape`` (seeded by ``seed``), with ``threads`` CPU threads (default:
     ``OMP_NUM_THREADS``, else all cores). Static ``backends`` export each model to a temporary
     folder first. With two or more models, ``ratios`` holds the first's throughput over the
     second's. Training defaults to ``min(warmup, 2)`` warm-up and ``repeats`` timed steps.
     ``log`` is called with a progress line before each measurement (e.g. ``print``).
+    ``options`` (``InferenceOptions``) set the static runtimes' device, TensorRT, ...
+    ``export_dir``: time that export folder (``models`` is then ``{name: None}``; static
+    backends only), as ``benchmark --model-dir`` does.
 
     Returns:
         ``{"threads", "batch_size", "image_shape", "warmup", "repeats", "backends",
         "models": {name: {backend or "train": latency_stats}}, "ratios": {backend: r},
-        "ratio_of": [first, second]}``.
+        "ratio_of": [first, second], "devices": {backend: what ran}}``.
     """
     if not models:
         raise ValueError("benchmark needs at least one model")
@@ -133,12 +146,20 @@ def benchmark(models: Mapping[str, paddle.nn.Layer], image_shape: Sequence[int],
     batch = np.random.default_rng(seed).standard_normal(
         (batch_size, *image_shape)).astype(np.float32)
     results: Dict[str, Dict[str, Any]] = {name: {} for name in models}
-    shapes = {name: image_shape for name in models}
+    shapes, devices = {name: image_shape for name in models}, {}
+    if export_dir is not None:
+        if "dygraph" in backends or train or len(models) != 1:
+            raise ValueError("an export folder times the paddle and onnx backends of one "
+                             "model; give -c CONFIG for dygraph or --train")
+        export_dir = os.path.abspath(export_dir)
     with tempfile.TemporaryDirectory(prefix="orthonets-bench-") as workdir:
         for backend in backends:
             log(f"{BACKEND_LABELS[backend]}: preparing {', '.join(models)}")
-            predictors = exported_predictors(backend, models, shapes, threads, workdir,
-                                             opset=opset)
+            predictors = exported_predictors(
+                backend, models, shapes, threads,
+                os.path.dirname(export_dir) if export_dir else workdir, opset=opset,
+                options=options)
+            devices[backend] = getattr(next(iter(predictors.values())), "device", backend)
             log(f"{BACKEND_LABELS[backend]}: {warmup} warm-up + {repeats} timed batches each")
             times = time_interleaved({n: (lambda p=p: p(batch)) for n, p in predictors.items()},
                                      warmup, repeats)
@@ -158,7 +179,7 @@ def benchmark(models: Mapping[str, paddle.nn.Layer], image_shape: Sequence[int],
         ratios = {k: a[k]["images_per_sec"] / b[k]["images_per_sec"] for k in a if k in b}
     return {"threads": threads, "batch_size": batch_size, "image_shape": image_shape,
             "warmup": warmup, "repeats": repeats, "backends": backends, "models": results,
-            "ratios": ratios, "ratio_of": names[:2] if ratios else []}
+            "ratios": ratios, "ratio_of": names[:2] if ratios else [], "devices": devices}
 
 
 def format_benchmark(result: Dict[str, Any]) -> str:
@@ -167,6 +188,7 @@ def format_benchmark(result: Dict[str, Any]) -> str:
     lines = [f"batch {result['batch_size']}, input {shape}, {result['threads']} CPU threads, "
              f"{result['warmup']} warm-up + {result['repeats']} timed batches "
              "(latency per batch)"]
+    lines += [v for v in result.get("devices", {}).values() if v != "dygraph on cpu"]
     width = max(5, *(len(n) for n in result["models"]))
     header = (f"{'model':<{width}}  {'backend':<16}  {'images/s':>9}  {'p50 ms':>9}  "
               f"{'p90 ms':>9}  {'p99 ms':>9}")
@@ -183,3 +205,17 @@ def format_benchmark(result: Dict[str, Any]) -> str:
         lines.append("throughput ratio {} / {}: {}".format(*result["ratio_of"], parts))
     return "\n".join(lines)
 
+
+
+def benchmark_export(model_dir: str, backends: Sequence[str] = ("paddle", "onnx"),
+                     **kwargs: Any) -> Dict[str, Any]:
+    """``benchmark`` of the export in ``model_dir`` alone (``benchmark --model-dir``): its
+    ``inference.yml`` gives the model name and input shape; ``kwargs`` as ``benchmark``'s."""
+    from .infer import config_from_export
+
+    cfg = config_from_export(model_dir)
+    folder = os.path.basename(os.path.normpath(os.path.abspath(model_dir)))
+    out = benchmark({folder: None}, cfg["Global"]["image_shape"], backends=backends,
+                    export_dir=model_dir, **kwargs)
+    out["models"] = {cfg["Arch"]["name"]: out["models"][folder]}  # the model, not the folder
+    return out

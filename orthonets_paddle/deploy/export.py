@@ -16,18 +16,19 @@ from typing import Any, Dict, Optional, Sequence
 
 import numpy as np
 import paddle
+import yaml
 
 from ..models import load_model
 from ..models.registry import model_channels
-from .predictors import create_predictor, inference_files, parked_export
+from .predictors import InferenceOptions, create_predictor, inference_files, parked_export
 
 __all__ = ["ExportError", "export_model", "export_onnx", "export_from_config", "verify_export",
            "check_image_shape", "drop_paddle_notices", "DEFAULT_OPSET"]
 
 DEFAULT_OPSET = 13  # the lowest opset paddle2onnx 2.1 picks for these models anyway
 # Files an export folder may hold: ours, and those of older Paddle's jit.save.
-EXPORT_FILES = ("inference.json", "inference.pdiparams", "inference.onnx", "inference.pdmodel",
-                "inference.pdiparams.info")
+EXPORT_FILES = ("inference.json", "inference.pdiparams", "inference.onnx", "inference.yml",
+                "inference.pdmodel", "inference.pdiparams.info")
 
 
 class ExportError(RuntimeError):
@@ -104,7 +105,9 @@ def verify_export(model: paddle.nn.Layer, save_dir: str, image_shape: Sequence[i
     Returns ``{"max_abs_diff": {"paddle", "onnx"}, "output_scale", "tolerance", "batch_sizes",
     "ok"}``."""
     onnx = os.path.isfile(inference_files(save_dir)["onnx"]) if onnx is None else onnx
-    predictors = {b: create_predictor(b, save_dir=save_dir) for b in ("paddle", "onnx")[:1 + onnx]}
+    cpu = InferenceOptions(device="cpu")  # the check is the same on any machine
+    predictors = {b: create_predictor(b, save_dir=save_dir, options=cpu)
+                  for b in ("paddle", "onnx")[:1 + onnx]}
     rng = np.random.default_rng(0)
     model.eval()
     diffs, scale = dict.fromkeys(predictors, 0.0), 0.0
@@ -159,13 +162,16 @@ def _prepare_target(save_dir: str, shown: str) -> Optional[int]:
 
 def export_model(model: paddle.nn.Layer, save_dir: str, image_shape: Sequence[int],
                  onnx: bool = False, opset_version: int = DEFAULT_OPSET, check: bool = True,
-                 check_batch_sizes: Sequence[int] = (1, 3)) -> Dict[str, Any]:
+                 check_batch_sizes: Sequence[int] = (1, 3),
+                 infer_config: Optional[Dict[str, Any]] = None) -> Dict[str, Any]:
     """Export ``model`` (eval mode) for input ``[N, *image_shape]``, check it against dygraph
     (``verify_export`` on ``check_batch_sizes``, when ``check``) and swap it in as ``save_dir``
     (a new folder gets ``os.makedirs``'s mode, an old one keeps its own and loses its files).
+    ``infer_config`` (``infer.inference_config``) is written beside it as ``inference.yml``.
 
     Returns:
-        ``{"files": {"model", "params"[, "onnx"]}, "check": verify_export's result or None}``.
+        ``{"files": {"model", "params"[, "onnx"][, "config"]}, "check": verify_export's
+        result or None}``.
 
     Raises:
         ExportError: ``save_dir`` may not be replaced, or a step failed (it is left as it was).
@@ -192,6 +198,10 @@ def export_model(model: paddle.nn.Layer, save_dir: str, image_shape: Sequence[in
         files = inference_files(staging)
         if onnx:
             export_onnx(files["model"], files["params"], files["onnx"], opset_version)
+        if infer_config is not None:
+            with open(os.path.join(staging, "inference.yml"), "w", encoding="utf-8") as f:
+                yaml.safe_dump(infer_config, f, sort_keys=False, allow_unicode=True,
+                               default_flow_style=None)  # inner lists on one line
         report = (verify_export(model, staging, image_shape, check_batch_sizes, onnx)
                   if check else None)
         if report and not report["ok"]:
@@ -204,8 +214,10 @@ def export_model(model: paddle.nn.Layer, save_dir: str, image_shape: Sequence[in
         if mode is not None:
             shutil.rmtree(parked_export(save_dir))
         final = inference_files(save_dir)
-        return {"files": {k: final[k] for k in ("model", "params", "onnx")[:3 if onnx else 2]},
-                "check": report}
+        out = {k: final[k] for k in ("model", "params", "onnx")[:3 if onnx else 2]}
+        if infer_config is not None:
+            out["config"] = os.path.join(save_dir, "inference.yml")
+        return {"files": out, "check": report}
     finally:
         shutil.rmtree(staging, ignore_errors=True)  # the folder this call made, if not moved
 
@@ -213,8 +225,12 @@ def export_model(model: paddle.nn.Layer, save_dir: str, image_shape: Sequence[in
 def export_from_config(cfg: Dict[str, Any], onnx: bool = False,
                        opset_version: int = DEFAULT_OPSET, check: bool = True) -> Dict[str, Any]:
     """``tools/export_model.py``: build ``Arch``, load ``Global.pretrained_model`` strictly,
-    export to ``Global.save_inference_dir`` with input ``[N, *Global.image_shape]``."""
+    export to ``Global.save_inference_dir`` with input ``[N, *Global.image_shape]`` and the
+    ``inference.yml`` (preprocessing, class names) that ``infer --model-dir`` reads."""
+    from .infer import inference_config  # infer imports this module
+
     g = cfg["Global"]
     shape = check_image_shape(g["image_shape"], cfg["Arch"], ExportError)  # before the build
+    described = inference_config(cfg)  # bad class names or transforms fail before the build
     return export_model(load_model(cfg), g["save_inference_dir"], shape, onnx=onnx,
-                        opset_version=opset_version, check=check)
+                        opset_version=opset_version, check=check, infer_config=described)

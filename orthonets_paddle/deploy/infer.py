@@ -9,16 +9,19 @@ Runtime) get the same input, so they give one answer: the top-k softmax scores, 
 """
 from __future__ import annotations
 
+import copy
+import dataclasses
 import datetime
 import logging
 import os
+import tempfile
 from typing import Any, Callable, Dict, List, Optional, Sequence
 
 import numpy as np
 from PIL import Image
 
 from ..data.datasets import IMAGE_EXTENSIONS, DataFileError, read_image_file, walk_files
-from ..data.preprocess import create_transform, normalize_of, resolve_data_config
+from ..data.preprocess import normalize_of, resolve_data_config, transform_ops
 from ..data.transforms import build_transforms
 from ..models import load_model
 from ..models.registry import model_channels
@@ -26,11 +29,13 @@ from ..models.resnet import pretrained_cfg_for
 from ..utils.io import write_json
 from ..utils.schema import POSITIVE_INT, SchemaError
 from .export import check_image_shape
-from .predictors import Predictor, create_predictor, inference_files
+from .predictors import InferenceOptions, Predictor, create_predictor, inference_files
 
 __all__ = ["InferError", "list_images", "read_image", "load_class_names", "load_class_id_map",
-           "topk_predictions", "predict_images", "infer_settings", "infer_pipeline",
-           "infer_from_config", "format_predictions"]
+           "topk_predictions", "predict_images", "infer_settings", "infer_preprocess",
+           "infer_pipeline", "inference_config", "config_from_export", "INFERENCE_YML",
+           "infer_from_config", "format_predictions", "printable", "json_name",
+           "check_writable"]
 
 logger = logging.getLogger("orthonets_paddle")
 
@@ -77,6 +82,23 @@ def read_image(path: str, pil: bool = False, channels: int = 3) -> Any:
     return arr
 
 
+def _read_text(path: str) -> List[str]:
+    """The lines of a UTF-8 text file (a BOM is dropped); another encoding is an InferError
+    naming the file and the fix."""
+    try:
+        with open(path, encoding="utf-8-sig") as f:
+            return f.read().splitlines()
+    except UnicodeDecodeError as exc:
+        raise InferError(f"{printable(path)} is not UTF-8 text (byte 0x{exc.object[exc.start]:02x}"
+                         f" at offset {exc.start}); save it as UTF-8") from None
+
+
+def _is_colour(path: str) -> bool:
+    """The file holds a colour (or palette) image: its mode, from the header alone."""
+    with Image.open(path) as im:
+        return im.mode not in ("1", "L", "LA", "I", "I;16", "I;16B", "I;16L", "F")
+
+
 def load_class_names(spec: Any, num_classes: int) -> Optional[List[str]]:
     """``Infer.class_names``: a list, a text file with one name per line, or None."""
     if spec is None:
@@ -85,8 +107,7 @@ def load_class_names(spec: Any, num_classes: int) -> Optional[List[str]]:
         if not os.path.isfile(spec):
             raise FileNotFoundError(f"Infer.class_names file {spec} does not exist; give a text "
                                     "file with one class name per line, or a list")
-        with open(spec, encoding="utf-8") as f:
-            names, where = [line.strip() for line in f if line.strip()], f"{spec} has"
+        names, where = [x.strip() for x in _read_text(spec) if x.strip()], f"{spec} has"
     elif isinstance(spec, (list, tuple)):
         names, where = [str(n) for n in spec], "Infer.class_names has"
     else:
@@ -105,15 +126,14 @@ def load_class_id_map(path: Optional[str], num_classes: int) -> Optional[List[st
         raise FileNotFoundError(f"Infer.PostProcess.class_id_map_file {path} does not exist; "
                                 "give a text file of '<id> <name>' lines")
     names: Dict[int, str] = {}
-    with open(path, encoding="utf-8") as f:
-        for n, line in enumerate(f, 1):
-            head, _, name = line.strip().partition(" ")
-            if not line.strip():
-                continue
-            if not head.isdigit() or not name.strip() or int(head) >= num_classes:
-                raise InferError(f"{path}:{n}: {line.strip()!r} is not '<id> <name>' with an id "
-                                 f"below {num_classes} (Arch.class_num)")
-            names[int(head)] = name.strip()
+    for n, line in enumerate(_read_text(path), 1):
+        head, _, name = line.strip().partition(" ")
+        if not line.strip():
+            continue
+        if not head.isdigit() or not name.strip() or int(head) >= num_classes:
+            raise InferError(f"{path}:{n}: {line.strip()!r} is not '<id> <name>' with an id "
+                             f"below {num_classes} (Arch.class_num)")
+        names[int(head)] = name.strip()
     missing = [i for i in range(num_classes) if i not in names]
     if missing:
         raise InferError(f"{path} has no name for class id(s) {missing[:5]}; give one "
@@ -150,26 +170,102 @@ def infer_settings(cfg: Dict[str, Any]) -> Dict[str, Any]:
             "class_names": pick("class_names"), "class_id_map_file": pick("class_id_map_file")}
 
 
-def infer_pipeline(cfg: Dict[str, Any]) -> Dict[str, Any]:
-    """The preprocessing of every backend: ``{"transforms", "pil" (they take PIL images),
-    "raw" (they take the file's bytes: a pipeline starting with DecodeImage), "image_shape"
-    ([C, H, W] every image must end at, or None: any)}``."""
+def infer_preprocess(cfg: Dict[str, Any]) -> Dict[str, Any]:
+    """What every backend does to an image, as data: ``{"transform_ops"`` (the op list),
+    ``"backend"`` (the image library the ops take: ``pil``, ``cv2`` or None),
+    ``"image_shape"`` ([C, H, W] every image must end at, or None: any)``}``: ``Infer.transforms``
+    when set, else resize + centre crop from the model's ``pretrained_cfg``."""
     ops = infer_settings(cfg)["transforms"]
     ds = (cfg.get("DataLoader") or {}).get("Eval", {}).get("dataset") or {}
     shape = (cfg.get("Global") or {}).get("image_shape")
     if ops:
         backend = ds.get("backend") if ds.get("backend") in ("cv2", "pil") else None
-        first = next(iter(ops[0]), "") if isinstance(ops[0], dict) else ops[0]
-        return {"transforms": build_transforms(ops, backend=backend), "pil": backend == "pil",
-                "raw": first == "DecodeImage", "image_shape": list(shape) if shape else None}
+        return {"transform_ops": list(ops), "backend": backend,
+                "image_shape": list(shape) if shape else None}
     arch = cfg["Arch"]
     opts = {k: v for k, v in arch.items() if k not in ("name", "class_num")}
     model_cfg = pretrained_cfg_for(arch["name"], arch.get("class_num", 1000), **opts)
     eval_ops = ds.get("transforms") or ds.get("transform_ops")
     data_cfg = resolve_data_config({"input_size": tuple(shape) if shape else None,
                                     **normalize_of(eval_ops)}, pretrained_cfg=model_cfg)
-    return {"transforms": create_transform(data_cfg), "pil": True, "raw": False,
+    return {"transform_ops": transform_ops(data_cfg), "backend": "pil",
             "image_shape": list(data_cfg["input_size"])}
+
+
+def infer_pipeline(cfg: Dict[str, Any]) -> Dict[str, Any]:
+    """The preprocessing of every backend: ``{"transforms", "pil" (they take PIL images),
+    "raw" (they take the file's bytes: a pipeline starting with DecodeImage), "image_shape"
+    ([C, H, W] every image must end at, or None: any)}``."""
+    pre = infer_preprocess(cfg)
+    ops = pre["transform_ops"]
+    first = next(iter(ops[0]), "") if isinstance(ops[0], dict) else ops[0]
+    return {"transforms": build_transforms(ops, backend=pre["backend"]),
+            "pil": pre["backend"] == "pil", "raw": first == "DecodeImage",
+            "image_shape": pre["image_shape"]}
+
+
+INFERENCE_YML = "inference.yml"
+
+
+def inference_config(cfg: Dict[str, Any]) -> Dict[str, Any]:
+    """The ``inference.yml`` an export writes beside the model: PaddleClas/PaddleX's layout
+    (``Global.model_name``, ``Hpi`` TensorRT dynamic shapes, ``PreProcess.transform_ops``,
+    ``PostProcess.Topk`` with ``label_list``) plus this package's keys in ``Global``
+    (``image_shape``, ``class_num``, ``image_backend``), enough to run ``infer`` with no
+    training config."""
+    inf, pre = infer_settings(cfg), infer_preprocess(cfg)
+    num_classes = int(cfg["Arch"]["class_num"])
+    shape = check_image_shape(pre["image_shape"] or cfg["Global"]["image_shape"], cfg["Arch"],
+                              InferError)
+    names = (load_class_id_map(inf["class_id_map_file"], num_classes)
+             or load_class_names(inf["class_names"], num_classes))
+    shapes = {"x": [[1, *shape], [1, *shape], [8, *shape]]}  # min, opt, max (PaddleX's order)
+    topk: Dict[str, Any] = {"topk": int(inf["topk"])}
+    if names:
+        topk["label_list"] = list(names)
+    return {"Global": {"model_name": cfg["Arch"]["name"], "image_shape": shape,
+                       "class_num": num_classes, "image_backend": pre["backend"]},
+            "Hpi": {"backend_configs": {"paddle_infer": {"trt_dynamic_shapes": shapes},
+                                        "tensorrt": {"dynamic_shapes": copy.deepcopy(shapes)}}},
+            "PreProcess": {"transform_ops": pre["transform_ops"]},
+            "PostProcess": {"Topk": topk}}
+
+
+def config_from_export(model_dir: str) -> Dict[str, Any]:
+    """A config for ``infer_from_config`` from the export folder's ``inference.yml`` alone
+    (``Global.save_inference_dir`` is ``model_dir``); ``trt_shapes`` holds its TensorRT
+    dynamic shapes. An export without the file (older versions) is an error saying to
+    export again or to pass the training config."""
+    from ..utils.yamlio import load_yaml
+    path = os.path.join(os.path.dirname(inference_files(model_dir)["model"]), INFERENCE_YML)
+    if not os.path.isfile(path):
+        if not os.path.isfile(os.path.join(os.path.dirname(path), "inference.json")):
+            raise FileNotFoundError(f"{model_dir} is not an export folder (no inference.json "
+                                    "or inference.yml); give the folder tools/export_model.py "
+                                    "wrote (Global.save_inference_dir), or -c CONFIG")
+        raise FileNotFoundError(f"{model_dir} has no {INFERENCE_YML} (exports before this "
+                                "version lack it); export again with tools/export_model.py, "
+                                "or give the training config: -c CONFIG")
+    doc = load_yaml(path)
+    try:
+        g, pre = doc["Global"], doc["PreProcess"]["transform_ops"]
+        (post_name, post), = (doc.get("PostProcess") or {"Topk": {}}).items()
+        shape, num_classes = list(g["image_shape"]), int(g["class_num"])
+        trt = doc["Hpi"]["backend_configs"]["paddle_infer"]["trt_dynamic_shapes"]["x"]
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        raise InferError(f"{path} is not an inference.yml this package wrote (missing or "
+                         f"malformed {exc}); export the model again") from None
+    if post_name != "Topk":
+        raise InferError(f"{path}: PostProcess {post_name!r} is not supported; valid: Topk")
+    return {"Global": {"save_inference_dir": model_dir, "image_shape": shape,
+                       "pretrained_model": None, "output_dir": "./output"},
+            "Arch": {"name": g.get("model_name", "?"), "class_num": num_classes,
+                     "in_channels": shape[0]},
+            "DataLoader": {"Eval": {"dataset": {"backend": g.get("image_backend")}}},
+            "Infer": {"infer_imgs": None, "batch_size": 8, "transforms": pre,
+                      "PostProcess": {"name": "Topk", "topk": post.get("topk", 5),
+                                      "class_names": post.get("label_list")}},
+            "trt_shapes": trt}
 
 
 def predict_images(predictor: Predictor, paths: Sequence[str],
@@ -177,7 +273,8 @@ def predict_images(predictor: Predictor, paths: Sequence[str],
                    class_names: Optional[Sequence[str]] = None,
                    image_shape: Optional[Sequence[int]] = None,
                    pil: bool = False, channels: int = 3, raw: bool = False,
-                   skipped: Optional[List[str]] = None) -> List[Dict[str, Any]]:
+                   skipped: Optional[List[str]] = None,
+                   grayed: Optional[List[str]] = None) -> List[Dict[str, Any]]:
     """``[{"image": path, "topk": [...]}, ...]`` for image files, ``batch_size`` at a time.
 
     Args:
@@ -186,6 +283,7 @@ def predict_images(predictor: Predictor, paths: Sequence[str],
             when given (an export's), ``channels`` (RGB: 3, gray: 1) in any case.
         skipped: when a list, a file that is not a readable image is skipped with a
             warning naming it and appended here; when None, it is an error.
+        grayed: when a list, the colour images converted to gray (``channels`` 1) go here.
     """
     try:
         POSITIVE_INT("Infer.batch_size", batch_size)
@@ -198,6 +296,8 @@ def predict_images(predictor: Predictor, paths: Sequence[str],
         for path in paths[start:start + batch_size]:
             try:
                 img = read_image(path, pil=pil, channels=channels)  # checks it decodes
+                if channels == 1 and grayed is not None and _is_colour(path):
+                    grayed.append(path)
                 if raw:
                     with open(path, "rb") as f:
                         img = f.read()
@@ -237,38 +337,94 @@ def predict_images(predictor: Predictor, paths: Sequence[str],
     return results
 
 
+def printable(text: str) -> str:
+    """``text`` as it may reach a terminal: control and format characters (ESC, CR, LF,
+    bidi overrides) and the undecodable bytes of a file name (``os.fsdecode``'s lone
+    surrogates) written as ``\\x1b``-style escapes; other text unchanged."""
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else
+                   f"\\x{ord(c) - 0xDC00:02x}" if 0xDC80 <= ord(c) <= 0xDCFF else
+                   repr(c)[1:-1] for c in text)
+
+
+def json_name(path: str) -> Dict[str, str]:
+    """A file name for JSON, losslessly and without lone surrogates: ``{"image": name}`` when
+    the name is UTF-8, else ``{"image": printable(name), "image_bytes": hex of
+    os.fsencode(name)}`` (the exact name is ``os.fsdecode(bytes.fromhex(...))``)."""
+    raw = os.fsencode(path)
+    try:
+        return {"image": raw.decode("utf-8")}
+    except UnicodeDecodeError:
+        return {"image": printable(os.fsdecode(raw)), "image_bytes": raw.hex()}
+
+
+def check_writable(path: str, what: str = "results file",
+                   setting: str = "Global.output_dir") -> str:
+    """Make ``path``'s folder and check a file can be written there, before a long pass:
+    a missing or read-only folder, a file where a folder goes, or a folder where the file
+    goes, is an OSError naming the path. Returns ``path``."""
+    folder = os.path.dirname(os.path.abspath(path))
+    try:
+        os.makedirs(folder, exist_ok=True)
+        if os.path.isdir(path):
+            raise IsADirectoryError(f"{path} is a folder")
+        with tempfile.NamedTemporaryFile(dir=folder, prefix=".write-check-"):
+            pass
+    except OSError as exc:
+        why = exc.strerror or str(exc)
+        raise OSError(f"cannot write the {what} {printable(path)} ({why}); give a writable "
+                      f"folder ({setting})") from None
+    return path
+
+
 def format_predictions(results: Sequence[Dict[str, Any]]) -> str:
-    """One line per image: ``path: name score, name score, ...``."""
-    return "\n".join(f"{r['image']}: " + ", ".join(f"{t['class_name']} {t['score']:.4f}"
-                                                   for t in r["topk"]) for r in results)
+    """One line per image: ``path: name score, name score, ...``, control characters in
+    names escaped (``printable``)."""
+    return "\n".join(f"{printable(r['image'])}: " + ", ".join(
+        f"{printable(t['class_name'])} {t['score']:.4f}" for t in r["topk"]) for r in results)
 
 
 def infer_from_config(cfg: Dict[str, Any], backend: str = "dygraph",
                       threads: Optional[int] = None, results_name: Optional[str] = None,
-                      strict: bool = False) -> Dict[str, Any]:
+                      strict: bool = False,
+                      options: Optional[InferenceOptions] = None) -> Dict[str, Any]:
     """``tools/infer.py``: predict ``Infer.infer_imgs``, save the top-k as JSON in
     ``Global.output_dir`` (``results_name``, default ``infer_results_<backend>.json``).
 
     ``dygraph`` builds ``Arch`` and loads ``Global.pretrained_model`` (strictly); ``paddle``
-    and ``onnx`` run the export in ``Global.save_inference_dir``. With ``strict``, a file in
-    a folder that is not a readable image is an error (by default it is skipped with a
-    warning; a file named directly always errors).
+    and ``onnx`` run the export in ``Global.save_inference_dir`` with ``options`` (device,
+    TensorRT, ...). With ``strict``, a file in a folder that is not a readable image is an
+    error (by default it is skipped with a warning; a file named directly always errors).
+    ``cfg`` may be ``config_from_export``'s. The results file is checked writable first.
+    In the JSON, file names follow ``json_name``.
 
     Returns:
-        ``{"backend", "model_files", "note", "skipped", "results", "results_file"}``, as saved.
+        ``{"backend", "device", "model_files", "note", "skipped", "results",
+        "results_file"}``, as saved.
     """
     g, inf = cfg["Global"], infer_settings(cfg)
-    paths = list_images(inf["infer_imgs"])  # fail on a bad path before building anything
-    from_folder = os.path.isdir(os.path.expanduser(str(inf["infer_imgs"])))
+    specs = inf["infer_imgs"] if isinstance(inf["infer_imgs"], list) else [inf["infer_imgs"]]
+    paths = [p for spec in specs for p in list_images(spec)]  # bad paths fail before the build
+    from_folder = any(os.path.isdir(os.path.expanduser(str(spec))) for spec in specs)
+    results_file = check_writable(os.path.join(
+        g["output_dir"], results_name or f"infer_results_{backend}.json"))
     num_classes = int(cfg["Arch"]["class_num"])
     names = (load_class_id_map(inf["class_id_map_file"], num_classes)
              or load_class_names(inf["class_names"], num_classes))
     pipe, note = infer_pipeline(cfg), ""
+    shape = pipe["image_shape"]
+    if shape is not None or backend != "dygraph":
+        shape = check_image_shape(shape or g["image_shape"], cfg["Arch"], InferError)
+    if cfg.get("trt_shapes") and options is not None and options.trt_shapes is None:
+        options = dataclasses.replace(options, trt_shapes=cfg["trt_shapes"])
     if backend == "dygraph":
         files = [str(g["pretrained_model"])] if g.get("pretrained_model") else []
-        predictor = create_predictor("dygraph", model=load_model(cfg), threads=threads)
+        predictor = create_predictor("dygraph", model=load_model(cfg), threads=threads,
+                                     options=options)
     else:
-        predictor = create_predictor(backend, save_dir=g["save_inference_dir"], threads=threads)
+        predictor = create_predictor(backend, save_dir=g["save_inference_dir"], threads=threads,
+                                     options=options, image_shape=shape)
         found = inference_files(g["save_inference_dir"])
         files = [found["onnx"]] if backend == "onnx" else [found["model"], found["params"]]
         when = datetime.datetime.fromtimestamp(os.path.getmtime(files[0])).isoformat(" ", "seconds")
@@ -277,18 +433,21 @@ def infer_from_config(cfg: Dict[str, Any], backend: str = "dygraph",
         if g.get("pretrained_model"):
             note += ("; Global.pretrained_model is not read by this backend: export it "
                      "again if those weights are newer")
-    shape = pipe["image_shape"]
-    if shape is not None or backend != "dygraph":
-        shape = check_image_shape(shape or g["image_shape"], cfg["Arch"], InferError)
     skipped: List[str] = []
+    grayed: List[str] = []
+    channels = model_channels(cfg["Arch"])
     results = predict_images(predictor, paths, pipe["transforms"], inf["batch_size"], inf["topk"],
-                             names, image_shape=shape, pil=pipe["pil"],
-                             channels=model_channels(cfg["Arch"]), raw=pipe["raw"],
+                             names, image_shape=shape, pil=pipe["pil"], channels=channels,
+                             raw=pipe["raw"], grayed=grayed,
                              skipped=skipped if from_folder and not strict else None)
-    out = {"backend": backend, "model_files": files, "note": note, "skipped": skipped,
-           "results": results,
-           "results_file": os.path.join(g["output_dir"],
-                                        results_name or f"infer_results_{backend}.json")}
-    os.makedirs(g["output_dir"], exist_ok=True)
-    write_json(out, out["results_file"], indent=2)
+    if grayed:  # one note per run: the model sees a gray version of a colour photo
+        logger.warning("%d colour image(s) converted to gray for this 1-channel model "
+                       "(Arch.in_channels: 1), e.g. %s", len(grayed), printable(grayed[0]))
+    out = {"backend": backend, "device": getattr(predictor, "device", ""), "model_files": files,
+           "note": note, "skipped": skipped, "grayed": grayed, "results": results,
+           "results_file": results_file}
+    saved = dict(out, skipped=[json_name(p) for p in skipped],
+                 grayed=[json_name(p) for p in grayed],
+                 results=[{**json_name(r["image"]), "topk": r["topk"]} for r in results])
+    write_json(saved, results_file, indent=2)
     return out
