@@ -60,7 +60,7 @@ def test_seed_recipe_is_in_the_config():
     ("DataLoader.Train.dataset.transform_ops[9].RandomCrop.size=3", "list of 6 items"),
     ("Global.epochs", "must look like Section.key=value"),
     ("Global.device=tpu", "Global.device must be one of auto, cpu, gpu, got 'tpu'"),
-    ("Global.epochs=0", "Global.epochs must be a positive integer, got 0"),
+    ("Global.epochs=0", "Global.epochs must be an integer >= 1 and <= 1000000, got 0"),
 ])
 def test_bad_overrides_name_the_nearest_key(override, message):
     with pytest.raises(ConfigError, match=message.replace("[", r"\[").replace("(", r"\(")):
@@ -102,25 +102,65 @@ def test_apply_override_does_not_create_keys_silently():
     ("Optimizer.momentum=1.5", "Optimizer.momentum must be a number >= 0 and <= 1, got 1.5"),
     ("Optimizer.regularizer.coeff=abc", "Optimizer.regularizer.coeff must be a number >= 0"),
     ("Optimizer.lr.learning_rate=abc", "Optimizer.lr.learning_rate must be a number >= 0, got 'abc'"),
-    ("Optimizer.lr.decay_epochs=[1,x,3]", "Optimizer.lr.decay_epochs[1] must be a positive integer"),
-    ("Global.seed=abc", "Global.seed must be an integer >= 0, got 'abc'"),
+    ("Optimizer.lr.decay_epochs=[1,x,3]", "Optimizer.lr.decay_epochs[1] must be an integer >= 1 and <= 1000000"),
+    ("Global.seed=abc", "Global.seed must be an integer >= 0 and <= 4294967295, got 'abc'"),
     ("Loss.Train[0].CELoss.epsilon=abc", "CELoss.epsilon must be in [0, 1)"),
     ("Loss.Train[0].CELoss.epsilon=1", "CELoss.epsilon must be in [0, 1), got 1"),
-    ("Global.save_interval=abc", "Global.save_interval must be an integer >= 0, got 'abc'"),
-    ("Global.save_interval=-1", "Global.save_interval must be an integer >= 0, got -1"),
+    ("Global.save_interval=abc", "Global.save_interval must be an integer >= 0 and <= 1000000, got 'abc'"),
+    ("Global.save_interval=-1", "Global.save_interval must be an integer >= 0 and <= 1000000, got -1"),
     ("Global.use_visualdl=maybe", "Global.use_visualdl must be true or false, got 'maybe'"),
     ("Global.overwrite=yes please", "Global.overwrite must be true or false"),
-    ("Global.image_shape=[3,32]", "Global.image_shape must be a list of 3 items, each a positive integer"),
-    ("DataLoader.Train.sampler.batch_size=0", "DataLoader.Train.sampler.batch_size must be a positive integer, got 0"),
+    ("Global.image_shape=[3,32]", "Global.image_shape must be a list of 3 items, each an integer >= 1 and <= 8192"),
+    ("DataLoader.Train.sampler.batch_size=0", "DataLoader.Train.sampler.batch_size must be an integer >= 1 and <= 65536, got 0"),
     ("DataLoader.Eval.loader.num_workers=-2", "DataLoader.Eval.loader.num_workers must be an integer >= 0"),
     ("DataLoader.Train.dataset.num_samples=abc", "DataLoader.Train.dataset.num_samples must be"),
-    ("Arch.class_num=ten", "Arch.class_num must be a positive integer, got 'ten'"),
+    ("Arch.class_num=ten", "Arch.class_num must be an integer >= 1 and <= 1000000, got 'ten'"),
     ("AMP.level=O3", "AMP.level must be one of O1, O2"),
 ])
 def test_mistyped_values_are_one_error_naming_the_key(override, message):
     with pytest.raises(ConfigError) as info:
         load_config(CFG, [override])
     assert message in str(info.value)
+
+
+# Issue 28: values in range for the type but not for any real run, and empty paths. Each
+# bound is stated in the message; the upper ones say why. (Today: accepted, then an
+# OverflowError, NumPy's seed error naming no key, gigabytes allocated, or "No such file: ''".)
+@pytest.mark.parametrize("override,message", [
+    ("Global.epochs=1e21", "Global.epochs must be an integer >= 1 and <= 1000000, got 10000000"),
+    ("Global.seed=18446744073709551616", "Global.seed must be an integer >= 0 and <= 4294967295, "
+                                         "got 18446744073709551616 (the bound: NumPy's seed range)"),
+    ("Arch.seed=4294967296", "Arch.seed must be an integer >= 0 and <= 4294967295"),
+    ("Arch.width=1e8", "Arch.width must be an integer >= 1 and <= 1024, got 100000000 (the bound:"),
+    ("Arch.class_num=1e10", "Arch.class_num must be an integer >= 1 and <= 1000000, got 10000000000"),
+    ("Global.output_dir=''", "Global.output_dir must be a path (non-empty text), got ''"),
+    ("Global.pretrained_model=''", "Global.pretrained_model must be a path (non-empty text) or null"),
+    ("Global.checkpoints='  '", "Global.checkpoints must be a path"),
+    ("DataLoader.Train.dataset.data_file=''", "DataLoader.Train.dataset.data_file must be a path"),
+    ("Infer.infer_imgs=''", "Infer.infer_imgs must be a path"),
+    # variants of the same classes
+    ("Global.epochs=.inf", "Global.epochs must be an integer >= 1 and <= 1000000, got inf"),
+    ("Global.print_batch_step=1e21", "Global.print_batch_step must be an integer >= 1 and <= 1000000000"),
+    ("Global.eval_interval=true", "Global.eval_interval must be an integer >= 1 and <= 1000000, got True"),
+    ("Global.image_shape=[3,100000000,32]", "Global.image_shape[1] must be an integer >= 1 and <= 8192"),
+    ("DataLoader.Train.loader.num_workers=100000", "num_workers must be an integer >= 0 and <= 256"),
+    ("DataLoader.Train.sampler.batch_size=1e9", "batch_size must be an integer >= 1 and <= 65536"),
+    ("DataLoader.Train.dataset.num_samples=1e21", "num_samples must be an integer >= 1 and <= 2147483647 or null"),
+    ("Infer.batch_size=1e12", "Infer.batch_size must be an integer >= 1 and <= 65536"),
+    ("Optimizer.lr.warmup_epoch=1e300", "Optimizer.lr.warmup_epoch must be a number >= 0 and <= 1e+06"),
+    ("Arch.drop_path_rate=1.5", "Arch.drop_path_rate must be a number >= 0 and < 1, got 1.5"),
+    ("Arch.out_indices=[0,7]", "Arch.out_indices[1] must be an integer >= 0 and <= 3, got 7"),
+])
+def test_out_of_range_values_and_empty_paths_are_one_error_naming_the_key(override, message):
+    with pytest.raises(ConfigError) as info:
+        load_config(CFG, [override])
+    assert message in str(info.value) and "\n" not in str(info.value)
+
+
+def test_the_bounds_admit_their_own_limits():
+    cfg = load_config(CFG, ["Global.seed=4294967295", "Arch.seed=0", "Global.epochs=1000000",
+                            "Arch.class_num=1000000", "Arch.width=1024", "Global.output_dir=x"])
+    assert (cfg["Global"]["seed"], cfg["Global"]["epochs"]) == (2**32 - 1, 10**6)
 
 
 def test_numbers_written_as_text_in_yaml_are_numbers(tmp_path):
@@ -250,7 +290,8 @@ def test_every_typed_key_is_a_key_of_its_section():
         section, key = dotted.rsplit(".", 1)
         offered = set()
         for name in ("Momentum", "SGD", "AdamW", "Piecewise", "MultiStepDecay", "Cosine",
-                     "Constant", "Cifar10", "BatchSampler"):
+                     "Constant", "Cifar10", "BatchSampler", "FashionMNIST", "ImageFolder",
+                     "Synthetic", "ImageNetDataset"):
             try:
                 offered |= set(config._KEYS[section]({"name": name}))
             except ValueError:

@@ -21,7 +21,9 @@ from ..models.resnet import arch_options
 from ..utils.cli import cap_text, get_parser, parse_args  # noqa: F401  (the tools' import)
 from ..utils.hints import did_you_mean, lookup
 from ..utils.io import write_text
-from ..utils.schema import BOOL, NON_NEGATIVE_INT, POSITIVE_INT, ConfigError, Typed
+from ..utils.schema import (BATCH_SIZE, BOOL, CHANNELS_MAX, CLASS_NUM, EPOCHS, IMAGE_SIDE,
+                            NUM_SAMPLES, NUM_WORKERS, PATH, SEED, WIDTH,
+                            ConfigError, Typed)
 from ..utils import yamlio
 from ..utils.yamlio import YamlError, load_yaml, parse_value
 from .losses import build_loss, loss_params
@@ -30,24 +32,26 @@ from .optim import build_lr, lr_params, optimizer_params, regularizer_params
 __all__ = ["ConfigError", "DEFAULTS", "SCHEMA", "load_config", "apply_override", "parse_value",
            "validate_config", "save_config", "dump_config"]
 
-_STR, _PATH = Typed("str"), Typed("str", null=True)
+_STR, _PATH = Typed("str"), Typed("path", null=True)
+_UNIT = Typed("number", min=0, max=1, max_open=True)
+_ITERS = Typed("int", min=1, max=10**9, why="iterations")  # beyond: never, in effect
 # The trainer's own sections: key -> (default, type). The meaning of every key is
 # PaddleClas's; keys marked "ours" are this package's extensions.
 _OWN: Dict[str, Dict[str, tuple]] = {
     "Global": {
-        "output_dir": ("./output", _STR),
+        "output_dir": ("./output", PATH),
         "device": ("auto", Typed("choice", choices=("auto", "cpu", "gpu"))),
-        "seed": (42, NON_NEGATIVE_INT),          # ours (PaddleClas seeds nothing by default)
-        "epochs": (100, POSITIVE_INT),
+        "seed": (42, SEED),                      # ours (PaddleClas seeds nothing by default)
+        "epochs": (100, EPOCHS),
         "eval_during_train": (True, BOOL),
-        "eval_interval": (1, POSITIVE_INT),      # evaluate every N epochs (and at the last)
-        "save_interval": (0, NON_NEGATIVE_INT),  # also keep epoch_N.* every N epochs; 0 = off
-        "print_batch_step": (10, POSITIVE_INT),  # log train loss every N iterations
+        "eval_interval": (1, EPOCHS),            # evaluate every N epochs (and at the last)
+        "save_interval": (0, Typed("int", min=0, max=EPOCHS.max)),  # epoch_N.* every N; 0 = off
+        "print_batch_step": (10, _ITERS),        # log train loss every N iterations
         "pretrained_model": (None, _PATH),       # path or URL: initialise from weights
         "checkpoints": (None, _PATH),            # output dir or checkpoint prefix: resume
         "use_visualdl": (True, BOOL),
-        "save_inference_dir": ("./output/inference", _STR),
-        "image_shape": ([3, 32, 32], Typed("list", item=POSITIVE_INT, length=3)),  # C, H, W
+        "save_inference_dir": ("./output/inference", PATH),
+        "image_shape": ([3, 32, 32], Typed("list", item=IMAGE_SIDE, length=3)),  # C, H, W
         "to_static": (False, BOOL),              # train the paddle.jit.to_static program
         "plot": (True, BOOL),                    # ours: loss.png / acc.png at the end
         "progress_bar": (True, BOOL),            # ours
@@ -63,13 +67,13 @@ _OWN: Dict[str, Dict[str, tuple]] = {
     },
     "Infer": {
         "infer_imgs": (None, _PATH),
-        "batch_size": (8, POSITIVE_INT),
+        "batch_size": (8, BATCH_SIZE),
         "transforms": (None, None),              # defaults to DataLoader.Eval's transform_ops
         "PostProcess": (None, None),
     },
     "Infer.PostProcess": {
         "name": ("Topk", Typed("choice", choices=("Topk",))),
-        "topk": (5, POSITIVE_INT),
+        "topk": (5, CLASS_NUM),
         "class_id_map_file": (None, _PATH),
         "delimiter": (" ", _STR),
         "class_names": (None, None),             # ours: the names as a list
@@ -170,17 +174,19 @@ _NOT_HERE = {  # whole PaddleClas features with no counterpart here
                                         "one: Global, Arch, Loss, ...; see configs/)"),
 }
 
-# The type and range of every value a user can set, by dotted path ("*" as in _KEYS).
-_UNIT = Typed("number", min=0, max=1, max_open=True)
+# The type and range of every value a user can set, by dotted path ("*" as in _KEYS); the
+# bounds and their reasons are utils.schema's.
 SCHEMA: Dict[str, Typed] = {
     **{f"{s}.{k}": v[1] for s, keys in _OWN.items() for k, v in keys.items() if v[1]},
-    **{f"Arch.{k}": _STR for k in ("name", "stem", "position", "freq_sel", "norm")},
-    **{f"Arch.{k}": POSITIVE_INT for k in ("class_num", "in_channels", "width", "reduction")},
-    "Arch.input_size": Typed("int", min=1, null=True),
-    "Arch.seed": NON_NEGATIVE_INT,
-    "Arch.squeeze": _PATH,
-    "Arch.features_only": BOOL,
-    "Arch.out_indices": Typed("list", item=NON_NEGATIVE_INT),
+    **{f"Arch.{k}": _STR for k in ("name", "stem", "position", "freq_sel", "norm", "global_pool")},
+    "Arch.class_num": CLASS_NUM, "Arch.width": WIDTH,
+    "Arch.in_channels": CHANNELS_MAX, "Arch.reduction": Typed("int", min=1, max=WIDTH.max),
+    "Arch.input_size": Typed("int", min=1, max=IMAGE_SIDE.max, null=True),
+    "Arch.seed": SEED,
+    "Arch.squeeze": Typed("str", null=True),
+    **{f"Arch.{k}": BOOL for k in ("features_only", "excitation_bias")},
+    **{f"Arch.{k}": _UNIT for k in ("drop_rate", "drop_path_rate")},
+    "Arch.out_indices": Typed("list", item=Typed("int", min=0, max=3)),
     "Optimizer.name": _STR,
     "Optimizer.momentum": Typed("number", min=0, max=1),
     "Optimizer.weight_decay": Typed("number", min=0),  # AdamW's decoupled decay
@@ -189,18 +195,25 @@ SCHEMA: Dict[str, Typed] = {
     "Optimizer.epsilon": Typed("number", min=0, min_open=True),
     "Optimizer.lr.name": _STR,
     **{f"Optimizer.lr.{k}": Typed("number", min=0)
-       for k in ("learning_rate", "eta_min", "warmup_epoch", "warmup_start_lr")},
-    "Optimizer.lr.milestones": Typed("list", item=NON_NEGATIVE_INT),
-    "Optimizer.lr.decay_epochs": Typed("list", item=POSITIVE_INT),
+       for k in ("learning_rate", "eta_min", "warmup_start_lr")},
+    "Optimizer.lr.warmup_epoch": Typed("number", min=0, max=EPOCHS.max),
+    "Optimizer.lr.milestones": Typed("list", item=Typed("int", min=0, max=EPOCHS.max)),
+    "Optimizer.lr.decay_epochs": Typed("list", item=EPOCHS),
     "Optimizer.lr.values": Typed("list", item=Typed("number", min=0)),
     "Optimizer.lr.gamma": Typed("number", min=0, min_open=True),
     "Optimizer.regularizer.name": Typed("choice", choices=("L2",)),
     "Optimizer.regularizer.coeff": Typed("number", min=0),
-    "DataLoader.*.dataset.num_samples": Typed("int", min=1, null=True),
-    "DataLoader.*.sampler.batch_size": POSITIVE_INT,
+    "DataLoader.*.dataset.num_samples": NUM_SAMPLES,
+    **{f"DataLoader.*.dataset.{k}": _PATH for k in ("data_file", "image_path", "label_path",
+                                                   "root", "image_root", "cls_label_path")},
+    "DataLoader.*.dataset.image_size": IMAGE_SIDE,
+    "DataLoader.*.dataset.num_classes": CLASS_NUM,
+    "DataLoader.*.dataset.channels": CHANNELS_MAX,
+    "DataLoader.*.dataset.seed": SEED,
+    "DataLoader.*.sampler.batch_size": BATCH_SIZE,
     "DataLoader.*.sampler.shuffle": Typed("bool", null=True),
     "DataLoader.*.sampler.drop_last": BOOL,
-    "DataLoader.*.loader.num_workers": NON_NEGATIVE_INT,
+    "DataLoader.*.loader.num_workers": NUM_WORKERS,
     **{f"DataLoader.*.loader.{k}": BOOL for k in ("use_shared_memory", "skip_bad_images")},
 }
 
@@ -306,7 +319,7 @@ def validate_config(cfg: Dict[str, Any]) -> None:
 def apply_override(cfg: Dict[str, Any], override: str) -> None:
     """Apply ``Section.key=value`` in place; a string-typed key keeps its text (``=2024``)."""
     yamlio.apply_override(cfg, override, lambda path: getattr(
-        SCHEMA.get(_pattern(path)), "kind", None) == "str")
+        SCHEMA.get(_pattern(path)), "kind", None) in ("str", "path"))
 
 
 def _merge(base: Dict[str, Any], new: Dict[str, Any], depth: int = 0) -> Dict[str, Any]:
