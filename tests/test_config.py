@@ -322,3 +322,85 @@ def test_ema_section_is_refused_by_name(tmp_path):
     path.write_text(open(CFG).read() + "EMA:\n  decay: 0.9999\n")
     with pytest.raises(ConfigError, match="EMA: EMA weights are not supported"):
         load_config(str(path))
+
+
+# ----------------------------------------------------------------------------- one bounded YAML reader
+def _alias_bomb(levels: int = 9) -> str:
+    """Nested anchors: ~1 KB of text, 10**levels values when expanded."""
+    lines = ["l0: &l0 [" + ", ".join(["lol"] * 10) + "]"]
+    lines += [f"l{i}: &l{i} [" + ", ".join([f"*l{i - 1}"] * 10) + "]" for i in range(1, levels)]
+    return "\n".join(lines) + "\n"
+
+
+def test_the_package_reads_yaml_only_through_yamlio():
+    """A structural check: every YAML the package reads is bounded (utils/yamlio)."""
+    import os
+    import re
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    loader = re.compile(r"\byaml\.(safe_load|load|full_load|unsafe_load|load_all|safe_load_all|"
+                        r"compose|compose_all|parse|scan)\s*\(|\bfrom yaml import\b")
+    found = []
+    for top in ("orthonets_paddle", "tools"):
+        for folder, _, files in os.walk(os.path.join(root, top)):
+            for name in files:
+                path = os.path.join(folder, name)
+                if name.endswith(".py") and not path.endswith(os.path.join("utils", "yamlio.py")):
+                    text = open(path, encoding="utf-8").read()
+                    found += [f"{path}: {m.group(0)}" for m in loader.finditer(text)]
+    assert found == []
+
+
+def test_compare_refuses_an_alias_bomb_in_a_run_folder_in_one_line(tmp_path):
+    # The issue: plain yaml.safe_load there took 6.7 GB and 2 minutes on this 1 KB file.
+    import json
+    import subprocess
+    import sys
+    from orthonets_paddle.engine.runs import RunError, compare_runs
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "metrics.json").write_text(json.dumps({"arch": "resnet18", "best_acc": 0.5}))
+    (run / "config.yaml").write_text(_alias_bomb() + "Arch: {name: resnet18, class_num: 10, "
+                                     "stem: *l8}\n")
+    assert (run / "config.yaml").stat().st_size < 1100
+    with pytest.raises(RunError, match=r"config.yaml.*expand to more than 100,000 values"):
+        compare_runs([str(run)])
+    proc = subprocess.run([sys.executable, "tools/compare.py", str(run), "--out",
+                           str(tmp_path / "cmp")], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    last = proc.stderr.strip().splitlines()[-1]
+    assert last.startswith("error: RunError: ") and "expand to more than" in last
+
+
+def test_a_run_folders_config_is_checked_as_train_checks_it(tmp_path):
+    """compare counts the parameters of the model a run folder's config.yaml builds: a
+    planted Arch list or width 1e8 is refused naming the file and key (was an
+    AttributeError, or gigabytes allocated)."""
+    import json
+    from orthonets_paddle.engine.runs import RunError, compare_runs
+    for i, arch in enumerate(("[resnet18, 10]", "{name: resnet18, class_num: 10, width: 1e8}")):
+        run = tmp_path / f"run{i}"
+        run.mkdir()
+        (run / "metrics.json").write_text(json.dumps({"arch": "resnet18", "best_acc": 0.5}))
+        (run / "config.yaml").write_text(f"Arch: {arch}\n")
+        with pytest.raises(RunError, match=r"run\d/config.yaml: Arch(.width)? must be"):
+            compare_runs([str(run)])
+
+
+def test_override_values_and_followed_files_are_bounded_too(tmp_path):
+    from orthonets_paddle.utils.yamlio import YamlError, check_yaml
+    bomb = "[" + ", ".join(line.split(": ", 1)[1] for line in _alias_bomb().splitlines()) + "]"
+    with pytest.raises(ConfigError, match="expand to more than"):  # -o with aliases
+        load_config(CFG, [f"Infer.PostProcess.class_names={bomb}"])
+    merge = "m0: &m0 {a: 1, b: 2}\n" + "".join(  # merge keys expand as aliases do
+        f"m{i}: &m{i} {{<<: *m{i - 1}, x{i}: [{', '.join([f'*m{i - 1}'] * 10)}]}}\n"
+        for i in range(1, 9))
+    (tmp_path / "merge.yaml").write_text(open(CFG).read() + merge)
+    with pytest.raises(ConfigError, match="expand to more than"):  # -c with merge keys
+        load_config(str(tmp_path / "merge.yaml"))
+    # PaddleDetection reads its configs itself (own tags, _BASE_ files): checked first
+    (tmp_path / "base.yml").write_text(_alias_bomb())
+    (tmp_path / "det.yml").write_text("_BASE_: [base.yml]\nmodel: !SomeTag {x: 1}\n")
+    with pytest.raises(YamlError, match=r"base.yml: its aliases \(\*name\) expand"):
+        check_yaml(str(tmp_path / "det.yml"))
+    (tmp_path / "base.yml").write_text("epoch: 12\nLearningRate: !LearningRate {base_lr: 0.01}\n")
+    check_yaml(str(tmp_path / "det.yml"))  # tags are the reader's business, not the bound's
