@@ -404,3 +404,22 @@ def test_override_values_and_followed_files_are_bounded_too(tmp_path):
         check_yaml(str(tmp_path / "det.yml"))
     (tmp_path / "base.yml").write_text("epoch: 12\nLearningRate: !LearningRate {base_lr: 0.01}\n")
     check_yaml(str(tmp_path / "det.yml"))  # tags are the reader's business, not the bound's
+
+
+def test_an_output_folder_inside_an_image_folder_is_refused(tmp_path):
+    # The issue: output_dir in an ImageFolder class folder; the next run trained on its
+    # own loss.png / acc.png (and a run's subfolders would become classes).
+    import os
+    root = tmp_path / "data"
+    (root / "cat").mkdir(parents=True)
+    (root / "dog").mkdir()
+    os.symlink(root / "cat", tmp_path / "link")
+    text = open("configs/orthonet50_imagenet.yaml").read().replace("./data/ILSVRC2012", str(root))
+    (tmp_path / "c.yaml").write_text(text)
+    for out in (root / "cat" / "run", root, root / "new_class", tmp_path / "link" / "run",
+                f"{root}/../data/dog/x"):
+        with pytest.raises(ConfigError, match=r"Global.output_dir .* is inside "
+                                              r"DataLoader.Train.dataset.root .*outside it"):
+            load_config(str(tmp_path / "c.yaml"), [f"Global.output_dir={out}"])
+    for out in (tmp_path / "runs" / "a", tmp_path / "data_runs"):  # beside it: fine
+        load_config(str(tmp_path / "c.yaml"), [f"Global.output_dir={out}"])

@@ -362,7 +362,22 @@ def load_config(path: Optional[str], overrides: Sequence[str] = ()) -> Dict[str,
     for key in ("output_dir", "checkpoints", "pretrained_model", "save_inference_dir"):
         value = cfg["Global"][key]  # ~ is the home folder, as in a shell; URLs stay
         cfg["Global"][key] = os.path.expanduser(value) if isinstance(value, str) else value
+    _check_output_dir(cfg)
     return cfg
+
+
+def _check_output_dir(cfg: Dict[str, Any]) -> None:
+    """Refuse an output folder inside a folder read by listing it (ImageFolder's root): the
+    next run would take its loss.png for an image and its subfolders for classes."""
+    out = os.path.realpath(cfg["Global"]["output_dir"])
+    for split, loader in (cfg["DataLoader"] or {}).items():
+        root = ((loader or {}).get("dataset") or {}).get("root")
+        real = os.path.realpath(os.path.expanduser(root)) if isinstance(root, str) else None
+        if real and os.path.commonpath([out, real]) == real:
+            raise ConfigError(f"Global.output_dir {cfg['Global']['output_dir']} is inside "
+                              f"DataLoader.{split}.dataset.root {root}, whose images and class "
+                              "folders are read as data: the run's outputs would become data. "
+                              "Choose an output folder outside it")
 
 
 def dump_config(cfg: Dict[str, Any]) -> str:
