@@ -21,7 +21,13 @@ setup(
     description="OrthoNets (orthogonal channel attention) and its relatives in PaddlePaddle",
     long_description=open("README.md", encoding="utf-8").read(),
     long_description_content_type="text/markdown",
-    packages=find_packages(include=["orthonets_paddle", "orthonets_paddle.*"]),
+    # configs/ is installed as orthonets_paddle/configs (one copy of each file, no link):
+    # after `pip install`, `orthonets train -c orthonet18_fashionmnist` finds it there.
+    packages=[*find_packages(include=["orthonets_paddle", "orthonets_paddle.*"]),
+              "orthonets_paddle.configs"],
+    package_dir={"orthonets_paddle.configs": "configs"},
+    package_data={"orthonets_paddle.configs": ["*.yaml", "det/*.yml"]},
+    entry_points={"console_scripts": ["orthonets = orthonets_paddle.commands:main"]},
     python_requires=">=3.9",
     install_requires=CORE,
     extras_require={

@@ -10,9 +10,22 @@ _warnings.filterwarnings("ignore", message="No ccache found", category=UserWarni
 _warnings.filterwarnings("ignore", message="When training, we now always track global mean",
                          category=UserWarning)
 
-from .layers import ChannelAttention, create_attention  # noqa: E402
-from .models import *  # noqa: E402,F401,F403  (the registered model functions, build_model, ...)
-from .models import __all__ as _models_all  # noqa: E402
-
 __version__ = "0.1.0"
-__all__ = ["ChannelAttention", "create_attention", *_models_all]
+
+
+def __getattr__(name: str):
+    """ChannelAttention, create_attention and the models' names (build_model, orthonet18, ...),
+    imported on first use: ``orthonets -h`` and ``import orthonets_paddle.utils`` stay free of
+    Paddle's import."""
+    if name == "__all__" or not name.startswith("__"):
+        import importlib
+
+        layers = importlib.import_module(".layers", __name__)  # not `from .`: it calls back here
+        models = importlib.import_module(".models", __name__)
+        names = {"ChannelAttention": layers.ChannelAttention,
+                 "create_attention": layers.create_attention,
+                 **{n: getattr(models, n) for n in models.__all__}}
+        globals().update(names, __all__=list(names))
+        if name in globals():
+            return globals()[name]
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -459,12 +459,8 @@ def test_resolve_data_config_precedence_and_ops():
         resolve_data_config({"mean": [0.1, 0.2]})
 
 
-def test_interrupted_training_prints_the_resume_command(tmp_path, monkeypatch):
-    import importlib.util
-    monkeypatch.syspath_prepend(os.path.join(ROOT, "tools"))
-    spec = importlib.util.spec_from_file_location("train_tool", os.path.join(ROOT, "tools", "train.py"))
-    tool = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(tool)
+def test_interrupted_training_prints_the_resume_command(tmp_path):
+    from orthonets_paddle.commands import train as tool
     argv = ["-c", "configs/orthonet18_cifar10.yaml", "-o", "Global.epochs=3", "-o",
             "Global.checkpoints=old/run"]
     assert "no checkpoint to resume" in tool.resume_hint(argv, str(tmp_path))

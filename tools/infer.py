@@ -1,40 +1,6 @@
-r"""Predict the classes of images: top-k class names and softmax scores, saved as JSON.
-
-python tools/infer.py -c configs/orthonet18_cifar10.yaml -o Infer.infer_imgs=IMAGE_OR_FOLDER \
-    -o Global.pretrained_model=WEIGHTS [--backend dygraph|paddle|onnx] [--strict]
-(paddle and onnx run the model tools/export_model.py wrote to Global.save_inference_dir;
-with Infer.transforms null, images of any size are resized and centre-cropped to
-Global.image_shape as the model's pretrained_cfg says; results go to
-Global.output_dir/infer_results_<backend>.json)
-"""
-import _bootstrap  # noqa: F401  (sys.path, CPU threads)
-
-from orthonets_paddle.utils.cli import run
-from orthonets_paddle.engine.config import get_parser, load_config, parse_args
-from orthonets_paddle.deploy.infer import format_predictions, infer_from_config
-from orthonets_paddle.deploy.predictors import BACKENDS
-
-
-def main(args) -> None:
-    cfg = load_config(args.config, args.override)
-    out = infer_from_config(cfg, backend=args.backend, threads=args.threads, strict=args.strict)
-    print(out["note"] or f"model: {', '.join(out['model_files'])}")
-    print(format_predictions(out["results"]))
-    if out["skipped"]:
-        print(f"skipped {len(out['skipped'])} unreadable file(s): {', '.join(out['skipped'])}")
-    print(f"results: {out['results_file']}")
-
+"""`python tools/infer.py -h`; the command lives in orthonets_paddle/commands/infer.py."""
+import _bootstrap  # noqa: F401  (sys.path: run from a checkout)
+from orthonets_paddle.commands.infer import main
 
 if __name__ == "__main__":
-    parser = get_parser(__doc__)
-    parser.add_argument("--backend", choices=BACKENDS, default="dygraph",
-                        help="dygraph: Arch + Global.pretrained_model in eager mode; paddle: Paddle "
-                             "Inference on the export; onnx: ONNX Runtime on inference.onnx "
-                             "(default: dygraph)")
-    parser.add_argument("--threads", type=int, default=None,
-                        help="CPU threads (default: OMP_NUM_THREADS, else all cores)")
-    parser.add_argument("--strict", action="store_true",
-                        help="stop at the first unreadable file in a folder (default: skip it "
-                             "with a warning naming it)")
-    args = parse_args(parser)
-    run(lambda: main(args))
+    raise SystemExit(main())

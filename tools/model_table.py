@@ -1,55 +1,6 @@
-"""Write docs/MODELS.md: trainable params, FLOPs (our Conv2D/Linear count) and CPU latency (Paddle
-Inference and ONNX Runtime, batch 1 and 8) of every registered model, each depth's models
-timed interleaved with the ResNet of that depth.
-
-python tools/model_table.py                      # quick: 1 warm-up + 3 timed calls
-python tools/model_table.py --repeats 20 --threads 2 --models 'orthonet*' 'resnet*'
-"""
-import argparse
-import shlex
-import sys
-import time
-
-import _bootstrap  # noqa: F401  (sys.path, CPU threads)
-
-from orthonets_paddle.deploy.model_table import format_table, measure_models
-from orthonets_paddle.models import list_models
-from orthonets_paddle.utils.cli import run
-from orthonets_paddle.utils.io import write_text
-
-
-def main(args) -> None:
-    names = list_models(args.models) if args.models else list_models()
-    if not names:
-        raise ValueError(f"--models {' '.join(args.models)} matches no registered model; "
-                         f"registered: {', '.join(list_models())}")
-    start = time.time()
-    rows = measure_models(names, args.batch_sizes, args.warmup, args.repeats, args.threads,
-                          latency=not args.no_latency)
-    command = "python tools/model_table.py " + " ".join(map(shlex.quote, sys.argv[1:]))
-    text = format_table(rows, command.strip(), args.threads, args.warmup, args.repeats,
-                        args.batch_sizes, time.time() - start)
-    print(text)
-    print(f"written: {write_text(text, args.output)}")
-
+"""`python tools/model_table.py -h`; the command lives in orthonets_paddle/commands/model_table.py."""
+import _bootstrap  # noqa: F401  (sys.path: run from a checkout)
+from orthonets_paddle.commands.model_table import main
 
 if __name__ == "__main__":
-    parser = argparse.ArgumentParser(description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--models", nargs="+", default=None,
-                        help="name patterns as list_models takes them, e.g. 'orthonet*' "
-                             "(default: every registered model)")
-    parser.add_argument("--batch-sizes", type=int, nargs="+", default=[1, 8],
-                        help="batch sizes timed per backend (default: 1 8)")
-    parser.add_argument("--warmup", type=int, default=1,
-                        help="untimed calls per model and batch (default: 1)")
-    parser.add_argument("--repeats", type=int, default=3,
-                        help="timed calls per model and batch (default: 3, quick on a busy "
-                             "machine; 20 for firm figures)")
-    parser.add_argument("--threads", type=int, default=1,
-                        help="CPU threads of each predictor (default: 1)")
-    parser.add_argument("--no-latency", action="store_true",
-                        help="params and FLOPs only (no export, no timing)")
-    parser.add_argument("--output", default="docs/MODELS.md",
-                        help="where to write the table (default: docs/MODELS.md)")
-    run(lambda: main(parser.parse_args()))
+    raise SystemExit(main())

@@ -1,32 +1,6 @@
-r"""Train a detector with PaddleDetection's trainer and an OrthoNet backbone.
-
-python tools/train_det.py -c configs/det/faster_rcnn_orthonet50_fpn_1x_coco.yml [--eval] \
-    [-o TrainDataset.dataset_dir=/data/coco EvalDataset.dataset_dir=/data/coco use_gpu=false ...]
-
-Needs the det extra and PaddleDetection (README, "Detection"); COCO 2017 under
-dataset/coco unless overridden.
-"""
-import argparse
-
-import _bootstrap  # noqa: F401  (sys.path, CPU threads)
-
-from orthonets_paddle.utils.cli import run
-
-
-def main(args) -> None:
-    try:
-        from orthonets_paddle.det import load_det_config, train_detector
-    except ImportError as exc:  # one clear line with the install command, not a traceback
-        raise RuntimeError(str(exc)) from exc
-    train_detector(load_det_config(args.config, args.opt), validate=args.eval)
-
+"""`python tools/train_det.py -h`; the command lives in orthonets_paddle/commands/train_det.py."""
+import _bootstrap  # noqa: F401  (sys.path: run from a checkout)
+from orthonets_paddle.commands.train_det import main
 
 if __name__ == "__main__":
-    parser = argparse.ArgumentParser(description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("-c", "--config", required=True, help="detection YAML (configs/det/)")
-    parser.add_argument("-o", "--opt", nargs="+", action="extend", default=[], metavar="KEY=VALUE",
-                        help="config overrides, e.g. -o epoch=1 TrainReader.batch_size=2")
-    parser.add_argument("--eval", action="store_true",
-                        help="evaluate on EvalDataset (COCO bbox AP) every snapshot_epoch")
-    run(lambda: main(parser.parse_args()))
+    raise SystemExit(main())

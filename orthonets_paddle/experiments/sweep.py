@@ -36,6 +36,8 @@ __all__ = ["parse_grid", "parse_seeds", "plan_sweep", "run_status", "run_sweep",
 
 TRAIN_TOOL = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(
     os.path.abspath(__file__)))), "tools", "train.py")
+# after `pip install` there is no tools/: the same command as a module
+TRAIN = [TRAIN_TOOL] if os.path.isfile(TRAIN_TOOL) else ["-m", "orthonets_paddle.commands.train"]
 # A run dies with its sweep, however the sweep dies (SIGKILL too): it reads its stdin, a
 # pipe from the sweep, in a thread, and the pipe's end stops it as SIGTERM does (a clean
 # stop that keeps its last commit); if that takes over 30 s it exits anyway.
@@ -48,8 +50,12 @@ def watch():
     os._exit(143)
 threading.Thread(target=watch, daemon=True).start()
 sys.argv = sys.argv[1:]
-sys.path.insert(0, os.path.dirname(sys.argv[0]))
-runpy.run_path(sys.argv[0], run_name="__main__")
+if sys.argv[0] == "-m":
+    sys.argv = sys.argv[1:]
+    runpy.run_module(sys.argv[0], run_name="__main__", alter_sys=True)
+else:
+    sys.path.insert(0, os.path.dirname(sys.argv[0]))
+    runpy.run_path(sys.argv[0], run_name="__main__")
 """
 
 
@@ -141,7 +147,7 @@ def run_command(plan: Dict[str, Any], run: Dict[str, Any], resume: bool = False)
         ovs.append(f"Arch.seed={run['seed']}")
     if resume:
         ovs.append(f"Global.checkpoints={os.path.abspath(run['dir'])}")
-    return [sys.executable, TRAIN_TOOL, "-c", plan["config"], *itertools.chain(
+    return [sys.executable, *TRAIN, "-c", plan["config"], *itertools.chain(
         *(("-o", ov) for ov in ovs))]
 
 
