@@ -505,28 +505,33 @@ def test_compressed_checkpoints_convert_and_bombs_are_refused_unread(tmp_path, o
 SIGTERM_DRIVER = """
 import os, runpy, signal, sys, time
 import paddle
-real_save = paddle.save
+real_save, ACTION = paddle.save, sys.argv[1]
 def save_then_sigterm(obj, path, *args, **kwargs):  # SIGTERM while the temp file is there
     real_save(obj, path, *args, **kwargs)
     print("temp file", os.path.basename(path), os.path.getsize(path), flush=True)
+    if ACTION == "full":  # the disk fills up instead
+        raise OSError(28, "No space left on device")
     os.kill(os.getpid(), signal.SIGTERM)
     time.sleep(30)
 paddle.save = save_then_sigterm
-sys.argv = sys.argv[1:]
+sys.argv = sys.argv[2:]
 sys.path.insert(0, os.path.dirname(sys.argv[0]))  # as `python tools/x.py` does
 runpy.run_path(sys.argv[0], run_name="__main__")
 """
 
 
-def test_sigterm_ends_cleanly_and_leaves_no_temp_file(tmp_path, orthonet18_ref):
+def test_sigterm_or_a_full_disk_mid_write_end_in_one_line_leaving_no_temp_file(tmp_path, orthonet18_ref):
     src = _save(orthonet18_ref.state_dict(), tmp_path / "o18.pth")
     out = tmp_path / "out"
     out.mkdir()
-    proc = subprocess.run([sys.executable, "-c", SIGTERM_DRIVER, CLI, src, out / "o18.pdparams",
-                           "--arch", "orthonet18"], capture_output=True, text=True, timeout=300,
-                          cwd=ROOT)
-    assert "temp file .partial-o18.pdparams" in proc.stdout  # the signal came mid-write
-    assert proc.returncode == 143, proc.stderr
-    assert proc.stderr.strip().splitlines()[-1] == "terminated (SIGTERM)", proc.stderr
-    assert not any(w in proc.stderr for w in ("Traceback", "FatalError", "C++"))  # Paddle's dump
-    assert os.listdir(out) == []
+    for action, code, last in (("sigterm", 143, "terminated (SIGTERM)"),
+                               ("full", 2, f"error: OSError: [Errno 28] cannot write "
+                                           f"{out / 'o18.pdparams'}: No space left on device")):
+        proc = subprocess.run([sys.executable, "-c", SIGTERM_DRIVER, action, CLI, src,
+                               out / "o18.pdparams", "--arch", "orthonet18"],
+                              capture_output=True, text=True, timeout=300, cwd=ROOT)
+        assert "temp file .partial-o18.pdparams" in proc.stdout  # it came mid-write
+        assert proc.returncode == code, proc.stderr
+        assert proc.stderr.strip().splitlines()[-1] == last, proc.stderr
+        assert not any(w in proc.stderr for w in ("Traceback", "FatalError", "C++"))  # Paddle's
+        assert os.listdir(out) == []
