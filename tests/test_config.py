@@ -423,3 +423,25 @@ def test_an_output_folder_inside_an_image_folder_is_refused(tmp_path):
             load_config(str(tmp_path / "c.yaml"), [f"Global.output_dir={out}"])
     for out in (tmp_path / "runs" / "a", tmp_path / "data_runs"):  # beside it: fine
         load_config(str(tmp_path / "c.yaml"), [f"Global.output_dir={out}"])
+
+
+@pytest.mark.parametrize("section,value,message", [
+    ("Arch", [{"name": "orthonet18"}], "Arch must be a mapping (got a list: [{'name': 'orthonet18'}])"),
+    ("Optimizer", ["Momentum"], "Optimizer must be a mapping (got a list"),
+    # were TypeError tracebacks: a list where a name or a number belongs
+    ("DataLoader.Train.dataset.name", ["Cifar10"], "DataLoader.Train.dataset.name must be a string, got ['Cifar10']"),
+    ("DataLoader.Eval.sampler.name", ["BatchSampler"], "DataLoader.Eval.sampler.name must be a string"),
+    ("Loss.Train", [{"CELoss": {"weight": [1.0]}}], "Loss.Train: float() argument must be"),
+])
+def test_wrong_shapes_in_a_file_are_one_config_error(tmp_path, section, value, message):
+    import yaml
+    cfg = yaml.safe_load(open(CFG))
+    *parents, key = section.split(".")
+    node = cfg
+    for p in parents:
+        node = node[p]
+    node[key] = value
+    (tmp_path / "c.yaml").write_text(yaml.safe_dump(cfg))
+    with pytest.raises(ConfigError) as info:
+        load_config(str(tmp_path / "c.yaml"))
+    assert message in str(info.value)

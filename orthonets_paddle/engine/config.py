@@ -203,6 +203,7 @@ SCHEMA: Dict[str, Typed] = {
     "Optimizer.lr.gamma": Typed("number", min=0, min_open=True),
     "Optimizer.regularizer.name": Typed("choice", choices=("L2",)),
     "Optimizer.regularizer.coeff": Typed("number", min=0),
+    "DataLoader.*.dataset.name": _STR, "DataLoader.*.sampler.name": _STR,
     "DataLoader.*.dataset.num_samples": NUM_SAMPLES,
     **{f"DataLoader.*.dataset.{k}": _PATH for k in ("data_file", "image_path", "label_path",
                                                    "root", "image_root", "cls_label_path")},
@@ -230,12 +231,13 @@ def _near(key: Any, valid: Iterable[str]) -> str:
 
 
 def _wrap(fn: Callable[[], Any], where: str) -> Any:
-    """``fn()``, its ValueError (registries name the valid names) as a ConfigError."""
+    """``fn()``, its ValueError or TypeError (registries name the valid names) as a
+    ConfigError."""
     try:
         return fn()
     except ConfigError:
         raise
-    except ValueError as exc:
+    except (ValueError, TypeError) as exc:  # a builder given a value of another type
         raise ConfigError(f"{where}: {exc}") from None
 
 
@@ -262,7 +264,11 @@ def _walk(node: Any, path: List[Any]) -> None:
     """Check the section at ``path`` and all under it, in place (values normalised)."""
     where = ".".join(map(str, path)) or "the config"
     if not isinstance(node, dict):
-        raise ConfigError(f"{where} must be a mapping, got {cap_text(repr(node), 80)}")
+        raise ConfigError(f"{where} must be a mapping (got a {type(node).__name__}: "
+                          f"{cap_text(repr(node), 80)})")
+    name = SCHEMA.get(_pattern(path + ["name"]))
+    if name is not None and "name" in node:  # the name picks the keys: checked first
+        node["name"] = name.check(f"{where}.name", node["name"])
     keys = _wrap(lambda: _KEYS[_pattern(path)](node), f"{where}.name")
     for key in [k for k in node if k not in keys]:
         _refuse(path + [key], node[key], keys)
