@@ -17,6 +17,7 @@ import paddle
 
 from .utils.hints import did_you_mean
 from .utils.io import atomic_write
+from .utils.schema import CLASS_NUM, IMAGE_SIDE
 from .models import DEPTHS, build_model, get_pretrained_cfg, list_models
 
 __all__ = ["convert_state_dict", "convert_checkpoint", "convertible_archs", "guess_arch",
@@ -88,6 +89,17 @@ def _family(arch: str) -> Optional[str]:
 def convertible_archs() -> List[str]:
     """Registered model names a PyTorch checkpoint can be converted to."""
     return [name for name in list_models() if _family(name)]
+
+
+def _check_sizes(num_classes: Optional[int], input_size: Optional[int]) -> None:
+    """The config's bounds (utils.schema): a typo such as 10**9 would allocate that much."""
+    for spec, key, value in ((CLASS_NUM, "num_classes", num_classes),
+                             (IMAGE_SIDE, "input_size", input_size)):
+        if value is not None:
+            try:
+                spec.check(key, value)
+            except ValueError as exc:
+                raise ConversionError(str(exc)) from None
 
 
 def _check_arch(arch: str) -> str:
@@ -205,6 +217,7 @@ def _convert(torch_state: Mapping[str, Any], arch: str, num_classes: Optional[in
              ) -> Tuple[Dict[str, np.ndarray], ConversionReport]:
     """``convert_state_dict`` plus its report (``src``/``dst`` left empty)."""
     family = _check_arch(arch)
+    _check_sizes(num_classes, input_size)
     if not isinstance(torch_state, Mapping) or not torch_state:
         raise ConversionError(f"expected a non-empty state dict (name -> tensor), got "
                               f"{type(torch_state).__name__}")
@@ -406,6 +419,7 @@ def convert_checkpoint(src_path: str, dst_path: str, arch: str, num_classes: Opt
     left at ``dst_path`` then).
     """
     _check_arch(arch)  # before the (slow) load
+    _check_sizes(num_classes, input_size)
     src_path, dst_path = os.fspath(src_path), os.fspath(dst_path)
     _check_destination(dst_path)
     bound = _expansion_bound(arch, num_classes, stem)

@@ -535,3 +535,16 @@ def test_sigterm_or_a_full_disk_mid_write_end_in_one_line_leaving_no_temp_file(t
         assert proc.stderr.strip().splitlines()[-1] == last, proc.stderr
         assert not any(w in proc.stderr for w in ("Traceback", "FatalError", "C++"))  # Paddle's
         assert os.listdir(out) == []
+
+
+def test_sizes_a_model_cannot_have_are_refused_before_anything_is_built(tmp_path, monkeypatch):
+    # --input-size 100000 would draw filter banks of 64 x 25000 x 25000 values
+    monkeypatch.setattr(op.convert, "build_model", lambda *a, **k: pytest.fail("built a model"))
+    monkeypatch.setattr(torch, "load", lambda *a, **k: pytest.fail("read the checkpoint"))
+    for kwargs, message in (({"input_size": 100_000}, "input_size must be an integer >= 1 and <= 8192"),
+                            ({"num_classes": 10**10}, "num_classes must be an integer >= 1 and <= 1000000"),
+                            ({"num_classes": 0}, "num_classes must be an integer >= 1")):
+        with pytest.raises(ConversionError, match=message):
+            convert_checkpoint(tmp_path / "a.pth", tmp_path / "a.pdparams", "orthonet18", **kwargs)
+        with pytest.raises(ConversionError, match=message):
+            convert_state_dict({"fc.weight": torch.zeros(2, 2)}, "orthonet18", **kwargs)
