@@ -445,3 +445,13 @@ def test_wrong_shapes_in_a_file_are_one_config_error(tmp_path, section, value, m
     with pytest.raises(ConfigError) as info:
         load_config(str(tmp_path / "c.yaml"))
     assert message in str(info.value)
+
+
+def test_a_config_file_too_big_to_be_one_is_refused_unread(tmp_path):
+    # 1.5 MB of a flat list: composed in full (hundreds of MB of nodes) before the
+    # expanded-size count could refuse it; now refused from its size
+    path = tmp_path / "big.yaml"
+    path.write_text(open(CFG).read() + "Infer:\n  PostProcess:\n    class_names: ["
+                    + "a," * 750_000 + "a]\n")
+    with pytest.raises(ConfigError, match=r"big.yaml is larger than 1 MB; a config is never"):
+        load_config(str(path))

@@ -16,10 +16,11 @@ import yaml
 from .schema import ConfigError
 
 __all__ = ["load_yaml", "loads_yaml", "check_yaml", "YamlError", "apply_override", "parse_value",
-           "MAX_NODES", "MAX_DEPTH"]
+           "MAX_NODES", "MAX_DEPTH", "MAX_BYTES"]
 
 MAX_NODES = 100_000  # nodes after alias expansion; the shipped configs have a few hundred
 MAX_DEPTH = 100
+MAX_BYTES = 1 << 20  # the shipped configs: < 4 KB; ImageNet-21k's class names inline: ~0.5 MB
 
 
 class YamlError(ValueError):
@@ -73,9 +74,13 @@ def _expanded_size(root) -> int:
 
 
 def _read_text(path: str) -> str:
+    with open(path, "rb") as f:
+        data = f.read(MAX_BYTES + 1)  # composing nodes costs memory before they are counted
+    if len(data) > MAX_BYTES:
+        raise YamlError(f"{path} is larger than {MAX_BYTES >> 20} MB; a config is never that "
+                        "big (is it the right file?)")
     try:
-        with open(path, encoding="utf-8") as f:
-            return f.read()
+        return data.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise YamlError(f"{path} is not UTF-8 text ({exc.reason} at byte {exc.start}); save "
                         "it with UTF-8 encoding") from None
