@@ -423,6 +423,14 @@ def test_an_output_folder_inside_an_image_folder_is_refused(tmp_path):
             load_config(str(tmp_path / "c.yaml"), [f"Global.output_dir={out}"])
     for out in (tmp_path / "runs" / "a", tmp_path / "data_runs"):  # beside it: fine
         load_config(str(tmp_path / "c.yaml"), [f"Global.output_dir={out}"])
+    # with split folders only root/train and root/val are read
+    os.rename(root / "cat", tmp_path / "cat")
+    (root / "train").mkdir()
+    os.rename(tmp_path / "cat", root / "train" / "cat")
+    load_config(str(tmp_path / "c.yaml"), [f"Global.output_dir={root / 'runs'}"])
+    for out in (root / "train" / "cat" / "run", root / "train", root):
+        with pytest.raises(ConfigError, match="is inside DataLoader.Train.dataset.root"):
+            load_config(str(tmp_path / "c.yaml"), [f"Global.output_dir={out}"])
 
 
 @pytest.mark.parametrize("section,value,message", [

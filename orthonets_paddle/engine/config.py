@@ -373,13 +373,18 @@ def load_config(path: Optional[str], overrides: Sequence[str] = ()) -> Dict[str,
 
 
 def _check_output_dir(cfg: Dict[str, Any]) -> None:
-    """Refuse an output folder inside a folder read by listing it (ImageFolder's root): the
-    next run would take its loss.png for an image and its subfolders for classes."""
+    """Refuse an output folder inside a folder read by listing it (ImageFolder's root, or
+    its train/ and val/ when it has them): the next run would take its loss.png for an image
+    and its subfolders for classes."""
     out = os.path.realpath(cfg["Global"]["output_dir"])
     for split, loader in (cfg["DataLoader"] or {}).items():
         root = ((loader or {}).get("dataset") or {}).get("root")
-        real = os.path.realpath(os.path.expanduser(root)) if isinstance(root, str) else None
-        if real and os.path.commonpath([out, real]) == real:
+        if not isinstance(root, str):
+            continue
+        real = os.path.realpath(os.path.expanduser(root))
+        read = [os.path.join(real, s) for s in ("train", "val")
+                if os.path.isdir(os.path.join(real, s))] or [real]  # as ImageFolder reads
+        if any(os.path.commonpath([out, r]) == r for r in read) or out == real:
             raise ConfigError(f"Global.output_dir {cfg['Global']['output_dir']} is inside "
                               f"DataLoader.{split}.dataset.root {root}, whose images and class "
                               "folders are read as data: the run's outputs would become data. "
