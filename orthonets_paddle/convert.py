@@ -17,6 +17,7 @@ import paddle
 
 from .utils.hints import did_you_mean
 from .utils.io import atomic_write
+from .utils.schema import CLASS_NUM, IMAGE_SIDE
 from .models import DEPTHS, build_model, get_pretrained_cfg, list_models
 
 __all__ = ["convert_state_dict", "convert_checkpoint", "convertible_archs", "guess_arch",
@@ -88,6 +89,17 @@ def _family(arch: str) -> Optional[str]:
 def convertible_archs() -> List[str]:
     """Registered model names a PyTorch checkpoint can be converted to."""
     return [name for name in list_models() if _family(name)]
+
+
+def _check_sizes(num_classes: Optional[int], input_size: Optional[int]) -> None:
+    """The config's bounds (utils.schema): a typo such as 10**9 would allocate that much."""
+    for spec, key, value in ((CLASS_NUM, "num_classes", num_classes),
+                             (IMAGE_SIDE, "input_size", input_size)):
+        if value is not None:
+            try:
+                spec.check(key, value)
+            except ValueError as exc:
+                raise ConversionError(str(exc)) from None
 
 
 def _check_arch(arch: str) -> str:
@@ -205,6 +217,7 @@ def _convert(torch_state: Mapping[str, Any], arch: str, num_classes: Optional[in
              ) -> Tuple[Dict[str, np.ndarray], ConversionReport]:
     """``convert_state_dict`` plus its report (``src``/``dst`` left empty)."""
     family = _check_arch(arch)
+    _check_sizes(num_classes, input_size)
     if not isinstance(torch_state, Mapping) or not torch_state:
         raise ConversionError(f"expected a non-empty state dict (name -> tensor), got "
                               f"{type(torch_state).__name__}")
@@ -242,14 +255,39 @@ def _convert(torch_state: Mapping[str, Any], arch: str, num_classes: Optional[in
     if missing or unexpected or mismatched:
         raise ConversionError(_mismatch_message(arch, settings, torch_state, sources, missing,
                                                 unexpected, mismatched))
-    # the model's order, float32 like the model
-    out = {k: state[k].astype(np.float32) if np.issubdtype(state[k].dtype, np.floating)
-           else state[k] for k in own}
+    out = _checked_values(state, own, sources)
     return out, ConversionReport(
         "", "", arch, getattr(model, "num_classes", num_classes), stem,
         getattr(model, "input_size", input_size), tensors=len(out),
         renamed=sum(1 for k, src in sources.items() if k != _strip_prefix(src)),
         transposed=transposed, dropped=dropped, zero_biases=zero_biases)
+
+
+def _names(keys: List[str], sources: Dict[str, str], limit: int = 5) -> str:
+    named = [k + (f" (from {sources[k]})" if sources.get(k, k) != k else "") for k in keys]
+    return ", ".join(named[:limit]) + (f" and {len(keys) - limit} more" if len(keys) > limit else "")
+
+
+def _checked_values(state: Dict[str, np.ndarray], own: Mapping[str, Any],
+                    sources: Dict[str, str]) -> Dict[str, np.ndarray]:
+    """The model's tensors in its order as float32; a checkpoint whose float tensors hold
+    integers (a quantised or mislabelled file) or NaN/inf (a diverged run, a corrupt file)
+    is refused, since the model would load it and compute garbage."""
+    ints = [k for k in own if own[k].is_floating_point()
+            and not np.issubdtype(state[k].dtype, np.floating)]
+    if ints:
+        raise ConversionError(
+            f"checkpoint tensors hold {state[ints[0]].dtype} values where the model has float "
+            f"weights: {_names(ints, sources)}; a trained float checkpoint is needed (this one "
+            "is quantised or not a model's weights)")
+    out = {k: state[k].astype(np.float32) if own[k].is_floating_point() else state[k]
+           for k in own}  # the model's order, float32 like the model
+    bad = [k for k, v in out.items() if v.dtype.kind == "f" and not np.isfinite(v).all()]
+    if bad:
+        raise ConversionError(
+            f"checkpoint tensors hold NaN or inf (as float32): {_names(bad, sources)}; the "
+            "training run diverged or the file is damaged: convert an earlier checkpoint")
+    return out
 
 
 def _fill_se_biases(state: Dict[str, np.ndarray], own: Mapping[str, Any]) -> List[str]:
@@ -296,7 +334,38 @@ def _extract_state_dict(obj: Any, src: str) -> Mapping[str, Any]:
     raise ConversionError(f"{src} holds a {type(obj).__name__}, not a state dict")
 
 
-def _load_torch(src: str, trust_pickle: bool) -> Any:
+# What a checkpoint may expand to: the model's tensors, an optimizer's two moments and an
+# EMA copy (4x) plus room for metadata. A zip member's declared size is what torch's
+# reader allocates for it, so the sum bounds memory before anything is unpacked.
+EXPANSION_FACTOR = 4
+EXPANSION_SLACK = 64 << 20
+
+
+def _expansion_bound(arch: str, num_classes: Optional[int], stem: str) -> int:
+    """Bytes a checkpoint of ``arch`` may unpack to (shapes only: nothing is allocated)."""
+    with paddle.LazyGuard():  # input_size 32: the banks are small and quick to draw
+        model = build_model(arch, num_classes=1000 if num_classes is None else num_classes,
+                            stem=stem, input_size=32)
+    numel = sum(int(np.prod(v.shape)) for v in model.state_dict().values())
+    return EXPANSION_FACTOR * 4 * numel + EXPANSION_SLACK
+
+
+def _check_destination(dst: str) -> None:
+    """Refuse, before the slow part, a destination that cannot be written."""
+    if os.path.isdir(dst):
+        raise ConversionError(f"cannot write {dst}: it is a folder; give a file name, e.g. "
+                              f"{os.path.join(dst, 'model.pdparams')}")
+    folder = os.path.dirname(os.path.abspath(dst))
+    while not os.path.lexists(folder):  # the nearest existing folder is where one is made
+        folder = os.path.dirname(folder)
+    if not os.path.isdir(folder):
+        raise ConversionError(f"cannot write {dst}: {folder} is a file, not a folder")
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise ConversionError(f"cannot write {dst}: {folder} is not writable (permissions or "
+                              "a read-only file system); choose another destination")
+
+
+def _load_torch(src: str, trust_pickle: bool, bound: Optional[int] = None) -> Any:
     try:
         import torch
     except ImportError:
@@ -311,6 +380,18 @@ def _load_torch(src: str, trust_pickle: bool) -> Any:
         is_pickle = f.read(1) == b"\x80"
     if not (is_pickle or zipfile.is_zipfile(src)):
         raise ConversionError(not_checkpoint)
+    if not is_pickle and bound is not None:
+        try:
+            with zipfile.ZipFile(src) as archive:
+                size = sum(info.file_size for info in archive.infolist())
+        except (zipfile.BadZipFile, OSError, ValueError) as exc:
+            raise ConversionError(f"{not_checkpoint} (zip: {exc})") from None
+        if size > bound:
+            raise ConversionError(
+                f"{src} would unpack to {size / 2**20:,.0f} MB (its zip members' declared "
+                f"sizes), more than {bound / 2**20:,.0f} MB, {EXPANSION_FACTOR}x what the model "
+                "holds plus 64 MB; refusing to unpack it (a compressed archive bomb, or the "
+                "weights of a much larger model: check --arch and --num-classes)")
     try:
         return torch.load(src, map_location="cpu", weights_only=not trust_pickle)
     except Exception as exc:  # torch raises assorted types for non-checkpoints
@@ -331,11 +412,18 @@ def convert_checkpoint(src_path: str, dst_path: str, arch: str, num_classes: Opt
     one under ``state_dict`` or ``model``) to a ``.pdparams`` file, written atomically once
     all is converted and checked. Arguments as ``convert_state_dict``; ``trust_pickle``
     allows checkpoints pickling other Python objects (unpickling can run code).
-    Raises ConversionError, or ImportError without torch.
+
+    Refused with ConversionError: an unwritable ``dst_path`` (before the load), a zip
+    archive declaring more than ``_expansion_bound`` bytes, tensors that are not float or
+    not finite. ImportError without torch; OSError if writing fails midway (nothing is
+    left at ``dst_path`` then).
     """
     _check_arch(arch)  # before the (slow) load
+    _check_sizes(num_classes, input_size)
     src_path, dst_path = os.fspath(src_path), os.fspath(dst_path)
-    torch_state = _extract_state_dict(_load_torch(src_path, trust_pickle), src_path)
+    _check_destination(dst_path)
+    bound = _expansion_bound(arch, num_classes, stem)
+    torch_state = _extract_state_dict(_load_torch(src_path, trust_pickle, bound), src_path)
     state, report = _convert(torch_state, arch, num_classes, stem, input_size, None)
     atomic_write(dst_path, lambda tmp: paddle.save({k: paddle.to_tensor(v) for k, v in state.items()}, tmp))
     report.src, report.dst = src_path, dst_path

@@ -60,7 +60,7 @@ def test_seed_recipe_is_in_the_config():
     ("DataLoader.Train.dataset.transform_ops[9].RandomCrop.size=3", "list of 6 items"),
     ("Global.epochs", "must look like Section.key=value"),
     ("Global.device=tpu", "Global.device must be one of auto, cpu, gpu, got 'tpu'"),
-    ("Global.epochs=0", "Global.epochs must be a positive integer, got 0"),
+    ("Global.epochs=0", "Global.epochs must be an integer >= 1 and <= 1000000, got 0"),
 ])
 def test_bad_overrides_name_the_nearest_key(override, message):
     with pytest.raises(ConfigError, match=message.replace("[", r"\[").replace("(", r"\(")):
@@ -102,25 +102,65 @@ def test_apply_override_does_not_create_keys_silently():
     ("Optimizer.momentum=1.5", "Optimizer.momentum must be a number >= 0 and <= 1, got 1.5"),
     ("Optimizer.regularizer.coeff=abc", "Optimizer.regularizer.coeff must be a number >= 0"),
     ("Optimizer.lr.learning_rate=abc", "Optimizer.lr.learning_rate must be a number >= 0, got 'abc'"),
-    ("Optimizer.lr.decay_epochs=[1,x,3]", "Optimizer.lr.decay_epochs[1] must be a positive integer"),
-    ("Global.seed=abc", "Global.seed must be an integer >= 0, got 'abc'"),
+    ("Optimizer.lr.decay_epochs=[1,x,3]", "Optimizer.lr.decay_epochs[1] must be an integer >= 1 and <= 1000000"),
+    ("Global.seed=abc", "Global.seed must be an integer >= 0 and <= 4294967295, got 'abc'"),
     ("Loss.Train[0].CELoss.epsilon=abc", "CELoss.epsilon must be in [0, 1)"),
     ("Loss.Train[0].CELoss.epsilon=1", "CELoss.epsilon must be in [0, 1), got 1"),
-    ("Global.save_interval=abc", "Global.save_interval must be an integer >= 0, got 'abc'"),
-    ("Global.save_interval=-1", "Global.save_interval must be an integer >= 0, got -1"),
+    ("Global.save_interval=abc", "Global.save_interval must be an integer >= 0 and <= 1000000, got 'abc'"),
+    ("Global.save_interval=-1", "Global.save_interval must be an integer >= 0 and <= 1000000, got -1"),
     ("Global.use_visualdl=maybe", "Global.use_visualdl must be true or false, got 'maybe'"),
     ("Global.overwrite=yes please", "Global.overwrite must be true or false"),
-    ("Global.image_shape=[3,32]", "Global.image_shape must be a list of 3 items, each a positive integer"),
-    ("DataLoader.Train.sampler.batch_size=0", "DataLoader.Train.sampler.batch_size must be a positive integer, got 0"),
+    ("Global.image_shape=[3,32]", "Global.image_shape must be a list of 3 items, each an integer >= 1 and <= 8192"),
+    ("DataLoader.Train.sampler.batch_size=0", "DataLoader.Train.sampler.batch_size must be an integer >= 1 and <= 65536, got 0"),
     ("DataLoader.Eval.loader.num_workers=-2", "DataLoader.Eval.loader.num_workers must be an integer >= 0"),
     ("DataLoader.Train.dataset.num_samples=abc", "DataLoader.Train.dataset.num_samples must be"),
-    ("Arch.class_num=ten", "Arch.class_num must be a positive integer, got 'ten'"),
+    ("Arch.class_num=ten", "Arch.class_num must be an integer >= 1 and <= 1000000, got 'ten'"),
     ("AMP.level=O3", "AMP.level must be one of O1, O2"),
 ])
 def test_mistyped_values_are_one_error_naming_the_key(override, message):
     with pytest.raises(ConfigError) as info:
         load_config(CFG, [override])
     assert message in str(info.value)
+
+
+# Issue 28: values in range for the type but not for any real run, and empty paths. Each
+# bound is stated in the message; the upper ones say why. (Today: accepted, then an
+# OverflowError, NumPy's seed error naming no key, gigabytes allocated, or "No such file: ''".)
+@pytest.mark.parametrize("override,message", [
+    ("Global.epochs=1e21", "Global.epochs must be an integer >= 1 and <= 1000000, got 10000000"),
+    ("Global.seed=18446744073709551616", "Global.seed must be an integer >= 0 and <= 4294967295, "
+                                         "got 18446744073709551616 (the bound: NumPy's seed range)"),
+    ("Arch.seed=4294967296", "Arch.seed must be an integer >= 0 and <= 4294967295"),
+    ("Arch.width=1e8", "Arch.width must be an integer >= 1 and <= 1024, got 100000000 (the bound:"),
+    ("Arch.class_num=1e10", "Arch.class_num must be an integer >= 1 and <= 1000000, got 10000000000"),
+    ("Global.output_dir=''", "Global.output_dir must be a path (non-empty text), got ''"),
+    ("Global.pretrained_model=''", "Global.pretrained_model must be a path (non-empty text) or null"),
+    ("Global.checkpoints='  '", "Global.checkpoints must be a path"),
+    ("DataLoader.Train.dataset.data_file=''", "DataLoader.Train.dataset.data_file must be a path"),
+    ("Infer.infer_imgs=''", "Infer.infer_imgs must be a path"),
+    # variants of the same classes
+    ("Global.epochs=.inf", "Global.epochs must be an integer >= 1 and <= 1000000, got inf"),
+    ("Global.print_batch_step=1e21", "Global.print_batch_step must be an integer >= 1 and <= 1000000000"),
+    ("Global.eval_interval=true", "Global.eval_interval must be an integer >= 1 and <= 1000000, got True"),
+    ("Global.image_shape=[3,100000000,32]", "Global.image_shape[1] must be an integer >= 1 and <= 8192"),
+    ("DataLoader.Train.loader.num_workers=100000", "num_workers must be an integer >= 0 and <= 256"),
+    ("DataLoader.Train.sampler.batch_size=1e9", "batch_size must be an integer >= 1 and <= 65536"),
+    ("DataLoader.Train.dataset.num_samples=1e21", "num_samples must be an integer >= 1 and <= 2147483647 or null"),
+    ("Infer.batch_size=1e12", "Infer.batch_size must be an integer >= 1 and <= 65536"),
+    ("Optimizer.lr.warmup_epoch=1e300", "Optimizer.lr.warmup_epoch must be a number >= 0 and <= 1e+06"),
+    ("Arch.drop_path_rate=1.5", "Arch.drop_path_rate must be a number >= 0 and < 1, got 1.5"),
+    ("Arch.out_indices=[0,7]", "Arch.out_indices[1] must be an integer >= 0 and <= 3, got 7"),
+])
+def test_out_of_range_values_and_empty_paths_are_one_error_naming_the_key(override, message):
+    with pytest.raises(ConfigError) as info:
+        load_config(CFG, [override])
+    assert message in str(info.value) and "\n" not in str(info.value)
+
+
+def test_the_bounds_admit_their_own_limits():
+    cfg = load_config(CFG, ["Global.seed=4294967295", "Arch.seed=0", "Global.epochs=1000000",
+                            "Arch.class_num=1000000", "Arch.width=1024", "Global.output_dir=x"])
+    assert (cfg["Global"]["seed"], cfg["Global"]["epochs"]) == (2**32 - 1, 10**6)
 
 
 def test_numbers_written_as_text_in_yaml_are_numbers(tmp_path):
@@ -250,7 +290,8 @@ def test_every_typed_key_is_a_key_of_its_section():
         section, key = dotted.rsplit(".", 1)
         offered = set()
         for name in ("Momentum", "SGD", "AdamW", "Piecewise", "MultiStepDecay", "Cosine",
-                     "Constant", "Cifar10", "BatchSampler"):
+                     "Constant", "Cifar10", "BatchSampler", "FashionMNIST", "ImageFolder",
+                     "Synthetic", "ImageNetDataset"):
             try:
                 offered |= set(config._KEYS[section]({"name": name}))
             except ValueError:
@@ -287,3 +328,144 @@ def test_ema_section_and_update_freq_are_paddleclas_keys(tmp_path):
                               ("Global.use_ema=True", "Global.use_ema is now EMA: {decay")):
         with pytest.raises(ConfigError, match=message.replace("{", "\\{")):
             load_config(CFG, [override])
+
+
+# ----------------------------------------------------------------------------- one bounded YAML reader
+def _alias_bomb(levels: int = 9) -> str:
+    """Nested anchors: ~1 KB of text, 10**levels values when expanded."""
+    lines = ["l0: &l0 [" + ", ".join(["lol"] * 10) + "]"]
+    lines += [f"l{i}: &l{i} [" + ", ".join([f"*l{i - 1}"] * 10) + "]" for i in range(1, levels)]
+    return "\n".join(lines) + "\n"
+
+
+def test_the_package_reads_yaml_only_through_yamlio():
+    """A structural check: every YAML the package reads is bounded (utils/yamlio)."""
+    import os
+    import re
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    loader = re.compile(r"\byaml\.(safe_load|load|full_load|unsafe_load|load_all|safe_load_all|"
+                        r"compose|compose_all|parse|scan)\s*\(|\bfrom yaml import\b")
+    found = []
+    for top in ("orthonets_paddle", "tools"):
+        for folder, _, files in os.walk(os.path.join(root, top)):
+            for name in files:
+                path = os.path.join(folder, name)
+                if name.endswith(".py") and not path.endswith(os.path.join("utils", "yamlio.py")):
+                    text = open(path, encoding="utf-8").read()
+                    found += [f"{path}: {m.group(0)}" for m in loader.finditer(text)]
+    assert found == []
+
+
+def test_compare_refuses_an_alias_bomb_in_a_run_folder_in_one_line(tmp_path):
+    # The issue: plain yaml.safe_load there took 6.7 GB and 2 minutes on this 1 KB file.
+    import json
+    import subprocess
+    import sys
+    from orthonets_paddle.engine.runs import RunError, compare_runs
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "metrics.json").write_text(json.dumps({"arch": "resnet18", "best_acc": 0.5}))
+    (run / "config.yaml").write_text(_alias_bomb() + "Arch: {name: resnet18, class_num: 10, "
+                                     "stem: *l8}\n")
+    assert (run / "config.yaml").stat().st_size < 1100
+    with pytest.raises(RunError, match=r"config.yaml.*expand to more than 100,000 values"):
+        compare_runs([str(run)])
+    proc = subprocess.run([sys.executable, "tools/compare.py", str(run), "--out",
+                           str(tmp_path / "cmp")], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    last = proc.stderr.strip().splitlines()[-1]
+    assert last.startswith("error: RunError: ") and "expand to more than" in last
+
+
+def test_a_run_folders_config_is_checked_as_train_checks_it(tmp_path):
+    """compare counts the parameters of the model a run folder's config.yaml builds: a
+    planted Arch list or width 1e8 is refused naming the file and key (was an
+    AttributeError, or gigabytes allocated)."""
+    import json
+    from orthonets_paddle.engine.runs import RunError, compare_runs
+    for i, arch in enumerate(("[resnet18, 10]", "{name: resnet18, class_num: 10, width: 1e8}")):
+        run = tmp_path / f"run{i}"
+        run.mkdir()
+        (run / "metrics.json").write_text(json.dumps({"arch": "resnet18", "best_acc": 0.5}))
+        (run / "config.yaml").write_text(f"Arch: {arch}\n")
+        with pytest.raises(RunError, match=r"run\d/config.yaml: Arch(.width)? must be"):
+            compare_runs([str(run)])
+
+
+def test_override_values_and_followed_files_are_bounded_too(tmp_path):
+    from orthonets_paddle.utils.yamlio import YamlError, check_yaml
+    bomb = "[" + ", ".join(line.split(": ", 1)[1] for line in _alias_bomb().splitlines()) + "]"
+    with pytest.raises(ConfigError, match="expand to more than"):  # -o with aliases
+        load_config(CFG, [f"Infer.PostProcess.class_names={bomb}"])
+    merge = "m0: &m0 {a: 1, b: 2}\n" + "".join(  # merge keys expand as aliases do
+        f"m{i}: &m{i} {{<<: *m{i - 1}, x{i}: [{', '.join([f'*m{i - 1}'] * 10)}]}}\n"
+        for i in range(1, 9))
+    (tmp_path / "merge.yaml").write_text(open(CFG).read() + merge)
+    with pytest.raises(ConfigError, match="expand to more than"):  # -c with merge keys
+        load_config(str(tmp_path / "merge.yaml"))
+    # PaddleDetection reads its configs itself (own tags, _BASE_ files): checked first
+    (tmp_path / "base.yml").write_text(_alias_bomb())
+    (tmp_path / "det.yml").write_text("_BASE_: [base.yml]\nmodel: !SomeTag {x: 1}\n")
+    with pytest.raises(YamlError, match=r"base.yml: its aliases \(\*name\) expand"):
+        check_yaml(str(tmp_path / "det.yml"))
+    (tmp_path / "base.yml").write_text("epoch: 12\nLearningRate: !LearningRate {base_lr: 0.01}\n")
+    check_yaml(str(tmp_path / "det.yml"))  # tags are the reader's business, not the bound's
+
+
+def test_an_output_folder_inside_an_image_folder_is_refused(tmp_path):
+    # The issue: output_dir in an ImageFolder class folder; the next run trained on its
+    # own loss.png / acc.png (and a run's subfolders would become classes).
+    import os
+    root = tmp_path / "data"
+    (root / "cat").mkdir(parents=True)
+    (root / "dog").mkdir()
+    os.symlink(root / "cat", tmp_path / "link")
+    text = open("configs/orthonet50_imagenet.yaml").read().replace("./data/ILSVRC2012", str(root))
+    (tmp_path / "c.yaml").write_text(text)
+    for out in (root / "cat" / "run", root, root / "new_class", tmp_path / "link" / "run",
+                f"{root}/../data/dog/x"):
+        with pytest.raises(ConfigError, match=r"Global.output_dir .* is inside "
+                                              r"DataLoader.Train.dataset.root .*outside it"):
+            load_config(str(tmp_path / "c.yaml"), [f"Global.output_dir={out}"])
+    for out in (tmp_path / "runs" / "a", tmp_path / "data_runs"):  # beside it: fine
+        load_config(str(tmp_path / "c.yaml"), [f"Global.output_dir={out}"])
+    # with split folders only root/train and root/val are read
+    os.rename(root / "cat", tmp_path / "cat")
+    (root / "train").mkdir()
+    os.rename(tmp_path / "cat", root / "train" / "cat")
+    load_config(str(tmp_path / "c.yaml"), [f"Global.output_dir={root / 'runs'}"])
+    for out in (root / "train" / "cat" / "run", root / "train", root):
+        with pytest.raises(ConfigError, match="is inside DataLoader.Train.dataset.root"):
+            load_config(str(tmp_path / "c.yaml"), [f"Global.output_dir={out}"])
+
+
+@pytest.mark.parametrize("section,value,message", [
+    ("Arch", [{"name": "orthonet18"}], "Arch must be a mapping (got a list: [{'name': 'orthonet18'}])"),
+    ("Optimizer", ["Momentum"], "Optimizer must be a mapping (got a list"),
+    # were TypeError tracebacks: a list where a name or a number belongs
+    ("DataLoader.Train.dataset.name", ["Cifar10"], "DataLoader.Train.dataset.name must be a string, got ['Cifar10']"),
+    ("DataLoader.Eval.sampler.name", ["BatchSampler"], "DataLoader.Eval.sampler.name must be a string"),
+    ("Loss.Train", [{"CELoss": {"weight": [1.0]}}], "Loss.Train: float() argument must be"),
+])
+def test_wrong_shapes_in_a_file_are_one_config_error(tmp_path, section, value, message):
+    import yaml
+    cfg = yaml.safe_load(open(CFG))
+    *parents, key = section.split(".")
+    node = cfg
+    for p in parents:
+        node = node[p]
+    node[key] = value
+    (tmp_path / "c.yaml").write_text(yaml.safe_dump(cfg))
+    with pytest.raises(ConfigError) as info:
+        load_config(str(tmp_path / "c.yaml"))
+    assert message in str(info.value)
+
+
+def test_a_config_file_too_big_to_be_one_is_refused_unread(tmp_path):
+    # 1.5 MB of a flat list: composed in full (hundreds of MB of nodes) before the
+    # expanded-size count could refuse it; now refused from its size
+    path = tmp_path / "big.yaml"
+    path.write_text(open(CFG).read() + "Infer:\n  PostProcess:\n    class_names: ["
+                    + "a," * 750_000 + "a]\n")
+    with pytest.raises(ConfigError, match=r"big.yaml is larger than 1 MB; a config is never"):
+        load_config(str(path))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import subprocess
 import sys
 
@@ -381,3 +382,169 @@ def test_se_resnet_parameter_count_is_senets():
     assert trainable("se_resnet50") == AUTHOR_PARAMS["orthonet50"] + sum(c + c // 16 for c in channels)
     assert trainable("se_resnet50") == 28_088_024  # timm's seresnet50
     assert trainable("se_resnet50", ) - trainable("resnet50") == sum(2 * c * c // 16 + c + c // 16 for c in channels)
+
+
+# ------------------------------------------------------------------ files that are not what they claim
+def test_non_float_or_non_finite_weights_are_refused_naming_the_tensor(tmp_path, orthonet18_ref):
+    state = orthonet18_ref.state_dict()
+    cases = [  # (key, bad value, what the message says)
+        ("layer1.0._process.0.weight", lambda v: v.to(torch.int32), "int32"),  # the issue's
+        ("layer2.1._process.4.running_var", lambda v: v.to(torch.int64), "int64"),
+        ("fc.weight", lambda v: v.clone().index_fill_(1, torch.tensor([3]), float("nan")), "NaN"),
+        ("layer3.0._process.1.bias", lambda v: v.clone().fill_(float("-inf")), "inf"),
+        # finite in float64, inf once cast to the model's float32
+        ("fc.bias", lambda v: v.double().fill_(1e39), "inf"),
+    ]
+    ours = {"layer1.0._process.0.weight": "layer1.0.conv1.weight",
+            "layer2.1._process.4.running_var": "layer2.1.bn2._variance",
+            "layer3.0._process.1.bias": "layer3.0.bn1.bias"}
+    for key, corrupt, word in cases:
+        bad = dict(state, **{key: corrupt(state[key])})
+        with pytest.raises(ConversionError) as info:
+            convert_state_dict(bad, "orthonet18")
+        msg = str(info.value)
+        assert word in msg and ours.get(key, key) in msg and "\n" not in msg, msg
+        dst = tmp_path / "bad.pdparams"
+        with pytest.raises(ConversionError, match=word):
+            convert_checkpoint(_save(bad, tmp_path / "bad.pth"), dst, "orthonet18")
+        assert not dst.exists() and os.listdir(tmp_path) == ["bad.pth"]
+
+
+def test_unwritable_destination_is_refused_before_the_load(tmp_path, orthonet18_ref, monkeypatch):
+    src = _save(orthonet18_ref.state_dict(), tmp_path / "o18.pth")
+    (tmp_path / "a_file").write_text("x")
+    (tmp_path / "a_folder").mkdir()
+
+    def no_load(*args, **kwargs):
+        raise AssertionError("the checkpoint was read before the destination was checked")
+    monkeypatch.setattr(torch, "load", no_load)
+    for dst, why in ((tmp_path / "a_file" / "o18.pdparams", "is a file, not a folder"),
+                     (tmp_path / "a_file" / "sub" / "o18.pdparams", "is a file, not a folder"),
+                     (tmp_path / "a_folder", "it is a folder")):
+        with pytest.raises(ConversionError, match=f"cannot write {dst}: .*{why}"):
+            convert_checkpoint(src, dst, "orthonet18")
+    if os.geteuid() != 0:  # root writes through permissions
+        (tmp_path / "ro").mkdir(mode=0o555)
+        with pytest.raises(ConversionError, match="not writable"):
+            convert_checkpoint(src, tmp_path / "ro" / "o18.pdparams", "orthonet18")
+    monkeypatch.undo()
+    # the command line: one line, no traceback (it was an OSError traceback)
+    proc = _run_cli(src, tmp_path / "a_file" / "o18.pdparams", "--arch", "orthonet18")
+    assert proc.returncode != 0 and "Traceback" not in proc.stderr
+    assert proc.stderr.strip().count("\n") == 0 and "is a file, not a folder" in proc.stderr
+
+
+def _deflated_copy(src: str, dst: str) -> str:
+    """``src`` (torch.save's zip, members stored) with every member deflate-compressed."""
+    import zipfile
+    with zipfile.ZipFile(src) as zin, zipfile.ZipFile(dst, "w", zipfile.ZIP_DEFLATED) as zout:
+        for info in zin.infolist():
+            zout.writestr(info.filename, zin.read(info.filename))
+    return dst
+
+
+def _deflate_bomb(path, gib: int = 1) -> str:
+    """A torch.save-format checkpoint whose one tensor, fc.weight, is ``gib`` GiB of zeros
+    stored deflate-compressed (about 1 MB per GiB on disk), as the issue's probe built."""
+    import collections
+    import pickle
+    import zipfile
+    numel = (gib << 30) // 4
+    storage, tensor = object(), object()
+
+    class Pickler(pickle.Pickler):  # torch.save's data.pkl, without allocating the tensor
+        def persistent_id(self, obj):
+            return ("storage", torch.FloatStorage, "0", "cpu", numel) if obj is storage else None
+
+        def reducer_override(self, obj):
+            if obj is tensor:
+                return (torch._utils._rebuild_tensor_v2,
+                        (storage, 0, (numel,), (1,), False, collections.OrderedDict()))
+            return NotImplemented
+
+    pkl = __import__("io").BytesIO()
+    Pickler(pkl, protocol=2).dump({"fc.weight": tensor})
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as zf:
+        zf.writestr("archive/data.pkl", pkl.getvalue())
+        zf.writestr("archive/byteorder", "little")
+        zf.writestr("archive/version", "3\n")
+        with zf.open("archive/data/0", "w", force_zip64=True) as f:
+            chunk = bytes(64 << 20)
+            for _ in range((gib << 30) // len(chunk)):
+                f.write(chunk)
+    return str(path)
+
+
+def test_compressed_checkpoints_convert_and_bombs_are_refused_unread(tmp_path, orthonet18_ref,
+                                                                      monkeypatch):
+    # A deflated archive of a real checkpoint converts like the original.
+    src = _deflated_copy(_save(orthonet18_ref.state_dict(), tmp_path / "o18.pth"),
+                         str(tmp_path / "o18_deflated.pth"))
+    assert os.path.getsize(src) < os.path.getsize(tmp_path / "o18.pth")
+    convert_checkpoint(src, tmp_path / "o18.pdparams", "orthonet18")
+    loaded = paddle.load(str(tmp_path / "o18.pdparams"), return_numpy=True)
+    np.testing.assert_array_equal(loaded["conv1.weight"], orthonet18_ref.conv1.weight.detach().numpy())
+
+    # 1 GiB of zeros in about 1 MB: refused from the zip's declared sizes, never unpacked
+    # (torch allocates each member's declared size). orthonet18 with 1000 classes holds
+    # 11,776,552 trainable float32 values (+ BN statistics and small banks): the bound is
+    # 4x that + 64 MB, about 244 MB.
+    bomb = _deflate_bomb(tmp_path / "bomb.pth")
+    assert os.path.getsize(bomb) < 2 << 20
+
+    def no_load(*args, **kwargs):
+        raise AssertionError("torch.load unpacked the bomb")
+    monkeypatch.setattr(torch, "load", no_load)
+    with pytest.raises(ConversionError, match=r"would unpack to 1,024 MB .* more than") as info:
+        convert_checkpoint(bomb, tmp_path / "bomb.pdparams", "orthonet18")
+    bound = int(re.search(r"more than (\d+) MB", str(info.value)).group(1))
+    assert 4 * 4 * 11_776_552 / 2**20 + 64 <= bound < 4 * 4 * 11_776_552 * 1.05 / 2**20 + 64
+    assert not (tmp_path / "bomb.pdparams").exists()
+
+
+SIGTERM_DRIVER = """
+import os, runpy, signal, sys, time
+import paddle
+real_save, ACTION = paddle.save, sys.argv[1]
+def save_then_sigterm(obj, path, *args, **kwargs):  # SIGTERM while the temp file is there
+    real_save(obj, path, *args, **kwargs)
+    print("temp file", os.path.basename(path), os.path.getsize(path), flush=True)
+    if ACTION == "full":  # the disk fills up instead
+        raise OSError(28, "No space left on device")
+    os.kill(os.getpid(), signal.SIGTERM)
+    time.sleep(30)
+paddle.save = save_then_sigterm
+sys.argv = sys.argv[2:]
+sys.path.insert(0, os.path.dirname(sys.argv[0]))  # as `python tools/x.py` does
+runpy.run_path(sys.argv[0], run_name="__main__")
+"""
+
+
+def test_sigterm_or_a_full_disk_mid_write_end_in_one_line_leaving_no_temp_file(tmp_path, orthonet18_ref):
+    src = _save(orthonet18_ref.state_dict(), tmp_path / "o18.pth")
+    out = tmp_path / "out"
+    out.mkdir()
+    for action, code, last in (("sigterm", 143, "terminated (SIGTERM)"),
+                               ("full", 2, f"error: OSError: [Errno 28] cannot write "
+                                           f"{out / 'o18.pdparams'}: No space left on device")):
+        proc = subprocess.run([sys.executable, "-c", SIGTERM_DRIVER, action, CLI, src,
+                               out / "o18.pdparams", "--arch", "orthonet18"],
+                              capture_output=True, text=True, timeout=300, cwd=ROOT)
+        assert "temp file .partial-o18.pdparams" in proc.stdout  # it came mid-write
+        assert proc.returncode == code, proc.stderr
+        assert proc.stderr.strip().splitlines()[-1] == last, proc.stderr
+        assert not any(w in proc.stderr for w in ("Traceback", "FatalError", "C++"))  # Paddle's
+        assert os.listdir(out) == []
+
+
+def test_sizes_a_model_cannot_have_are_refused_before_anything_is_built(tmp_path, monkeypatch):
+    # --input-size 100000 would draw filter banks of 64 x 25000 x 25000 values
+    monkeypatch.setattr(op.convert, "build_model", lambda *a, **k: pytest.fail("built a model"))
+    monkeypatch.setattr(torch, "load", lambda *a, **k: pytest.fail("read the checkpoint"))
+    for kwargs, message in (({"input_size": 100_000}, "input_size must be an integer >= 1 and <= 8192"),
+                            ({"num_classes": 10**10}, "num_classes must be an integer >= 1 and <= 1000000"),
+                            ({"num_classes": 0}, "num_classes must be an integer >= 1")):
+        with pytest.raises(ConversionError, match=message):
+            convert_checkpoint(tmp_path / "a.pth", tmp_path / "a.pdparams", "orthonet18", **kwargs)
+        with pytest.raises(ConversionError, match=message):
+            convert_state_dict({"fc.weight": torch.zeros(2, 2)}, "orthonet18", **kwargs)

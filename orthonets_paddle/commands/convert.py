@@ -5,7 +5,7 @@
 import sys
 
 from . import use_cores
-from ..utils.cli import new_parser
+from ..utils.cli import new_parser, run
 from ..convert import ConversionError, convert_checkpoint
 
 
@@ -27,15 +27,21 @@ def build_parser(prog=None):
     return parser
 
 
-def main(argv=None, prog=None) -> int:
-    args = build_parser(prog).parse_args(argv)
-    use_cores()
+def _convert(args) -> None:
     try:
         report = convert_checkpoint(args.src, args.dst, args.arch, num_classes=args.num_classes,
                                     stem=args.stem, input_size=args.input_size,
                                     trust_pickle=args.trust_pickle)
-    except (ConversionError, ImportError) as exc:
+    except (ConversionError, ImportError) as exc:  # in full: a mismatch lists every key
         print(f"error: {exc}", file=sys.stderr)
-        return 1
+        sys.exit(1)
     print(report.summary())
+
+
+def main(argv=None, prog=None) -> int:
+    args = build_parser(prog).parse_args(argv)
+    use_cores()
+    # run(): one line for a failed write; SIGTERM ends like Ctrl-C (the temp file is
+    # removed, no Paddle C++ dump)
+    run(lambda: _convert(args))
     return 0

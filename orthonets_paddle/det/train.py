@@ -11,10 +11,10 @@ import re
 from typing import Iterable, List, Optional, Sequence
 
 import paddle
-import yaml
 
 from ..utils.hints import did_you_mean
 from ..utils.io import load_paddle_file
+from ..utils.yamlio import check_yaml, loads_yaml
 
 __all__ = ["load_det_config", "apply_overrides", "check_coco_layout", "check_pretrain_weights",
            "train_detector", "COCO_LAYOUT"]
@@ -62,6 +62,7 @@ def load_det_config(path: str, overrides: Sequence[str] = ()):
     if os.path.splitext(path)[1] not in (".yml", ".yaml"):
         raise ValueError(f"detection config {path!r} must be a .yml/.yaml file")
     _reset_global_config()
+    check_yaml(path)  # ppdet's own loader has no bound on aliases
     cfg = load_config(path)
     apply_overrides(cfg, overrides)
     return cfg
@@ -99,9 +100,9 @@ def apply_overrides(cfg, overrides: Iterable[str]) -> None:
             if i < len(path) - 1:
                 node = node[key] if indexed else getattr(node, key)
             elif indexed:
-                node[key] = yaml.safe_load(raw)
+                node[key] = loads_yaml(raw, f"override {item!r}")
             else:
-                setattr(node, key, yaml.safe_load(raw))
+                setattr(node, key, loads_yaml(raw, f"override {item!r}"))
             where += f"[{key}]" if isinstance(key, int) else f".{key}" if where else key
 
 

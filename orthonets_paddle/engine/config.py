@@ -21,7 +21,9 @@ from ..models.resnet import arch_options
 from ..utils.cli import cap_text, get_parser, parse_args  # noqa: F401  (the tools' import)
 from ..utils.hints import did_you_mean, lookup
 from ..utils.io import write_text
-from ..utils.schema import BOOL, NON_NEGATIVE_INT, POSITIVE_INT, ConfigError, Typed
+from ..utils.schema import (BATCH_SIZE, BOOL, CHANNELS_MAX, CLASS_NUM, EPOCHS, IMAGE_SIDE,
+                            NUM_SAMPLES, NUM_WORKERS, PATH, SEED, WIDTH,
+                            ConfigError, Typed)
 from ..utils import yamlio
 from ..utils.yamlio import YamlError, load_yaml, parse_value
 from .losses import build_loss, loss_params
@@ -30,24 +32,26 @@ from .optim import build_lr, lr_params, optimizer_params, regularizer_params
 __all__ = ["ConfigError", "DEFAULTS", "SCHEMA", "load_config", "apply_override", "parse_value",
            "validate_config", "save_config", "dump_config"]
 
-_STR, _PATH = Typed("str"), Typed("str", null=True)
+_STR, _PATH = Typed("str"), Typed("path", null=True)
+_UNIT = Typed("number", min=0, max=1, max_open=True)
+_ITERS = Typed("int", min=1, max=10**9, why="iterations")  # beyond: never, in effect
 # The trainer's own sections: key -> (default, type). The meaning of every key is
 # PaddleClas's; keys marked "ours" are this package's extensions.
 _OWN: Dict[str, Dict[str, tuple]] = {
     "Global": {
-        "output_dir": ("./output", _STR),
+        "output_dir": ("./output", PATH),
         "device": ("auto", Typed("choice", choices=("auto", "cpu", "gpu"))),
-        "seed": (42, NON_NEGATIVE_INT),          # ours (PaddleClas seeds nothing by default)
-        "epochs": (100, POSITIVE_INT),
+        "seed": (42, SEED),                      # ours (PaddleClas seeds nothing by default)
+        "epochs": (100, EPOCHS),
         "eval_during_train": (True, BOOL),
-        "eval_interval": (1, POSITIVE_INT),      # evaluate every N epochs (and at the last)
-        "save_interval": (0, NON_NEGATIVE_INT),  # also keep epoch_N.* every N epochs; 0 = off
-        "print_batch_step": (10, POSITIVE_INT),  # log train loss every N iterations
+        "eval_interval": (1, EPOCHS),            # evaluate every N epochs (and at the last)
+        "save_interval": (0, Typed("int", min=0, max=EPOCHS.max)),  # epoch_N.* every N; 0 = off
+        "print_batch_step": (10, _ITERS),        # log train loss every N iterations
         "pretrained_model": (None, _PATH),       # path or URL: initialise from weights
         "checkpoints": (None, _PATH),            # output dir, checkpoint prefix or auto: resume
         "use_visualdl": (True, BOOL),
-        "save_inference_dir": ("./output/inference", _STR),
-        "image_shape": ([3, 32, 32], Typed("list", item=POSITIVE_INT, length=3)),  # C, H, W
+        "save_inference_dir": ("./output/inference", PATH),
+        "image_shape": ([3, 32, 32], Typed("list", item=IMAGE_SIDE, length=3)),  # C, H, W
         "to_static": (False, BOOL),              # train the paddle.jit.to_static program
         "plot": (True, BOOL),                    # ours: loss.png / acc.png at the end
         "progress_bar": (True, BOOL),            # ours
@@ -64,13 +68,13 @@ _OWN: Dict[str, Dict[str, tuple]] = {
     },
     "Infer": {
         "infer_imgs": (None, _PATH),
-        "batch_size": (8, POSITIVE_INT),
+        "batch_size": (8, BATCH_SIZE),
         "transforms": (None, None),              # defaults to DataLoader.Eval's transform_ops
         "PostProcess": (None, None),
     },
     "Infer.PostProcess": {
         "name": ("Topk", Typed("choice", choices=("Topk",))),
-        "topk": (5, POSITIVE_INT),
+        "topk": (5, CLASS_NUM),
         "class_id_map_file": (None, _PATH),
         "delimiter": (" ", _STR),
         "class_names": (None, None),             # ours: the names as a list
@@ -171,17 +175,19 @@ _NOT_HERE = {  # whole PaddleClas features with no counterpart here
                                         "one: Global, Arch, Loss, ...; see configs/)"),
 }
 
-# The type and range of every value a user can set, by dotted path ("*" as in _KEYS).
-_UNIT = Typed("number", min=0, max=1, max_open=True)
+# The type and range of every value a user can set, by dotted path ("*" as in _KEYS); the
+# bounds and their reasons are utils.schema's.
 SCHEMA: Dict[str, Typed] = {
     **{f"{s}.{k}": v[1] for s, keys in _OWN.items() for k, v in keys.items() if v[1]},
-    **{f"Arch.{k}": _STR for k in ("name", "stem", "position", "freq_sel", "norm")},
-    **{f"Arch.{k}": POSITIVE_INT for k in ("class_num", "in_channels", "width", "reduction")},
-    "Arch.input_size": Typed("int", min=1, null=True),
-    "Arch.seed": NON_NEGATIVE_INT,
-    "Arch.squeeze": _PATH,
-    "Arch.features_only": BOOL,
-    "Arch.out_indices": Typed("list", item=NON_NEGATIVE_INT),
+    **{f"Arch.{k}": _STR for k in ("name", "stem", "position", "freq_sel", "norm", "global_pool")},
+    "Arch.class_num": CLASS_NUM, "Arch.width": WIDTH,
+    "Arch.in_channels": CHANNELS_MAX, "Arch.reduction": Typed("int", min=1, max=WIDTH.max),
+    "Arch.input_size": Typed("int", min=1, max=IMAGE_SIDE.max, null=True),
+    "Arch.seed": SEED,
+    "Arch.squeeze": Typed("str", null=True),
+    **{f"Arch.{k}": BOOL for k in ("features_only", "excitation_bias")},
+    **{f"Arch.{k}": _UNIT for k in ("drop_rate", "drop_path_rate")},
+    "Arch.out_indices": Typed("list", item=Typed("int", min=0, max=3)),
     "Optimizer.name": _STR,
     "EMA.decay": Typed("number", min=0, max=1, max_open=True),
     "Optimizer.momentum": Typed("number", min=0, max=1),
@@ -191,18 +197,26 @@ SCHEMA: Dict[str, Typed] = {
     "Optimizer.epsilon": Typed("number", min=0, min_open=True),
     "Optimizer.lr.name": _STR,
     **{f"Optimizer.lr.{k}": Typed("number", min=0)
-       for k in ("learning_rate", "eta_min", "warmup_epoch", "warmup_start_lr")},
-    "Optimizer.lr.milestones": Typed("list", item=NON_NEGATIVE_INT),
-    "Optimizer.lr.decay_epochs": Typed("list", item=POSITIVE_INT),
+       for k in ("learning_rate", "eta_min", "warmup_start_lr")},
+    "Optimizer.lr.warmup_epoch": Typed("number", min=0, max=EPOCHS.max),
+    "Optimizer.lr.milestones": Typed("list", item=Typed("int", min=0, max=EPOCHS.max)),
+    "Optimizer.lr.decay_epochs": Typed("list", item=EPOCHS),
     "Optimizer.lr.values": Typed("list", item=Typed("number", min=0)),
     "Optimizer.lr.gamma": Typed("number", min=0, min_open=True),
     "Optimizer.regularizer.name": Typed("choice", choices=("L2",)),
     "Optimizer.regularizer.coeff": Typed("number", min=0),
-    "DataLoader.*.dataset.num_samples": Typed("int", min=1, null=True),
-    "DataLoader.*.sampler.batch_size": POSITIVE_INT,
+    "DataLoader.*.dataset.name": _STR, "DataLoader.*.sampler.name": _STR,
+    "DataLoader.*.dataset.num_samples": NUM_SAMPLES,
+    **{f"DataLoader.*.dataset.{k}": _PATH for k in ("data_file", "image_path", "label_path",
+                                                   "root", "image_root", "cls_label_path")},
+    "DataLoader.*.dataset.image_size": IMAGE_SIDE,
+    "DataLoader.*.dataset.num_classes": CLASS_NUM,
+    "DataLoader.*.dataset.channels": CHANNELS_MAX,
+    "DataLoader.*.dataset.seed": SEED,
+    "DataLoader.*.sampler.batch_size": BATCH_SIZE,
     "DataLoader.*.sampler.shuffle": Typed("bool", null=True),
     "DataLoader.*.sampler.drop_last": BOOL,
-    "DataLoader.*.loader.num_workers": NON_NEGATIVE_INT,
+    "DataLoader.*.loader.num_workers": NUM_WORKERS,
     **{f"DataLoader.*.loader.{k}": BOOL for k in ("use_shared_memory", "skip_bad_images")},
 }
 
@@ -219,12 +233,13 @@ def _near(key: Any, valid: Iterable[str]) -> str:
 
 
 def _wrap(fn: Callable[[], Any], where: str) -> Any:
-    """``fn()``, its ValueError (registries name the valid names) as a ConfigError."""
+    """``fn()``, its ValueError or TypeError (registries name the valid names) as a
+    ConfigError."""
     try:
         return fn()
     except ConfigError:
         raise
-    except ValueError as exc:
+    except (ValueError, TypeError) as exc:  # a builder given a value of another type
         raise ConfigError(f"{where}: {exc}") from None
 
 
@@ -251,7 +266,11 @@ def _walk(node: Any, path: List[Any]) -> None:
     """Check the section at ``path`` and all under it, in place (values normalised)."""
     where = ".".join(map(str, path)) or "the config"
     if not isinstance(node, dict):
-        raise ConfigError(f"{where} must be a mapping, got {cap_text(repr(node), 80)}")
+        raise ConfigError(f"{where} must be a mapping (got a {type(node).__name__}: "
+                          f"{cap_text(repr(node), 80)})")
+    name = SCHEMA.get(_pattern(path + ["name"]))
+    if name is not None and "name" in node:  # the name picks the keys: checked first
+        node["name"] = name.check(f"{where}.name", node["name"])
     keys = _wrap(lambda: _KEYS[_pattern(path)](node), f"{where}.name")
     for key in [k for k in node if k not in keys]:
         _refuse(path + [key], node[key], keys)
@@ -308,7 +327,7 @@ def validate_config(cfg: Dict[str, Any]) -> None:
 def apply_override(cfg: Dict[str, Any], override: str) -> None:
     """Apply ``Section.key=value`` in place; a string-typed key keeps its text (``=2024``)."""
     yamlio.apply_override(cfg, override, lambda path: getattr(
-        SCHEMA.get(_pattern(path)), "kind", None) == "str")
+        SCHEMA.get(_pattern(path)), "kind", None) in ("str", "path"))
 
 
 def _merge(base: Dict[str, Any], new: Dict[str, Any], depth: int = 0) -> Dict[str, Any]:
@@ -351,7 +370,27 @@ def load_config(path: Optional[str], overrides: Sequence[str] = ()) -> Dict[str,
     for key in ("output_dir", "checkpoints", "pretrained_model", "save_inference_dir"):
         value = cfg["Global"][key]  # ~ is the home folder, as in a shell; URLs stay
         cfg["Global"][key] = os.path.expanduser(value) if isinstance(value, str) else value
+    _check_output_dir(cfg)
     return cfg
+
+
+def _check_output_dir(cfg: Dict[str, Any]) -> None:
+    """Refuse an output folder inside a folder read by listing it (ImageFolder's root, or
+    its train/ and val/ when it has them): the next run would take its loss.png for an image
+    and its subfolders for classes."""
+    out = os.path.realpath(cfg["Global"]["output_dir"])
+    for split, loader in (cfg["DataLoader"] or {}).items():
+        root = ((loader or {}).get("dataset") or {}).get("root")
+        if not isinstance(root, str):
+            continue
+        real = os.path.realpath(os.path.expanduser(root))
+        read = [os.path.join(real, s) for s in ("train", "val")
+                if os.path.isdir(os.path.join(real, s))] or [real]  # as ImageFolder reads
+        if any(os.path.commonpath([out, r]) == r for r in read) or out == real:
+            raise ConfigError(f"Global.output_dir {cfg['Global']['output_dir']} is inside "
+                              f"DataLoader.{split}.dataset.root {root}, whose images and class "
+                              "folders are read as data: the run's outputs would become data. "
+                              "Choose an output folder outside it")
 
 
 def dump_config(cfg: Dict[str, Any]) -> str:

@@ -11,13 +11,14 @@ from typing import Any, Dict, List, Optional, Sequence
 
 import matplotlib.pyplot as plt
 import paddle
-import yaml
 
 from .. import plotting  # the module, so a test can stand in for plot_curves_together
 from ..models import build_model_from_config
 from ..utils.io import write_text
+from .config import ConfigError, load_config
 
-__all__ = ["RunError", "count_parameters", "load_run", "run_throughput", "compare_runs"]
+__all__ = ["RunError", "count_parameters", "load_run", "run_config", "run_throughput",
+           "compare_runs"]
 
 
 class RunError(ValueError):
@@ -34,9 +35,25 @@ def _read(path: str, parse=json.load) -> Any:
     try:
         with open(path, encoding="utf-8") as f:
             return parse(f)
-    except (OSError, ValueError, yaml.YAMLError) as exc:
+    except (OSError, ValueError) as exc:
         raise RunError(f"cannot read {path} ({type(exc).__name__}: {exc}); it may be truncated "
                        "(a run still writing it?)") from None
+
+
+def run_config(run_dir: str, required: bool = False) -> Optional[Dict[str, Any]]:
+    """``run_dir/config.yaml`` read and checked as ``train`` reads a config (bounded YAML,
+    every key and value), or None without one (unless ``required``); RunError naming the
+    file otherwise."""
+    path = os.path.join(run_dir, "config.yaml")
+    if not os.path.isfile(path):
+        if required:
+            raise RunError(f"{path} not found; is {run_dir} a training output folder?")
+        return None
+    try:
+        return load_config(path)
+    except (ConfigError, OSError) as exc:
+        msg = str(exc)
+        raise RunError(msg if msg.startswith(path) else f"{path}: {msg}") from None
 
 
 def run_throughput(run_dir: str, arch: str, backend: str = "dygraph") -> Optional[float]:
@@ -63,16 +80,20 @@ def load_run(run_dir: str) -> Dict[str, Any]:
         raise RunError(f"{run_dir} has no metrics.json; is it a training output folder? "
                        "(tools/train.py writes it after the first epoch)")
     metrics = _read(os.path.join(run_dir, "metrics.json"))
-    cfg_path = os.path.join(run_dir, "config.yaml")
-    arch_cfg = (_read(cfg_path, yaml.safe_load) or {}).get("Arch") if os.path.isfile(cfg_path) else None
+    arch_cfg = (run_config(run_dir) or {}).get("Arch")
     arch = metrics.get("arch") or (arch_cfg or {}).get("name") or os.path.basename(run_dir)
     best = metrics.get("best_acc")
     return {"dir": run_dir, "arch": arch, "arch_cfg": arch_cfg or {},
             "best_acc": best if isinstance(best, (int, float)) and best >= 0 else None,
-            "params": count_parameters(build_model_from_config(arch_cfg)) if arch_cfg else None,
+            "params": _count(arch_cfg) if arch_cfg else None,
             "throughput": run_throughput(run_dir, arch),
             "records": {"acc": metrics.get("acc_record") or {},
                         "loss": metrics.get("loss_record") or {}}}
+
+
+def _count(arch_cfg: Dict[str, Any]) -> int:
+    with paddle.LazyGuard():  # shapes only: nothing is allocated for a count
+        return count_parameters(build_model_from_config(arch_cfg))
 
 
 def _labels(runs: Sequence[Dict[str, Any]]) -> List[str]:

@@ -20,13 +20,12 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 import paddle
-import yaml
 
 from ..utils.cli import sigterm_as_interrupt
 from ..utils.io import write_json, write_text
 from ..engine.checkpoint import RunLock, current
 from ..engine.config import load_config
-from ..engine.runs import count_parameters
+from ..engine.runs import count_parameters, run_config
 from ..deploy.benchmark import latency_stats, time_interleaved
 from ..models.registry import build_model_from_config
 from ..plotting import plot_sweep
@@ -295,8 +294,7 @@ def load_sweep_runs(out: str) -> Tuple[Dict[str, Any], List[Dict[str, Any]]]:
         runs.append({"variant": run["variant"], "seed": run["seed"], "dir": d,
                      "best_acc": float(m["best_acc"]), "final_acc": float(val[-1]),
                      "val_acc": val, "epochs": len(rows),
-                     "bank_seed": _read(os.path.join(d, "config.yaml"),
-                                             yaml.safe_load)["Arch"].get("seed"),
+                     "bank_seed": run_config(d, required=True)["Arch"].get("seed"),
                      "train_loss": m["loss_record"]["train"]["loss"],
                      "train_iter": m["loss_record"]["train"]["iter"],
                      "train_images_per_sec": float(np.mean(
@@ -308,7 +306,7 @@ def _model_facts(run_dir: str, measure: bool, batch: int = 64, repeats: int = 5
                  ) -> Dict[str, Any]:
     """Trainable parameter count of the run's model and, if ``measure``, its inference
     images/s on random input of ``Global.image_shape`` (one process, current threads)."""
-    cfg = _read(os.path.join(run_dir, "config.yaml"), yaml.safe_load)
+    cfg = run_config(run_dir, required=True)
     model = build_model_from_config(cfg["Arch"])
     facts = {"params": count_parameters(model), "infer_images_per_sec": float("nan")}
     if measure:

@@ -9,7 +9,8 @@ import re
 from typing import Any, Callable, Dict, Optional, Sequence
 
 __all__ = ["ConfigError", "SchemaError", "Typed", "POSITIVE_INT", "NON_NEGATIVE_INT", "BOOL",
-           "builder_keys"]
+           "PATH", "SEED", "EPOCHS", "CLASS_NUM", "WIDTH", "CHANNELS_MAX", "IMAGE_SIDE",
+           "BATCH_SIZE", "NUM_WORKERS", "NUM_SAMPLES", "builder_keys"]
 
 _NUMBER = re.compile(r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$")
 
@@ -32,22 +33,26 @@ class Typed:
     """A value's type and allowed range; ``spec(key, value)`` checks and returns it.
 
     Args:
-        kind: ``int``, ``number`` (int or float), ``bool``, ``str``, ``choice`` or ``list``.
+        kind: ``int``, ``number`` (int or float), ``bool``, ``str``, ``path`` (a non-empty
+            string without NUL), ``choice`` or ``list``.
         min, max: bounds for numbers (inclusive unless ``min_open`` / ``max_open``).
         choices: allowed values for ``choice``.
         null: ``None`` is allowed too.
         item: the spec of each item of a ``list``.
         length: the exact length of a ``list``.
+        why: the reason for ``max``, added to the error of a value above it.
     """
 
     def __init__(self, kind: str, min: Optional[float] = None, max: Optional[float] = None,
                  min_open: bool = False, max_open: bool = False, choices: Sequence[Any] = (),
-                 null: bool = False, item: Optional["Typed"] = None, length: Optional[int] = None):
-        if kind not in ("int", "number", "bool", "str", "choice", "list"):
+                 null: bool = False, item: Optional["Typed"] = None, length: Optional[int] = None,
+                 why: str = ""):
+        if kind not in ("int", "number", "bool", "str", "path", "choice", "list"):
             raise ValueError(f"Typed: unknown kind {kind!r}")
         self.kind, self.min, self.max = kind, min, max
         self.min_open, self.max_open = min_open, max_open
         self.choices, self.null, self.item, self.length = tuple(choices), null, item, length
+        self.why = why
 
     def describe(self) -> str:
         """What is allowed, in words (``a positive integer``)."""
@@ -58,12 +63,13 @@ class Typed:
             text = "a positive integer"
         elif self.kind in ("int", "number"):
             text = " ".join(["an integer" if self.kind == "int" else "a number", " and ".join(
-                f"{o} {b:g}" for o, b in ((">" if self.min_open else ">=", self.min),
-                                          ("<" if self.max_open else "<=", self.max))
-                if b is not None)]).strip()
+                f"{o} {b if self.kind == 'int' else format(b, 'g')}"
+                for o, b in ((">" if self.min_open else ">=", self.min),
+                             ("<" if self.max_open else "<=", self.max)) if b is not None)]).strip()
         else:
             text = {"choice": "one of " + ", ".join(map(str, self.choices)),
-                    "bool": "true or false", "str": "a string"}[self.kind]
+                    "bool": "true or false", "str": "a string",
+                    "path": "a path (non-empty text)"}[self.kind]
         return text + (" or null" if self.null else "")
 
     def __call__(self, key: str, value: Any) -> Any:
@@ -74,8 +80,9 @@ class Typed:
         raise ``SchemaError`` naming ``key`` and what is allowed."""
         if value is None:
             return None if self.null else self._fail(key, value)
-        if self.kind in ("bool", "str"):
-            if not isinstance(value, bool if self.kind == "bool" else str):
+        if self.kind in ("bool", "str", "path"):
+            if not isinstance(value, bool if self.kind == "bool" else str) or (
+                    self.kind == "path" and (not value.strip() or "\0" in value)):
                 self._fail(key, value)
         elif self.kind == "choice":
             if isinstance(value, bool) or value not in self.choices:
@@ -101,9 +108,28 @@ class Typed:
         return value
 
     def _fail(self, key: str, value: Any) -> None:
-        raise SchemaError(f"{key} must be {self.describe()}, got {value!r}")
+        above = isinstance(value, numbers.Real) and self.max is not None and value > self.max
+        raise SchemaError(f"{key} must be {self.describe()}, got {value!r}"
+                          + (f" (the bound: {self.why})" if self.why and above else ""))
 
 
 POSITIVE_INT = Typed("int", min=1)
 NON_NEGATIVE_INT = Typed("int", min=0)
 BOOL = Typed("bool")
+PATH = Typed("path")
+# Upper bounds no real use reaches, so that a typo (1e8 for 8) ends here in one line
+# instead of allocating gigabytes or overflowing a counter later (docs/DESIGN.md).
+SEED = Typed("int", min=0, max=2**32 - 1, why="NumPy's seed range")
+EPOCHS = Typed("int", min=1, max=10**6, why="far beyond any schedule (ImageNet trains "
+               "90-600 epochs)")
+CLASS_NUM = Typed("int", min=1, max=10**6, why="above every public label set (ImageNet-21k "
+                  "has 21,841 classes); the classifier alone would hold 10**6 x its width")
+WIDTH = Typed("int", min=1, max=1024, why="16x ResNet's 64; parameters grow with its square")
+CHANNELS_MAX = Typed("int", min=1, max=1024, why="above hyperspectral images' few hundred bands")
+IMAGE_SIDE = Typed("int", min=1, max=8192, why="8K images; a batch of larger ones does not "
+                   "fit in memory")
+BATCH_SIZE = Typed("int", min=1, max=65536, why="per process; larger batches do not fit in "
+                   "any device's memory")
+NUM_WORKERS = Typed("int", min=0, max=256, why="each worker is a process; more than any "
+                    "machine's cores")
+NUM_SAMPLES = Typed("int", min=1, max=2**31 - 1, null=True, why="more images than any dataset")

@@ -1,4 +1,5 @@
-"""The one YAML reader of configs (``load_yaml``) and ``apply_override`` for ``-o a.b[0]=v``.
+"""The package's one YAML reader (``load_yaml``, ``loads_yaml``; ``check_yaml`` for files
+another library parses) and ``apply_override`` for ``-o a.b[0]=v``.
 
 PyYAML's ``safe_load`` shares aliased nodes (a 2 KB file of nested anchors can expand to
 GBs when walked) and lets a repeated key replace the first; here the expanded size is
@@ -6,6 +7,7 @@ bounded on the node graph before anything is built, and a repeated key is an err
 """
 from __future__ import annotations
 
+import os
 import re
 from typing import Any, Callable, Dict, List
 
@@ -13,10 +15,12 @@ import yaml
 
 from .schema import ConfigError
 
-__all__ = ["load_yaml", "YamlError", "apply_override", "parse_value", "MAX_NODES", "MAX_DEPTH"]
+__all__ = ["load_yaml", "loads_yaml", "check_yaml", "YamlError", "apply_override", "parse_value",
+           "MAX_NODES", "MAX_DEPTH", "MAX_BYTES"]
 
 MAX_NODES = 100_000  # nodes after alias expansion; the shipped configs have a few hundred
 MAX_DEPTH = 100
+MAX_BYTES = 1 << 20  # the shipped configs: < 4 KB; ImageNet-21k's class names inline: ~0.5 MB
 
 
 class YamlError(ValueError):
@@ -69,34 +73,65 @@ def _expanded_size(root) -> int:
     return sizes[id(root)]
 
 
-def load_yaml(path: str) -> Any:
-    """Read ``path`` as YAML in bounded memory and time; YamlError (with the file and line)
-    for text that is not UTF-8, not YAML, too deep or too big, or a duplicate key."""
+def _read_text(path: str) -> str:
+    with open(path, "rb") as f:
+        data = f.read(MAX_BYTES + 1)  # composing nodes costs memory before they are counted
+    if len(data) > MAX_BYTES:
+        raise YamlError(f"{path} is larger than {MAX_BYTES >> 20} MB; a config is never that "
+                        "big (is it the right file?)")
     try:
-        with open(path, encoding="utf-8") as f:
-            text = f.read()
+        return data.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise YamlError(f"{path} is not UTF-8 text ({exc.reason} at byte {exc.start}); save "
                         "it with UTF-8 encoding") from None
+
+
+def _parse(text: str, name: str, construct: bool = True) -> Any:
+    """The document in ``text`` (``name`` in messages), its expanded size checked before
+    anything is built; with ``construct=False`` the checked node graph (any tags)."""
     loader = _Loader(text)
-    loader.name = path
+    loader.name = name
     try:
         node = loader.get_single_node()
         if node is None:
             return None
         _expanded_size(node)
-        return loader.construct_document(node)
+        return loader.construct_document(node) if construct else node
     except YamlError as exc:
         msg = str(exc)
-        raise YamlError(msg if msg.startswith(path) else f"{path}: {msg}") from None
+        raise YamlError(msg if msg.startswith(name) else f"{name}: {msg}") from None
     except yaml.YAMLError as exc:
         mark, problem = getattr(exc, "problem_mark", None), getattr(exc, "problem", None) or exc
         where = f":{mark.line + 1}" if mark is not None else ""
-        raise YamlError(f"{path}{where} is not valid YAML: {str(problem)[:200]}") from None
+        raise YamlError(f"{name}{where} is not valid YAML: {str(problem)[:200]}") from None
     except RecursionError:
-        raise YamlError(f"{path}: nested too deeply to be a config") from None
+        raise YamlError(f"{name}: nested too deeply to be a config") from None
     finally:
         loader.dispose()
+
+
+def load_yaml(path: str) -> Any:
+    """Read ``path`` as YAML in bounded memory and time; YamlError (with the file and line)
+    for text that is not UTF-8, not YAML, too deep or too big, or a duplicate key."""
+    return _parse(_read_text(path), path)
+
+
+def loads_yaml(text: str, name: str = "the value") -> Any:
+    """``load_yaml`` for text (an override's value, ``name`` in messages)."""
+    return _parse(text, name)
+
+
+def check_yaml(path: str, follow: str = "_BASE_", _depth: int = 0) -> None:
+    """Check that a YAML file read by another library (PaddleDetection's, with its own tags)
+    stays within the bounds, and so do the files its ``follow`` key lists (relative paths)."""
+    node = _parse(_read_text(path), path, construct=False)
+    for key, value in node.value if isinstance(node, yaml.MappingNode) else []:
+        if key.value == follow and _depth < 10:
+            for item in value.value if isinstance(value, yaml.SequenceNode) else [value]:
+                if isinstance(item, yaml.ScalarNode):
+                    base = os.path.join(os.path.dirname(path), os.path.expanduser(item.value))
+                    if os.path.isfile(base):  # a missing one is the library's to report
+                        check_yaml(base, follow, _depth + 1)
 
 
 _NUMBER = re.compile(r"^[+-]?(\d+\.?\d*|\.\d+)[eE][+-]?\d+$")  # 5e-4: text to PyYAML
@@ -108,10 +143,12 @@ def parse_value(text: str) -> Any:
     if text in ("None", "none", "null", "Null", "~", ""):
         return None
     try:
-        value = yaml.safe_load(text)
-        return float(value) if isinstance(value, str) and _NUMBER.match(value) else value
-    except yaml.YAMLError:
-        return text
+        value = loads_yaml(text, f"the value {text[:40]!r}")
+    except YamlError as exc:
+        if "not valid YAML" in str(exc):
+            return text  # e.g. a path with ': ' in it
+        raise ConfigError(str(exc)) from None
+    return float(value) if isinstance(value, str) and _NUMBER.match(value) else value
 
 
 def apply_override(tree: Dict[str, Any], override: str,
