@@ -324,7 +324,7 @@ def test_ema_section_and_update_freq_are_paddleclas_keys(tmp_path):
     assert load_config(CFG).get("EMA") is None  # off unless the section is there
     assert load_config(CFG, ["Global.update_freq=4"])["Global"]["update_freq"] == 4
     for override, message in (("EMA.decay=1", "EMA.decay must be a number >= 0 and < 1"),
-                              ("Global.update_freq=0", "update_freq must be a positive integer"),
+                              ("Global.update_freq=0", "update_freq must be an integer >= 1"),
                               ("Global.use_ema=True", "Global.use_ema is now EMA: {decay")):
         with pytest.raises(ConfigError, match=message.replace("{", "\\{")):
             load_config(CFG, [override])

@@ -56,7 +56,7 @@ _OWN: Dict[str, Dict[str, tuple]] = {
         "plot": (True, BOOL),                    # ours: loss.png / acc.png at the end
         "progress_bar": (True, BOOL),            # ours
         "overwrite": (False, BOOL),  # ours: a new run may replace the checkpoints in output_dir
-        "update_freq": (1, POSITIVE_INT),        # accumulate N batches' gradients per step
+        "update_freq": (1, _ITERS),              # accumulate N batches' gradients per step
     },
     "AMP": {
         "use_amp": (False, BOOL),                # GPU only; refused on CPU
