@@ -22,6 +22,7 @@ from ..utils.cli import cap_text, get_parser, parse_args  # noqa: F401  (the too
 from ..utils.hints import did_you_mean, lookup
 from ..utils.io import write_text
 from ..utils.schema import BOOL, NON_NEGATIVE_INT, POSITIVE_INT, ConfigError, Typed
+from ..utils.threads import WORKERS
 from ..utils import yamlio
 from ..utils.yamlio import YamlError, load_yaml, parse_value
 from .losses import build_loss, loss_params
@@ -200,7 +201,7 @@ SCHEMA: Dict[str, Typed] = {
     "DataLoader.*.sampler.batch_size": POSITIVE_INT,
     "DataLoader.*.sampler.shuffle": Typed("bool", null=True),
     "DataLoader.*.sampler.drop_last": BOOL,
-    "DataLoader.*.loader.num_workers": NON_NEGATIVE_INT,
+    "DataLoader.*.loader.num_workers": WORKERS,  # an int or auto (utils.threads.plan)
     **{f"DataLoader.*.loader.{k}": BOOL for k in ("use_shared_memory", "skip_bad_images")},
 }
 
