@@ -14,22 +14,22 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 FMNIST = os.path.join(ROOT, "configs", "orthonet18_fashionmnist.yaml")
 NO_OMP = {k: v for k, v in os.environ.items() if k not in ("OMP_NUM_THREADS", "PYTHONWARNINGS")}
 
-# The rule, written out: per process p = cores // ranks. Auto workers: min(1, p - 1) on a CPU,
-# min(4, p - 1) on a GPU; auto threads: p - max(1, workers) (at least 1) on a CPU, 1 on a GPU.
-# A given number is kept; auto workers beside given threads take at most p - threads.
+# The rule, written out: per process p = cores // ranks. Auto workers: 0 on a CPU, min(4, p - 1)
+# on a GPU; auto threads: p - max(1, workers) (at least 1) on a CPU, 1 on a GPU. A given
+# number is kept; auto workers beside given threads take at most p - threads.
 RULE = [
     # cores, ranks, device, workers, threads -> threads, workers
-    (2, 1, "cpu", "auto", None, 1, 1),
+    (2, 1, "cpu", "auto", None, 1, 0),
     (1, 1, "cpu", "auto", None, 1, 0),
-    (8, 1, "cpu", "auto", None, 7, 1),
-    (8, 2, "cpu", "auto", None, 3, 1),
+    (8, 1, "cpu", "auto", None, 7, 0),
+    (8, 2, "cpu", "auto", None, 3, 0),
     (2, 2, "cpu", "auto", None, 1, 0),
     (3, 2, "cpu", None, None, 1, 0),       # null means auto
     (2, 1, "cpu", 2, None, 1, 2),          # the config's number is kept, threads make room
     (8, 1, "cpu", 2, None, 6, 2),
+    (8, 1, "cpu", 1, None, 7, 1),
     (8, 1, "cpu", 0, None, 7, 0),          # a core for the data in the main process
-    (2, 1, "cpu", "auto", 2, 2, 0),        # OMP_NUM_THREADS kept, no core left for a worker
-    (8, 1, "cpu", "auto", 4, 4, 1),
+    (2, 1, "cpu", "auto", 2, 2, 0),        # OMP_NUM_THREADS kept
     (2, 1, "cpu", 3, 4, 4, 3),             # both given: both kept, even oversubscribed
     (2, 1, "gpu", "auto", None, 1, 1),
     (8, 1, "gpu", "auto", None, 1, 4),     # the seed's 4 workers
@@ -87,7 +87,7 @@ def test_setup_sets_paddle_threads_and_auto_loaders_get_its_workers(machine):
 
 def test_omp_num_threads_overrides_and_ranks_share_the_cores(machine, monkeypatch):
     seen = machine(8, omp="3")
-    assert threads.setup_threads("auto", "cpu") == (3, 1) and seen == [3]
+    assert threads.setup_threads("auto", "cpu") == (3, 0) and seen == [3]
     monkeypatch.setenv("PADDLE_TRAINERS_NUM", "2")
     machine(8)
     assert threads.setup_threads(1, "cpu") == (3, 1) and seen[-1] == 3
@@ -126,7 +126,7 @@ def test_a_training_run_prints_its_choice_once(tmp_path):
     assert proc.returncode == 0, proc.stderr[-2000:]
     lines = [ln for ln in (proc.stdout + proc.stderr).splitlines() if "threads:" in ln]
     cores = os.cpu_count() or 1
-    t, w = max(1, cores - 1), min(1, cores - 1)  # nothing set, on a CPU: the rule above
+    t, w = max(1, cores - 1), 0  # nothing set, on a CPU: the rule above
     assert len(lines) == 1, lines
     assert lines[0].endswith(f"threads: {t} compute + {w} data worker{'' if w == 1 else 's'} on "
                              f"{cores} cores; set OMP_NUM_THREADS / "
@@ -135,12 +135,12 @@ def test_a_training_run_prints_its_choice_once(tmp_path):
 
 # ----------------------------------------------------------------------------- console noise
 def test_ctrl_c_prints_one_resume_line_and_no_paddle_warning(tmp_path):
-    """A terminal's Ctrl-C (SIGINT to the whole process group, the loader's worker too) in
-    the third epoch of a real run: one resume line, exit 130, none of Paddle's C++ notices."""
+    """A terminal's Ctrl-C (SIGINT to the whole process group) in the third epoch of a real
+    run with the default workers: one resume line, exit 130, none of Paddle's notices."""
     out = tmp_path / "run"
     args = ["-c", FMNIST, "-o", f"Global.output_dir={out}", "-o", "Global.epochs=100",
             "-o", "DataLoader.Train.dataset.num_samples=512", "-o", "DataLoader.Eval.dataset.num_samples=32",
-            "-o", "DataLoader.Train.sampler.batch_size=32", "-o", "DataLoader.Train.loader.num_workers=1",
+            "-o", "DataLoader.Train.sampler.batch_size=32",
             "-o", "Arch.width=4", "-o", "Global.use_visualdl=False", "-o", "Global.plot=False"]
     proc = subprocess.Popen([sys.executable, os.path.join(ROOT, "tools", "train.py"), *args],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=NO_OMP,

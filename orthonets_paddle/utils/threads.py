@@ -60,15 +60,18 @@ def plan(cores: int, ranks: int = 1, device: str = "cpu", workers="auto",
 
     Each of ``ranks`` processes gets ``cores // ranks`` cores. A number given for ``workers``
     or ``threads`` is kept; what is ``auto`` (None) is chosen so that compute threads and
-    workers fit in the process's cores, one core always left to the data (in a worker, or
-    in the main process with none). On a CPU the model step bounds the run: one worker where
-    there is a second core, the other cores compute (on 2 shared cores, 1 thread + 1 worker
-    trained Fashion-MNIST at 460-500 images/s, 2 threads at 100-390). On a GPU the data
-    bounds it: ``GPU_WORKERS`` workers where the cores allow and one compute thread.
+    workers fit in the process's cores with one core left to the data (in the workers, or
+    in the main process when there are none). On a CPU the model step bounds the run (the
+    CIFAR augmentation runs at ~5,700 images/s on one core, the OrthoNet-18 step at ~20),
+    so no workers and all cores but one compute: on 2 shared cores the Fashion-MNIST config
+    trained at 451 images/s with 1 thread and no worker, 460 with 1 + 1 worker, 152 with
+    2 threads (medians of 5); workers add processes a Ctrl-C reaches and Paddle's worker
+    start-up to each epoch. On a GPU the data bounds it: ``GPU_WORKERS`` workers where the
+    cores allow, and one compute thread.
     """
     per = max(1, int(cores) // max(1, int(ranks)))
     if workers is None or workers == "auto":
-        workers = min(GPU_WORKERS if device == "gpu" else 1, per - 1)
+        workers = min(GPU_WORKERS, per - 1) if device == "gpu" else 0
         if threads is not None:
             workers = min(workers, max(0, per - threads))
     if threads is None:
