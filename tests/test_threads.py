@@ -101,10 +101,10 @@ def test_config_takes_auto_or_a_count(value, want):
     assert cfg["DataLoader"]["Train"]["loader"]["num_workers"] == want
 
 
-@pytest.mark.parametrize("value", ["-1", "many", "1.5", "true"])
+@pytest.mark.parametrize("value", ["-1", "many", "1.5", "true", "257"])
 def test_config_refuses_other_worker_counts_in_one_line(value):
     with pytest.raises(ConfigError, match=r"DataLoader.Train.loader.num_workers must be an "
-                                          r"integer >= 0 or auto, got"):
+                                          r"integer >= 0 and <= 256 or auto, got"):
         load_config(FMNIST, [f"DataLoader.Train.loader.num_workers={value}"])
 
 

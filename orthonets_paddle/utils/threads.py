@@ -127,7 +127,7 @@ class _Workers(Typed):
         return "auto" if value is None or value == "auto" else super().check(key, value)
 
     def describe(self) -> str:
-        return "an integer >= 0 or auto"
+        return super().describe() + " or auto"
 
 
-WORKERS = _Workers("int", min=0)
+WORKERS = _Workers("int", min=0, max=256)  # each worker is a process
