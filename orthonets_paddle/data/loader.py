@@ -20,6 +20,7 @@ from paddle.io.dataloader.collate import default_collate_fn
 from ..utils.cli import is_interrupt
 from ..utils.hints import did_you_mean
 from ..utils.schema import builder_keys
+from ..utils.threads import loader_workers
 from .batch_ops import build_batch_transforms
 from .datasets import DataFileError, build_dataset, check_channels, dataset_params
 from .images import header_problem
@@ -364,10 +365,11 @@ def _batch_sampler(dataset: Any, seed: int, distributed: bool, train: bool, *, b
                              seed, *((None, None) if distributed else (1, 0)), pad=train)
 
 
-def _loader(dataset: Any, sampler: BatchSampler, collate: Callable, *, num_workers: int = 0,
+def _loader(dataset: Any, sampler: BatchSampler, collate: Callable, *, num_workers="auto",
             use_shared_memory: bool = True, skip_bad_images: bool = False) -> DataLoader:
     loader = FailFastDataLoader(_GuardedDataset(dataset), batch_sampler=sampler,
-                                num_workers=num_workers, use_shared_memory=use_shared_memory,
+                                num_workers=loader_workers(num_workers),  # auto: utils.threads
+                                use_shared_memory=use_shared_memory,
                                 return_list=True,
                                 collate_fn=functools.partial(collate, skip=skip_bad_images))
     loader.skip_bad_images = skip_bad_images

@@ -22,8 +22,9 @@ from ..utils.cli import cap_text, get_parser, parse_args  # noqa: F401  (the too
 from ..utils.hints import did_you_mean, lookup
 from ..utils.io import write_text
 from ..utils.schema import (BATCH_SIZE, BOOL, CHANNELS_MAX, CLASS_NUM, EPOCHS, IMAGE_SIDE,
-                            NUM_SAMPLES, NUM_WORKERS, PATH, SEED, WIDTH,
+                            NUM_SAMPLES, PATH, SEED, WIDTH,
                             ConfigError, Typed)
+from ..utils.threads import WORKERS
 from ..utils import yamlio
 from ..utils.yamlio import YamlError, load_yaml, parse_value
 from .losses import build_loss, loss_params
@@ -216,7 +217,7 @@ SCHEMA: Dict[str, Typed] = {
     "DataLoader.*.sampler.batch_size": BATCH_SIZE,
     "DataLoader.*.sampler.shuffle": Typed("bool", null=True),
     "DataLoader.*.sampler.drop_last": BOOL,
-    "DataLoader.*.loader.num_workers": NUM_WORKERS,
+    "DataLoader.*.loader.num_workers": WORKERS,  # an int or auto (utils.threads.plan)
     **{f"DataLoader.*.loader.{k}": BOOL for k in ("use_shared_memory", "skip_bad_images")},
 }
 

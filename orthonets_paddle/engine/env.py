@@ -9,7 +9,7 @@ from typing import Any, Dict, List, Optional
 import numpy as np
 import paddle
 
-from ..utils.threads import set_paddle_threads
+from ..utils.threads import setup_threads
 
 __all__ = ["RunEnv", "setup_env", "seed_everything", "rng_state", "set_rng_state",
            "gather_rng_states", "rank_rng", "new_streams_note", "global_batch_warning",
@@ -35,8 +35,9 @@ def _gpu_available() -> bool:
     return paddle.is_compiled_with_cuda() and paddle.device.cuda.device_count() > 0
 
 
-def setup_env(device: str = "auto") -> RunEnv:
-    """Pick the device and start Paddle's collective engine when launched by
+def setup_env(device: str = "auto", workers="auto") -> RunEnv:
+    """Pick the device, the CPU threads with the DataLoader ``workers`` (``setup_threads``)
+    and start Paddle's collective engine when launched by
     ``python -m paddle.distributed.launch`` (gloo on CPU, NCCL on GPU)."""
     if device == "gpu" and not _gpu_available():
         raise RuntimeError("Global.device is gpu but no CUDA GPU is visible to Paddle; install "
@@ -46,8 +47,7 @@ def setup_env(device: str = "auto") -> RunEnv:
     world = int(os.environ.get("PADDLE_TRAINERS_NUM", "1"))
     # "gpu" is this rank's card: Paddle reads FLAGS_selected_gpus, set by the launcher
     paddle.set_device("gpu" if use_gpu else "cpu")
-    if not use_gpu:  # Paddle uses one CPU thread unless told otherwise
-        set_paddle_threads(ranks=world)
+    setup_threads(workers, "gpu" if use_gpu else "cpu", world)
     if world > 1:
         paddle.distributed.init_parallel_env()
     return RunEnv(device="gpu" if use_gpu else "cpu", rank=paddle.distributed.get_rank(),

@@ -20,6 +20,7 @@ from ..models import build_model_from_config
 from ..models.registry import model_channels
 from ..models.pretrained import FINE_TUNE, load_pretrained
 from ..utils.cli import Terminated, is_interrupt
+from ..utils.threads import threads_line
 from .amp import autocast, build_scaler, decorate, fp16_eval
 from .checkpoint import (READY, CheckpointError, RunFolderError, RunLock, arch_identity, checkpoint_files,
                          commit, current, holds_run, identity_diff, load_checkpoint,
@@ -235,8 +236,10 @@ def train(cfg: Dict[str, Any]) -> Dict[str, Any]:
     (device, data, model, weights, the resume checkpoint and its identity, the run folder's
     ownership) runs before anything is written to ``Global.output_dir``."""
     g = cfg["Global"]
-    env = setup_env(g["device"])
+    env = setup_env(g["device"], (  # threads and workers chosen together (utils.threads)
+        (cfg["DataLoader"].get("Train") or {}).get("loader") or {}).get("num_workers"))
     log = get_logger(quiet=not env.is_main)
+    log.info(threads_line())
     if cfg["AMP"]["use_amp"] and env.device != "gpu":
         raise RuntimeError("AMP.use_amp needs a GPU (float16 autocast); this run is on the CPU. "
                            "Set -o AMP.use_amp=False, or -o Global.device=gpu on a GPU machine")
